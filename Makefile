@@ -1,0 +1,38 @@
+# Two entry points for a fresh machine:
+#   make all    -- set up .venv if missing, then run the whole study on config/default.yaml
+#   make test   -- set up the same .venv, then run the tests (including the smoke workflow)
+# With your own environment: `pip install -e .[test]`, then `snakemake --cores 8 all` and `pytest`.
+
+PYTHON  ?= python3
+VENV    ?= .venv
+CORES   ?= $(shell nproc 2>/dev/null || echo 2)
+CONFIG  ?= config/default.yaml
+# CPU build of PyTorch by default. GPU users: make TORCH_SPEC="torch==2.13.0" TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cu126
+TORCH_SPEC  ?= torch==2.13.0
+TORCH_INDEX ?=
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: all test venv dry-run clean-results
+
+all: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) all --configfile $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+dry-run: $(STAMP)
+	$(BIN)/snakemake -n all --configfile $(CONFIG)
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=23"
+	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[test]"
+	touch $(STAMP)
+
+clean-results:
+	rm -rf results .snakemake

@@ -1,0 +1,27 @@
+# TomoGAN study suite -- the workflow. This file only wires things up: config, includes, targets.
+# Run the default study:   snakemake --cores 2 all
+# Another config:          snakemake --cores 2 all --configfile config/smoke.yaml
+# (each config file is complete; the default is loaded only when none is given)
+
+from snakemake.utils import min_version
+
+min_version("8.0")
+
+if not config:
+
+    configfile: "config/default.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/phantoms.smk"
+include: "rules/acquire.smk"
+include: "rules/reconstruct.smk"
+include: "rules/metrics.smk"
+
+
+rule all:
+    input:
+        simulated_data(),
+        reconstructions(),
+        "results/metrics/conventional.csv",
+    default_target: True

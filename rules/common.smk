@@ -1,0 +1,79 @@
+# Validate the config, then derive the names, wildcard constraints and input functions every rule uses.
+import json
+import re
+
+from snakemake.utils import validate
+
+
+validate(config, schema="../config/config.schema.yaml")
+
+DATASETS = list(config["datasets"])
+FOAM = [d for d, v in config["datasets"].items() if v["kind"] == "foam"]
+SHALE = [d for d, v in config["datasets"].items() if v["kind"] == "shale"]
+DOSES = list(config["doses"])
+FULL = [d for d, v in config["doses"].items() if v["mode"] == "full"]
+LOW_DOSES = [d for d in DOSES if d not in FULL]
+if len(FULL) != 1:
+    raise ValueError(f"config 'doses': exactly one dose must have mode 'full', found {FULL or 'none'}")
+FULL = FULL[0]
+for _name in SHALE:
+    _ds = config["datasets"][_name]
+    for _key, _table in (("sample", "samples"), ("facility", "facilities"), ("tomobank", "tomobank")):
+        if _ds.get(_key) not in config["shale"][_table]:
+            raise ValueError(f"config 'datasets.{_name}.{_key}': '{_ds.get(_key)}' is not a key of 'shale.{_table}'")
+_ref = config["reference"]
+if _ref.get("dose", FULL) not in config["doses"]:
+    raise ValueError(f"config 'reference.dose': '{_ref['dose']}' is not a dose label")
+SIRT_DATASETS = (DATASETS if config["reconstruct"]["sirt"].get("datasets", "all") == "all"
+                 else config["reconstruct"]["sirt"]["datasets"])
+for _name in SIRT_DATASETS:
+    if _name not in DATASETS:
+        raise ValueError(f"config 'reconstruct.sirt.datasets': '{_name}' is not a dataset")
+# A short hash of the resolved config: every table row records which config made it.
+CONFIG_HASH = __import__("hashlib").sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _alternatives(names):
+    return "|".join(re.escape(n) for n in names) if names else "(?!)"
+
+
+wildcard_constraints:
+    dataset=_alternatives(DATASETS),
+    dose=_alternatives(DOSES),
+
+
+# ---------------------------------------------------------------- paths
+def recon_path(dataset, dose, method):
+    return f"results/{dataset}/recon/{dose}/{method}.h5"
+
+
+def reference_path(dataset):
+    return recon_path(dataset, config["reference"].get("dose", FULL), config["reference"].get("method", "fbp"))
+
+
+def simulated_data():
+    return [f"results/{d}/proj/{dose}.h5" for d in DATASETS for dose in DOSES]
+
+
+def reconstructions():
+    """Every conventional reconstruction the study compares against."""
+    out = [recon_path(d, dose, "fbp") for d in DATASETS for dose in DOSES]
+    out += [recon_path(d, dose, m) for d in SIRT_DATASETS for dose in LOW_DOSES for m in ("sirt", "sirt-tv")]
+    return sorted(set(out + [reference_path(d) for d in DATASETS]))
+
+
+# ---------------------------------------------------------------- parameters as command-line flags
+def foam_args(wildcards):
+    f = config["foam"]
+    ds = config["datasets"][wildcards.dataset]
+    return (f"--dataset {wildcards.dataset} --seed {config['seed'] + ds.get('seed', 0)} "
+            f"--size {f['size']} --slices {f['slices']} --cylinder-radius {f['cylinder_radius']} "
+            f"--pore-radius-min {f['pore_radius'][0]} --pore-radius-max {f['pore_radius'][1]} "
+            f"--porosity {f['porosity']} --gap {f['gap']} --supersample {f['supersample']}")
+
+
+def dose_args(wildcards):
+    d = config["doses"][wildcards.dose]
+    ds = config["datasets"][wildcards.dataset]
+    level = f"--factor {d['factor']}" if d["mode"] == "sparse" else f"--incident {d['incident']}"
+    return f"--label {wildcards.dose} --mode {d['mode']} {level} --seed {config['seed'] + ds.get('seed', 0)}"

@@ -1,0 +1,226 @@
+"""HDF5 input and output shared by every stage of the study.
+
+Every file the workflow writes is HDF5 with provenance attributes, written
+atomically: data go to a temporary file beside the target, which replaces the
+target only once it is complete. A killed job therefore never leaves a
+half-written file under the final name.
+
+Every reader checks what it is given and raises :class:`InputError` with a
+one-line message that names the file and the problem; :func:`cli` turns that
+into ``error: <message>`` on stderr and exit status 2.
+
+Axis order, written down once: projections are ``(angles, rows, detector)``,
+volumes are ``(slices, rows, cols)``; a slice is one detector row.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import platform
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+__all__ = [
+    "InputError",
+    "read_array",
+    "read_attrs",
+    "atomic_h5",
+    "write_arrays",
+    "software_versions",
+    "check_finite",
+    "cli",
+]
+
+logger = logging.getLogger(__name__)
+
+
+class InputError(ValueError):
+    """Bad input: the message is one line that names the file and the problem."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@contextmanager
+def _open_for_read(path):
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir():
+        raise InputError(path, "is a directory, expected an HDF5 file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:  # truncated, corrupt, or not HDF5 at all
+        reason = str(exc).split(";")[0].split("(")[0].strip() or "unreadable"
+        raise InputError(path, f"not a readable HDF5 file (truncated or corrupt?): {reason}") from None
+    with f:
+        yield f
+
+
+def read_array(path, name: str, *, ndim: int | None = None, dtype_kind: str = "fiu",
+               finite: bool = True, dtype=np.float32) -> np.ndarray:
+    """Read one dataset from an HDF5 file, checking it on the way.
+
+    Parameters
+    ----------
+    path : str or Path
+        HDF5 file.
+    name : str
+        Dataset path inside the file, e.g. ``"/exchange/data"``.
+    ndim : int, optional
+        Required number of dimensions.
+    dtype_kind : str
+        Allowed numpy dtype kinds (``"f"`` float, ``"i"``/``"u"`` integers).
+    finite : bool
+        Reject NaN and Inf.
+    dtype : numpy dtype or None
+        Cast the result to this type (``None`` keeps the stored type).
+
+    Returns
+    -------
+    ndarray
+        The dataset's values.
+
+    Raises
+    ------
+    InputError
+        Missing file or dataset, unreadable file, wrong rank or dtype, NaN/Inf.
+    """
+    with _open_for_read(path) as f:
+        if name not in f:
+            raise InputError(path, f"missing dataset '{name}'")
+        ds = f[name]
+        if not isinstance(ds, h5py.Dataset):
+            raise InputError(path, f"'{name}' is a group, expected a dataset")
+        if ds.dtype.kind not in dtype_kind:
+            raise InputError(path, f"dataset '{name}' has dtype {ds.dtype}, expected one of kinds '{dtype_kind}'")
+        if ndim is not None and ds.ndim != ndim:
+            raise InputError(path, f"dataset '{name}' has shape {ds.shape}, expected {ndim} dimensions")
+        try:
+            arr = ds[()]
+        except OSError as exc:
+            raise InputError(path, f"dataset '{name}' cannot be read (truncated file?): {exc}") from None
+    if dtype is not None:
+        arr = np.asarray(arr, dtype=dtype)
+    if finite:
+        check_finite(arr, path, name)
+    return arr
+
+
+def check_finite(arr: np.ndarray, path, name: str) -> None:
+    """Raise :class:`InputError` if ``arr`` holds NaN or Inf."""
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int(arr.size - np.isfinite(arr).sum())
+        raise InputError(path, f"dataset '{name}' holds {bad} NaN/Inf values")
+
+
+def read_attrs(path, name: str = "/") -> dict:
+    """Return the attributes of a group or dataset as plain Python values."""
+    with _open_for_read(path) as f:
+        if name not in f:
+            raise InputError(path, f"missing '{name}'")
+        return {k: _from_h5(v) for k, v in f[name].attrs.items()}
+
+
+def _from_h5(value):
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def _to_h5(value):
+    """Map a Python value to something HDF5 attributes store (dicts as JSON)."""
+    if value is None:
+        return "none"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    if isinstance(value, (list, tuple)) and any(isinstance(v, (str, dict)) for v in value):
+        return json.dumps(value)
+    return value
+
+
+@contextmanager
+def atomic_h5(path):
+    """Open ``path`` for writing through a temporary file in the same folder.
+
+    Yields an open :class:`h5py.File`; on success the temporary file replaces
+    ``path``, on any exception it is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_arrays(path, arrays: dict, attrs: dict | None = None, *, chunks_slices: int | None = 1,
+                 compression: str | None = None) -> None:
+    """Write named arrays and root attributes to ``path`` atomically.
+
+    Parameters
+    ----------
+    path : str or Path
+        Target file.
+    arrays : dict of str to ndarray
+        Dataset path -> array. 3-D arrays are chunked one slice (first axis) at a time.
+    attrs : dict, optional
+        Root attributes (provenance). Dicts are stored as JSON strings.
+    """
+    with atomic_h5(path) as f:
+        for name, arr in arrays.items():
+            arr = np.asarray(arr)
+            chunks = None
+            if chunks_slices and arr.ndim == 3 and arr.shape[0] > 0:
+                chunks = (min(chunks_slices, arr.shape[0]),) + arr.shape[1:]
+            f.create_dataset(name, data=arr, chunks=chunks, compression=compression)
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = _to_h5(value)
+
+
+def software_versions() -> dict:
+    """Versions of the software that shaped a result, for provenance attributes."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for dist in ("tomogan-study", "numpy", "scipy", "h5py", "astra-toolbox", "tomopy",
+                 "xdesign", "scikit-image", "torch"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def cli(main):
+    """Decorate a command-line ``main``: :class:`InputError` -> one line on stderr, exit 2."""
+
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        try:
+            return main(argv)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapper

@@ -1,0 +1,59 @@
+"""The configs validate against the schema, and a wrong key or value stops Snakemake naming it."""
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from snakemake.utils import validate
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "config" / "config.schema.yaml"
+
+
+def _load(name):
+    return yaml.safe_load((ROOT / "config" / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "smoke.yaml", "paper.yaml"])
+def test_shipped_configs_are_valid(name):
+    validate(_load(name), str(SCHEMA))
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda c: c["foam"].update(sise=256), "sise"),                          # typo in a key
+    (lambda c: c["foam"].update(size="large"), "large"),                     # wrong type
+    (lambda c: c["doses"].update({"sparse-3": {"mode": "sparse"}}), "factor"),   # sparse without factor
+    (lambda c: c.update(backend="matlab"), "matlab"),
+])
+def test_schema_rejects_bad_values(mutate, needle):
+    cfg = copy.deepcopy(_load("smoke.yaml"))
+    mutate(cfg)
+    with pytest.raises(Exception, match=needle):
+        validate(cfg, str(SCHEMA))
+
+
+def _dry_run(tmp_path, cfg):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return subprocess.run([sys.executable, "-m", "snakemake", "-n", "all", "--configfile", str(path),
+                           "--snakefile", str(ROOT / "Snakefile"), "--directory", str(tmp_path)],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+def test_snakemake_stops_on_an_unknown_key_and_names_it(tmp_path):
+    cfg = _load("smoke.yaml")
+    cfg["reconstruct"]["sirt"]["n_iters"] = 10
+    proc = _dry_run(tmp_path, cfg)
+    assert proc.returncode != 0
+    assert "n_iters" in proc.stdout + proc.stderr
+
+
+def test_snakemake_stops_on_a_dangling_dataset_reference(tmp_path):
+    cfg = _load("smoke.yaml")
+    cfg["reconstruct"]["sirt"]["datasets"] = ["foam9"]
+    proc = _dry_run(tmp_path, cfg)
+    assert proc.returncode != 0
+    assert "reconstruct.sirt.datasets" in proc.stdout + proc.stderr and "foam9" in proc.stdout + proc.stderr
