@@ -3,13 +3,15 @@
 # Another config:          snakemake --cores 2 all --configfile config/smoke.yaml
 # (each config file is complete; the default is loaded only when none is given)
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("8.0")
 
 if not config:
 
-    configfile: "config/default.yaml"
+    configfile: os.path.join(workflow.basedir, "config", "default.yaml")
 
 
 include: "rules/common.smk"

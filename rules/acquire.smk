@@ -24,6 +24,23 @@ rule project_foam:
         "--threads {threads} > {log} 2>&1"
 
 
+rule prepare_shale:
+    input:
+        rules.shale_raw.output,
+    output:
+        f"results/{{dataset}}/proj/{FULL}.h5",
+    wildcard_constraints:
+        dataset=_alternatives(SHALE),
+    params:
+        args=shale_prepare_args,
+    log:
+        "results/logs/prepare_shale/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare_shale/{dataset}.tsv"
+    shell:
+        "python -m simulate.dxchange {input} {output} {params.args} > {log} 2>&1"
+
+
 rule low_dose:
     input:
         f"results/{{dataset}}/proj/{FULL}.h5",

@@ -77,3 +77,36 @@ def dose_args(wildcards):
     ds = config["datasets"][wildcards.dataset]
     level = f"--factor {d['factor']}" if d["mode"] == "sparse" else f"--incident {d['incident']}"
     return f"--label {wildcards.dose} --mode {d['mode']} {level} --seed {config['seed'] + ds.get('seed', 0)}"
+
+
+def _shale(wildcards):
+    ds = config["datasets"][wildcards.dataset]
+    sh = config["shale"]
+    return ds, sh, sh["samples"][ds["sample"]], sh["facilities"][ds["facility"]], sh["tomobank"][ds["tomobank"]]
+
+
+def _none(value):
+    return "none" if value is None else value
+
+
+def shale_download_args(wildcards):
+    """Flags of `simulate.download`: the real file's URL and checksum, the mode, then the stand-in's flags."""
+    ds, sh, sample, fac, tb = _shale(wildcards)
+    # The stand-in's rotation axis sits where the real scan's does, scaled to the stand-in's detector.
+    offset = (tb["center"] - tb["width"] / 2) * fac["detector"] / tb["width"]
+    standin = (f"--preset {sample.get('name', 'hornby')} --sample {ds['sample']} "
+               f"--sample-seed {config['seed'] + sample['seed']} --size {sample.get('size', 256)} "
+               f"--slices {sh.get('slices', 48)} --facility {ds['facility']} --n-angles {fac['n_angles']} "
+               f"--detector {fac['detector']} --rows {sh.get('slices', 48)} --incident {fac['incident']} "
+               f"--blur {fac.get('blur', 0.0)} --dark {fac.get('dark', 100.0)} "
+               f"--max-line-integral {fac.get('max_line_integral', 2.0)} --center-offset {offset:.4f} "
+               f"--seed {config['seed'] + ds.get('seed', 0)} --backend {config['backend']}")
+    return (f"--name {ds['tomobank']} --url {_none(tb['url'])} --sha256 {_none(tb['sha256'])} "
+            f"--size {_none(tb.get('size'))} --mode {sh['source']} -- {standin}")
+
+
+def shale_prepare_args(wildcards):
+    """Flags of `simulate.dxchange`; the --real-* ones apply only when the raw file is the real scan."""
+    ds, sh, sample, fac, tb = _shale(wildcards)
+    return (f"--dataset {wildcards.dataset} --facility {ds['facility']} --sample {ds['sample']} "
+            f"--real-center {tb['center']} --real-bin {tb.get('bin', 8)} --real-slices {sh.get('slices', 48)}")

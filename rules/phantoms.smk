@@ -15,3 +15,19 @@ rule foam_phantom:
     threads: config["threads"]
     shell:
         "python -m simulate.phantoms {output} {params.args} --threads {threads} > {log} 2>&1"
+
+
+rule shale_raw:
+    output:
+        "results/{dataset}/raw.h5",
+    wildcard_constraints:
+        dataset=_alternatives(SHALE),
+    params:
+        args=shale_download_args,
+    log:
+        "results/logs/shale_raw/{dataset}.log",
+    benchmark:
+        "results/benchmarks/shale_raw/{dataset}.tsv"
+    threads: config["threads"]
+    shell:
+        "python -m simulate.download {output} {params.args} --threads {threads} > {log} 2>&1"
