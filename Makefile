@@ -13,6 +13,8 @@ TORCH_INDEX ?=
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Snakemake's shell steps call `python -m ...`: put the venv first so that they run in it.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: all test venv dry-run clean-results
 

@@ -1,5 +1,6 @@
 """The Snakemake DAG: the default config plans, and the smoke config runs end to end."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _snakemake(*args, cwd):
+    # the rules' shell steps call `python`: make it this interpreter, whatever PATH the tests got
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     return subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-                           "--directory", str(cwd), *args], capture_output=True, text=True, cwd=ROOT)
+                           "--directory", str(cwd), *args], capture_output=True, text=True, cwd=ROOT, env=env)
 
 
 def test_default_config_plans_every_stage(tmp_path):
