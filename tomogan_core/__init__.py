@@ -9,9 +9,23 @@ Submodules, imported on demand so that ``import tomogan_core`` stays light:
 - :mod:`tomogan_core.losses`: WGAN-GP, cross-entropy, MSE and VGG perceptual losses.
 - :mod:`tomogan_core.vgg`: VGG19 features in plain PyTorch (torchvision-compatible weights).
 - :mod:`tomogan_core.keras_import`: the authors' released ``TomoGAN.h5`` into :class:`Generator`.
-- :mod:`tomogan_core.export`: the served format (TorchScript ``.pt`` + JSON card).
+- :mod:`tomogan_core.export`: the served format (TorchScript ``.pt`` + JSON card); ``tomogan-export``.
+- :mod:`tomogan_core.data`: paired volumes, normalisation, random patches of d slices.
+- :mod:`tomogan_core.train`: WGAN-GP training with checkpoints and resume; ``tomogan-train``.
+- :mod:`tomogan_core.infer`: :func:`denoise` and ``tomogan-infer``.
 """
 
 from .model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
-__all__ = ["Generator", "GeneratorConfig", "Discriminator", "DiscriminatorConfig"]
+
+def denoise(volume, model, **kwargs):
+    """Enhance a low-dose volume ``(slices, rows, cols)`` with a trained or served model file.
+
+    See :func:`tomogan_core.infer.denoise` for the options.
+    """
+    from .infer import denoise as _denoise
+
+    return _denoise(volume, model, **kwargs)
+
+
+__all__ = ["Generator", "GeneratorConfig", "Discriminator", "DiscriminatorConfig", "denoise"]

@@ -3,12 +3,14 @@
 A served model is two files side by side:
 
 - ``NAME.pt``: the generator compiled with TorchScript (eval mode, float32, CPU). Calling it on an
-  NCHW float32 tensor ``(B, d, H, W)`` of any height and width returns ``(B, 1, H, W)``: the
-  reflect-padding to a multiple of 8 and the crop back are part of the scripted forward, so
+  NCHW float32 tensor ``(B, d, H, W)`` of data values (any height and width) returns the enhanced
+  centre slices ``(B, 1, H, W)`` in the same units: the data scaling of ``input_scale``, the
+  reflect-padding to a multiple of 8 and the crop back are all part of the scripted forward, so
   ``torch.jit.load("NAME.pt")(x)`` needs nothing from this package.
-- ``NAME.json``: the model card: ``format_version``, ``in_slices``, ``upsample``, ``input_scale`` (how
-  to map data to the network's input scale), ``source``, ``torch_version``, ``created`` and whatever
-  the caller adds. A copy is also embedded in the ``.pt`` file as the extra file ``card.json``.
+- ``NAME.json``: the model card: ``format_version``, ``in_slices``, ``upsample``, ``input_scale`` (the
+  affine map from data to network units, ``z = (data - offset) / scale``, applied inside the module and
+  inverted on its output), ``source``, ``torch_version``, ``created`` and whatever the caller adds. A
+  copy is also embedded in the ``.pt`` file as the extra file ``card.json``.
 
 Both files are written atomically (temporary file in the same folder, then :func:`os.replace`).
 
@@ -36,7 +38,7 @@ import torch.nn as nn
 
 from .model import SIZE_MULTIPLE, Generator
 
-__all__ = ["FORMAT_VERSION", "REQUIRED_CARD_KEYS", "card_path", "export_served", "load_served"]
+__all__ = ["FORMAT_VERSION", "REQUIRED_CARD_KEYS", "card_path", "export_served", "load_served", "export_trained", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +50,22 @@ PathLike = Union[str, os.PathLike]
 
 
 class ServedGenerator(nn.Module):
-    """Wraps a :class:`~tomogan_core.model.Generator` so that its forward accepts any H, W."""
+    """Wraps a :class:`~tomogan_core.model.Generator`: data units in and out, any H, W.
 
-    def __init__(self, generator: Generator):
+    ``forward(x) = net((x - offset) / scale) * scale + offset``, the network run on ``x`` padded to a
+    multiple of 8 and cropped back.
+    """
+
+    def __init__(self, generator: Generator, offset: float = 0.0, scale: float = 1.0):
         super().__init__()
         self.net = generator
+        self.register_buffer("offset", torch.tensor(float(offset)))
+        self.register_buffer("scale", torch.tensor(float(scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map (B, d, H, W) float32 to (B, 1, H, W); any H, W (padded to a multiple of 8 inside)."""
-        return self.net.forward_any_size(x)
+        """Map (B, d, H, W) float32 data to (B, 1, H, W) enhanced data."""
+        z = (x - self.offset) / self.scale  # (B, d, H, W) network units
+        return self.net.forward_any_size(z) * self.scale + self.offset  # (B, 1, H, W)
 
 
 def card_path(path: PathLike) -> Path:
@@ -114,7 +123,8 @@ def export_served(generator: Generator, path: PathLike, card: Dict[str, Any]) ->
     card : dict
         JSON-serialisable fields for the card. Must hold ``input_scale`` (e.g.
         ``{"kind": "affine", "offset": 0.0, "scale": 1.0, "note": "raw 0..255 grey levels"}``,
-        meaning network input = (data - offset) / scale) and ``source`` (provenance string).
+        meaning network input = (data - offset) / scale, applied inside the served module) and
+        ``source`` (provenance string).
         Other keys are copied as given.
 
     Returns
@@ -137,9 +147,12 @@ def export_served(generator: Generator, path: PathLike, card: Dict[str, Any]) ->
     except (TypeError, ValueError) as exc:
         raise ValueError(f"card is not JSON-serialisable: {exc}") from None
 
+    scale = full_card["input_scale"]
+    if scale.get("kind") != "affine" or not float(scale.get("scale", 0)) > 0:
+        raise ValueError(f"card input_scale must be affine with a positive scale, got {scale!r}")
     net = copy.deepcopy(generator).to(device="cpu", dtype=torch.float32).eval()
     with _quiet_torchscript():
-        scripted = torch.jit.script(ServedGenerator(net))
+        scripted = torch.jit.script(ServedGenerator(net, float(scale["offset"]), float(scale["scale"])))
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_pt, tmp_json = _temp_path(path), _temp_path(json_path)
@@ -204,3 +217,56 @@ def load_served(path: PathLike, *, map_location: str = "cpu") -> Tuple[torch.jit
         )
     module.eval()
     return module, card
+
+
+def export_trained(model_path: PathLike, out: PathLike) -> Path:
+    """Serve a trained ``model.pt`` (from ``tomogan-train``): TorchScript ``out`` plus its card.
+
+    The card records the depth, the normalisation, the training data and settings, the VGG weights
+    used, and the generator's metrics on the validation slices.
+    """
+    from .train import load_model
+
+    generator, norm, info = load_model(model_path)
+    card = {
+        "input_scale": norm.card_scale(),
+        "source": f"trained: {Path(model_path)}",
+        "normalization": norm.as_dict(),
+        "train_config": info.get("config", {}),
+        "train_data": info.get("train_data", []),
+        "val_data": info.get("val_data", []),
+        "provenance": info.get("provenance", {}),
+        "vgg_weights": info.get("vgg_weights", "unknown"),
+        "validation": {"step": info.get("step"), "ssim": info.get("val_ssim"), "psnr": info.get("val_psnr"),
+                       "region": "circular field of view"},
+        "steps_trained": info.get("steps_trained"),
+        "trained_on_device": info.get("device"),
+        "versions": info.get("versions", {}),
+    }
+    return export_served(generator, out, card)
+
+
+def main(argv=None) -> int:
+    """``tomogan-export MODEL.pt OUT.pt``: write the served TorchScript model and its JSON card."""
+    import argparse
+    import sys
+
+    from simulate.io import InputError
+
+    p = argparse.ArgumentParser(prog="tomogan-export", description="Write a trained TomoGAN model "
+                                "(model.pt from tomogan-train) as TorchScript OUT.pt plus an OUT.json card.")
+    p.add_argument("model", help="model.pt (or checkpoint.pt) written by tomogan-train")
+    p.add_argument("out", help="served model to write, e.g. served/foam.pt")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        card = export_trained(args.model, args.out)
+    except (InputError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} and {card}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,243 @@
+"""Training: determinism, resume, depths, that it learns, the release layout, and the served model."""
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import tomogan_core
+from simulate.io import InputError, write_arrays
+from tomogan_core.data import VolumePair, read_pair, split_held_out
+from tomogan_core.export import export_trained, load_served
+from tomogan_core.infer import load_any
+from tomogan_core.train import TrainConfig, denoise_volume, load_model, train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A tiny, fast setting: MSE + WGAN-GP + a random-init VGG at an early layer (the full loss, cheaply).
+TINY = TrainConfig(depth=3, patch=16, batch=2, max_iter=6, lambda_adv=0.01, lambda_mse=1.0, lambda_vgg=0.1,
+                   vgg_weights="random-init", vgg_layer=4, log_every=1, val_every=2, ckpt_every=2,
+                   val_slices=2, seed=7, lr_g=1e-3, lr_d=1e-3)
+
+
+def _volume(seed, slices=10, size=32):
+    """Discs that drift slowly along the slice axis (adjacent slices alike), and a noisy copy."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    clean = np.zeros((slices, size, size), np.float32)
+    for _ in range(6):
+        cy, cx, r, v = rng.uniform(6, size - 6), rng.uniform(6, size - 6), rng.uniform(2, 6), rng.uniform(0.5, 1)
+        for s in range(slices):
+            clean[s] += v * (((yy - cy - 0.2 * s) ** 2 + (xx - cx) ** 2) < r ** 2)
+    noisy = clean + rng.normal(0, 0.3, clean.shape).astype(np.float32)
+    return VolumePair(noisy, clean, name=f"synthetic-{seed}")
+
+
+def _files(tmp_path, seed, **kw):
+    pair = _volume(seed, **kw)
+    ld, nd = tmp_path / f"ld{seed}.h5", tmp_path / f"nd{seed}.h5"
+    write_arrays(ld, {"/recon": pair.low, "/slices": np.arange(pair.n_slices)}, {"dataset": f"s{seed}"})
+    write_arrays(nd, {"/recon": pair.normal, "/slices": np.arange(pair.n_slices)}, {"dataset": f"s{seed}"})
+    return ld, nd
+
+
+def _weights(path):
+    generator, _, _ = load_model(path)
+    return {k: v.clone() for k, v in generator.state_dict().items()}
+
+
+def test_same_seed_gives_same_losses_and_weights(tmp_path):
+    a = train(TINY, [_volume(1)], [_volume(2)], tmp_path / "a", progress=False)
+    b = train(TINY, [_volume(1)], [_volume(2)], tmp_path / "b", progress=False)
+    la, lb = (p.parent / "log.csv" for p in (a, b))
+    assert la.read_text().splitlines()[1:] and [r.split(",")[2:] for r in la.read_text().splitlines()] == \
+        [r.split(",")[2:] for r in lb.read_text().splitlines()]  # all but the elapsed time
+    wa, wb = _weights(a), _weights(b)
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    # and another seed trains differently
+    c = train(replace(TINY, seed=8), [_volume(1)], [_volume(2)], tmp_path / "c", progress=False)
+    assert not all(torch.equal(wa[k], v) for k, v in _weights(c).items())
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    full = train(TINY, [_volume(1)], [_volume(2)], tmp_path / "full", progress=False)
+    stopped = train(TINY, [_volume(1)], [_volume(2)], tmp_path / "cut", progress=False, stop_after=2)
+    assert stopped.name == "checkpoint.pt" and not (tmp_path / "cut" / "model.pt").exists()
+    resumed = train(TINY, [_volume(1)], [_volume(2)], tmp_path / "cut", progress=False)
+    wf, wr = _weights(full), _weights(resumed)
+    assert all(torch.equal(wf[k], wr[k]) for k in wf)
+    assert (tmp_path / "full" / "log.csv").read_text().count("\n") == (tmp_path / "cut" / "log.csv").read_text().count("\n")
+    # the critic and the optimisers resumed too: the final checkpoints agree
+    cf = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)
+    cr = torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)
+    assert all(torch.equal(cf["critic"][k], cr["critic"][k]) for k in cf["critic"])
+
+
+def test_checkpoint_from_another_depth_is_refused(tmp_path):
+    train(TINY, [_volume(1)], [_volume(2)], tmp_path / "run", progress=False, stop_after=2)
+    with pytest.raises(InputError, match="depth"):
+        train(replace(TINY, depth=5), [_volume(1)], [_volume(2)], tmp_path / "run", progress=False)
+
+
+@pytest.mark.parametrize("depth", [1, 3, 5, 7])
+def test_every_published_depth_trains_and_infers(tmp_path, depth):
+    cfg = replace(TINY, depth=depth, max_iter=1, lambda_vgg=0.0, val_every=1, ckpt_every=1)
+    model = train(cfg, [_volume(1)], [_volume(2)], tmp_path, progress=False)
+    generator, norm, info = load_model(model, depth=depth)
+    assert generator.cfg.in_slices == depth and info["steps_trained"] == 1
+    out = tomogan_core.denoise(_volume(3).low[:, :30, :27], model)  # any slice size
+    assert out.shape == (10, 30, 27) and np.isfinite(out).all()
+
+
+def test_training_learns_to_denoise(tmp_path):
+    """A short MSE run must beat its own noisy input on volumes it never saw (a test that can fail)."""
+    cfg = replace(TINY, max_iter=150, lambda_adv=0.0, lambda_vgg=0.0, batch=4, patch=24, val_every=50,
+                  ckpt_every=150, log_every=50)
+    model = train(cfg, [_volume(1), _volume(4)], [_volume(2)], tmp_path, progress=False)
+    generator, norm, _ = load_model(model)
+    test = _volume(3)
+    before = np.mean((test.low - test.normal) ** 2)
+    after = np.mean((denoise_volume(generator, test.low, norm) - test.normal) ** 2)
+    assert after < 0.5 * before, (before, after)
+
+
+def test_validation_slices_are_held_out_with_a_gap():
+    pair = VolumePair(np.arange(20)[:, None, None] * np.ones((20, 2, 2), np.float32),
+                      np.zeros((20, 2, 2), np.float32), "v")
+    tr, val = split_held_out(pair, fraction=0.25, depth=3)
+    assert tr.low[:, 0, 0].max() + 3 < val.low[:, 0, 0].min()
+    assert val.n_slices == 5 and tr.n_slices == 12
+
+
+def test_served_model_agrees_with_eager_and_denoise(tmp_path):
+    model = train(replace(TINY, max_iter=2), [_volume(1)], [_volume(2)], tmp_path / "run", progress=False)
+    export_trained(model, tmp_path / "served.pt")
+    generator, norm, _ = load_model(model)
+    vol = _volume(5).low
+    eager = denoise_volume(generator, vol, norm)
+    plain = torch.jit.load(str(tmp_path / "served.pt"))  # no tomogan_core needed to call it
+    x = torch.from_numpy(np.stack([vol[[max(i - 1, 0), i, min(i + 1, 9)]] for i in range(10)]))
+    with torch.no_grad():
+        jit = plain(x)[:, 0].numpy()
+    served = tomogan_core.denoise(vol, tmp_path / "served.pt")
+    np.testing.assert_allclose(jit, eager, atol=1e-5)
+    np.testing.assert_allclose(served, eager, atol=1e-5)
+    _, card = load_served(tmp_path / "served.pt")
+    assert card["in_slices"] == 3 and card["vgg_weights"] == "random-init"
+    assert card["input_scale"]["scale"] == pytest.approx(norm.scale) and "ssim" in card["validation"]
+    assert load_any(tmp_path / "served.pt").depth == 3
+
+
+def _cli(module, *args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.mark.slow
+def test_release_commands_train_and_infer_from_the_repository_root(tmp_path):
+    ld, nd = _files(tmp_path, 1)
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "train.py", "-ld", ld, "-nd", nd, "-o", out, "-depth", "3", "-psz", "16",
+                           "-mbsz", "2", "-maxiter", "2", "-lperc", "0", "-ladv", "0.01", "--val-every", "1",
+                           "--quiet"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (out / "model.pt").exists() and (out / "log.csv").exists()
+    ld3, _ = _files(tmp_path, 3)
+    proc = subprocess.run([sys.executable, "infer.py", "-ld", ld3, "-model", out / "model.pt", "-o",
+                           tmp_path / "dn.h5", "--quiet"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "slices/s" in proc.stdout
+    import h5py
+    with h5py.File(tmp_path / "dn.h5") as f:
+        assert f["recon"].shape == (10, 32, 32) and f.attrs["method"] == "tomogan" and f.attrs["depth"] == 3
+
+
+def test_release_single_file_layout(tmp_path):
+    a, b = _volume(1), _volume(2)
+    dsfn = tmp_path / "dataset.h5"
+    write_arrays(dsfn, {"train_ns": a.low, "train_gt": a.normal, "test_ns": b.low, "test_gt": b.normal})
+    from tomogan_core.train import main as train_main
+    from tomogan_core.infer import main as infer_main
+
+    assert train_main(["-dsfn", str(dsfn), "-o", str(tmp_path / "run"), "-psz", "16", "-mbsz", "2",
+                       "-maxiter", "1", "-lperc", "0", "--val-every", "1", "--quiet"]) == 0
+    assert infer_main(["-ld", str(dsfn), "-model", str(tmp_path / "run" / "model.pt"), "-o",
+                       str(tmp_path / "dn.h5"), "--quiet"]) == 0
+    import h5py
+    with h5py.File(tmp_path / "dn.h5") as f:
+        assert set(f) == {"ns", "gt", "dn"} and f["dn"].shape == b.low.shape
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _expect(capsys, main, argv, needle, absent):
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and needle in err, err
+    assert not Path(absent).exists()
+
+
+def test_train_bad_input(tmp_path, capsys):
+    from tomogan_core.train import main
+
+    ld, nd = _files(tmp_path, 1)
+    out = tmp_path / "run"
+    common = ["-o", out, "-psz", "16", "-mbsz", "2", "-maxiter", "1", "--quiet"]
+    _expect(capsys, main, ["-ld", tmp_path / "nope.h5", "-nd", nd, *common], "nope.h5: file not found", out)
+    short = tmp_path / "short.h5"
+    write_arrays(short, {"/recon": np.zeros((10, 32, 30), np.float32)})
+    _expect(capsys, main, ["-ld", short, "-nd", nd, *common], "differs from the normal-dose", out)
+    few_l, few_n = tmp_path / "fl.h5", tmp_path / "fn.h5"
+    write_arrays(few_l, {"/recon": np.ones((2, 32, 32), np.float32)})
+    write_arrays(few_n, {"/recon": np.ones((2, 32, 32), np.float32)})
+    _expect(capsys, main, ["-ld", few_l, "-nd", few_n, *common], "fewer than the depth", out)
+    nan = tmp_path / "nan.h5"
+    vol = _volume(1).low.copy()
+    vol[2, 3, 4] = np.nan
+    write_arrays(nan, {"/recon": vol})
+    _expect(capsys, main, ["-ld", nan, "-nd", nd, *common], "NaN", out)
+    other = tmp_path / "other.h5"
+    write_arrays(other, {"/a": np.zeros((3, 4), np.float32)})
+    _expect(capsys, main, ["-ld", other, "-nd", nd, *common], "no 3-D dataset", out)
+    _expect(capsys, main, ["-ld", ld, "-nd", nd, "--ld-key", "/missing", *common], "missing dataset '/missing'", out)
+    corrupt = tmp_path / "corrupt.h5"
+    corrupt.write_bytes(ld.read_bytes()[:1000])
+    _expect(capsys, main, ["-ld", corrupt, "-nd", nd, *common], "corrupt.h5", out)
+    assert main(["-ld", str(ld), "-nd", str(nd), "-depth", "4", *map(str, common)]) == 2
+    assert "odd" in capsys.readouterr().err
+
+
+def test_infer_bad_input(tmp_path, capsys):
+    from tomogan_core.infer import main
+
+    model = train(replace(TINY, max_iter=1, lambda_vgg=0.0), [_volume(1)], [_volume(2)], tmp_path / "run",
+                  progress=False)
+    ld, _ = _files(tmp_path, 3)
+    out = tmp_path / "dn.h5"
+    _expect(capsys, main, ["-ld", tmp_path / "nope.h5", "-model", model, "-o", out], "file not found", out)
+    _expect(capsys, main, ["-ld", ld, "-model", tmp_path / "none.pt", "-o", out], "model file not found", out)
+    _expect(capsys, main, ["-ld", ld, "-model", model, "-o", out, "-depth", "5"], "depth d = 3, not 5", out)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    _expect(capsys, main, ["-ld", ld, "-model", junk, "-o", out], "junk.pt", out)
+    two = tmp_path / "two.h5"
+    write_arrays(two, {"/recon": np.ones((2, 32, 32), np.float32)})
+    _expect(capsys, main, ["-ld", two, "-model", model, "-o", out], "fewer than the model's depth", out)
+    assert main(["-ld", str(two), "-model", str(model), "-o", str(out), "--repeat-edges", "--quiet"]) == 0
+    import h5py
+    with h5py.File(out) as f:
+        assert bool(f.attrs["edge_slices_repeated"])
+
+
+def test_read_pair_matches_slices_by_index(tmp_path):
+    full = tmp_path / "full.h5"
+    part = tmp_path / "part.h5"
+    vol = np.arange(8)[:, None, None] * np.ones((8, 4, 4), np.float32)
+    write_arrays(full, {"/recon": vol, "/slices": np.arange(8)})
+    write_arrays(part, {"/recon": vol[3:6], "/slices": np.arange(3, 6)})
+    pair = read_pair(part, full, depth=3)
+    np.testing.assert_array_equal(pair.normal[:, 0, 0], [3, 4, 5])

@@ -1,0 +1,277 @@
+"""Training data for TomoGAN: paired volumes, their normalisation, and random patches of d slices.
+
+Two input layouts are read:
+
+- **Volumes** (this study's files and a user's own): one HDF5 file per volume, a 3-D dataset
+  ``(slices, rows, cols)``. The dataset is ``/recon`` when present (what ``simulate.reconstruct``
+  writes), else the file's only 3-D dataset, else the one named by ``key``. A low-dose volume and its
+  normal-dose volume must have the same shape.
+- **The public release's single file** (``-dsfn``): datasets ``train_ns``, ``train_gt``, ``test_ns``,
+  ``test_gt``, each ``(N, H, W)`` (noisy = low dose, gt = normal dose); ``test_*`` is used for validation.
+
+Every problem is raised as :class:`simulate.io.InputError`: one line naming the file and the problem.
+
+Normalisation is one affine map for input and output, ``z = (v - offset) / scale``, with ``offset`` and
+``scale`` the mean and standard deviation of the normal-dose training volumes. It travels with the model
+(checkpoint and served card), so a user's data are mapped the same way at inference.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import h5py
+import numpy as np
+
+from simulate.io import InputError, read_array, read_attrs
+
+__all__ = [
+    "RELEASE_KEYS",
+    "Normalization",
+    "VolumePair",
+    "find_volume_key",
+    "read_volume",
+    "read_pair",
+    "read_release_file",
+    "split_held_out",
+    "stack_neighbours",
+    "PatchSampler",
+]
+
+logger = logging.getLogger(__name__)
+
+RELEASE_KEYS = ("train_ns", "train_gt", "test_ns", "test_gt")
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Affine map between data values and the network's scale: ``z = (v - offset) / scale``."""
+
+    offset: float
+    scale: float
+    # the [0, 1] window the VGG features see, in network units: vgg_in = (z - vgg_lo) / (vgg_hi - vgg_lo)
+    vgg_lo: float = -3.0
+    vgg_hi: float = 3.0
+
+    def __post_init__(self):
+        if not np.isfinite(self.offset) or not np.isfinite(self.scale) or self.scale <= 0:
+            raise ValueError(f"normalisation needs a finite offset and a positive scale, got {self}")
+        if not self.vgg_hi > self.vgg_lo:
+            raise ValueError(f"vgg window must have vgg_hi > vgg_lo, got {self}")
+
+    @classmethod
+    def fit(cls, volumes: Sequence[np.ndarray]) -> "Normalization":
+        """Mean and standard deviation of ``volumes`` (the normal-dose training data).
+
+        The VGG window spans the 0.5th to 99.5th percentile of the same data, so that the perceptual
+        features see the ``[0, 1]`` range their weights expect.
+
+        Examples
+        --------
+        >>> n = Normalization.fit([np.array([[[0.0, 2.0]]])])
+        >>> n.offset, n.scale
+        (1.0, 1.0)
+        """
+        values = np.concatenate([np.asarray(v, np.float64).ravel() for v in volumes])
+        offset, scale = float(values.mean()), float(values.std())
+        if scale <= 0:
+            raise ValueError("normal-dose training data are constant: nothing to learn")
+        lo, hi = np.percentile(values, [0.5, 99.5])
+        return cls(offset=offset, scale=scale, vgg_lo=float((lo - offset) / scale),
+                   vgg_hi=float((hi - offset) / scale))
+
+    def to_net(self, v: np.ndarray) -> np.ndarray:
+        """Data values to network units (float32)."""
+        return ((np.asarray(v, np.float32) - np.float32(self.offset)) / np.float32(self.scale)).astype(np.float32)
+
+    def from_net(self, z: np.ndarray) -> np.ndarray:
+        """Network units back to data values (float32)."""
+        return (np.asarray(z, np.float32) * np.float32(self.scale) + np.float32(self.offset)).astype(np.float32)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def card_scale(self) -> dict:
+        """The served card's ``input_scale``: network input = (data - offset) / scale, output inverted."""
+        return {"kind": "affine", "offset": self.offset, "scale": self.scale,
+                "note": "z-score with the mean and std of the normal-dose training volumes; "
+                        "output mapped back with the same offset and scale"}
+
+
+@dataclass
+class VolumePair:
+    """A low-dose volume and its normal-dose target, both ``(slices, rows, cols)`` float32."""
+
+    low: np.ndarray
+    normal: np.ndarray
+    name: str = ""  # for logs and provenance, e.g. the low-dose file's path
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.low.shape[0])
+
+
+def find_volume_key(path, key: Optional[str] = None) -> str:
+    """Name of the 3-D dataset of a volume file: ``key``, else ``/recon``, else the only 3-D dataset."""
+    if key:
+        return key
+    names: List[str] = []
+    try:
+        with h5py.File(path, "r") as f:
+            if "recon" in f and isinstance(f["recon"], h5py.Dataset):
+                return "/recon"
+            f.visititems(lambda n, obj: names.append("/" + n)
+                         if isinstance(obj, h5py.Dataset) and obj.ndim == 3 else None)
+    except OSError:
+        return "/recon"  # let read_array report the unreadable file in its own words
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise InputError(path, "holds no 3-D dataset (slices, rows, cols)")
+    raise InputError(path, f"holds several 3-D datasets {names[:4]}: name one with the dataset key option")
+
+
+def read_volume(path, key: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray, dict]:
+    """Read a volume, its slice indices and the file's root attributes.
+
+    Returns
+    -------
+    volume : ndarray, shape (slices, rows, cols), float32
+    slices : ndarray of int64, shape (slices,)
+        ``/slices`` when the file has it (our reconstructions), else ``0..slices-1``.
+    attrs : dict
+    """
+    if not Path(path).exists():
+        raise InputError(path, "file not found")
+    name = find_volume_key(path, key)
+    vol = read_array(path, name, ndim=3)
+    if min(vol.shape) < 1:
+        raise InputError(path, f"dataset '{name}' is empty, shape {vol.shape}")
+    with h5py.File(path, "r") as f:
+        has_slices = name == "/recon" and "slices" in f
+    if has_slices:
+        idx = read_array(path, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
+        if idx.shape[0] != vol.shape[0]:
+            raise InputError(path, f"{idx.shape[0]} slice indices for {vol.shape[0]} slices")
+    else:
+        idx = np.arange(vol.shape[0], dtype=np.int64)
+    return vol, idx, read_attrs(path)
+
+
+def _check_pair(low, normal, low_path, normal_path, depth):
+    if low.shape != normal.shape:
+        raise InputError(low_path, f"shape {low.shape} differs from the normal-dose {normal_path} shape {normal.shape}")
+    if low.shape[0] < depth:
+        raise InputError(low_path, f"has {low.shape[0]} slices, fewer than the depth d = {depth}")
+
+
+def read_pair(low_path, normal_path, *, depth: int, key_low=None, key_normal=None) -> VolumePair:
+    """Read a (low-dose, normal-dose) pair of volume files and check that they match.
+
+    Slices are matched by the files' ``/slices`` indices when both have them (e.g. the SIRT of a few
+    central slices against a full FBP reference), else position by position.
+    """
+    low, li, _ = read_volume(low_path, key_low)
+    normal, ni, _ = read_volume(normal_path, key_normal)
+    if not np.array_equal(li, ni) and low.shape[1:] == normal.shape[1:] and np.isin(li, ni).all():
+        position = {int(s): i for i, s in enumerate(ni)}
+        normal = normal[[position[int(s)] for s in li]]
+    _check_pair(low, normal, low_path, normal_path, depth)
+    return VolumePair(low=low, normal=normal, name=str(low_path))
+
+
+def read_release_file(path, *, depth: int) -> Tuple[VolumePair, VolumePair]:
+    """Read the public release's single training file: (train pair, test pair used for validation)."""
+    arrays = {k: read_array(path, "/" + k, ndim=3) for k in RELEASE_KEYS}
+    train = VolumePair(arrays["train_ns"], arrays["train_gt"], name=f"{path}:train")
+    test = VolumePair(arrays["test_ns"], arrays["test_gt"], name=f"{path}:test")
+    _check_pair(train.low, train.normal, f"{path}:/train_ns", "/train_gt", depth)
+    _check_pair(test.low, test.normal, f"{path}:/test_ns", "/test_gt", depth)
+    return train, test
+
+
+def split_held_out(pair: VolumePair, *, fraction: float, depth: int) -> Tuple[VolumePair, VolumePair]:
+    """Hold out the last ``fraction`` of a volume's slices for validation.
+
+    ``depth`` slices between the two parts are dropped, so that no validation slice is ever a
+    neighbour (an input channel) of a training target. Returns (train, validation).
+    """
+    n = pair.n_slices
+    n_val = max(depth, int(round(n * fraction)))
+    n_train = n - n_val - depth
+    if n_train < depth:
+        raise InputError(pair.name, f"{n} slices are too few to hold out {n_val} for validation "
+                                    f"(and a gap of {depth}) at depth {depth}; give a validation volume")
+    train = VolumePair(pair.low[:n_train], pair.normal[:n_train], name=pair.name + f"[0:{n_train}]")
+    val = VolumePair(pair.low[n - n_val:], pair.normal[n - n_val:], name=pair.name + f"[{n - n_val}:{n}]")
+    return train, val
+
+
+def stack_neighbours(volume: np.ndarray, index: int, depth: int) -> np.ndarray:
+    """The ``depth`` slices centred on ``index``, edge slices repeated at the volume's ends.
+
+    Examples
+    --------
+    >>> v = np.arange(3)[:, None, None] * np.ones((3, 1, 1))
+    >>> stack_neighbours(v, 0, 3)[:, 0, 0].tolist()
+    [0.0, 0.0, 1.0]
+    """
+    half = depth // 2
+    idx = np.clip(np.arange(index - half, index + half + 1), 0, volume.shape[0] - 1)
+    return volume[idx]
+
+
+class PatchSampler:
+    """Random training patches: ``d`` adjacent low-dose slices and the normal-dose centre slice.
+
+    Parameters
+    ----------
+    pairs : list of VolumePair
+        Training volumes, already in network units.
+    depth : int
+        d, the number of adjacent input slices (odd).
+    patch : int
+        Side of the square crops.
+    rng : numpy.random.Generator
+        The only random source; its state is saved in checkpoints so that a resumed run draws the
+        same patches as an uninterrupted one.
+    augment : bool
+        Random horizontal flip and 90-degree rotation, the same for input and target.
+    """
+
+    def __init__(self, pairs: Sequence[VolumePair], *, depth: int, patch: int, rng: np.random.Generator,
+                 augment: bool = True):
+        self.pairs = list(pairs)
+        self.depth, self.patch, self.rng, self.augment = depth, patch, rng, augment
+        for p in self.pairs:
+            if p.n_slices < depth:
+                raise InputError(p.name, f"has {p.n_slices} slices, fewer than the depth d = {depth}")
+            if min(p.low.shape[1:]) < patch:
+                raise InputError(p.name, f"slices of {p.low.shape[1:]} are smaller than the patch size {patch}")
+        # a volume is picked in proportion to its number of training positions
+        counts = np.array([p.n_slices - depth + 1 for p in self.pairs], dtype=np.float64)
+        self.weights = counts / counts.sum()
+
+    def sample(self, batch: int) -> Tuple[np.ndarray, np.ndarray]:
+        """Draw a batch: inputs ``(B, d, P, P)`` and targets ``(B, 1, P, P)``, float32."""
+        d, p = self.depth, self.patch
+        xs = np.empty((batch, d, p, p), np.float32)
+        ys = np.empty((batch, 1, p, p), np.float32)
+        for b in range(batch):
+            pair = self.pairs[int(self.rng.choice(len(self.pairs), p=self.weights))]
+            s = int(self.rng.integers(0, pair.n_slices - d + 1))
+            r = int(self.rng.integers(0, pair.low.shape[1] - p + 1))
+            c = int(self.rng.integers(0, pair.low.shape[2] - p + 1))
+            x = pair.low[s:s + d, r:r + p, c:c + p]  # (d, P, P)
+            y = pair.normal[s + d // 2, r:r + p, c:c + p][None]  # (1, P, P)
+            if self.augment:
+                k = int(self.rng.integers(0, 4))
+                flip = bool(self.rng.integers(0, 2))
+                x, y = np.rot90(x, k, axes=(1, 2)), np.rot90(y, k, axes=(1, 2))
+                if flip:
+                    x, y = x[:, :, ::-1], y[:, :, ::-1]
+            xs[b], ys[b] = x, y
+        return xs, ys

@@ -1,0 +1,260 @@
+"""Apply a TomoGAN model to a volume: :func:`denoise`, and the ``tomogan-infer`` command.
+
+A model is any of
+
+- a ``model.pt`` or ``checkpoint.pt`` written by ``tomogan-train`` (needs this package);
+- a served ``.pt`` written by ``tomogan-export`` or ``tomogan-import-keras`` (TorchScript + card).
+
+Each output slice is the generator applied to the ``d`` slices centred on it; at the volume's ends the
+edge slice is repeated. Volumes with fewer than ``d`` slices are refused unless ``repeat_edges`` is set.
+
+Command line::
+
+    python infer.py -ld ld-prod.h5 -model runs/foam/model.pt [-o enhanced.h5]
+    tomogan-infer -ld recon/sparse-8/fbp.h5 -model served/foam.pt -o enhanced.h5 --slices 8
+
+The output HDF5 holds ``/recon`` (enhanced slices, float32, data units) and ``/slices`` (their indices),
+with the input's provenance attributes and the model's. For the release's single-file layout (a file
+with ``test_ns``) it writes the release's ``ns``, ``gt`` (when present) and ``dn`` datasets instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Optional, Sequence, Tuple
+
+import h5py
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from simulate.io import InputError, read_array, software_versions, write_arrays
+
+from .data import read_volume, stack_neighbours
+
+__all__ = ["LoadedModel", "load_any", "denoise", "main"]
+
+logger = logging.getLogger(__name__)
+
+
+class LoadedModel:
+    """A model ready to apply, whatever file it came from: data units in, data units out.
+
+    Attributes
+    ----------
+    depth : int
+        d, the input slices per output slice.
+    info : dict
+        Provenance: ``kind`` ("trained" or "served"), ``path``, ``vgg_weights``, ``card``/``config``.
+    """
+
+    def __init__(self, forward, depth: int, info: dict, device: torch.device):
+        self._forward, self.depth, self.info, self.device = forward, depth, info, device
+
+    @torch.no_grad()
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """(B, d, H, W) data -> (B, H, W) enhanced data, float32."""
+        y = self._forward(torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device))
+        return y[:, 0].float().cpu().numpy()
+
+
+def _is_served(path: Path) -> bool:
+    """True for a TorchScript archive carrying our card (what export_served writes)."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any(n.endswith("extra/card.json") for n in z.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def load_any(path, *, depth: Optional[int] = None, device: str = "auto") -> LoadedModel:
+    """Load a trained or served model file (see the module docstring) for :func:`denoise`.
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, or a model whose depth is not ``depth``.
+    """
+    from .train import load_model, resolve_device
+
+    path = Path(path)
+    dev = resolve_device(device)
+    if not path.is_file():
+        raise InputError(path, "model file not found")
+    if _is_served(path):
+        from .export import load_served
+
+        try:
+            module, card = load_served(path, map_location=str(dev))
+        except ValueError as exc:
+            raise InputError(path, str(exc).split(": ", 1)[-1]) from None
+        d = int(card["in_slices"])
+        if depth is not None and d != depth:
+            raise InputError(path, f"model takes d = {d} slices, not {depth}")
+        info = {"kind": "served", "path": str(path), "vgg_weights": card.get("vgg_weights", "n/a"),
+                "source": card.get("source", ""), "card": card}
+        return LoadedModel(module, d, info, dev)
+    generator, norm, meta = load_model(path, depth=depth, device=str(dev))
+
+    def forward(x):
+        z = (x - norm.offset) / norm.scale
+        return generator.forward_any_size(z) * norm.scale + norm.offset
+
+    info = {"kind": "trained", "path": str(path), "vgg_weights": meta.get("vgg_weights", "unknown"),
+            "source": f"trained: {path}", "config": meta.get("config", {}),
+            "val_ssim": meta.get("val_ssim"), "val_psnr": meta.get("val_psnr")}
+    return LoadedModel(forward, generator.cfg.in_slices, info, dev)
+
+
+def denoise(volume: np.ndarray, model, *, indices: Optional[Sequence[int]] = None, batch: int = 4,
+            repeat_edges: bool = False, progress: bool = False, device: str = "auto") -> np.ndarray:
+    """Enhance slices of a low-dose volume with a TomoGAN model.
+
+    Parameters
+    ----------
+    volume : ndarray, shape (slices, rows, cols)
+        Low-dose reconstruction, in the units the model was trained on.
+    model : LoadedModel or path
+        What :func:`load_any` returns, or a path it accepts.
+    indices : sequence of int, optional
+        Slices to enhance (default all).
+    batch : int
+        Slices per forward pass.
+    repeat_edges : bool
+        Allow volumes with fewer slices than the model's depth (neighbours are repeated).
+
+    Returns
+    -------
+    ndarray, shape (len(indices), rows, cols), float32
+
+    Examples
+    --------
+    >>> import tomogan_core
+    >>> from tomogan_core.keras_import import load_keras_generator, released_weights_path
+    >>> from tomogan_core.export import export_served
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "release.pt")
+    >>> _ = export_served(load_keras_generator(released_weights_path()), path,
+    ...                   {"input_scale": {"kind": "affine", "offset": 0.0, "scale": 1.0}, "source": "doc"})
+    >>> tomogan_core.denoise(np.zeros((2, 16, 16), np.float32), path).shape
+    (2, 16, 16)
+    """
+    volume = np.asarray(volume, np.float32)
+    if volume.ndim != 3:
+        raise ValueError(f"volume must be (slices, rows, cols), got shape {volume.shape}")
+    if not isinstance(model, LoadedModel):
+        model = load_any(model, device=device)
+    if volume.shape[0] < model.depth and not repeat_edges:
+        raise ValueError(f"volume has {volume.shape[0]} slices, fewer than the model's depth d = {model.depth}")
+    indices = list(range(volume.shape[0])) if indices is None else [int(i) for i in indices]
+    out = np.empty((len(indices),) + volume.shape[1:], np.float32)
+    starts = range(0, len(indices), batch)
+    for start in tqdm(starts, desc="denoise", disable=not progress, file=sys.stderr, unit="batch"):
+        chunk = indices[start:start + batch]
+        x = np.stack([stack_neighbours(volume, i, model.depth) for i in chunk])  # (b, d, H, W)
+        out[start:start + len(chunk)] = model(x)
+    return out
+
+
+# -----------------------------------------------------------------------------
+# command line
+
+
+def _release_layout(path) -> bool:
+    try:
+        with h5py.File(path, "r") as f:
+            return "test_ns" in f and "recon" not in f
+    except OSError:
+        return False
+
+
+def _flat_attrs(info: dict) -> dict:
+    keep = {"model": info["path"], "model_kind": info["kind"], "model_source": info["source"],
+            "vgg_weights": info["vgg_weights"]}
+    if info.get("val_ssim") is not None:
+        keep.update(model_val_ssim=info["val_ssim"], model_val_psnr=info["val_psnr"])
+    return keep
+
+
+def run(args) -> Tuple[Path, int, float]:
+    """Do what ``tomogan-infer`` was asked; returns (output, slices enhanced, seconds)."""
+    from simulate.reconstruct import central_slices
+
+    src = Path(args.ld)
+    if not src.exists():
+        raise InputError(src, "file not found")
+    model = load_any(args.model, depth=args.depth, device=args.device)
+    release = args.key is None and _release_layout(src)
+    if release:
+        vol = read_array(src, "/test_ns", ndim=3)
+        idx, attrs = np.arange(vol.shape[0]), {}
+    else:
+        vol, idx, attrs = read_volume(src, args.key)
+    if vol.shape[0] < model.depth and not args.repeat_edges:
+        raise InputError(src, f"has {vol.shape[0]} slices, fewer than the model's depth d = {model.depth} "
+                              "(--repeat-edges pads by repeating them)")
+    pick = central_slices(vol.shape[0], args.slices)
+    out = Path(args.out) if args.out else src.with_name(src.stem + "-tomogan.h5")
+    t0 = time.perf_counter()
+    enhanced = denoise(vol, model, indices=pick, batch=args.batch, repeat_edges=args.repeat_edges,
+                       progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    # the input's provenance; what described how the input was made is kept under input_*
+    provenance = {(f"input_{k}" if k in ("algorithm", "method", "filter", "n_iter", "backend") else k): v
+                  for k, v in attrs.items()}
+    provenance.update(_flat_attrs(model.info))
+    provenance.update(method=args.method, input_file=str(src), depth=model.depth, device=str(model.device),
+                      edge_slices_repeated=bool(vol.shape[0] < model.depth), slices_per_s=len(pick) / seconds,
+                      versions=software_versions())
+    if release:
+        arrays = {"ns": vol[pick], "dn": enhanced}
+        with h5py.File(src, "r") as f:
+            if "test_gt" in f:
+                arrays["gt"] = read_array(src, "/test_gt", ndim=3)[pick]
+    else:
+        arrays = {"recon": enhanced, "slices": idx[pick]}
+    write_arrays(out, arrays, provenance)
+    return out, len(pick), seconds
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tomogan-infer", description="Enhance a low-dose volume with a "
+                                "trained (model.pt) or served (.pt + card) TomoGAN model.")
+    p.add_argument("-ld", required=True, metavar="LOW.h5", help="low-dose volume (or the release's file "
+                   "with test_ns)")
+    p.add_argument("-model", required=True, metavar="MODEL.pt", help="model.pt, checkpoint.pt or a served .pt")
+    p.add_argument("-o", "--out", help="output HDF5 (default: LOW-tomogan.h5 beside the input)")
+    p.add_argument("-depth", type=int, help="expected depth d; refuses a model of another depth")
+    p.add_argument("--key", help="dataset in the input file (default /recon, else its only 3-D dataset)")
+    p.add_argument("--slices", type=int, default=0, help="central slices to enhance (0 = all)")
+    p.add_argument("--batch", type=int, default=4, help="slices per forward pass")
+    p.add_argument("--method", default="tomogan", help="method name written to the output (tables use it)")
+    p.add_argument("--repeat-edges", action="store_true", help="allow fewer slices than d by repeating them")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
+    p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``tomogan-infer``; bad input exits with status 2 and one ``error:`` line."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        out, n, seconds = run(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"enhanced {n} slices in {seconds:.2f} s ({n / seconds:.1f} slices/s) -> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
