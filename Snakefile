@@ -18,6 +18,8 @@ include: "rules/common.smk"
 include: "rules/phantoms.smk"
 include: "rules/acquire.smk"
 include: "rules/reconstruct.smk"
+include: "rules/train.smk"
+include: "rules/infer.smk"
 include: "rules/metrics.smk"
 
 
@@ -26,4 +28,6 @@ rule all:
         simulated_data(),
         reconstructions(),
         "results/metrics/conventional.csv",
+        enhanced(),
+        "results/metrics/tomogan.csv" if RUNS else [],
     default_target: True

@@ -117,6 +117,7 @@ def main(argv=None):
             rows.append({"dataset": attrs.get("dataset", ""), "source": attrs.get("source", ""),
                          "dose": attrs.get("dose", ""), "dose_mode": attrs.get("dose_mode", ""),
                          "dose_level": attrs.get("dose_level", ""), "method": attrs.get("method", ""),
+                         "model": attrs.get("run", ""), "vgg_weights": attrs.get("vgg_weights", "n/a"),
                          "backend": attrs.get("backend", ""), "seed": attrs.get("seed", ""),
                          "versions": attrs.get("versions", ""), "slice": int(wanted[r["slice"]]),
                          "ssim": r["ssim"], "psnr": r["psnr"], "data_range": r["data_range"],

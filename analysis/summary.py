@@ -23,7 +23,8 @@ __all__ = ["summarise", "main"]
 
 logger = logging.getLogger(__name__)
 
-GROUP = ["dataset", "source", "dose", "dose_mode", "dose_level", "method", "backend", "seed", "versions"]
+GROUP = ["dataset", "source", "dose", "dose_mode", "dose_level", "method", "model", "vgg_weights", "backend",
+         "seed", "versions"]
 
 
 def _ci95(values) -> float:
@@ -36,6 +37,11 @@ def _ci95(values) -> float:
 def summarise(per_slice: pd.DataFrame) -> pd.DataFrame:
     """Group per-slice rows and reduce SSIM/PSNR to mean, std, 95 % CI half-width and count."""
     rows = []
+    per_slice = per_slice.copy()
+    for col in ("model", "vgg_weights"):  # per-slice files written before these columns existed
+        if col not in per_slice:
+            per_slice[col] = ""
+    per_slice[["model", "vgg_weights"]] = per_slice[["model", "vgg_weights"]].fillna("")
     for key, grp in per_slice.groupby(GROUP, sort=False, dropna=False):
         row = dict(zip(GROUP, key))
         for m in ("ssim", "psnr"):

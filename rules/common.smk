@@ -110,3 +110,46 @@ def shale_prepare_args(wildcards):
     ds, sh, sample, fac, tb = _shale(wildcards)
     return (f"--dataset {wildcards.dataset} --facility {ds['facility']} --sample {ds['sample']} "
             f"--real-center {tb['center']} --real-bin {tb.get('bin', 8)} --real-slices {sh.get('slices', 48)}")
+
+
+# ---------------------------------------------------------------- TomoGAN runs (tomogan_core/study.py)
+from tomogan_core.study import check_runs, enhanced_targets, plan_runs
+
+RUNS = plan_runs(config.get("tomogan", {})) if "tomogan" in config else {}
+check_runs(RUNS, DATASETS, DOSES)
+
+
+wildcard_constraints:
+    run=_alternatives(RUNS),
+
+
+def enhanced():
+    """Every TomoGAN-enhanced volume of the study."""
+    return enhanced_targets(RUNS)
+
+
+def train_inputs(wildcards):
+    """Low-dose FBPs and their normal-dose references: the run's training and validation volumes."""
+    run = RUNS[wildcards.run]
+    return {"ld": [recon_path(d, run.dose, "fbp") for d in run.train],
+            "nd": [reference_path(d) for d in run.train],
+            "vld": [recon_path(d, run.dose, "fbp") for d in run.val],
+            "vnd": [reference_path(d) for d in run.val]}
+
+
+def train_args(wildcards, input):
+    """Flags of `tomogan_core.train`: validation volumes (if any) and the run's settings."""
+    run = RUNS[wildcards.run]
+    flags = [f"-vld {' '.join(input.vld)} -vnd {' '.join(input.vnd)}"] if run.val else []
+    flags += [f"--{k.replace('_', '-')} {v}" for k, v in sorted(run.settings.items())]
+    return " ".join(flags)
+
+
+def tomogan_metric_inputs(wildcards):
+    """The enhanced volumes of one dataset, for its TomoGAN metrics."""
+    return [p for p in enhanced() if p.startswith(f"results/{wildcards.dataset}/")]
+
+
+def tomogan_datasets():
+    """Datasets that some TomoGAN run is tested on."""
+    return sorted({ds for run in RUNS.values() for ds in run.test})

@@ -33,3 +33,39 @@ rule conventional_summary:
         config_hash=CONFIG_HASH,
     shell:
         "python -m analysis.summary {output} {input} --config-hash {params.config_hash} > {log} 2>&1"
+
+
+rule tomogan_metrics:
+    input:
+        reference=lambda w: reference_path(w.dataset),
+        enhanced=tomogan_metric_inputs,
+    output:
+        "results/metrics/{dataset}/tomogan.csv",
+    params:
+        slices=config.get("metrics", {}).get("slices", 8),
+        margin=config.get("metrics", {}).get("fov_margin", 2),
+    log:
+        "results/logs/tomogan_metrics/{dataset}.log",
+    benchmark:
+        "results/benchmarks/tomogan_metrics/{dataset}.tsv"
+    shell:
+        "python -m analysis.metrics {output} --reference {input.reference} --slices {params.slices} "
+        "--fov-margin {params.margin} {input.enhanced} > {log} 2>&1"
+
+
+rule tomogan_summary:
+    # TomoGAN beside the conventional methods, on the volumes the models were tested on
+    input:
+        conventional=lambda w: expand("results/metrics/{dataset}/conventional.csv", dataset=tomogan_datasets()),
+        tomogan=lambda w: expand("results/metrics/{dataset}/tomogan.csv", dataset=tomogan_datasets()),
+    output:
+        "results/metrics/tomogan.csv",
+    log:
+        "results/logs/tomogan_summary.log",
+    benchmark:
+        "results/benchmarks/tomogan_summary.tsv"
+    params:
+        config_hash=CONFIG_HASH,
+    shell:
+        "python -m analysis.summary {output} {input.conventional} {input.tomogan} "
+        "--config-hash {params.config_hash} > {log} 2>&1"

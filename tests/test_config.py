@@ -27,6 +27,10 @@ def test_shipped_configs_are_valid(name):
     (lambda c: c["foam"].update(size="large"), "large"),                     # wrong type
     (lambda c: c["doses"].update({"sparse-3": {"mode": "sparse"}}), "factor"),   # sparse without factor
     (lambda c: c.update(backend="matlab"), "matlab"),
+    (lambda c: c["tomogan"]["train"].update(lr=0.1), "lr"),                  # not a training setting
+    (lambda c: c["tomogan"]["train"].update(gan_loss="hinge"), "hinge"),
+    (lambda c: c["tomogan"]["train"].update(patch=60), "60"),                # not a multiple of 8
+    (lambda c: c["tomogan"]["ablation"].update(loss_sets=["adv"]), "adv"),
 ])
 def test_schema_rejects_bad_values(mutate, needle):
     cfg = copy.deepcopy(_load("smoke.yaml"))

@@ -15,7 +15,16 @@ Submodules, imported on demand so that ``import tomogan_core`` stays light:
 - :mod:`tomogan_core.infer`: :func:`denoise` and ``tomogan-infer``.
 """
 
-from .model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+_LAZY = {"Generator": "model", "GeneratorConfig": "model", "Discriminator": "model", "DiscriminatorConfig": "model"}
+
+
+def __getattr__(name):
+    # torch is imported on first use, so that planning code (tomogan_core.study) stays light
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def denoise(volume, model, **kwargs):

@@ -11,9 +11,15 @@ Two input layouts are read:
 
 Every problem is raised as :class:`simulate.io.InputError`: one line naming the file and the problem.
 
-Normalisation is one affine map for input and output, ``z = (v - offset) / scale``, with ``offset`` and
-``scale`` the mean and standard deviation of the normal-dose training volumes. It travels with the model
-(checkpoint and served card), so a user's data are mapped the same way at inference.
+Normalisation is one affine map for input and output, ``z = (v - offset) / scale``, fitted on the
+normal-dose training volumes, of one of two kinds:
+
+- ``"zscore"``: their mean and standard deviation (fast to train from scratch on a CPU budget);
+- ``"grey255"``: their 0.5th..99.5th percentile range mapped to 0..255, the grey-level scale of the
+  public release, on which its loss weights (MSE 0.5, adversarial 20, perceptual 2) were chosen.
+
+It travels with the model (checkpoint and served card), so a user's data are mapped the same way at
+inference.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from simulate.io import InputError, read_array, read_attrs
 
 __all__ = [
     "RELEASE_KEYS",
+    "NORMALIZATIONS",
     "Normalization",
     "VolumePair",
     "find_volume_key",
@@ -44,6 +51,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RELEASE_KEYS = ("train_ns", "train_gt", "test_ns", "test_gt")
+NORMALIZATIONS = ("zscore", "grey255")
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,7 @@ class Normalization:
     # the [0, 1] window the VGG features see, in network units: vgg_in = (z - vgg_lo) / (vgg_hi - vgg_lo)
     vgg_lo: float = -3.0
     vgg_hi: float = 3.0
+    kind: str = "zscore"  # how it was fitted: "zscore" or "grey255"
 
     def __post_init__(self):
         if not np.isfinite(self.offset) or not np.isfinite(self.scale) or self.scale <= 0:
@@ -63,8 +72,8 @@ class Normalization:
             raise ValueError(f"vgg window must have vgg_hi > vgg_lo, got {self}")
 
     @classmethod
-    def fit(cls, volumes: Sequence[np.ndarray]) -> "Normalization":
-        """Mean and standard deviation of ``volumes`` (the normal-dose training data).
+    def fit(cls, volumes: Sequence[np.ndarray], kind: str = "zscore") -> "Normalization":
+        """Fit the map on ``volumes`` (the normal-dose training data); ``kind`` is zscore or grey255.
 
         The VGG window spans the 0.5th to 99.5th percentile of the same data, so that the perceptual
         features see the ``[0, 1]`` range their weights expect.
@@ -75,13 +84,18 @@ class Normalization:
         >>> n.offset, n.scale
         (1.0, 1.0)
         """
+        if kind not in NORMALIZATIONS:
+            raise ValueError(f"normalisation must be one of {NORMALIZATIONS}, got {kind!r}")
         values = np.concatenate([np.asarray(v, np.float64).ravel() for v in volumes])
-        offset, scale = float(values.mean()), float(values.std())
-        if scale <= 0:
-            raise ValueError("normal-dose training data are constant: nothing to learn")
         lo, hi = np.percentile(values, [0.5, 99.5])
+        if kind == "zscore":
+            offset, scale = float(values.mean()), float(values.std())
+        else:
+            offset, scale = float(lo), float((hi - lo) / 255.0)
+        if not scale > 0:
+            raise ValueError("normal-dose training data are constant: nothing to learn")
         return cls(offset=offset, scale=scale, vgg_lo=float((lo - offset) / scale),
-                   vgg_hi=float((hi - offset) / scale))
+                   vgg_hi=float((hi - offset) / scale), kind=kind)
 
     def to_net(self, v: np.ndarray) -> np.ndarray:
         """Data values to network units (float32)."""
@@ -96,9 +110,10 @@ class Normalization:
 
     def card_scale(self) -> dict:
         """The served card's ``input_scale``: network input = (data - offset) / scale, output inverted."""
+        how = ("z-score with the mean and std" if self.kind == "zscore"
+               else "0.5..99.5 percentile range to 0..255 grey levels, fitted on")
         return {"kind": "affine", "offset": self.offset, "scale": self.scale,
-                "note": "z-score with the mean and std of the normal-dose training volumes; "
-                        "output mapped back with the same offset and scale"}
+                "note": f"{how} of the normal-dose training volumes; output mapped back the same way"}
 
 
 @dataclass

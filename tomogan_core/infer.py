@@ -205,10 +205,10 @@ def run(args) -> Tuple[Path, int, float]:
                        progress=not args.quiet)
     seconds = time.perf_counter() - t0
     # the input's provenance; what described how the input was made is kept under input_*
-    provenance = {(f"input_{k}" if k in ("algorithm", "method", "filter", "n_iter", "backend") else k): v
+    provenance = {(f"input_{k}" if k in ("algorithm", "method", "filter", "n_iter") else k): v
                   for k, v in attrs.items()}
     provenance.update(_flat_attrs(model.info))
-    provenance.update(method=args.method, input_file=str(src), depth=model.depth, device=str(model.device),
+    provenance.update(method=args.method, run=args.run or Path(args.model).parent.name, input_file=str(src), depth=model.depth, device=str(model.device),
                       edge_slices_repeated=bool(vol.shape[0] < model.depth), slices_per_s=len(pick) / seconds,
                       versions=software_versions())
     if release:
@@ -234,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slices", type=int, default=0, help="central slices to enhance (0 = all)")
     p.add_argument("--batch", type=int, default=4, help="slices per forward pass")
     p.add_argument("--method", default="tomogan", help="method name written to the output (tables use it)")
+    p.add_argument("--run", default="", help="model name written to the output (tables use it)")
     p.add_argument("--repeat-edges", action="store_true", help="allow fewer slices than d by repeating them")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")

@@ -37,11 +37,11 @@ from tqdm import tqdm
 
 from simulate.io import InputError, software_versions
 
-from .data import Normalization, PatchSampler, VolumePair, read_pair, read_release_file, split_held_out, stack_neighbours
+from .data import NORMALIZATIONS, Normalization, PatchSampler, VolumePair, read_pair, read_release_file, split_held_out, stack_neighbours
 from .losses import critic_loss_bce, critic_loss_wgan, generator_loss, gradient_penalty
 from .model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 
-__all__ = ["GAN_LOSSES", "TrainConfig", "train", "load_model", "denoise_volume", "validate", "main"]
+__all__ = ["GAN_LOSSES", "TrainConfig", "train", "train_step", "load_model", "denoise_volume", "validate", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,7 @@ class TrainConfig:
     batch: int = 16
     max_iter: int = 8000
     augment: bool = True  # random flips and 90-degree rotations
+    normalization: str = "grey255"  # the release's 0..255 scale, where its loss weights apply; or "zscore"
     seed: int = 0
     log_every: int = 10  # steps between rows of log.csv
     val_every: int = 100  # steps between validations (and best-model choice)
@@ -99,6 +100,8 @@ class TrainConfig:
             raise ValueError("itd and max_iter must be >= 0")
         if self.patch % 8:
             raise ValueError(f"patch must be a multiple of 8 (the critic strides by 8), got {self.patch}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
 
@@ -192,9 +195,52 @@ def validate(generator: Generator, pairs: Sequence[VolumePair], norm: Normalizat
             "val_psnr": float(np.mean([r["psnr"] for r in rows]))}
 
 
+def train_step(cfg: TrainConfig, generator: Generator, critic: Discriminator, opt_g, opt_d,
+               sampler: PatchSampler, *, vgg=None, vgg_input=None, gp_rng: Optional[torch.Generator] = None,
+               device: torch.device = torch.device("cpu")) -> Dict[str, torch.Tensor]:
+    """One training step as the release does it: ``itg`` generator updates, then ``itd`` critic updates.
+
+    Each update draws a fresh batch. Returns the step's detached loss terms (``total`` = the generator's
+    objective; ``loss_d`` and, for WGAN-GP, ``gp`` when the critic was trained).
+    """
+    def batch():
+        x, y = sampler.sample(cfg.batch)  # (B, d, P, P), (B, 1, P, P)
+        return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+
+    critic.requires_grad_(False)  # the generator's updates leave the critic alone
+    for _ in range(cfg.itg):
+        x, y = batch()
+        fake = generator(x)  # (B, 1, P, P)
+        loss_g, parts = generator_loss(
+            fake, y, lambda_adv=cfg.lambda_adv, lambda_mse=cfg.lambda_mse, lambda_vgg=cfg.lambda_vgg,
+            critic=critic, vgg=vgg, adversarial="wgan" if cfg.gan_loss == "wgan-gp" else "bce",
+            perceptual_grad=cfg.vgg_grad, vgg_input=vgg_input)
+        opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        opt_g.step()
+    critic.requires_grad_(True)
+    if cfg.trains_critic:
+        for _ in range(cfg.itd):
+            x, y = batch()
+            with torch.no_grad():
+                fake = generator(x)
+            d_real, d_fake = critic(y), critic(fake)  # (B, 1) each
+            if cfg.gan_loss == "wgan-gp":
+                gp = gradient_penalty(critic, y, fake, generator=gp_rng)
+                loss_d = critic_loss_wgan(d_real, d_fake) + cfg.gp_weight * gp
+                parts["gp"] = gp.detach()
+            else:
+                loss_d = critic_loss_bce(d_real, d_fake)
+            opt_d.zero_grad(set_to_none=True)
+            loss_d.backward()
+            opt_d.step()
+        parts["loss_d"] = loss_d.detach()
+    return parts
+
+
 def _config_differences(saved: dict, current: dict) -> List[str]:
     """Settings that change what a run computes (bookkeeping such as device may differ on resume)."""
-    free = {"device", "log_every", "val_every"}
+    free = {"device", "log_every", "val_every", "ckpt_every", "max_iter"}  # a run may be extended
     return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in current.items() if k not in free and saved.get(k) != v]
 
 
@@ -232,7 +278,7 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
     if not val_pairs:
         raise ValueError("no validation volumes")
 
-    norm = Normalization.fit([p.normal for p in train_pairs])
+    norm = Normalization.fit([p.normal for p in train_pairs], cfg.normalization)
     net_pairs = [VolumePair(norm.to_net(p.low), norm.to_net(p.normal), p.name) for p in train_pairs]
     sampler = PatchSampler(net_pairs, depth=cfg.depth, patch=cfg.patch,
                            rng=np.random.default_rng(cfg.seed), augment=cfg.augment)
@@ -286,7 +332,6 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
                       "history": history, "best": best, "normalization": norm.as_dict()}, ckpt_path)
         _write_history(history, log_path)
 
-    to_dev = lambda a: torch.from_numpy(a).to(device)  # noqa: E731
     sums: Dict[str, float] = {}
     counts = 0
     start_time = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
@@ -294,38 +339,8 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
                dynamic_ncols=True, file=sys.stderr)
     generator.train()
     while step < cfg.max_iter:
-        # generator update(s); the critic is frozen here
-        critic.requires_grad_(False)
-        for _ in range(cfg.itg):
-            x, y = sampler.sample(cfg.batch)
-            x, y = to_dev(x), to_dev(y)
-            fake = generator(x)  # (B, 1, P, P)
-            loss_g, parts = generator_loss(
-                fake, y, lambda_adv=cfg.lambda_adv, lambda_mse=cfg.lambda_mse, lambda_vgg=cfg.lambda_vgg,
-                critic=critic, vgg=vgg, adversarial="wgan" if cfg.gan_loss == "wgan-gp" else "bce",
-                perceptual_grad=cfg.vgg_grad, vgg_input=vgg_input)
-            opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
-            opt_g.step()
-        critic.requires_grad_(True)
-        # critic update(s) on fresh batches
-        if cfg.trains_critic:
-            for _ in range(cfg.itd):
-                x, y = sampler.sample(cfg.batch)
-                x, y = to_dev(x), to_dev(y)
-                with torch.no_grad():
-                    fake = generator(x)
-                d_real, d_fake = critic(y), critic(fake)
-                if cfg.gan_loss == "wgan-gp":
-                    gp = gradient_penalty(critic, y, fake, generator=gp_rng)
-                    loss_d = critic_loss_wgan(d_real, d_fake) + cfg.gp_weight * gp
-                    parts["gp"] = gp.detach()
-                else:
-                    loss_d = critic_loss_bce(d_real, d_fake)
-                opt_d.zero_grad(set_to_none=True)
-                loss_d.backward()
-                opt_d.step()
-            parts["loss_d"] = loss_d.detach()
+        parts = train_step(cfg, generator, critic, opt_g, opt_d, sampler, vgg=vgg, vgg_input=vgg_input,
+                           gp_rng=gp_rng, device=device)
         step += 1
         parts["loss_g"] = parts.pop("total")
         for k, v in parts.items():
