@@ -16,13 +16,22 @@ STAMP := $(VENV)/.installed
 # Snakemake's shell steps call `python -m ...`: put the venv first so that they run in it.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all test venv dry-run clean-results
+.PHONY: all test venv dry-run report readme clean-results
 
 all: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) all --configfile $(CONFIG)
+	$(BIN)/snakemake --cores $(CORES) all --configfile $(CONFIG) --rerun-incomplete
+	$(BIN)/snakemake --configfile $(CONFIG) --report report.html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+report: $(STAMP)
+	$(BIN)/snakemake --configfile $(CONFIG) --report report.html
+
+# paste the results table of the last `make all` into the README (between the results markers)
+readme: $(STAMP)
+	$(BIN)/snakemake --cores 1 results/tables/main.md --configfile $(CONFIG)
+	$(BIN)/python -c "from analysis.tables import update_readme; update_readme('README.md', open('results/tables/main.md').read())"
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n all --configfile $(CONFIG)

@@ -9,6 +9,9 @@ from snakemake.utils import min_version
 
 min_version("8.0")
 
+
+report: "report/workflow.rst"
+
 if not config:
 
     configfile: os.path.join(workflow.basedir, "config", "default.yaml")
@@ -21,6 +24,7 @@ include: "rules/reconstruct.smk"
 include: "rules/train.smk"
 include: "rules/infer.smk"
 include: "rules/metrics.smk"
+include: "rules/report.smk"
 
 
 rule all:
@@ -30,4 +34,6 @@ rule all:
         "results/metrics/conventional.csv",
         enhanced(),
         "results/metrics/tomogan.csv" if RUNS else [],
+        "results/tables/main.md" if RUNS else [],
+        figures(),
     default_target: True

@@ -4,7 +4,7 @@ Each row gives the mean, standard deviation and a 95 % confidence interval
 (Student t over the evaluated slices) of SSIM and PSNR, the number of slices,
 and its provenance: data source (simulated / synthetic-shale / tomobank:...),
 backend, seed, software versions and the hash of the config that made it.
-Written as CSV (the data) and Markdown (for people) side by side.
+Written as CSV (the data), Markdown (for people) and LaTeX (for a paper) side by side.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def summarise(per_slice: pd.DataFrame) -> pd.DataFrame:
     for col in ("model", "vgg_weights"):  # per-slice files written before these columns existed
         if col not in per_slice:
             per_slice[col] = ""
-    per_slice[["model", "vgg_weights"]] = per_slice[["model", "vgg_weights"]].fillna("")
+        per_slice[col] = per_slice[col].astype(object).fillna("")
     for key, grp in per_slice.groupby(GROUP, sort=False, dropna=False):
         row = dict(zip(GROUP, key))
         for m in ("ssim", "psnr"):
@@ -53,6 +53,17 @@ def summarise(per_slice: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     cols = [c for c in out.columns if c != "versions"] + ["versions"]
     return out[cols]
+
+
+def to_latex(table: pd.DataFrame) -> str:
+    """A LaTeX tabular of the main columns (mean +- 95 % CI), for a paper; the CSV keeps everything."""
+    cols = [c for c in ("dataset", "source", "dose", "method", "model", "vgg_weights") if c in table]
+    body = table[cols].copy()
+    for m, digits in (("ssim", 3), ("psnr", 2)):
+        body[m.upper()] = [f"{v:.{digits}f} $\\pm$ {c:.{digits}f}" if np.isfinite(c) else f"{v:.{digits}f}"
+                           for v, c in zip(table[f"{m}_mean"], table[f"{m}_ci95"])]
+    body["n"] = table["n_slices"]
+    return body.to_latex(index=False, escape=False).replace("_", "\\_")
 
 
 @cli
@@ -77,6 +88,7 @@ def main(argv=None):
     tmp.replace(out)
     md = table.drop(columns=["versions"]).round(4).to_markdown(index=False)
     out.with_suffix(".md").write_text(md + "\n")
+    out.with_suffix(".tex").write_text(to_latex(table))
     logger.info("%d rows -> %s", len(table), out)
 
 

@@ -1,5 +1,6 @@
 # Validate the config, then derive the names, wildcard constraints and input functions every rule uses.
 import json
+import os
 import re
 
 from snakemake.utils import validate
@@ -113,7 +114,7 @@ def shale_prepare_args(wildcards):
 
 
 # ---------------------------------------------------------------- TomoGAN runs (tomogan_core/study.py)
-from tomogan_core.study import check_runs, enhanced_targets, plan_runs
+from tomogan_core.study import RELEASE, check_runs, enhanced_targets, plan_runs, release_targets
 
 RUNS = plan_runs(config.get("tomogan", {})) if "tomogan" in config else {}
 check_runs(RUNS, DATASETS, DOSES)
@@ -124,8 +125,8 @@ wildcard_constraints:
 
 
 def enhanced():
-    """Every TomoGAN-enhanced volume of the study."""
-    return enhanced_targets(RUNS)
+    """Every TomoGAN-enhanced volume of the study: the runs' and the authors' released model's."""
+    return enhanced_targets(RUNS) + release_targets(RUNS)
 
 
 def train_inputs(wildcards):
@@ -152,4 +153,38 @@ def tomogan_metric_inputs(wildcards):
 
 def tomogan_datasets():
     """Datasets that some TomoGAN run is tested on."""
-    return sorted({ds for run in RUNS.values() for ds in run.test})
+    return sorted({ds for run in RUNS.values() for ds in run.applied_to})
+
+
+# ---------------------------------------------------------------- figures and timing (analysis/panels.py)
+from analysis.panels import plan_figures
+
+FIGURES = plan_figures(config, RUNS, reference_path) if RUNS else {}
+
+
+wildcard_constraints:
+    figure=_alternatives(FIGURES),
+
+
+def figures():
+    return [f"results/figures/{name}.png" for name in FIGURES]
+
+
+def figure_caption(name):
+    """The figure's caption text, from report/<name>.rst (shown by the report's figure.rst template)."""
+    return open(os.path.join(workflow.basedir, "report", f"{name}.rst")).read()
+
+
+def main_models():
+    """`dataset=run` of each test volume's own model (depth from config, every loss term), for the main table."""
+    depth = config["tomogan"]["train"].get("depth", 3)
+    return " ".join(f"{ds}={run.name}" for run in RUNS.values() if run.depth == depth and run.loss_set == "all"
+                    for ds in run.test)
+
+
+def timing_inputs(wildcards):
+    t = config["timing"]
+    run = RUNS[f"{t['split']}-{t['dose']}-d{config['tomogan']['train'].get('depth', 3)}-all"]
+    ds = run.test[0]
+    return {"proj": f"results/{ds}/proj/{run.dose}.h5", "reference": reference_path(ds),
+            "model": f"results/models/{run.name}/model.pt"}

@@ -59,7 +59,7 @@ rule tomogan_summary:
         conventional=lambda w: expand("results/metrics/{dataset}/conventional.csv", dataset=tomogan_datasets()),
         tomogan=lambda w: expand("results/metrics/{dataset}/tomogan.csv", dataset=tomogan_datasets()),
     output:
-        "results/metrics/tomogan.csv",
+        report("results/metrics/tomogan.csv", caption="../report/tomogan_table.rst", category="Tables"),
     log:
         "results/logs/tomogan_summary.log",
     benchmark:
@@ -69,3 +69,19 @@ rule tomogan_summary:
     shell:
         "python -m analysis.summary {output} {input.conventional} {input.tomogan} "
         "--config-hash {params.config_hash} > {log} 2>&1"
+
+
+rule main_table:
+    input:
+        rules.tomogan_summary.output,
+    output:
+        report("results/tables/main.md", caption="../report/main_table.rst", category="Tables"),
+        "results/tables/main.csv",
+    params:
+        main=main_models(),
+    log:
+        "results/logs/main_table.log",
+    benchmark:
+        "results/benchmarks/main_table.tsv"
+    shell:
+        "python -m analysis.tables {input} {output[0]} --main {params.main} > {log} 2>&1"

@@ -203,3 +203,20 @@ def test_shape_mismatch_is_named(tmp_path):
 def test_bad_upsample_argument():
     with pytest.raises(ValueError, match="upsample must be one of"):
         load_keras_generator(WEIGHTS, upsample="transpose")
+
+
+def test_release_model_applied_to_other_units_through_the_input_grey_range(tmp_path):
+    """--grey255-from-input: same output as mapping the data to 0..255 by hand and back."""
+    from tomogan_core.infer import grey255_from_input, load_any
+
+    served = tmp_path / "release.pt"
+    assert main([str(released_weights_path()), str(served)]) == 0
+    rng = np.random.default_rng(0)
+    vol = (0.01 * rng.random((3, 32, 32))).astype(np.float32)  # attenuation-like units
+    model = load_any(served, device="cpu")
+    wrapped, mapping = grey255_from_input(model, vol)
+    lo, hi = np.percentile(vol, [0.5, 99.5])
+    step = (hi - lo) / 255
+    by_hand = model((vol[None, :1] - lo) / step) * step + lo
+    np.testing.assert_allclose(wrapped(vol[None, :1]), by_hand, rtol=1e-4, atol=1e-7)
+    assert "0..255" in mapping["input_mapping"]

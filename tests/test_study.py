@@ -6,7 +6,7 @@ import yaml
 from pathlib import Path
 
 from tomogan_core.data import Normalization
-from tomogan_core.study import check_runs, enhanced_targets, plan_runs
+from tomogan_core.study import check_runs, enhanced_targets, plan_runs, release_targets
 from tomogan_core.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,17 +41,23 @@ def test_cross_facility_models_are_tested_on_both_facilities():
     for src, dst in cfg["tomogan"]["cross_facility"]["pairs"]:
         for dose in cfg["tomogan"]["cross_facility"]["doses"]:
             run = runs[f"{src}-{dose}-d3-all"]
-            assert set(sp[src]["test"] + sp[dst]["test"]) == set(run.test)
+            assert set(sp[src]["test"]) == set(run.test) and set(sp[dst]["test"]) == set(run.cross_test)
             assert not set(run.train) & set(run.test)  # never tested on what it trained on
     paths = enhanced_targets(runs)
-    assert len(paths) == len(set(paths)) == sum(len(r.test) for r in runs.values())
+    assert len(paths) == len(set(paths)) == sum(len(r.applied_to) for r in runs.values())
 
 
 def test_config_errors_name_the_culprit():
-    cfg = _cfg()["tomogan"]
+    full = _cfg()
+    check_runs(plan_runs(full["tomogan"]), list(full["datasets"]), list(full["doses"]))  # the shipped one is fine
+    cfg = full["tomogan"]
     cfg["splits"]["foam"]["test"] = ["foam9"]
     with pytest.raises(ValueError, match="foam9"):
-        check_runs(plan_runs(cfg), ["foam1", "foam2", "foam3"], ["sparse-8", "photons-1e3"])
+        check_runs(plan_runs(cfg), list(full["datasets"]), list(full["doses"]))
+    cfg["splits"]["foam"]["test"] = ["foam3"]
+    cfg["main"][0]["doses"].append("photons-7")
+    with pytest.raises(ValueError, match="photons-7"):
+        check_runs(plan_runs(cfg), list(full["datasets"]), list(full["doses"]))
     cfg = _cfg()["tomogan"]
     cfg["main"][0]["split"] = "nowhere"
     with pytest.raises(ValueError, match="nowhere"):
@@ -68,3 +74,11 @@ def test_grey255_maps_the_robust_range_to_0_255():
     assert abs(zs.mean()) < 1e-4 and zs.std() == pytest.approx(1, rel=1e-4)
     with pytest.raises(ValueError, match="normalisation"):
         Normalization.fit([v], "minmax")
+
+
+def test_the_released_model_is_applied_wherever_a_trained_one_is_tested():
+    runs = plan_runs(_cfg()["tomogan"])
+    tested = {(ds, r.dose) for r in runs.values() for ds in r.applied_to}
+    paths = release_targets(runs)
+    assert len(paths) == len(tested)
+    assert all(f"results/{ds}/enhanced/{dose}/release.h5" in paths for ds, dose in tested)

@@ -68,6 +68,11 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     stopped = train(TINY, [_volume(1)], [_volume(2)], tmp_path / "cut", progress=False, stop_after=2)
     assert stopped.name == "checkpoint.pt" and not (tmp_path / "cut" / "model.pt").exists()
     resumed = train(TINY, [_volume(1)], [_volume(2)], tmp_path / "cut", progress=False)
+    # a finished run asked again (as Snakemake does after deleting its outputs) writes them again
+    (tmp_path / "cut" / "log.csv").unlink()
+    (tmp_path / "cut" / "model.pt").unlink()
+    train(TINY, [_volume(1)], [_volume(2)], tmp_path / "cut", progress=False)
+    assert (tmp_path / "cut" / "log.csv").exists()
     wf, wr = _weights(full), _weights(resumed)
     assert all(torch.equal(wf[k], wr[k]) for k in wf)
     assert (tmp_path / "full" / "log.csv").read_text().count("\n") == (tmp_path / "cut" / "log.csv").read_text().count("\n")

@@ -72,4 +72,32 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
     assert np.isfinite(tg[["ssim_mean", "psnr_mean"]]).all().all()
     # the stand-in VGG weights are named wherever they fed a number
     assert set(tg.loc[tg["model"].str.endswith("-all"), "vgg_weights"]) == {"random-init"}
-    assert {"fbp", "tomogan"} <= set(scored["method"])
+    assert {"fbp", "tomogan", "tomogan-release"} <= set(scored["method"])
+    release = scored[scored["method"] == "tomogan-release"]
+    assert np.isfinite(release[["ssim_mean", "psnr_mean"]]).all().all()
+    # every planned (test volume, dose) has FBP, each model tested there, and the released weights
+    for run in runs.values():
+        for ds in run.test:
+            here = scored[(scored["dataset"] == ds) & (scored["dose"] == run.dose)]
+            assert {"fbp", "tomogan-release"} <= set(here["method"]) and run.name in set(here["model"]), (ds, run.name)
+    for ext in ("md", "tex"):
+        assert (results / "metrics" / f"tomogan.{ext}").read_text().count("tomogan") >= len(runs)
+    # every figure exists as a valid PNG (and a PDF), and the timing table is complete
+    import matplotlib.image as mpimg
+
+    names = ["fig_overview", "fig_depth", "fig_loss_terms", "fig_sparse_views", "fig_exposure",
+             "fig_feature_values", "fig_timing", "fig_cross_facility", "fig_training_curves"]
+    for name in names:
+        png = results / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert mpimg.imread(png).shape[0] > 100 and (results / "figures" / f"{name}.pdf").stat().st_size > 0
+    timing = pd.read_csv(results / "timing" / "timing.csv")
+    assert len(timing) == 5 and np.isfinite(timing[["ms_per_slice", "ssim", "psnr"]]).all().all()
+    assert (timing["ms_per_slice"] > 0).all() and set(timing["device"]) <= {"cpu", "cpu+cpu", "cuda", "cpu+cuda"}
+    # the self-contained report builds, with a caption for every figure
+    proc = _snakemake("--configfile", str(ROOT / "config" / "smoke.yaml"), "--report", "report.html", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    html = (tmp_path / "report.html").read_text()
+    for name in names:
+        first_words = (ROOT / "report" / f"{name}.rst").read_text().split(".")[0][:30]
+        assert first_words in html, name

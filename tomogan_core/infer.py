@@ -37,7 +37,7 @@ from simulate.io import InputError, read_array, software_versions, write_arrays
 
 from .data import read_volume, stack_neighbours
 
-__all__ = ["LoadedModel", "load_any", "denoise", "main"]
+__all__ = ["LoadedModel", "load_any", "grey255_from_input", "denoise", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +109,27 @@ def load_any(path, *, depth: Optional[int] = None, device: str = "auto") -> Load
             "source": f"trained: {path}", "config": meta.get("config", {}),
             "val_ssim": meta.get("val_ssim"), "val_psnr": meta.get("val_psnr")}
     return LoadedModel(forward, generator.cfg.in_slices, info, dev)
+
+
+def grey255_from_input(model: LoadedModel, volume: np.ndarray) -> Tuple[LoadedModel, dict]:
+    """Wrap a model that works on 0..255 grey levels (the authors' release) for data in other units.
+
+    The input volume's own 0.5..99.5 percentile range is mapped to 0..255 before the model and back
+    after it; no normal-dose information is used. Returns the wrapped model and the mapping, for
+    provenance.
+    """
+    lo, hi = (float(v) for v in np.percentile(volume, [0.5, 99.5]))
+    if not hi > lo:
+        raise ValueError("input volume is constant: no grey-level range to map")
+    step = (hi - lo) / 255.0
+    inner = model._forward
+
+    def forward(x):
+        return inner((x - lo) / step) * step + lo
+
+    info = dict(model.info, grey255_from_input=[lo, hi])
+    mapping = {"input_mapping": f"input 0.5..99.5 percentiles [{lo:.6g}, {hi:.6g}] -> 0..255 and back"}
+    return LoadedModel(forward, model.depth, info, model.device), mapping
 
 
 def denoise(volume: np.ndarray, model, *, indices: Optional[Sequence[int]] = None, batch: int = 4,
@@ -199,6 +220,9 @@ def run(args) -> Tuple[Path, int, float]:
         raise InputError(src, f"has {vol.shape[0]} slices, fewer than the model's depth d = {model.depth} "
                               "(--repeat-edges pads by repeating them)")
     pick = central_slices(vol.shape[0], args.slices)
+    mapping = {}
+    if args.grey255_from_input:
+        model, mapping = grey255_from_input(model, vol)
     out = Path(args.out) if args.out else src.with_name(src.stem + "-tomogan.h5")
     t0 = time.perf_counter()
     enhanced = denoise(vol, model, indices=pick, batch=args.batch, repeat_edges=args.repeat_edges,
@@ -210,7 +234,7 @@ def run(args) -> Tuple[Path, int, float]:
     provenance.update(_flat_attrs(model.info))
     provenance.update(method=args.method, run=args.run or Path(args.model).parent.name, input_file=str(src), depth=model.depth, device=str(model.device),
                       edge_slices_repeated=bool(vol.shape[0] < model.depth), slices_per_s=len(pick) / seconds,
-                      versions=software_versions())
+                      versions=software_versions(), **mapping)
     if release:
         arrays = {"ns": vol[pick], "dn": enhanced}
         with h5py.File(src, "r") as f:
@@ -235,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=4, help="slices per forward pass")
     p.add_argument("--method", default="tomogan", help="method name written to the output (tables use it)")
     p.add_argument("--run", default="", help="model name written to the output (tables use it)")
+    p.add_argument("--grey255-from-input", action="store_true", help="for models on 0..255 grey levels (the "
+                   "authors' TomoGAN.h5): map the input's 0.5..99.5 percentile range to 0..255 and back")
     p.add_argument("--repeat-edges", action="store_true", help="allow fewer slices than d by repeating them")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")

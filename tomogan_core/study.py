@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List
 
-__all__ = ["LOSS_SETS", "Run", "plan_runs", "check_runs", "enhanced_targets"]
+__all__ = ["LOSS_SETS", "RELEASE", "Run", "plan_runs", "check_runs", "enhanced_targets", "release_targets"]
 
 # Which loss terms each named set keeps; a dropped term's weight is set to 0.
 LOSS_SETS = {
@@ -36,6 +36,7 @@ LOSS_SETS = {
     "all": ("mse", "adv", "vgg"),
 }
 _WEIGHT = {"mse": "lambda_mse", "adv": "lambda_adv", "vgg": "lambda_vgg"}
+RELEASE = "release"  # the authors' trained generator (TomoGAN.h5), applied as it is
 
 
 @dataclass
@@ -49,8 +50,14 @@ class Run:
     loss_set: str
     train: List[str]
     val: List[str]  # empty: hold out the last slices of the first training volume
-    test: List[str]  # volumes it is applied to (its split's test volumes, plus cross-facility ones)
+    test: List[str]  # its split's test volumes
     settings: Dict[str, object] = field(default_factory=dict)  # TrainConfig fields for this run
+    cross_test: List[str] = field(default_factory=list)  # other facilities' test volumes it is also applied to
+
+    @property
+    def applied_to(self) -> List[str]:
+        """Every volume the model is applied to: its test volumes, then the cross-facility ones."""
+        return self.test + self.cross_test
 
 
 def _run(cfg: dict, split: str, dose: str, depth: int, loss_set: str) -> Run:
@@ -92,20 +99,28 @@ def plan_runs(cfg: dict) -> Dict[str, Run]:
             for dose in cross["doses"]:
                 run = add(_run(cfg, src, dose, depth, "all"))
                 for dataset in cfg["splits"][dst]["test"]:
-                    if dataset not in run.test:
-                        run.test.append(dataset)
+                    if dataset not in run.applied_to:
+                        run.cross_test.append(dataset)
     return dict(sorted(runs.items()))
 
 
 def enhanced_targets(runs: Dict[str, Run]) -> List[str]:
     """Paths of every enhanced volume: ``results/<dataset>/enhanced/<dose>/<run>.h5``."""
-    return [f"results/{ds}/enhanced/{run.dose}/{run.name}.h5" for run in runs.values() for ds in run.test]
+    return [f"results/{ds}/enhanced/{run.dose}/{run.name}.h5" for run in runs.values() for ds in run.applied_to]
+
+
+def release_targets(runs: Dict[str, Run]) -> List[str]:
+    """The authors' released generator applied to every (test volume, dose) that a trained run is tested on."""
+    pairs = sorted({(ds, run.dose) for run in runs.values() for ds in run.applied_to})
+    return [f"results/{ds}/enhanced/{dose}/{RELEASE}.h5" for ds, dose in pairs]
 
 
 def check_runs(runs: Dict[str, Run], datasets, doses) -> None:
     """Raise ValueError naming the first split volume or dose that the config does not define."""
+    if RELEASE in runs:
+        raise ValueError(f"config 'tomogan': '{RELEASE}' names the authors' model; choose another split name")
     for run in runs.values():
-        for ds in run.train + run.val + run.test:
+        for ds in run.train + run.val + run.applied_to:
             if ds not in datasets:
                 raise ValueError(f"config 'tomogan.splits.{run.split}': '{ds}' is not a dataset")
         if run.dose not in doses:

@@ -375,6 +375,7 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
                 "generator": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}}
         save_checkpoint()
 
+    _write_history(history, log_path)  # also when a resumed run had nothing left to do
     model = {"format": MODEL_FORMAT, "generator_config": asdict(generator.cfg), "generator": best["generator"],
              "normalization": norm.as_dict(), "config": asdict(cfg), "step": best["step"],
              "val_ssim": best["val_ssim"], "val_psnr": best["val_psnr"], "steps_trained": step,

@@ -1,0 +1,380 @@
+"""The study's figures, one function each; ``python -m analysis.figures <figure> ...`` for the workflow.
+
+Every figure reads the workflow's files (reconstructions and enhanced volumes as ``/recon`` + ``/slices``,
+per-slice metric CSVs, training logs, timing CSV), never recomputes what a rule measured, and is written as
+PNG and PDF side by side. Images share one grey scale per figure (the reference's 0.5..99.5 percentile
+range) with a colour bar in the data's units; curves differ by line style as well as colour, so that a
+grayscale print still reads.
+
+The slice shown is the central evaluated slice; a line profile is the 200 pixels (or the whole width,
+if narrower) centred on the slice centre along the row through the middle of the field of view.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from simulate.io import InputError, cli, read_array, read_attrs  # noqa: E402
+
+__all__ = ["read_slice", "profile", "image_grid", "dose_series", "metric_bars", "feature_values",
+           "timing_bars", "training_curves", "main"]
+
+logger = logging.getLogger(__name__)
+
+UNITS = "attenuation (1/pixel)"
+STYLES = [dict(color="0.55", ls="-", lw=1.6), dict(color="k", ls="--", lw=1.2), dict(color="tab:red", ls=":", lw=1.6)]
+PROFILE_LENGTH = 200
+
+
+# -----------------------------------------------------------------------------
+# data access
+
+
+def read_slice(path, index: Optional[int] = None) -> Tuple[np.ndarray, int, dict]:
+    """One slice of a volume file: the one with volume index ``index``, else the central one stored.
+
+    Returns (image, its volume index, the file's attributes).
+    """
+    rec = read_array(path, "/recon", ndim=3)
+    idx = read_array(path, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
+    if index is None:
+        index = int(idx[len(idx) // 2])
+    where = np.flatnonzero(idx == index)
+    if not where.size:
+        raise InputError(path, f"holds no slice {index} (it has {idx.min()}..{idx.max()})")
+    return rec[int(where[0])], int(index), read_attrs(path)
+
+
+def profile(image: np.ndarray, length: int = PROFILE_LENGTH) -> Tuple[np.ndarray, np.ndarray]:
+    """The horizontal line profile through the image centre: (pixel positions, values)."""
+    rows, cols = image.shape
+    n = min(length, cols)
+    start = (cols - n) // 2
+    x = np.arange(start, start + n)
+    return x, image[rows // 2, start:start + n]
+
+
+def _window(reference: np.ndarray) -> Tuple[float, float]:
+    lo, hi = np.percentile(reference, [0.5, 99.5])
+    return float(lo), float(hi)
+
+
+def _save(fig, out) -> None:
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
+    fig.savefig(tmp, dpi=150, bbox_inches="tight")
+    fig.savefig(out.with_suffix(".pdf"), bbox_inches="tight")
+    tmp.replace(out)
+    plt.close(fig)
+    logger.info("wrote %s (and .pdf)", out)
+
+
+def _mean_metric(csvs: Sequence, *, metric: str = "ssim") -> pd.DataFrame:
+    """Per-slice metric CSVs -> mean per (dataset, dose, method, model)."""
+    frames = []
+    for path in csvs:
+        try:
+            frames.append(pd.read_csv(path))
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(path, f"not a readable metrics CSV: {exc}") from None
+    df = pd.concat(frames, ignore_index=True)
+    df["model"] = df.get("model", pd.Series([""] * len(df))).fillna("")
+    return df.groupby(["dataset", "dose", "method", "model"], as_index=False)[metric].mean()
+
+
+def _lookup(table: pd.DataFrame, path, metric="ssim") -> float:
+    """The mean metric of the method stored in ``path`` (matched by its attributes), NaN if absent."""
+    a = read_attrs(path)
+    sel = table[(table["dataset"] == a.get("dataset")) & (table["dose"] == a.get("dose"))
+                & (table["method"] == a.get("method")) & (table["model"] == a.get("run", ""))]
+    return float(sel[metric].iloc[0]) if len(sel) else float("nan")
+
+
+def _inset(ax, image, vmin, vmax, frac=0.25):
+    """A 2x zoom of the centre of ``image`` in the lower right corner of ``ax``."""
+    h, w = image.shape
+    ch, cw = int(h * frac / 2), int(w * frac / 2)
+    crop = image[h // 2 - ch:h // 2 + ch, w // 2 - cw:w // 2 + cw]
+    sub = ax.inset_axes([0.58, 0.02, 0.4, 0.4])
+    sub.imshow(crop, cmap="gray", vmin=vmin, vmax=vmax)
+    sub.set_xticks([]), sub.set_yticks([])
+    for spine in sub.spines.values():
+        spine.set_edgecolor("white")
+    ax.add_patch(plt.Rectangle((w // 2 - cw, h // 2 - ch), 2 * cw, 2 * ch, fill=False, ec="white", lw=0.8))
+
+
+# -----------------------------------------------------------------------------
+# figures
+
+
+def image_grid(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], out, *, metrics: Sequence = (),
+               title: str = "", inset: bool = True, bars: Optional[str] = None) -> None:
+    """Rows of images from volume files, the same slice in each row, one grey scale per row.
+
+    Parameters
+    ----------
+    rows : list of (row label, list of (panel title, file))
+        The first file of a row is its reference: it sets the grey scale and the slice shown.
+    metrics : per-slice metric CSVs
+        When given, each panel title gets its mean SSIM (the reference's panel excepted).
+    bars : str, optional
+        A last column plotting SSIM per panel of each row (e.g. "SSIM vs depth d").
+    """
+    table = _mean_metric(metrics) if metrics else None
+    ncols = max(len(panels) for _, panels in rows) + (1 if bars else 0)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(2.6 * ncols, 2.7 * len(rows)), squeeze=False,
+                             layout="constrained")
+    for r, (label, panels) in enumerate(rows):
+        ref, index, _ = read_slice(panels[0][1])
+        vmin, vmax = _window(ref)
+        scores = []
+        for c, (name, path) in enumerate(panels):
+            img = ref if c == 0 else read_slice(path, index)[0]
+            im = axes[r, c].imshow(img, cmap="gray", vmin=vmin, vmax=vmax)
+            text = name
+            if table is not None and c > 0:
+                score = _lookup(table, path)
+                scores.append((name, score))
+                text += f"\nSSIM {score:.3f}"
+            axes[r, c].set_title(text, fontsize=8)
+            axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
+            if inset:
+                _inset(axes[r, c], img, vmin, vmax)
+        axes[r, 0].set_ylabel(f"{label}\nslice {index}", fontsize=8)
+        fig.colorbar(im, ax=axes[r, :len(panels)].tolist(), fraction=0.02, pad=0.01).set_label(UNITS, fontsize=7)
+        for c in range(len(panels), ncols - (1 if bars else 0)):
+            axes[r, c].axis("off")
+        if bars:
+            ax = axes[r, -1]
+            names = [n for n, _ in scores]
+            ax.bar(range(len(scores)), [s for _, s in scores], color="0.5", edgecolor="k", hatch="//")
+            ax.set_xticks(range(len(scores)), names, rotation=30, fontsize=7, ha="right")
+            ax.set_ylabel("SSIM (field of view)", fontsize=8)
+            finite = [s for _, s in scores if np.isfinite(s)]
+            if finite:
+                ax.set_ylim(max(0.0, min(finite) - 0.05), min(1.0, max(finite) + 0.05))
+            ax.set_title(bars, fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, out)
+
+
+def dose_series(levels: Sequence[Tuple[str, str, str]], reference, out, *, metrics: Sequence = (),
+                title: str = "") -> None:
+    """For each dose level: the conventional image, the TomoGAN image and a line profile of both and the reference.
+
+    Parameters
+    ----------
+    levels : list of (level label, conventional file, TomoGAN file)
+    reference : file
+        The normal-dose reconstruction (ground truth of the profiles).
+    """
+    table = _mean_metric(metrics) if metrics else None
+    fig, axes = plt.subplots(len(levels), 3, figsize=(10, 2.9 * len(levels)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 1.6]}, layout="constrained")
+    for r, (label, conv_path, tg_path) in enumerate(levels):
+        conv, index, _ = read_slice(conv_path)
+        ref = read_slice(reference, index)[0]
+        tg = read_slice(tg_path, index)[0]
+        vmin, vmax = _window(ref)
+        for c, (name, img, path) in enumerate((("FBP", conv, conv_path), ("TomoGAN", tg, tg_path))):
+            im = axes[r, c].imshow(img, cmap="gray", vmin=vmin, vmax=vmax)
+            text = f"{label}: {name}"
+            if table is not None:
+                text += f" (SSIM {_lookup(table, path):.3f})"
+            axes[r, c].set_title(text, fontsize=8)
+            axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
+            x, _ = profile(img)
+            axes[r, c].plot([x[0], x[-1]], [img.shape[0] // 2] * 2, color="tab:red", lw=0.6, ls="--")
+        fig.colorbar(im, ax=axes[r, :2].tolist(), fraction=0.03, pad=0.01).set_label(UNITS, fontsize=7)
+        ax = axes[r, 2]
+        for (name, img), style in zip((("FBP", conv), ("TomoGAN", tg), ("reference", ref)), STYLES):
+            x, v = profile(img)
+            ax.plot(x, v, label=name, **style)
+        ax.set_xlabel("pixel along the line", fontsize=8)
+        ax.set_ylabel(UNITS, fontsize=8)
+        ax.legend(fontsize=7, loc="upper right")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    _save(fig, out)
+
+
+def metric_bars(csvs: Sequence, groups: Sequence[Tuple[str, Dict[str, str]]], out, *, title: str = "",
+                metric: str = "ssim") -> None:
+    """Bars of a metric's mean for labelled selections of the per-slice metric rows.
+
+    ``groups`` is a list of (bar label, {column: value}) selections, e.g. ("APS -> SLS",
+    {"dataset": "shale-sls-n1", "model": "shale-aps-photons-1e3-d3-all"}).
+    """
+    frames = [pd.read_csv(p) for p in csvs]
+    df = pd.concat(frames, ignore_index=True)
+    df["model"] = df["model"].fillna("") if "model" in df else ""
+    labels, values, errors = [], [], []
+    for label, sel in groups:
+        rows = df
+        for k, v in sel.items():
+            rows = rows[rows[k].astype(str) == str(v)]
+        labels.append(label)
+        values.append(rows[metric].mean() if len(rows) else np.nan)
+        errors.append(rows[metric].std(ddof=1) if len(rows) > 1 else 0.0)
+    fig, ax = plt.subplots(figsize=(1.3 * len(groups) + 2, 3.2))
+    hatches = ["//", "..", "xx", "\\\\", "oo", "--"]
+    for i, (v, e) in enumerate(zip(values, errors)):
+        ax.bar(i, v, yerr=e, color="0.6", edgecolor="k", hatch=hatches[i % len(hatches)], capsize=3)
+        ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(f"{metric.upper()} (field of view; mean, std over slices)", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def feature_values(panels: Sequence[Tuple[str, str, str, str]], out, *, title: str = "") -> None:
+    """Pixel values across one feature in several datasets: conventional, TomoGAN and reference.
+
+    ``panels`` is a list of (dataset label, conventional file, TomoGAN file, reference file). The feature is
+    the densest spot of the reference's central slice (its maximum after a 5-pixel median filter, so an
+    inclusion rather than a single noisy pixel); the profile is the 40 pixels through it along its row.
+    """
+    from scipy.ndimage import median_filter
+
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.0), squeeze=False)
+    for ax, (label, conv_path, tg_path, ref_path) in zip(axes[0], panels):
+        conv, index, _ = read_slice(conv_path)
+        ref = read_slice(ref_path, index)[0]
+        tg = read_slice(tg_path, index)[0]
+        smooth = median_filter(ref, size=5)
+        from simulate.reconstruct import circular_mask
+
+        smooth[~circular_mask(ref.shape, margin=8)] = -np.inf
+        r, c = np.unravel_index(int(np.argmax(smooth)), ref.shape)
+        lo, hi = max(0, c - 20), min(ref.shape[1], c + 20)
+        for (name, img), style in zip((("FBP", conv), ("TomoGAN", tg), ("reference", ref)), STYLES):
+            ax.plot(np.arange(lo, hi), img[r, lo:hi], label=name, **style)
+        ax.set_title(f"{label}\nslice {index}, row {r}", fontsize=8)
+        ax.set_xlabel("pixel", fontsize=8)
+    axes[0, 0].set_ylabel(UNITS, fontsize=8)
+    axes[0, 0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def timing_bars(timing_csv, out, *, title: str = "") -> None:
+    """Per-slice time of each method (log scale), with its SSIM and speed-up against SIRT on the bars."""
+    df = pd.read_csv(timing_csv)
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    sirt = df.loc[df["method"].str.startswith("SIRT") & ~df["method"].str.contains("TV"), "ms_per_slice"]
+    base = float(sirt.iloc[0]) if len(sirt) else np.nan
+    for i, row in enumerate(df.itertuples()):
+        ax.bar(i, row.ms_per_slice, color="0.6", edgecolor="k", hatch="//" if "TomoGAN" in row.method else "")
+        text = f"{row.ms_per_slice:.0f} ms"
+        if np.isfinite(base) and row.ms_per_slice > 0:
+            text += f"\n{base / row.ms_per_slice:.1f}x vs SIRT"
+        if "ssim" in df and np.isfinite(row.ssim):
+            text += f"\nSSIM {row.ssim:.3f}"
+        ax.text(i, row.ms_per_slice, text, ha="center", va="bottom", fontsize=6.5)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(df)), df["method"], rotation=15, ha="right", fontsize=8)
+    ax.set_ylabel("time per slice (ms, log scale)", fontsize=8)
+    device = df["device"].iloc[0] if "device" in df else "?"
+    ax.set_title(title or f"Time per slice on {device}", fontsize=9)
+    ax.set_ylim(top=ax.get_ylim()[1] * 8)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def training_curves(logs: Sequence[Tuple[str, str]], out, *, title: str = "") -> None:
+    """Generator MSE and validation SSIM against step, one line per trained model."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    styles = ["-", "--", ":", "-."]
+    for i, (label, path) in enumerate(logs):
+        try:
+            df = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(path, f"not a readable training log: {exc}") from None
+        style = dict(ls=styles[i % len(styles)], color=plt.cm.gray(0.8 * (i % 5) / 5), lw=1.1)
+        if "mse" in df:
+            a1.plot(df["step"], df["mse"], label=label, **style)
+        val = df.dropna(subset=["val_ssim"])
+        a2.plot(val["step"], val["val_ssim"], marker="o", ms=2.5, label=label, **style)
+    a1.set_yscale("log")
+    a1.set_xlabel("step"), a1.set_ylabel("training MSE (network units)")
+    a2.set_xlabel("step"), a2.set_ylabel("validation SSIM (field of view)")
+    a2.legend(fontsize=6, ncol=2)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+# -----------------------------------------------------------------------------
+# command line
+
+
+def _pairs(items: Sequence[str], n: int) -> List[Tuple[str, ...]]:
+    """Split ``LABEL=PATH[,PATH...]`` items into tuples of n (label plus n-1 paths)."""
+    out = []
+    for item in items:
+        label, _, rest = item.partition("=")
+        parts = rest.split(",")
+        if len(parts) != n - 1:
+            raise InputError(item, f"expected LABEL={','.join(['PATH'] * (n - 1))}")
+        out.append((label, *parts))
+    return out
+
+
+@cli
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Draw one of the study's figures (PNG + PDF).")
+    p.add_argument("figure", choices=["grid", "doses", "bars", "features", "timing", "curves"])
+    p.add_argument("out", help="PNG to write (a PDF is written beside it)")
+    p.add_argument("--title", default="")
+    p.add_argument("--row", action="append", default=[],
+                   help="grid: LABEL=TITLE:PATH;TITLE:PATH;... (first panel = reference)")
+    p.add_argument("--level", action="append", default=[], help="doses: LABEL=CONVENTIONAL,TOMOGAN")
+    p.add_argument("--reference", help="doses: the normal-dose reconstruction")
+    p.add_argument("--group", action="append", default=[], help="bars: LABEL=col:value;col:value")
+    p.add_argument("--panel", action="append", default=[], help="features: LABEL=CONV,TOMOGAN,REFERENCE")
+    p.add_argument("--log", action="append", default=[], help="curves: LABEL=log.csv")
+    p.add_argument("--metrics", nargs="*", default=[], help="per-slice metric CSVs")
+    p.add_argument("--timing", help="timing: the timing CSV")
+    p.add_argument("--bars-title", help="grid: add a column of SSIM bars with this title")
+    args = p.parse_args(argv)
+    if args.figure == "grid":
+        rows = []
+        for item in args.row:
+            label, _, rest = item.partition("=")
+            rows.append((label, [tuple(panel.split(":", 1)) for panel in rest.split(";")]))
+        image_grid(rows, args.out, metrics=args.metrics, title=args.title, bars=args.bars_title)
+    elif args.figure == "doses":
+        dose_series(_pairs(args.level, 3), args.reference, args.out, metrics=args.metrics, title=args.title)
+    elif args.figure == "bars":
+        groups = []
+        for item in args.group:
+            label, _, rest = item.partition("=")
+            groups.append((label, dict(kv.split(":", 1) for kv in rest.split(";"))))
+        metric_bars(args.metrics, groups, args.out, title=args.title)
+    elif args.figure == "features":
+        feature_values(_pairs(args.panel, 4), args.out, title=args.title)
+    elif args.figure == "timing":
+        timing_bars(args.timing, args.out, title=args.title)
+    else:
+        training_curves(_pairs(args.log, 2), args.out, title=args.title)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,136 @@
+"""The study's compact result tables, from the summary table ``results/metrics/tomogan.csv``.
+
+- **main**: one row per (test volume, dose), one column per method: FBP, SIRT, SIRT+TV, TomoGAN trained here
+  (the test volume's own model: its split's, at the configured depth with every loss term) and the authors'
+  released weights; cells are
+  ``SSIM / PSNR`` means over the evaluated slices, the best SSIM of the row in bold.
+- **ablation**: every TomoGAN model on each (test volume, dose) where there are several, with its depth and loss set.
+
+Written as Markdown (``results/tables/main.md``, also pasted into the README by ``make readme``) and CSV.
+``python -m analysis.tables results/metrics/tomogan.csv results/tables/main.md [--readme README.md]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from simulate.io import InputError, cli
+
+__all__ = ["main_table", "ablation_table", "render", "update_readme", "main"]
+
+logger = logging.getLogger(__name__)
+
+COLUMNS = {"fbp": "FBP", "sirt": "SIRT", "sirt-tv": "SIRT+TV", "tomogan": "TomoGAN (trained here)",
+           "tomogan-release": "TomoGAN (released weights)"}
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+
+
+def _read(path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(path, f"not a readable summary table: {exc}") from None
+    need = {"dataset", "dose", "method", "model", "ssim_mean", "psnr_mean", "source", "vgg_weights"}
+    if need - set(df.columns):
+        raise InputError(path, f"lacks columns {sorted(need - set(df.columns))}")
+    df["model"] = df["model"].fillna("")
+    df["vgg_weights"] = df["vgg_weights"].fillna("")
+    return df
+
+
+def main_table(df: pd.DataFrame, main_models: dict) -> pd.DataFrame:
+    """Wide table of SSIM / PSNR per method; TomoGAN is each test volume's own model.
+
+    ``main_models`` maps a test volume to the names of its own models (its split's, at the configured
+    depth with every loss term); cross-facility applications go to the ablation table.
+    """
+    own = pd.Series([m in main_models.get(d, ()) for d, m in zip(df["dataset"], df["model"])], index=df.index)
+    trained = df[(df["method"] == "tomogan") & own]
+    others = df[df["method"] != "tomogan"]
+    rows = []
+    for (ds, dose), grp in pd.concat([others, trained]).groupby(["dataset", "dose"], sort=True):
+        if not (grp["method"] == "tomogan").any():
+            continue
+        row = {"dataset": ds, "dose": dose, "source": grp["source"].iloc[0]}
+        best = grp["ssim_mean"].max()
+        for method, label in COLUMNS.items():
+            sel = grp[grp["method"] == method]
+            if len(sel):
+                s, p = sel["ssim_mean"].iloc[0], sel["psnr_mean"].iloc[0]
+                cell = f"{s:.3f} / {p:.1f}"
+                row[label] = f"**{cell}**" if s == best else cell
+            else:
+                row[label] = ""
+        tg = grp[grp["method"] == "tomogan"]
+        row["model"] = tg["model"].iloc[0]
+        row["vgg weights"] = tg["vgg_weights"].iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ablation_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Every TomoGAN model on the (test volume, dose) pairs that several models were tested on."""
+    tg = df[df["method"] == "tomogan"].copy()
+    counts = tg.groupby(["dataset", "dose"])["model"].transform("count")
+    tg = tg[counts > 1]
+    parts = tg["model"].str.extract(r"^(?P<split>.+)-(?P<dose_>[^-]+-[^-]+)-d(?P<depth>\d+)-(?P<loss_set>.+)$")
+    tg = pd.concat([tg, parts], axis=1)
+    out = tg[["dataset", "dose", "model", "split", "depth", "loss_set", "ssim_mean", "psnr_mean", "n_slices"]]
+    return out.sort_values(["dataset", "dose", "split", "depth", "loss_set"]).round(4)
+
+
+def render(df: pd.DataFrame, main_models: dict) -> str:
+    """Both tables as Markdown, with a note on what the numbers are."""
+    text = ["SSIM / PSNR (dB) inside the circular field of view against the normal-dose reference, mean over the "
+            "evaluated central slices of each test volume; best SSIM of a row in bold. "
+            f"Config hash `{df['config_hash'].iloc[0] if 'config_hash' in df else ''}`.", "",
+            main_table(df, main_models).to_markdown(index=False), ""]
+    ab = ablation_table(df)
+    if len(ab):
+        text += ["Every model on the volumes several models were tested on (ablations, cross-facility):", "",
+                 ab.to_markdown(index=False), ""]
+    return "\n".join(text)
+
+
+def update_readme(readme, table_md: str) -> None:
+    """Replace the README's text between the results markers by ``table_md``."""
+    path = Path(readme)
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise InputError(path, f"has no {BEGIN} ... {END} markers")
+    new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{table_md}\n{END}", text,
+                 flags=re.S)
+    path.write_text(new)
+
+
+@cli
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Compact result tables from results/metrics/tomogan.csv.")
+    p.add_argument("summary", help="the summary table (analysis.summary output)")
+    p.add_argument("out", help="Markdown file to write (a CSV of the main table is written beside it)")
+    p.add_argument("--main", nargs="*", default=[], metavar="DATASET=RUN",
+                   help="each test volume's own model (the others are cross-facility applications)")
+    p.add_argument("--readme", help="also paste the tables into this README between the results markers")
+    args = p.parse_args(argv)
+    df = _read(args.summary)
+    main_models = {}
+    for item in args.main:
+        ds, _, run = item.partition("=")
+        main_models.setdefault(ds, set()).add(run)
+    md = render(df, main_models)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    main_table(df, main_models).to_csv(out.with_suffix(".csv"), index=False)
+    out.write_text(md)
+    if args.readme:
+        update_readme(args.readme, md)
+    logger.info("wrote %s", out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""Time per slice of FBP, TomoGAN, FBP+TomoGAN, SIRT and SIRT+TV, in one process on one device.
+
+The paper's claim (one V100): FBP 40 ms + TomoGAN 30 ms = 70 ms per image, against SIRT with 400
+iterations at 550 ms. This module measures the same comparison on the same slices of one low-dose
+sinogram: each method is run once to warm up, then ``repeats`` times, and the median is kept. The
+reconstruction backend is the study's (astra CPU or tomopy); TomoGAN runs on CUDA when it is available,
+else on the CPU, and the device is written in every row. Each method's SSIM and PSNR against the
+normal-dose reference (field of view, :mod:`analysis.metrics`) are written beside its time.
+
+``python -m analysis.timing OUT.csv --proj P.h5 --reference REF.h5 --model model.pt --sirt-iter 400``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from simulate.io import InputError, cli, read_array, software_versions
+
+__all__ = ["median_time", "time_methods", "main"]
+
+logger = logging.getLogger(__name__)
+
+
+def median_time(fn, repeats: int):
+    """Run ``fn`` once to warm up, then ``repeats`` times; return (median seconds, last result)."""
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), result
+
+
+def time_methods(sino, theta, reference, model, *, center, sirt_iter: int, tv_weight: float, tv_iter: int,
+                 repeats: int, backend: str, threads: int, fov_margin: float = 2.0, margin: int = 0) -> list:
+    """Time every method per slice on ``sino`` ``(angles, slices, detector)``.
+
+    The first and last ``margin`` slices only feed TomoGAN its neighbours (d // 2 each side): FBP is
+    timed on all slices and divided by their number; the other methods and every score use the inner
+    slices, which ``reference`` matches.
+    """
+    import torch
+
+    from analysis.metrics import compare_volumes
+    from simulate.reconstruct import fbp, sirt, tv_denoise
+    from tomogan_core.infer import denoise
+
+    n_all = sino.shape[1]
+    inner = list(range(margin, n_all - margin))
+    n = len(inner)
+    size = reference.shape[-1]
+    sync = torch.cuda.synchronize if model.device.type == "cuda" else (lambda: None)
+
+    def run_fbp():
+        return fbp(sino, theta, center=center, size=size, backend=backend, threads=threads)
+
+    def run_tomogan(volume):
+        out = denoise(volume, model, indices=inner, repeat_edges=True)
+        sync()
+        return out
+
+    t_fbp, rec_fbp_all = median_time(run_fbp, repeats)
+    t_fbp *= n / n_all  # per slice, times the inner slices
+    rec_fbp = rec_fbp_all[inner]
+    t_gan, rec_gan = median_time(lambda: run_tomogan(rec_fbp_all), repeats)
+    t_sirt, rec_sirt = median_time(lambda: sirt(sino[:, inner], theta, n_iter=sirt_iter, center=center, size=size,
+                                                backend=backend, threads=threads), max(1, repeats // 3))
+    t_tv, rec_tv = median_time(lambda: tv_denoise(rec_sirt, weight=tv_weight, n_iter=tv_iter, threads=threads),
+                               max(1, repeats // 3))
+    results = [("FBP", t_fbp, rec_fbp, "cpu"), ("TomoGAN", t_gan, rec_gan, model.device.type),
+               ("FBP+TomoGAN", t_fbp + t_gan, rec_gan, f"cpu+{model.device.type}"),
+               (f"SIRT ({sirt_iter} it.)", t_sirt, rec_sirt, "cpu"),
+               (f"SIRT ({sirt_iter} it.)+TV", t_sirt + t_tv, rec_tv, "cpu")]
+    rows = []
+    for name, seconds, rec, device in results:
+        scores = compare_volumes(rec, reference, fov_margin=fov_margin)
+        rows.append({"method": name, "ms_per_slice": 1000 * seconds / n, "seconds": seconds, "slices": n,
+                     "ssim": float(np.mean([s["ssim"] for s in scores])),
+                     "psnr": float(np.mean([s["psnr"] for s in scores])), "device": device})
+        logger.info("%-22s %9.1f ms/slice  SSIM %.3f", name, 1000 * seconds / n, rows[-1]["ssim"])
+    return rows
+
+
+@cli
+def main(argv=None):
+    import torch
+
+    from simulate.acquire import read_projections
+    from simulate.reconstruct import central_slices, resolve_backend
+    from tomogan_core.infer import load_any
+
+    p = argparse.ArgumentParser(description="Time FBP, TomoGAN, SIRT and SIRT+TV per slice, in one process.")
+    p.add_argument("out", help="CSV to write")
+    p.add_argument("--proj", required=True, help="low-dose projections (DXchange layout)")
+    p.add_argument("--reference", required=True, help="normal-dose reconstruction (/recon, /slices)")
+    p.add_argument("--model", required=True, help="TomoGAN model (model.pt or served .pt)")
+    p.add_argument("--slices", type=int, default=4, help="central slices timed")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--sirt-iter", type=int, default=400)
+    p.add_argument("--tv-weight", type=float, default=0.05)
+    p.add_argument("--tv-iter", type=int, default=1000)
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--fov-margin", type=float, default=2.0)
+    args = p.parse_args(argv)
+
+    torch.set_num_threads(args.threads)
+    data, theta, attrs = read_projections(args.proj)
+    ref = read_array(args.reference, "/recon", ndim=3)
+    ref_idx = read_array(args.reference, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
+    model = load_any(args.model, device=args.device)
+    idx = central_slices(data.shape[1], args.slices)
+    half = model.depth // 2
+    lo, hi = max(int(idx[0]) - half, 0), min(int(idx[-1]) + half + 1, data.shape[1])
+    if idx[0] - lo != hi - 1 - idx[-1]:  # keep the margin symmetric at a volume's end
+        m = min(idx[0] - lo, hi - 1 - idx[-1])
+        lo, hi = int(idx[0]) - m, int(idx[-1]) + m + 1
+    missing = sorted(set(idx) - set(ref_idx))
+    if missing:
+        raise InputError(args.reference, f"lacks slices {missing[:5]} of the timed ones")
+    reference = ref[[int(np.flatnonzero(ref_idx == i)[0]) for i in idx]]
+    backend = resolve_backend(args.backend)
+    center = float(attrs.get("center", data.shape[-1] / 2))
+    rows = time_methods(data[:, lo:hi, :], theta, reference, model, center=center, sirt_iter=args.sirt_iter,
+                        tv_weight=args.tv_weight, tv_iter=args.tv_iter, repeats=args.repeats, backend=backend,
+                        threads=args.threads, fov_margin=args.fov_margin, margin=int(idx[0]) - lo)
+    host = platform.processor() or platform.machine()
+    gpu = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else ""
+    for row in rows:
+        row.update(dataset=attrs.get("dataset", ""), dose=attrs.get("dose", ""), backend=backend,
+                   threads=args.threads, host=host, gpu=gpu, repeats=args.repeats, model=str(args.model),
+                   vgg_weights=model.info.get("vgg_weights", ""), versions=json.dumps(software_versions()))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    pd.DataFrame(rows).to_csv(tmp, index=False)
+    tmp.replace(out)
+
+
+if __name__ == "__main__":
+    main()

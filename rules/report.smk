@@ -1,0 +1,43 @@
+# Figures, the timing table and the report. Each figure is one target:
+#   snakemake --cores 2 results/figures/fig_depth.png
+# builds that figure and only what it needs. Captions: report/<figure>.rst.
+
+
+rule timing:
+    input:
+        unpack(timing_inputs),
+    output:
+        report("results/timing/timing.csv", caption="../report/timing.rst", category="Tables"),
+    params:
+        t=config.get("timing", {}),
+        tv=config["reconstruct"]["sirt_tv"],
+        backend=config["backend"],
+    log:
+        "results/logs/timing.log",
+    benchmark:
+        "results/benchmarks/timing.tsv"
+    threads: config["threads"]
+    shell:
+        "python -m analysis.timing {output} --proj {input.proj} --reference {input.reference} "
+        "--model {input.model} --slices {params.t[slices]} --repeats {params.t[repeats]} "
+        "--sirt-iter {params.t[sirt_iter]} --tv-weight {params.tv[weight]} --tv-iter {params.tv[n_iter]} "
+        "--backend {params.backend} --threads {threads} > {log} 2>&1"
+
+
+rule figure:
+    input:
+        lambda w: FIGURES[w.figure].inputs,
+    output:
+        png=report("results/figures/{figure}.png", caption="../report/figure.rst", category="Figures",
+                   labels=lambda w: {"figure": w.figure}),
+        pdf="results/figures/{figure}.pdf",
+    params:
+        kind=lambda w: FIGURES[w.figure].kind,
+        args=lambda w: FIGURES[w.figure].command,
+        caption=lambda w: figure_caption(w.figure),
+    log:
+        "results/logs/figure/{figure}.log",
+    benchmark:
+        "results/benchmarks/figure/{figure}.tsv"
+    shell:
+        "python -m analysis.figures {params.kind} {output.png} {params.args} > {log} 2>&1"
