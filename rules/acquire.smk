@@ -17,7 +17,9 @@ rule project_foam:
         "results/logs/project_foam/{dataset}.log",
     benchmark:
         "results/benchmarks/project_foam/{dataset}.tsv"
-    threads: config["threads"]
+    threads: job_threads("simulate")
+    resources:
+        **job_resources("simulate"),
     shell:
         "python -m simulate.acquire project {input} {output} --n-angles {params.n_angles} "
         "--max-line-integral {params.max_line_integral} --backend {params.backend} "

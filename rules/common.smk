@@ -43,6 +43,19 @@ wildcard_constraints:
     dose=_alternatives(DOSES),
 
 
+# ---------------------------------------------------------------- cluster resources per kind of job
+def job_threads(kind):
+    """Threads of a kind of job (simulate, reconstruct, train, infer): config resources, else `threads`."""
+    return config.get("resources", {}).get(kind, {}).get("cpus", config["threads"])
+
+
+def job_resources(kind):
+    """Memory (MB), runtime (minutes) and GPUs of a kind of job, for a cluster executor (config `resources`)."""
+    res = dict(config.get("resources", {}).get(kind, {}))
+    res.pop("cpus", None)
+    return res
+
+
 # ---------------------------------------------------------------- paths
 def recon_path(dataset, dose, method):
     return f"results/{dataset}/recon/{dose}/{method}.h5"

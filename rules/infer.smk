@@ -11,7 +11,9 @@ rule infer:
         "results/logs/infer/{dataset}/{dose}/{run}.log",
     benchmark:
         "results/benchmarks/infer/{dataset}/{dose}/{run}.tsv"
-    threads: config["threads"]
+    threads: job_threads("infer")
+    resources:
+        **job_resources("infer"),
     shell:
         "python -m tomogan_core.infer -ld {input.ld} -model {input.model} -o {output} --method tomogan "
         "--run {wildcards.run} --threads {threads} --quiet > {log} 2>&1"
@@ -42,7 +44,9 @@ rule infer_release:
         "results/logs/infer_release/{dataset}/{dose}.log",
     benchmark:
         "results/benchmarks/infer_release/{dataset}/{dose}.tsv"
-    threads: config["threads"]
+    threads: job_threads("infer")
+    resources:
+        **job_resources("infer"),
     shell:
         "python -m tomogan_core.infer -ld {input.ld} -model {input.model} -o {output} --method tomogan-release "
         "--run {RELEASE} --grey255-from-input --threads {threads} --quiet > {log} 2>&1"

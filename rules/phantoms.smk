@@ -12,7 +12,9 @@ rule foam_phantom:
         "results/logs/foam_phantom/{dataset}.log",
     benchmark:
         "results/benchmarks/foam_phantom/{dataset}.tsv"
-    threads: config["threads"]
+    threads: job_threads("simulate")
+    resources:
+        **job_resources("simulate"),
     shell:
         "python -m simulate.phantoms {output} {params.args} --threads {threads} > {log} 2>&1"
 
@@ -28,6 +30,8 @@ rule shale_raw:
         "results/logs/shale_raw/{dataset}.log",
     benchmark:
         "results/benchmarks/shale_raw/{dataset}.tsv"
-    threads: config["threads"]
+    threads: job_threads("simulate")
+    resources:
+        **job_resources("simulate"),
     shell:
         "python -m simulate.download {output} {params.args} --threads {threads} > {log} 2>&1"

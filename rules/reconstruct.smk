@@ -13,7 +13,9 @@ rule fbp:
         "results/logs/fbp/{dataset}/{dose}.log",
     benchmark:
         "results/benchmarks/fbp/{dataset}/{dose}.tsv"
-    threads: config["threads"]
+    threads: job_threads("reconstruct")
+    resources:
+        **job_resources("reconstruct"),
     shell:
         "python -m simulate.reconstruct recon {input} {output} --method fbp --filter {params.filter} "
         "--backend {params.backend} --threads {threads} > {log} 2>&1"
@@ -32,7 +34,9 @@ rule sirt:
         "results/logs/sirt/{dataset}/{dose}.log",
     benchmark:
         "results/benchmarks/sirt/{dataset}/{dose}.tsv"
-    threads: config["threads"]
+    threads: job_threads("reconstruct")
+    resources:
+        **job_resources("reconstruct"),
     shell:
         "python -m simulate.reconstruct recon {input} {output} --method sirt --n-iter {params.n_iter} "
         "--slices {params.slices} --backend {params.backend} --threads {threads} > {log} 2>&1"
@@ -50,7 +54,9 @@ rule sirt_tv:
         "results/logs/sirt_tv/{dataset}/{dose}.log",
     benchmark:
         "results/benchmarks/sirt_tv/{dataset}/{dose}.tsv"
-    threads: config["threads"]
+    threads: job_threads("reconstruct")
+    resources:
+        **job_resources("reconstruct"),
     shell:
         "python -m simulate.reconstruct tv {input} {output} --weight {params.weight} "
         "--n-iter {params.n_iter} --threads {threads} > {log} 2>&1"

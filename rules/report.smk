@@ -16,7 +16,9 @@ rule timing:
         "results/logs/timing.log",
     benchmark:
         "results/benchmarks/timing.tsv"
-    threads: config["threads"]
+    threads: job_threads("infer")
+    resources:
+        **job_resources("infer"),
     shell:
         "python -m analysis.timing {output} --proj {input.proj} --reference {input.reference} "
         "--model {input.model} --slices {params.t[slices]} --repeats {params.t[repeats]} "

@@ -15,7 +15,9 @@ rule train:
         "results/logs/train/{run}.log",
     benchmark:
         "results/benchmarks/train/{run}.tsv"
-    threads: config["threads"]
+    threads: job_threads("train")
+    resources:
+        **job_resources("train"),
     shell:
         "python -m tomogan_core.train -ld {input.ld} -nd {input.nd} {params.args} -o {params.out} "
         "-expName {wildcards.run} --threads {threads} > {log} 2>&1"
