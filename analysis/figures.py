@@ -250,14 +250,14 @@ def feature_values(panels: Sequence[Tuple[str, str, str, str]], out, *, title: s
     """
     from scipy.ndimage import median_filter
 
+    from simulate.reconstruct import circular_mask
+
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.0), squeeze=False)
     for ax, (label, conv_path, tg_path, ref_path) in zip(axes[0], panels):
         conv, index, _ = read_slice(conv_path)
         ref = read_slice(ref_path, index)[0]
         tg = read_slice(tg_path, index)[0]
         smooth = median_filter(ref, size=5)
-        from simulate.reconstruct import circular_mask
-
         smooth[~circular_mask(ref.shape, margin=8)] = -np.inf
         r, c = np.unravel_index(int(np.argmax(smooth)), ref.shape)
         lo, hi = max(0, c - 20), min(ref.shape[1], c + 20)

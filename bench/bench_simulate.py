@@ -4,7 +4,7 @@ Not a test: it measures and writes what it measured to a CSV (default
 ``results/bench/simulate.csv``), one row per (stage, size, threads), with the
 machine and software versions. Run it with::
 
-    python benchmarks/bench_simulate.py --sizes 128 256 --threads 1 2 --out results/bench/simulate.csv
+    python bench/bench_simulate.py --sizes 128 256 --threads 1 2 --out results/bench/simulate.csv
 
 Each figure is the median over ``--repeats`` runs after one warm-up run.
 """
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simulate.acquire import angles, project_phantom
+from simulate.acquire import project_phantom
 from simulate.io import software_versions
 from simulate.phantoms import FoamSpec, foam_volume, foam_slice, place_pores, pore_sections
 from simulate.reconstruct import reconstruct, resolve_backend

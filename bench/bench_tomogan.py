@@ -3,8 +3,8 @@
 Not a test: it measures and writes what it measured to a CSV (default ``results/bench/tomogan.csv``),
 one row per measurement, with the device, the peak memory and the software versions. Run it with::
 
-    python benchmarks/bench_tomogan.py                       # CPU, or CUDA when present
-    python benchmarks/bench_tomogan.py --device cpu --patches 64 128 --infer-sizes 512 1024
+    python bench/bench_tomogan.py                       # CPU, or CUDA when present
+    python bench/bench_tomogan.py --device cpu --patches 64 128 --infer-sizes 512 1024
 
 Training is timed with :func:`tomogan_core.train.train_step` on random data (speed does not depend on
 the values; the VGG19 weights are random for the same reason). Each figure is the median over
