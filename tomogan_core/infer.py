@@ -175,7 +175,8 @@ def denoise(volume: np.ndarray, model, *, indices: Optional[Sequence[int]] = Non
     indices = list(range(volume.shape[0])) if indices is None else [int(i) for i in indices]
     out = np.empty((len(indices),) + volume.shape[1:], np.float32)
     starts = range(0, len(indices), batch)
-    for start in tqdm(starts, desc="denoise", disable=not progress, file=sys.stderr, unit="batch"):
+    for start in tqdm(starts, desc="denoise", disable=not progress, file=sys.stderr, unit="batch",
+                      mininterval=1.0 if sys.stderr.isatty() else 30.0):
         chunk = indices[start:start + batch]
         x = np.stack([stack_neighbours(volume, i, model.depth) for i in chunk])  # (b, d, H, W)
         out[start:start + len(chunk)] = model(x)

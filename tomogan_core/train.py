@@ -336,7 +336,7 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
     counts = 0
     start_time = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
     bar = tqdm(total=cfg.max_iter, initial=step, desc=out_dir.name or "train", disable=not progress,
-               dynamic_ncols=True, file=sys.stderr)
+               dynamic_ncols=True, file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0)
     generator.train()
     while step < cfg.max_iter:
         parts = train_step(cfg, generator, critic, opt_g, opt_d, sampler, vgg=vgg, vgg_input=vgg_input,
