@@ -1,7 +1,8 @@
 """Summarise per-slice metrics into one row per (dataset, dose, method).
 
 Each row gives the mean, standard deviation and a 95 % confidence interval
-(Student t over the evaluated slices) of SSIM and PSNR, the number of slices,
+(Student t over the evaluated slices) of SSIM and PSNR in both regions of :mod:`analysis.metrics`
+(field of view: ``ssim_*``/``psnr_*``; object: ``ssim_object_*``/``psnr_object_*``), the number of slices,
 and its provenance: data source (simulated / synthetic-shale / tomobank:...),
 backend, seed, software versions and the hash of the config that made it.
 Written as CSV (the data), Markdown (for people) and LaTeX (for a paper) side by side.
@@ -23,8 +24,9 @@ __all__ = ["summarise", "main"]
 
 logger = logging.getLogger(__name__)
 
-GROUP = ["dataset", "source", "dose", "dose_mode", "dose_level", "method", "model", "vgg_weights", "backend",
-         "seed", "versions"]
+GROUP = ["dataset", "source", "dose", "dose_mode", "dose_level", "method", "model", "vgg_weights", "tuning",
+         "backend", "seed", "versions"]
+METRICS = ("ssim", "psnr", "ssim_object", "psnr_object")
 
 
 def _ci95(values) -> float:
@@ -38,16 +40,19 @@ def summarise(per_slice: pd.DataFrame) -> pd.DataFrame:
     """Group per-slice rows and reduce SSIM/PSNR to mean, std, 95 % CI half-width and count."""
     rows = []
     per_slice = per_slice.copy()
-    for col in ("model", "vgg_weights"):  # per-slice files written before these columns existed
+    for col in ("model", "vgg_weights", "tuning"):  # per-slice files written before these columns existed
         if col not in per_slice:
             per_slice[col] = ""
         per_slice[col] = per_slice[col].astype(object).fillna("")
     for key, grp in per_slice.groupby(GROUP, sort=False, dropna=False):
         row = dict(zip(GROUP, key))
-        for m in ("ssim", "psnr"):
-            row[f"{m}_mean"] = float(grp[m].mean())
-            row[f"{m}_std"] = float(grp[m].std(ddof=1)) if len(grp) > 1 else float("nan")
-            row[f"{m}_ci95"] = _ci95(grp[m])
+        for m in METRICS:
+            if m not in grp:
+                continue
+            values = grp[m].dropna()  # object metrics are NaN on slices without sample
+            row[f"{m}_mean"] = float(values.mean()) if len(values) else float("nan")
+            row[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
+            row[f"{m}_ci95"] = _ci95(values)
         row["n_slices"] = int(len(grp))
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -59,8 +64,11 @@ def to_latex(table: pd.DataFrame) -> str:
     """A LaTeX tabular of the main columns (mean +- 95 % CI), for a paper; the CSV keeps everything."""
     cols = [c for c in ("dataset", "source", "dose", "method", "model", "vgg_weights") if c in table]
     body = table[cols].copy()
-    for m, digits in (("ssim", 3), ("psnr", 2)):
-        body[m.upper()] = [f"{v:.{digits}f} $\\pm$ {c:.{digits}f}" if np.isfinite(c) else f"{v:.{digits}f}"
+    for m, digits, label in (("ssim", 3, "SSIM"), ("psnr", 2, "PSNR"), ("ssim_object", 3, "SSIM (object)"),
+                             ("psnr_object", 2, "PSNR (object)")):
+        if f"{m}_mean" not in table:
+            continue
+        body[label] = [f"{v:.{digits}f} $\\pm$ {c:.{digits}f}" if np.isfinite(c) else f"{v:.{digits}f}"
                            for v, c in zip(table[f"{m}_mean"], table[f"{m}_ci95"])]
     body["n"] = table["n_slices"]
     return body.to_latex(index=False, escape=False).replace("_", "\\_")
