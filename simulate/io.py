@@ -68,7 +68,7 @@ def _open_for_read(path):
 
 
 def read_array(path, name: str, *, ndim: int | None = None, dtype_kind: str = "fiu",
-               finite: bool = True, dtype=np.float32) -> np.ndarray:
+               finite: bool = True, dtype=np.float32, index=None) -> np.ndarray:
     """Read one dataset from an HDF5 file, checking it on the way.
 
     Parameters
@@ -85,6 +85,9 @@ def read_array(path, name: str, *, ndim: int | None = None, dtype_kind: str = "f
         Reject NaN and Inf.
     dtype : numpy dtype or None
         Cast the result to this type (``None`` keeps the stored type).
+    index : h5py selection, optional
+        Read only this part (e.g. ``np.s_[[3, 4, 5]]`` for three slices, increasing indices); the
+        finiteness check then covers only what was read.
 
     Returns
     -------
@@ -107,7 +110,7 @@ def read_array(path, name: str, *, ndim: int | None = None, dtype_kind: str = "f
         if ndim is not None and ds.ndim != ndim:
             raise InputError(path, f"dataset '{name}' has shape {ds.shape}, expected {ndim} dimensions")
         try:
-            arr = ds[()]
+            arr = ds[()] if index is None else ds[index]
         except OSError as exc:
             raise InputError(path, f"dataset '{name}' cannot be read (truncated file?): {exc}") from None
     if dtype is not None:

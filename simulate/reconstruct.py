@@ -36,7 +36,9 @@ __all__ = [
     "reconstruct",
     "fbp",
     "sirt",
+    "sirt_iterates",
     "tv_denoise",
+    "bm3d_denoise",
     "circular_mask",
 ]
 
@@ -168,6 +170,31 @@ class _Astra:
     def sirt(self, sino, theta, size, n_iter):
         return lambda i: self._run("SIRT", sino[:, i, :], theta, size, n_iter=n_iter)
 
+    def sirt_iterates(self, sino, theta, size, n_iters):
+        """Per slice: the SIRT iterates after each count in ``n_iters`` (increasing), from one run."""
+        a = self.astra
+
+        def one(i):
+            vol_geom, proj_geom = self._geoms(sino.shape[-1], theta, size)
+            pid = a.create_projector("linear", proj_geom, vol_geom)
+            sid = a.data2d.create("-sino", proj_geom, sino[:, i, :])
+            rid = a.data2d.create("-vol", vol_geom, 0.0)
+            cfg = a.astra_dict("SIRT")
+            cfg.update(ProjectorId=pid, ProjectionDataId=sid, ReconstructionDataId=rid)
+            alg = a.algorithm.create(cfg)
+            try:
+                out, done = [], 0
+                for n in n_iters:  # astra's SIRT continues from the current volume on each run
+                    a.algorithm.run(alg, n - done)
+                    done = n
+                    out.append(a.data2d.get(rid).astype(np.float32))
+                return out
+            finally:
+                a.algorithm.delete(alg)
+                a.data2d.delete([sid, rid])
+                a.projector.delete(pid)
+        return one
+
 
 # --------------------------------------------------------------------------- tomopy
 
@@ -271,6 +298,40 @@ def sirt(sino, theta, *, n_iter, center=None, size=None, backend="auto", threads
                        backend=backend, threads=threads)
 
 
+def sirt_iterates(sino, theta, n_iters, *, center=None, size=None, backend="auto", threads=1):
+    """SIRT reconstructions after each iteration count of ``n_iters``, from a single run per slice.
+
+    Early stopping is SIRT's regulariser, so its iteration count is tuned like a denoiser's weight;
+    running once and keeping the iterates costs ``max(n_iters)`` iterations instead of their sum.
+
+    Returns
+    -------
+    dict
+        ``{n: ndarray (slices, size, size)}`` for each ``n`` in ``n_iters``; equal to
+        ``sirt(..., n_iter=n)`` for each ``n``.
+    """
+    n_iters = sorted({int(n) for n in n_iters})
+    if not n_iters or n_iters[0] < 1:
+        raise ValueError(f"iteration counts must be >= 1, got {n_iters}")
+    sino, theta = _check_sino(sino, theta)
+    sino = _center_sinogram(sino, center)
+    size = int(size or sino.shape[-1])
+    be = _backend(backend)
+    if be.name == "tomopy":  # continue each run from the previous iterate
+        out, rec, done = {}, None, 0
+        for n in n_iters:
+            rec = be.recon_all(sino, theta, size, "sirt", threads, num_iter=n - done, init_recon=rec)
+            out[n], done = rec.copy(), n
+        return out
+    per_slice = _map_slices(be.sirt_iterates(sino, theta, size, n_iters), sino.shape[1], threads, "sirt")
+    return {n: np.stack([s[k] for s in per_slice], axis=0) for k, n in enumerate(n_iters)}
+
+
+def _robust_range(volume) -> float:
+    lo, hi = np.percentile(volume, [0.5, 99.5])
+    return float(hi - lo) or 1.0
+
+
 def tv_denoise(volume, *, weight: float, n_iter: int = 1000, threads: int = 1):
     """Chambolle total-variation denoising of each slice, weight relative to the volume's range.
 
@@ -282,13 +343,32 @@ def tv_denoise(volume, *, weight: float, n_iter: int = 1000, threads: int = 1):
     from skimage.restoration import denoise_tv_chambolle
 
     volume = np.asarray(volume, dtype=np.float32)
-    lo, hi = np.percentile(volume, [0.5, 99.5])
-    scale = float(hi - lo) or 1.0
+    scale = _robust_range(volume)
 
     def one(i):
         return denoise_tv_chambolle(volume[i] / scale, weight=weight, eps=0.0,
                                     max_num_iter=n_iter) * scale
     return np.stack(_map_slices(one, volume.shape[0], threads, "tv"), axis=0).astype(np.float32)
+
+
+def bm3d_denoise(volume, *, sigma: float, threads: int = 1):
+    """BM3D (the ``bm3d`` package, both stages) of each slice, noise level relative to the volume's range.
+
+    ``sigma`` is the noise standard deviation assumed by BM3D, as a fraction of the volume's robust
+    range (99.5th minus 0.5th percentile), like :func:`tv_denoise`'s weight. Slices are denoised one
+    after another: the ``bm3d`` binary runs its own thread pool and is not safe to call from several
+    Python threads, so ``threads`` is accepted for a uniform interface and ignored.
+    """
+    import bm3d
+
+    volume = np.asarray(volume, dtype=np.float32)
+    if not sigma > 0:
+        raise ValueError(f"BM3D sigma must be > 0, got {sigma}")
+    scale = _robust_range(volume)
+
+    def one(i):
+        return np.asarray(bm3d.bm3d(volume[i] / scale, sigma_psd=float(sigma)), dtype=np.float32) * scale
+    return np.stack(_map_slices(one, volume.shape[0], 1, "bm3d"), axis=0).astype(np.float32)
 
 
 def reconstruct(sino, theta, method, *, center=None, size=None, filter_name="ram-lak",

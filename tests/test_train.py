@@ -246,3 +246,16 @@ def test_read_pair_matches_slices_by_index(tmp_path):
     write_arrays(part, {"/recon": vol[3:6], "/slices": np.arange(3, 6)})
     pair = read_pair(part, full, depth=3)
     np.testing.assert_array_equal(pair.normal[:, 0, 0], [3, 4, 5])
+
+
+def test_validation_indices_are_the_slices_training_validates_on():
+    # the classical methods are tuned on exactly these slices: they must match train.validate's choice
+    from simulate.reconstruct import central_slices
+    from tomogan_core.data import split_held_out, validation_indices
+
+    n, depth = 48, 3
+    vol = np.arange(n, dtype=np.float32)[:, None, None] * np.ones((1, 8, 8), np.float32)
+    _, held = split_held_out(VolumePair(vol, vol, "v"), fraction=0.15, depth=depth)
+    chosen = held.low[central_slices(held.n_slices, 4), 0, 0].astype(int).tolist()
+    assert validation_indices(n, val_slices=4, depth=depth, held_out_fraction=0.15).tolist() == chosen
+    assert validation_indices(n, val_slices=4, depth=depth).tolist() == central_slices(n, 4).tolist()

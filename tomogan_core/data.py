@@ -225,6 +225,28 @@ def split_held_out(pair: VolumePair, *, fraction: float, depth: int) -> Tuple[Vo
     return train, val
 
 
+def validation_indices(n_slices: int, *, val_slices: int, depth: int, held_out_fraction: Optional[float] = None):
+    """Slice indices of a volume that training validates on (and the classical methods are tuned on).
+
+    With a separate validation volume (``held_out_fraction`` None): its ``val_slices`` central slices.
+    Without one, the training volume's held-out end (:func:`split_held_out` with ``held_out_fraction``)
+    and its ``val_slices`` central slices -- exactly what :func:`tomogan_core.train.validate` scores.
+
+    Examples
+    --------
+    >>> validation_indices(64, val_slices=4, depth=3).tolist()
+    [30, 31, 32, 33]
+    >>> validation_indices(48, val_slices=4, depth=3, held_out_fraction=0.2).tolist()
+    [41, 42, 43, 44]
+    """
+    from simulate.reconstruct import central_slices
+
+    if held_out_fraction is None:
+        return central_slices(n_slices, val_slices)
+    n_val = max(depth, int(round(n_slices * held_out_fraction)))
+    return (n_slices - n_val) + central_slices(n_val, val_slices)
+
+
 def stack_neighbours(volume: np.ndarray, index: int, depth: int) -> np.ndarray:
     """The ``depth`` slices centred on ``index``, edge slices repeated at the volume's ends.
 

@@ -1,0 +1,320 @@
+"""Classical methods tuned honestly: each hyper-parameter chosen by a grid search on validation slices only.
+
+A comparison is only fair if every method gets the same care. TomoGAN picks its checkpoint on the
+validation slices; the classical methods it is compared with pick their one parameter there too, and
+are then applied unchanged to the test volumes:
+
+============  =====================================  ===========================================
+method        what it is                             tuned parameter
+============  =====================================  ===========================================
+``fbp-tv``    Chambolle TV denoising of the FBP      ``weight`` (relative to the input's range)
+``fbp-bm3d``  BM3D (``bm3d`` package) of the FBP     ``sigma`` (relative to the input's range)
+``sirt``      SIRT from a zero start                 ``n_iter`` (early stopping is its regulariser)
+``sirt-tv``   TV denoising of the tuned SIRT         ``weight`` (the SIRT count is ``sirt``'s choice)
+============  =====================================  ===========================================
+
+The criterion is the mean of one metric of :mod:`analysis.metrics` over the validation slices
+(default SSIM in the field of view), against the validation volume's normal-dose reference. The
+validation slices are the ones TomoGAN's training validates on (:func:`tomogan_core.data.validation_indices`):
+the central slices of the split's validation volume, or of the held-out end of its training volume.
+Test volumes are never an input of ``tune`` -- by construction, not by care: the command takes only
+the validation files and reads only the listed slices of them.
+
+Commands::
+
+    python -m analysis.tuning tune METHOD OUT.json --val-input FILE --val-reference REF.h5 \\
+        (--val-index I [I ...] | --val-slices N [--held-out-fraction F] [--depth D]) \\
+        [--grid V [V ...]] [--sirt-tuning SIRT.json]
+    python -m analysis.tuning apply METHOD TUNING.json INPUT.h5 OUT.h5 [--slices N]
+
+``--val-input``/``INPUT`` is an FBP reconstruction for ``fbp-*``, a projection file for ``sirt`` and
+``sirt-tv`` (``tune``), and the tuned SIRT reconstruction for ``sirt-tv`` (``apply``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple
+
+import numpy as np
+
+from analysis.metrics import compare_volumes
+from simulate.io import InputError, cli, read_array, read_attrs, software_versions, write_arrays
+
+__all__ = ["METHODS", "CRITERIA", "grid_search", "tune", "apply", "tuning_label", "validation_rows", "main"]
+
+logger = logging.getLogger(__name__)
+
+# method -> (parameter name, default grid)
+METHODS: Dict[str, Tuple[str, Tuple[float, ...]]] = {
+    "fbp-tv": ("weight", (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)),
+    "fbp-bm3d": ("sigma", (0.02, 0.05, 0.1, 0.2, 0.4)),
+    "sirt": ("n_iter", (10, 25, 50, 100, 200)),
+    "sirt-tv": ("weight", (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)),
+}
+CRITERIA = ("ssim", "psnr", "ssim_object", "psnr_object")
+TV_ITER = 1000  # Chambolle iterations (fixed: see simulate.reconstruct.tv_denoise)
+
+
+def grid_search(candidates: Iterable[Tuple[float, np.ndarray]], reference: np.ndarray, *,
+                criterion: str = "ssim", fov_margin: float = 2.0) -> Tuple[float, List[dict]]:
+    """Score each candidate reconstruction against the reference and return the best parameter value.
+
+    Parameters
+    ----------
+    candidates : iterable of (value, ndarray (slices, rows, cols))
+        One reconstruction of the validation slices per parameter value (a generator is consumed
+        lazily, so only one candidate is held at a time).
+    reference : ndarray, shape (slices, rows, cols)
+        The normal-dose reference of the same slices.
+    criterion : one of :data:`CRITERIA`
+        The metric maximised (mean over the slices).
+
+    Returns
+    -------
+    best : the value with the highest criterion (the first one on ties)
+    scores : list of dict
+        ``{"value", "ssim", "psnr", "ssim_object", "psnr_object"}`` per candidate, in order.
+    """
+    if criterion not in CRITERIA:
+        raise ValueError(f"unknown criterion '{criterion}'; choose one of {', '.join(CRITERIA)}")
+    scores = []
+    for value, volume in candidates:
+        rows = compare_volumes(volume, reference, fov_margin=fov_margin)
+        scores.append({"value": value, **{m: float(np.nanmean([r[m] for r in rows])) for m in CRITERIA}})
+        logger.info("%s = %g: %s", criterion, value, ", ".join(f"{m} {scores[-1][m]:.4f}" for m in CRITERIA))
+    if not scores:
+        raise ValueError("empty grid")
+    values = [s[criterion] for s in scores]
+    if not np.isfinite(values).any():
+        raise ValueError(f"no candidate has a finite {criterion}")
+    best = scores[int(np.nanargmax(values))]["value"]
+    return best, scores
+
+
+def tuning_label(method: str, result: dict) -> str:
+    """A short text for table cells: the chosen value, ``†`` when it is an end of its grid (e.g. ``w=0.05``).
+
+    The grid itself is in the tuning file and in the output's ``tuning_grid`` attribute.
+    """
+    short = {"weight": "w", "sigma": "σ", "n_iter": "n"}[result["parameter"]]
+    text = f"{short}={result['value']:g}" + ("†" if result.get("at_edge") else "")
+    if method == "sirt-tv":
+        text = f"n={result['sirt_n_iter']:g}, " + text
+    return text
+
+
+# ----------------------------------------------------------------------------- reading validation data
+
+def _recon_slices(path, positions: Sequence[int]) -> np.ndarray:
+    """The slices of a reconstruction file whose detector-row index (``/slices``) is in ``positions``."""
+    idx = read_array(path, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
+    missing = sorted(set(positions) - set(idx.tolist()))
+    if missing:
+        raise InputError(path, f"lacks validation slices {missing[:5]}")
+    where = [int(np.flatnonzero(idx == p)[0]) for p in positions]
+    order = np.argsort(where)
+    picked = read_array(path, "/recon", ndim=3, dtype_kind="f", index=np.s_[sorted(where)])  # only these
+    out = np.empty_like(picked)
+    out[order] = picked
+    return out
+
+
+def _projection_rows(path, rows: Sequence[int]):
+    """Rows ``rows`` of a projection file (:func:`simulate.acquire.write_projections` layout), angles in radians."""
+    attrs = read_attrs(path)
+    theta = np.radians(read_array(path, "/exchange/theta", ndim=1, dtype=np.float64))
+    n_rows = read_array(path, "/exchange/data", ndim=3, dtype_kind="f", finite=False,  # shape only
+                        index=np.s_[:1, :, :1]).shape[1]
+    bad = [r for r in rows if not 0 <= r < n_rows]
+    if bad:
+        raise InputError(path, f"rows {bad[:5]} outside the {n_rows} detector rows")
+    order = np.argsort(rows)
+    picked = read_array(path, "/exchange/data", ndim=3, dtype_kind="f",
+                        index=np.s_[:, sorted(int(r) for r in rows), :])
+    data = np.empty_like(picked)
+    data[:, order, :] = picked
+    if theta.shape[0] != data.shape[0]:
+        raise InputError(path, f"{theta.shape[0]} angles for {data.shape[0]} projections")
+    return data, theta, attrs
+
+
+# ----------------------------------------------------------------------------- tune and apply
+
+def tune(method: str, val_input, val_reference, val_index: Sequence[int], *, grid=None,
+         criterion: str = "ssim", sirt_tuning: dict | None = None, fov_margin: float = 2.0,
+         backend: str = "auto", threads: int = 1) -> dict:
+    """Choose ``method``'s parameter on the validation slices ``val_index`` of ``val_input``.
+
+    Returns a JSON-able dict: method, parameter, grid, criterion, chosen ``value``, per-value
+    ``scores``, ``at_edge`` (the best value is an end of the grid: widen it), the validation files and
+    slices, and the time per validation slice per grid value.
+    """
+    from simulate.reconstruct import bm3d_denoise, sirt, sirt_iterates, tv_denoise
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
+    param, default_grid = METHODS[method]
+    grid = sorted(float(v) for v in (grid or default_grid))
+    if method == "sirt":
+        grid = [int(v) for v in grid]
+    ref = _recon_slices(val_reference, val_index)
+    t0 = time.perf_counter()
+    extra = {}
+    if method in ("fbp-tv", "fbp-bm3d"):
+        x = _recon_slices(val_input, val_index)
+        fn: Callable = ((lambda w: tv_denoise(x, weight=w, n_iter=TV_ITER, threads=threads)) if method == "fbp-tv"
+                        else (lambda s: bm3d_denoise(x, sigma=s, threads=threads)))
+        candidates = ((v, fn(v)) for v in grid)
+    else:
+        data, theta, attrs = _projection_rows(val_input, val_index)
+        center = float(attrs.get("center", data.shape[-1] / 2))
+        size = ref.shape[-1]
+        if method == "sirt":
+            candidates = sirt_iterates(data, theta, grid, center=center, size=size, backend=backend,
+                                       threads=threads).items()
+        else:
+            if not sirt_tuning or sirt_tuning.get("method") != "sirt":
+                raise ValueError("sirt-tv needs the tuning result of sirt (--sirt-tuning)")
+            n_iter = int(sirt_tuning["value"])
+            base = sirt(data, theta, n_iter=n_iter, center=center, size=size, backend=backend, threads=threads)
+            candidates = ((w, tv_denoise(base, weight=w, n_iter=TV_ITER, threads=threads)) for w in grid)
+            extra["sirt_n_iter"] = n_iter
+    best, scores = grid_search(candidates, ref, criterion=criterion, fov_margin=fov_margin)
+    seconds = time.perf_counter() - t0
+    result = {"method": method, "parameter": param, "grid": grid, "criterion": criterion, "value": best,
+              "at_edge": len(grid) > 1 and best in (grid[0], grid[-1]), "scores": scores,
+              "val_input": str(val_input), "val_reference": str(val_reference),
+              "val_index": [int(i) for i in val_index],
+              "seconds_per_slice_per_value": seconds / (len(val_index) * len(grid)),
+              "versions": software_versions(), **extra}
+    if result["at_edge"]:
+        logger.warning("%s: the best %s (%g) is at the end of the grid %s; consider widening it",
+                       method, param, best, grid)
+    return result
+
+
+def apply(method: str, tuning: dict, input_path, out_path, *, slices: int = 0, backend: str = "auto",
+          threads: int = 1) -> dict:
+    """Apply ``method`` with its tuned parameter to the central ``slices`` of a test input; write ``out_path``."""
+    from simulate.reconstruct import _recon_attrs, bm3d_denoise, central_slices, sirt, tv_denoise
+
+    if tuning.get("method") != method:
+        raise ValueError(f"the tuning file is for '{tuning.get('method')}', not '{method}'")
+    value = tuning["value"]
+    t0 = time.perf_counter()
+    if method == "sirt":
+        from simulate.acquire import read_projections
+
+        data, theta, src = read_projections(input_path)
+        idx = central_slices(data.shape[1], slices)
+        center = float(src.get("center", data.shape[-1] / 2))
+        out = sirt(data[:, idx, :], theta, n_iter=int(value), center=center, backend=backend, threads=threads)
+    else:
+        rec = read_array(input_path, "/recon", ndim=3, dtype_kind="f")
+        all_idx = read_array(input_path, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
+        src = read_attrs(input_path)
+        pick = central_slices(len(all_idx), slices)
+        idx = all_idx[pick]
+        if method == "fbp-bm3d":
+            out = bm3d_denoise(rec[pick], sigma=float(value), threads=threads)
+        else:
+            out = tv_denoise(rec[pick], weight=float(value), n_iter=TV_ITER, threads=threads)
+    seconds = (time.perf_counter() - t0) / len(idx)
+    attrs = _recon_attrs(src, method=method, tuned_parameter=tuning["parameter"], tuned_value=value,
+                         tuning=tuning_label(method, tuning), tuning_criterion=tuning["criterion"],
+                         tuning_grid=" ".join(f"{v:g}" for v in tuning["grid"]),
+                         tuned_on=f"{tuning['val_input']} slices {tuning['val_index']}",
+                         seconds_per_slice=seconds, parent=str(input_path))
+    for key in ("backend", "center"):
+        if key in src:
+            attrs.setdefault(key, src[key])
+    write_arrays(out_path, {"/recon": out.astype(np.float32), "/slices": np.asarray(idx, np.int32)}, attrs)
+    logger.info("%s (%s) %s -> %s, %.3f s/slice", method, tuning_label(method, tuning), input_path, out_path,
+                seconds)
+    return attrs
+
+
+def validation_rows(reference, *, val_slices: int, depth: int, held_out_fraction=None) -> list:
+    """The validation slices (detector rows) of a volume, from its reference file's ``/slices``.
+
+    :func:`tomogan_core.data.validation_indices` picks positions in the stack, as training does.
+    """
+    from tomogan_core.data import validation_indices
+
+    idx = read_array(reference, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
+    pos = validation_indices(len(idx), val_slices=val_slices, depth=depth, held_out_fraction=held_out_fraction)
+    return [int(i) for i in idx[pos]]
+
+
+def _read_json(path) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"not a readable tuning file: {exc}") from None
+
+
+@cli
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m analysis.tuning",
+                                description="Tune a classical method on validation slices, or apply the tuned method.")
+    sub = p.add_subparsers(dest="command", required=True)
+    pt = sub.add_parser("tune", help="grid search on validation slices -> tuning JSON")
+    pt.add_argument("method", choices=list(METHODS))
+    pt.add_argument("out", help="JSON to write")
+    pt.add_argument("--val-input", required=True, help="validation FBP (fbp-*) or projections (sirt, sirt-tv)")
+    pt.add_argument("--val-reference", required=True, help="validation normal-dose reference reconstruction")
+    which = pt.add_mutually_exclusive_group(required=True)
+    which.add_argument("--val-index", type=int, nargs="+", help="validation slices (detector rows)")
+    which.add_argument("--val-slices", type=int, help="as training: this many central slices of the volume, or "
+                       "of its held-out end with --held-out-fraction")
+    pt.add_argument("--held-out-fraction", type=float, help="the volume is a training volume: validate on its end")
+    pt.add_argument("--depth", type=int, default=3, help="the gap before the held-out end (TomoGAN's d)")
+    pt.add_argument("--grid", type=float, nargs="+", help="parameter values (default: METHODS in this module)")
+    pt.add_argument("--criterion", default="ssim", choices=CRITERIA)
+    pt.add_argument("--sirt-tuning", help="sirt's tuning JSON (sirt-tv: its iteration count)")
+    pt.add_argument("--fov-margin", type=float, default=2.0)
+    pt.add_argument("--backend", default="auto")
+    pt.add_argument("--threads", type=int, default=1)
+    pa = sub.add_parser("apply", help="apply the tuned method to a test input -> reconstruction file")
+    pa.add_argument("method", choices=list(METHODS))
+    pa.add_argument("tuning", help="the method's tuning JSON")
+    pa.add_argument("input", help="test FBP (fbp-*), projections (sirt) or tuned SIRT (sirt-tv)")
+    pa.add_argument("out")
+    pa.add_argument("--slices", type=int, default=0, help="central slices to process (0: all)")
+    pa.add_argument("--backend", default="auto")
+    pa.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+
+    if args.command == "tune":
+        sirt_tuning = _read_json(args.sirt_tuning) if args.sirt_tuning else None
+        val_index = args.val_index or validation_rows(args.val_reference, val_slices=args.val_slices,
+                                                      depth=args.depth, held_out_fraction=args.held_out_fraction)
+        try:
+            result = tune(args.method, args.val_input, args.val_reference, val_index, grid=args.grid,
+                          criterion=args.criterion, sirt_tuning=sirt_tuning, fov_margin=args.fov_margin,
+                          backend=args.backend, threads=args.threads)
+        except ValueError as exc:
+            raise InputError(args.val_input, str(exc)) from None
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        os.replace(tmp, out)
+        logger.info("%s: %s", args.method, tuning_label(args.method, result))
+        return
+    tuning = _read_json(args.tuning)
+    try:
+        apply(args.method, tuning, args.input, args.out, slices=args.slices, backend=args.backend,
+              threads=args.threads)
+    except (ValueError, KeyError) as exc:
+        raise InputError(args.tuning, f"cannot apply: {exc}") from None
+
+
+if __name__ == "__main__":
+    main()
