@@ -263,25 +263,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grey255-from-input", action="store_true", help="for models on 0..255 grey levels (the "
                    "authors' TomoGAN.h5): map the input's 0.5..99.5 percentile range to 0..255 and back")
     p.add_argument("--repeat-edges", action="store_true", help="allow fewer slices than d by repeating them")
+    add_runtime_args(p)
+    return p
+
+
+def add_runtime_args(p: argparse.ArgumentParser) -> None:
+    """``--device``, ``--threads`` and ``--quiet``, shared by the inference commands."""
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, ...")
     p.add_argument("--threads", type=int, help="CPU threads for PyTorch")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    return p
+
+
+def run_command(parser: argparse.ArgumentParser, body, argv: Optional[Sequence[str]] = None) -> int:
+    """Parse ``argv``, set PyTorch's threads, run ``body(args)``; bad input: one ``error:`` line, status 2."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    args = parser.parse_args(argv)
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    try:
+        body(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``tomogan-infer``; bad input exits with status 2 and one ``error:`` line."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    args = build_parser().parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    try:
+    def body(args):
         out, n, seconds = run(args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"enhanced {n} slices in {seconds:.2f} s ({n / seconds:.1f} slices/s) -> {out}")
-    return 0
+        print(f"enhanced {n} slices in {seconds:.2f} s ({n / seconds:.1f} slices/s) -> {out}")
+    return run_command(build_parser(), body, argv)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,519 @@
+"""Noise2Inverse: self-supervised denoising of a tomogram from its own projections, on TomoGAN's generator.
+
+Hendriksen, Pelt and Batenburg, "Noise2Inverse: self-supervised deep convolutional denoising for
+tomography", IEEE Transactions on Computational Imaging 6:1320-1335, 2020 (arXiv:2001.11801).
+
+No normal-dose data are needed. The projection angles are split into ``K`` interleaved subsets
+(subset ``j`` = angles ``j, j+K, j+2K, ...``) and each subset is reconstructed on its own by FBP.
+The sub-reconstructions show the same object with *independent* noise, so a network trained to map
+the mean of ``K-1`` of them (the input, ``d`` adjacent slices as TomoGAN) to the remaining one (the
+target) -- the paper's "X:1" strategy, over all ``K`` choices of the target -- learns the noise-free
+image: the target's noise is independent of the input and averages out of the MSE's minimiser. At
+inference the ``K`` outputs, each from the mean of its ``K-1`` inputs, are averaged.
+
+Everything else is TomoGAN's: the generator, :func:`tomogan_core.train.train` (checkpoints, resume,
+``model.pt``) with the loss set to pixel MSE only (``lambda_adv = lambda_vgg = 0``, ``itd = 0``: the
+critic is built but never trained or called, and no VGG is loaded), and
+:func:`tomogan_core.infer.denoise`.
+
+Validation (the choice of the saved generator) is self-supervised too: the last
+``val_fraction`` of the slices (:func:`tomogan_core.data.split_held_out`, with a gap of ``d``
+slices) are held out of all ``K`` pairs, and the generator's output from the mean of ``K-1``
+held-out sub-reconstructions is scored against the held-out remaining one. Because the target's
+noise is independent of the input, the expected squared error against it is the error against the
+unknown clean image plus a constant (the target's noise variance), so the ranking of checkpoints is
+the right one; the absolute ``val_psnr`` is low (the reference is noisy) and not comparable with a
+supervised run's.
+
+Files::
+
+    python -m tomogan_core.noise2inverse split PROJ.h5 SUBSETS.h5 --k 4 [--slices N]
+    python -m tomogan_core.noise2inverse train SUBSETS.h5 -o runs/n2i [--max-iter ... --patch ...]
+    python -m tomogan_core.noise2inverse infer SUBSETS.h5 runs/n2i/model.pt OUT.h5
+    tomogan-n2i ...   (the same, as an installed command)
+
+``SUBSETS.h5`` holds ``/subsets`` ``(k, slices, rows, cols)`` float32, ``/slices`` int32 (the
+detector rows) and the projections' provenance plus ``k``; ``OUT.h5`` is a reconstruction file
+(``/recon``, ``/slices``, ``method = "n2i"``) that :mod:`analysis.metrics` reads like any other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import List, Optional, Sequence, Tuple
+
+import numpy as np
+from tqdm import tqdm
+
+from simulate.io import InputError, read_array, read_attrs, software_versions, write_arrays
+
+from .data import VolumePair, split_held_out
+from .infer import add_runtime_args, run_command
+from .train import TrainConfig, train
+
+__all__ = ["MODE", "split_views", "subset_reconstructions", "n2i_pairs", "n2i_config", "train_n2i",
+           "read_subsets", "model_provenance", "denoise_n2i", "main"]
+
+logger = logging.getLogger(__name__)
+
+MODE = "noise2inverse"  # recorded in model.pt's provenance
+STRATEGY = "X:1"  # input: mean of K-1 sub-reconstructions; target: the remaining one
+VALIDATION_NOTE = ("self-supervised: held-out slices of the K pairs, output from the mean of K-1 "
+                   "sub-reconstructions scored against the remaining (noisy) one")
+
+
+# -----------------------------------------------------------------------------
+# splitting and pairs
+
+
+def split_views(n_angles: int, k: int) -> List[np.ndarray]:
+    """Split ``n_angles`` projection indices into ``k`` interleaved subsets.
+
+    Subset ``j`` holds the angles ``j, j+k, j+2k, ...``, so each covers [0, pi) evenly.
+
+    Parameters
+    ----------
+    n_angles : int
+        Projections in the scan.
+    k : int
+        Number of subsets, at least 2; every subset gets at least 2 angles (``n_angles >= 2k``).
+
+    Returns
+    -------
+    list of ndarray of int64, one per subset
+
+    Raises
+    ------
+    ValueError
+        ``k < 2`` or too few angles.
+
+    Examples
+    --------
+    >>> [s.tolist() for s in split_views(7, 3)]
+    [[0, 3, 6], [1, 4], [2, 5]]
+    """
+    n_angles, k = int(n_angles), int(k)
+    if k < 2:
+        raise ValueError(f"Noise2Inverse needs k >= 2 subsets, got k = {k}")
+    if n_angles < 2 * k:
+        raise ValueError(f"{n_angles} angles are too few for k = {k} subsets (need at least {2 * k})")
+    return [np.arange(j, n_angles, k, dtype=np.int64) for j in range(k)]
+
+
+def subset_reconstructions(proj, theta, *, k: int, center=None, backend: str = "auto", threads: int = 1,
+                           filter_name: str = "ram-lak") -> np.ndarray:
+    """FBP-reconstruct each of the ``k`` interleaved angle subsets of a scan.
+
+    Parameters
+    ----------
+    proj : ndarray, shape (angles, slices, detector)
+        Line integrals (all angles of the scan).
+    theta : ndarray, shape (angles,)
+        Angles in radians.
+    k : int
+        Number of subsets (:func:`split_views`).
+    center : float, optional
+        Rotation axis on the detector, pixels (default ``detector / 2``).
+    backend, threads, filter_name
+        As :func:`simulate.reconstruct.reconstruct`.
+
+    Returns
+    -------
+    ndarray of float32, shape (k, slices, detector, detector)
+        Their mean is the full-view FBP (FBP is linear and normalised per angle count).
+    """
+    from simulate.reconstruct import reconstruct
+
+    proj = np.asarray(proj, np.float32)
+    theta = np.asarray(theta, np.float64)
+    if proj.ndim != 3:
+        raise ValueError(f"projections must be (angles, slices, detector), got shape {proj.shape}")
+    if theta.shape != (proj.shape[0],):
+        raise ValueError(f"need one angle per projection: {theta.size} angles for {proj.shape[0]} projections")
+    out = None
+    for j, views in enumerate(split_views(proj.shape[0], k)):
+        rec = reconstruct(proj[views], theta[views], "fbp", center=center, filter_name=filter_name,
+                          backend=backend, threads=threads)  # (slices, H, W)
+        if out is None:
+            out = np.empty((k,) + rec.shape, np.float32)
+        out[j] = rec
+        logger.info("subset %d of %d: %d angles reconstructed", j + 1, k, views.size)
+    return out
+
+
+def _check_subsets(subsets, name="subsets") -> np.ndarray:
+    subsets = np.asarray(subsets, np.float32)
+    if subsets.ndim != 4:
+        raise ValueError(f"{name} must be (k, slices, rows, cols), got shape {subsets.shape}")
+    if subsets.shape[0] < 2:
+        raise ValueError(f"{name} hold {subsets.shape[0]} sub-reconstruction(s); Noise2Inverse needs k >= 2")
+    return subsets
+
+
+def n2i_pairs(subsets, *, name: str = "subsets") -> List[VolumePair]:
+    """The ``k`` training pairs of the X:1 strategy.
+
+    Parameters
+    ----------
+    subsets : ndarray, shape (k, slices, rows, cols)
+        Sub-reconstructions (:func:`subset_reconstructions`).
+    name : str
+        Prefix of the pairs' names (logs, provenance, error messages).
+
+    Returns
+    -------
+    list of VolumePair
+        Pair ``j``: ``low`` = mean of the other ``k-1`` sub-reconstructions, ``normal`` = subset ``j``.
+
+    Examples
+    --------
+    >>> s = np.arange(3, dtype=np.float32)[:, None, None, None] * np.ones((3, 1, 1, 1), np.float32)
+    >>> [(float(p.low.item()), float(p.normal.item())) for p in n2i_pairs(s)]
+    [(1.5, 0.0), (1.0, 1.0), (0.5, 2.0)]
+    """
+    subsets = _check_subsets(subsets)
+    k = subsets.shape[0]
+    total = subsets.sum(axis=0, dtype=np.float64)
+    return [VolumePair(low=((total - subsets[j]) / (k - 1)).astype(np.float32), normal=subsets[j],
+                       name=f"{name}[subset {j} of {k}]")
+            for j in range(k)]
+
+
+# -----------------------------------------------------------------------------
+# training
+
+
+def n2i_config(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with the loss set to pixel MSE only: no adversarial or VGG term, no critic updates.
+
+    :func:`tomogan_core.train.train` then never trains or calls the critic (it still builds it and
+    keeps its untouched weights in the checkpoint) and loads no VGG.
+    """
+    return replace(cfg, lambda_adv=0.0, lambda_vgg=0.0, lambda_mse=1.0, itd=0)
+
+
+def train_n2i(subsets, out_dir, cfg: TrainConfig, *, val_subsets=None, name: str = "subsets",
+              provenance: Optional[dict] = None, progress: bool = True,
+              stop_after: Optional[int] = None) -> Path:
+    """Train TomoGAN's generator the Noise2Inverse way (X:1 over all ``k`` subsets), with :func:`train`.
+
+    Parameters
+    ----------
+    subsets : ndarray, shape (k, slices, rows, cols)
+        Sub-reconstructions of the scan.
+    out_dir : path
+        As :func:`tomogan_core.train.train`: ``checkpoint.pt`` (running the same call again resumes),
+        ``log.csv``, and ``model.pt`` at the end.
+    cfg : TrainConfig
+        Training settings; the loss weights are replaced by pixel MSE only (:func:`n2i_config`).
+    val_subsets : ndarray, shape (k, slices', rows', cols'), optional
+        Sub-reconstructions of another scan for validation. Default: hold out the last
+        ``cfg.val_fraction`` of the slices of every pair (and a gap of ``depth``), see the module
+        docstring.
+    name : str
+        Names the data in logs, errors and provenance (e.g. the subsets file).
+    provenance : dict, optional
+        Added to the model's provenance, which records ``mode = "noise2inverse"``, ``k`` and the
+        strategy.
+    stop_after : int, optional
+        Passed to :func:`train` (stop after that step's checkpoint, for tests).
+
+    Returns
+    -------
+    Path of ``model.pt`` (of ``checkpoint.pt`` when stopped early).
+    """
+    subsets = _check_subsets(subsets)
+    k = subsets.shape[0]
+    mse_cfg = n2i_config(cfg)
+    if (cfg.lambda_adv, cfg.lambda_vgg) != (0.0, 0.0):
+        logger.info("Noise2Inverse trains on pixel MSE only: lambda_adv %g and lambda_vgg %g set to 0",
+                    cfg.lambda_adv, cfg.lambda_vgg)
+    notes = {}
+    n = subsets.shape[1]
+    if n < mse_cfg.depth:  # a scan of a few detector rows: repeat the edge slices up to d
+        before = (mse_cfg.depth - n) // 2
+        subsets = np.pad(subsets, ((0, 0), (before, mse_cfg.depth - n - before), (0, 0), (0, 0)), mode="edge")
+        notes["edge_slices"] = f"{n} slices < depth d = {mse_cfg.depth}: edge slices repeated for training"
+        logger.warning("%s: %s", name, notes["edge_slices"])
+    pairs = n2i_pairs(subsets, name=name)
+    if val_subsets is None:
+        try:
+            split = [split_held_out(p, fraction=mse_cfg.val_fraction, depth=mse_cfg.depth) for p in pairs]
+        except InputError:  # too few slices to hold any out: validate on the training slices, and say so
+            train_pairs, val_pairs = pairs, pairs
+            val_how = f"on the training slices (only {n}: too few to hold any out)"
+            logger.warning("%s: validation %s", name, val_how)
+        else:
+            train_pairs, val_pairs = [t for t, _ in split], [v for _, v in split]
+            val_how = f"held out: the last {val_pairs[0].n_slices} of {subsets.shape[1]} slices"
+    else:
+        val_subsets = _check_subsets(val_subsets, "val_subsets")
+        if val_subsets.shape[0] != k:
+            raise ValueError(f"val_subsets hold k = {val_subsets.shape[0]} sub-reconstructions, subsets k = {k}")
+        train_pairs, val_pairs = pairs, n2i_pairs(val_subsets, name=f"{name}:validation")
+        val_how = "a separate validation scan"
+    prov = dict(provenance or {}, mode=MODE, k=k, strategy=STRATEGY, validation=VALIDATION_NOTE,
+                validation_slices=val_how, loss="pixel MSE", **notes)
+    return train(mse_cfg, train_pairs, val_pairs, out_dir, provenance=prov, progress=progress,
+                 stop_after=stop_after)
+
+
+# -----------------------------------------------------------------------------
+# inference
+
+
+def model_provenance(path) -> dict:
+    """The provenance a model file records (empty for a ``checkpoint.pt``, which keeps none).
+
+    Trained ``model.pt``: its ``provenance``; served ``.pt``: its card's ``provenance``.
+    """
+    from .infer import _is_served
+    from .train import load_model
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "model file not found")
+    if _is_served(path):
+        from .export import load_served
+
+        try:
+            _, card = load_served(path)
+        except ValueError as exc:
+            raise InputError(path, str(exc).split(": ", 1)[-1]) from None
+        return dict(card.get("provenance") or {})
+    _, _, info = load_model(path)
+    return dict(info.get("provenance") or {})
+
+
+def _check_model(path, k: int) -> dict:
+    """Refuse a model that is not a Noise2Inverse one or was trained on another ``k``."""
+    prov = model_provenance(path)
+    if prov.get("mode") != MODE:
+        raise InputError(path, "is not a Noise2Inverse model (its provenance lacks mode 'noise2inverse'); "
+                               "train one with tomogan-n2i train and give its model.pt")
+    if int(prov.get("k", -1)) != k:
+        raise InputError(path, f"model was trained on k = {prov.get('k')} subsets, the data have k = {k}")
+    return prov
+
+
+def denoise_n2i(subsets, model, *, indices: Optional[Sequence[int]] = None, batch: int = 4,
+                device: str = "auto", progress: bool = False, check_model: bool = True) -> np.ndarray:
+    """Denoise a scan from its sub-reconstructions: the mean of the ``k`` X:1 outputs.
+
+    Output ``j`` is the model applied to the mean of the sub-reconstructions other than ``j``;
+    ``d`` adjacent slices feed each output slice, as TomoGAN. When the volume has fewer slices than
+    the model's depth, the edge slices are repeated (:func:`tomogan_core.infer.denoise`'s
+    ``repeat_edges``) and a warning is logged; the ``infer`` command records it in the output's
+    ``edge_slices`` attribute.
+
+    Parameters
+    ----------
+    subsets : ndarray, shape (k, slices, rows, cols)
+    model : path or LoadedModel
+        A Noise2Inverse ``model.pt`` (or its served ``.pt``); a path is checked to record mode
+        ``noise2inverse`` and the same ``k`` (unless ``check_model`` is False).
+    indices : sequence of int, optional
+        Slices to denoise (default all).
+    batch : int
+        Slices per forward pass.
+
+    Returns
+    -------
+    ndarray of float32, shape (len(indices), rows, cols)
+    """
+    from .infer import LoadedModel, denoise, load_any
+
+    subsets = _check_subsets(subsets)
+    k = subsets.shape[0]
+    if not isinstance(model, LoadedModel):
+        if check_model:
+            _check_model(model, k)
+        model = load_any(model, device=device)
+    if subsets.shape[1] < model.depth:
+        logger.warning("%d slices, fewer than the model's depth d = %d: edge slices repeated",
+                       subsets.shape[1], model.depth)
+    indices = list(range(subsets.shape[1])) if indices is None else [int(i) for i in indices]
+    total = subsets.sum(axis=0, dtype=np.float64)
+    out = np.zeros((len(indices),) + subsets.shape[2:], np.float64)
+    for j in tqdm(range(k), desc="n2i", unit="subset", disable=not progress, file=sys.stderr,
+                  mininterval=1.0 if sys.stderr.isatty() else 30.0):
+        others = ((total - subsets[j]) / (k - 1)).astype(np.float32)
+        out += denoise(others, model, indices=indices, batch=batch, repeat_edges=True)
+    return (out / k).astype(np.float32)
+
+
+# -----------------------------------------------------------------------------
+# files
+
+
+def read_subsets(path) -> Tuple[np.ndarray, np.ndarray, dict]:
+    """Read a subsets file written by ``split``.
+
+    Returns
+    -------
+    subsets : ndarray of float32, shape (k, slices, rows, cols)
+    slices : ndarray of int64, shape (slices,)
+        Detector rows of the slices.
+    attrs : dict
+
+    Raises
+    ------
+    InputError
+        Missing file or dataset, wrong rank, NaN/Inf, fewer than 2 subsets, a ``k`` attribute that
+        disagrees with the data, or slice indices that do not match.
+    """
+    subsets = read_array(path, "/subsets", ndim=4, dtype_kind="f")
+    if subsets.shape[0] < 2:
+        raise InputError(path, f"'/subsets' holds {subsets.shape[0]} sub-reconstruction(s); Noise2Inverse needs k >= 2")
+    if min(subsets.shape) < 1:
+        raise InputError(path, f"'/subsets' is empty, shape {subsets.shape}")
+    slices = read_array(path, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
+    if slices.shape[0] != subsets.shape[1]:
+        raise InputError(path, f"{slices.shape[0]} slice indices for {subsets.shape[1]} slices")
+    attrs = read_attrs(path)
+    if "k" in attrs and int(attrs["k"]) != subsets.shape[0]:
+        raise InputError(path, f"attribute k = {attrs['k']} but '/subsets' holds {subsets.shape[0]} sub-reconstructions")
+    return subsets, slices, attrs
+
+
+def _split(args) -> Path:
+    from simulate.acquire import read_projections
+    from simulate.reconstruct import _recon_attrs, central_slices, resolve_backend
+
+    data, theta, src = read_projections(args.proj)
+    try:
+        split_views(data.shape[0], args.k)
+    except ValueError as exc:
+        raise InputError(args.proj, str(exc)) from None
+    center = args.center if args.center is not None else float(src.get("center", data.shape[-1] / 2))
+    idx = central_slices(data.shape[1], args.slices)
+    try:
+        backend = resolve_backend(args.backend)
+        subsets = subset_reconstructions(data[:, idx, :], theta, k=args.k, center=center, backend=backend,
+                                         threads=args.threads, filter_name=args.filter)
+    except ValueError as exc:
+        raise InputError(args.proj, str(exc)) from None
+    attrs = _recon_attrs(src, method="n2i-subsets", algorithm="fbp", backend=backend, filter=args.filter,
+                         n_iter=0, center=center, parent=str(args.proj), k=args.k,
+                         subset_angles=f"subset j = angles j, j+k, j+2k, ... of {data.shape[0]}")
+    attrs["axes"] = "subsets, slices, rows, cols"
+    write_arrays(args.out, {"/subsets": subsets, "/slices": idx.astype(np.int32)}, attrs)
+    logger.info("%s -> %s %s", args.proj, args.out, subsets.shape)
+    return Path(args.out)
+
+
+# the settings `train` takes from the command line: TrainConfig's, less those of the critic and VGG
+_LOSS_FIELDS = {"lambda_adv", "lambda_mse", "lambda_vgg", "gan_loss", "gp_weight", "vgg_grad", "vgg_weights",
+                "vgg_layer", "lr_d", "itd"}
+
+
+def _train(args) -> Path:
+    subsets, slices, attrs = read_subsets(args.subsets)
+    try:
+        cfg = n2i_config(TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                                        if f.name not in _LOSS_FIELDS}))
+    except ValueError as exc:
+        raise InputError("settings", str(exc)) from None
+    if min(subsets.shape[2:]) < cfg.patch:
+        raise InputError(args.subsets, f"slices of {subsets.shape[2:]} are smaller than the patch size {cfg.patch}")
+    files = {"subsets": str(args.subsets), "parent": attrs.get("parent", ""), "dataset": attrs.get("dataset", ""),
+             "dose": attrs.get("dose", "")}
+    return train_n2i(subsets, args.out, cfg, name=str(args.subsets), provenance={"files": files},
+                     progress=not args.quiet)
+
+
+def _infer(args) -> Tuple[Path, int, float]:
+    from .infer import _flat_attrs, load_any
+
+    subsets, slices, attrs = read_subsets(args.subsets)
+    k = subsets.shape[0]
+    _check_model(args.model, k)
+    model = load_any(args.model, device=args.device)
+    from simulate.reconstruct import central_slices
+
+    pick = central_slices(subsets.shape[1], args.slices)
+    t0 = time.perf_counter()
+    out = denoise_n2i(subsets, model, indices=pick, batch=args.batch, progress=not args.quiet)
+    seconds = time.perf_counter() - t0
+    provenance = {(f"input_{key}" if key in ("algorithm", "method", "filter", "n_iter") else key): v
+                  for key, v in attrs.items()}
+    provenance.update(_flat_attrs(model.info))
+    repeated = subsets.shape[1] < model.depth
+    provenance.update(method="n2i", run=args.run or Path(args.model).parent.name, input_file=str(args.subsets),
+                      k=k, depth=model.depth, device=str(model.device), axes="slices, rows, cols",
+                      edge_slices_repeated=bool(repeated), slices_per_s=len(pick) / seconds,
+                      versions=software_versions())
+    if repeated:
+        provenance["edge_slices"] = (f"{subsets.shape[1]} slices < depth d = {model.depth}: "
+                                     "neighbours beyond the ends repeat the edge slices")
+    write_arrays(args.out, {"/recon": out, "/slices": slices[pick].astype(np.int32)}, provenance)
+    return Path(args.out), len(pick), seconds
+
+
+# -----------------------------------------------------------------------------
+# command line
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from simulate.reconstruct import FILTERS
+
+    from .train import _bool
+
+    p = argparse.ArgumentParser(prog="tomogan-n2i", description="Noise2Inverse with TomoGAN's generator: "
+                                "self-supervised denoising from the scan's own projections.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ps = sub.add_parser("split", help="projections.h5 -> k sub-reconstructions (FBP of interleaved angle subsets)")
+    ps.add_argument("proj", metavar="PROJ.h5")
+    ps.add_argument("out", metavar="OUT.h5")
+    ps.add_argument("--k", type=int, default=4, help="number of angle subsets (default %(default)s)")
+    ps.add_argument("--slices", type=int, default=0, help="only the N central detector rows (0: all)")
+    ps.add_argument("--center", type=float, help="rotation axis, detector pixels (default: from the file)")
+    ps.add_argument("--filter", default="ram-lak", choices=FILTERS)
+    ps.add_argument("--backend", default="auto")
+    ps.add_argument("--threads", type=int, default=1)
+
+    pt = sub.add_parser("train", help="subsets.h5 -> OUT/model.pt (pixel MSE only; the same command resumes)")
+    pt.add_argument("subsets", metavar="SUBSETS.h5")
+    pt.add_argument("-o", "--out", required=True, metavar="OUT_DIR")
+    pt.add_argument("--threads", type=int, help="CPU threads for PyTorch")
+    pt.add_argument("--quiet", action="store_true", help="no progress bar")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in _LOSS_FIELDS:
+            continue
+        kind = {bool: _bool, "bool": _bool, int: int, "int": int, float: float, "float": float}.get(f.type, str)
+        pt.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=f.default,
+                        help=f"default {f.default}")
+
+    pi = sub.add_parser("infer", help="subsets.h5 + model.pt -> denoised reconstruction.h5 (/recon, /slices)")
+    pi.add_argument("subsets", metavar="SUBSETS.h5")
+    pi.add_argument("model", metavar="MODEL.pt")
+    pi.add_argument("out", metavar="OUT.h5")
+    pi.add_argument("--batch", type=int, default=4, help="slices per forward pass")
+    pi.add_argument("--slices", type=int, default=0, help="only the N central slices (0: all)")
+    pi.add_argument("--run", default="", help="model name written to the output (default: the model's folder)")
+    add_runtime_args(pi)
+    return p
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``tomogan-n2i``; bad input exits with status 2 and one ``error:`` line."""
+    def body(args):
+        if args.command == "split":
+            print(f"wrote {_split(args)}")
+        elif args.command == "train":
+            print(f"trained {_train(args)}")
+        else:
+            out, n, seconds = _infer(args)
+            print(f"denoised {n} slices in {seconds:.2f} s -> {out}")
+    return run_command(build_parser(), body, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
