@@ -28,6 +28,10 @@ pixel-index convention (centre of pixel ``i`` at ``i``) differs by half a pixel:
 a binned centre is ``(center + 0.5) / b - 0.5``; at TomoBank's full resolution the
 difference is 0.5 pixel and is ignored here.
 
+The centre of a user's own scan can be found automatically (``center="auto"``,
+``--center auto``): :func:`simulate.center.find_center` on the normalised, binned projections,
+scaled back to raw pixels; ``center_method`` records where the centre came from.
+
 :func:`prepare` writes the result with :func:`simulate.acquire.write_projections`, carrying
 the provenance: ``source`` is copied from the raw file (``synthetic-shale`` for the
 stand-in); a real download has no ``source`` attribute and gets ``tomobank:<dataset>``.
@@ -44,6 +48,7 @@ import h5py
 import numpy as np
 
 from .acquire import write_projections
+from .center import criterion_name, find_center
 from .io import InputError, cli, read_attrs, software_versions
 
 __all__ = ["RAW_DATASETS", "read_raw", "bin_frames", "normalize", "prepare", "main"]
@@ -79,6 +84,14 @@ def _check_finite(path, arr, name, offset=0):
         bad = int(arr.size - np.isfinite(arr).sum())
         where = "" if not offset else f" (in projections from {offset})"
         raise InputError(path, f"dataset '{name}' holds {bad} NaN/Inf values{where}")
+
+
+def _check_flats(path, white):
+    zero = np.flatnonzero(white.reshape(white.shape[0], -1).max(axis=1) <= 0)
+    if zero.size:
+        shown = ", ".join(map(str, zero[:5].tolist())) + (", ..." if zero.size > 5 else "")
+        raise InputError(path, f"{zero.size} of {white.shape[0]} flat fields in '/exchange/data_white' are all zero "
+                               f"(index {shown})")
 
 
 def _row_range(path, rows, n_rows: int, bin_factor: int) -> tuple[int, int]:
@@ -155,8 +168,8 @@ def read_raw(path, *, rows=None, bin_factor: int = 1):
     ------
     InputError
         Missing or unreadable file, a missing dataset (named), wrong ranks, theta of the
-        wrong length, flats or darks of another detector shape, an all-zero projection,
-        NaN/Inf, or a row selection outside the detector.
+        wrong length, no flat or dark frames, flats or darks of another detector shape, an
+        all-zero projection or flat field, NaN/Inf, or a row selection outside the detector.
     """
     bin_factor = int(bin_factor)
     if bin_factor < 1:
@@ -181,8 +194,10 @@ def read_raw(path, *, rows=None, bin_factor: int = 1):
             raise InputError(path, f"'/exchange/data' is empty, shape {data_ds.shape}")
         if theta_ds.shape[0] != n_ang:
             raise InputError(path, f"{theta_ds.shape[0]} angles in '/exchange/theta' for {n_ang} projections")
-        for name, d in (("/exchange/data_white", white_ds), ("/exchange/data_dark", dark_ds)):
-            if d.shape[1:] != (n_rows, n_det) or d.shape[0] == 0:
+        for name, d, what in (("/exchange/data_white", white_ds, "flat"), ("/exchange/data_dark", dark_ds, "dark")):
+            if d.shape[0] == 0:
+                raise InputError(path, f"'{name}' is empty, shape {d.shape}: no {what} field to normalise with")
+            if d.shape[1:] != (n_rows, n_det):
                 raise InputError(path, f"'{name}' has shape {d.shape}: detector {d.shape[1:]} "
                                        f"does not match the projections' {(n_rows, n_det)}")
         r0, r1 = _row_range(path, rows, n_rows, bin_factor)
@@ -194,6 +209,8 @@ def read_raw(path, *, rows=None, bin_factor: int = 1):
         for name, d in (("/exchange/data_white", white_ds), ("/exchange/data_dark", dark_ds)):
             raw = _read(path, d, (slice(None), slice(r0, r1), slice(0, d1)), name)
             _check_finite(path, raw, name)
+            if name.endswith("white"):
+                _check_flats(path, raw)
             frames[name] = bin_frames(raw, bin_factor)
 
         data = np.empty((n_ang, (r1 - r0) // bin_factor, d1 // bin_factor), dtype=np.float32)
@@ -232,6 +249,11 @@ def normalize(data, white, dark, *, eps: float = 1.0) -> np.ndarray:
     ndarray of float32, same shape as ``data``
         Line integrals.
 
+    Raises
+    ------
+    ValueError
+        Shapes that do not match, or flats nowhere above the darks.
+
     Examples
     --------
     >>> p = normalize(np.full((1, 1, 1), 110.0), np.full((2, 1, 1), 1010.0), np.full((2, 1, 1), 10.0))
@@ -250,6 +272,8 @@ def normalize(data, white, dark, *, eps: float = 1.0) -> np.ndarray:
     d = dark.mean(axis=0, dtype=np.float64).astype(np.float32)
     w = np.maximum(white.mean(axis=0, dtype=np.float64).astype(np.float32) - d, eps)
     dead = int((w <= eps).sum())
+    if dead == w.size:
+        raise ValueError("no detector pixel has flat-field signal above the dark level")
     if dead:
         logger.warning("%d detector pixels have no flat signal above the dark level", dead)
     out = np.empty_like(data)
@@ -265,15 +289,17 @@ def normalize(data, white, dark, *, eps: float = 1.0) -> np.ndarray:
 
 
 def prepare(raw_path, out_path, *, center=None, rows=None, bin_factor: int = 1, dataset=None,
-            facility=None, sample=None) -> dict:
+            facility=None, sample=None, source=None) -> dict:
     """Raw scan -> normalised full-dose projection file (:func:`simulate.acquire.write_projections`).
 
     Parameters
     ----------
     raw_path, out_path : str or Path
-    center : float, optional
+    center : float or "auto", optional
         Rotation axis on the raw detector, pixels (``detector / 2`` centred). Default: the raw
-        file's ``center`` attribute (the stand-in has one; TomoBank files do not).
+        file's ``center`` attribute (the stand-in has one; TomoBank files do not). ``"auto"``
+        finds it with :func:`simulate.center.find_center` on the normalised, binned
+        projections (central rows of those kept) and multiplies by ``bin_factor``.
     rows : slice or (start, stop), optional
         Raw detector rows to keep.
     bin_factor : int
@@ -281,34 +307,51 @@ def prepare(raw_path, out_path, *, center=None, rows=None, bin_factor: int = 1, 
     dataset, facility, sample : str, optional
         Names recorded in the output (default: the raw file's attributes; for ``dataset``
         the raw file's stem).
+    source : str, optional
+        Provenance label (default: the raw file's ``source`` attribute, else ``tomobank:<dataset>``).
 
     Returns
     -------
     dict
-        The attributes written.
+        The attributes written; ``center_method`` says where the centre came from:
+        ``"given"``, ``"file attribute"`` or ``"auto (<criterion>)"``.
+
+    Raises
+    ------
+    InputError
+        Everything :func:`read_raw` rejects, flats nowhere above the darks, no centre, a
+        centre outside the detector (given or found), or a failed automatic search.
     """
+    auto = isinstance(center, str) and center.strip().lower() == "auto"
     data, white, dark, theta, src = read_raw(raw_path, rows=rows, bin_factor=bin_factor)
-    if center is None:
-        if "center" not in src:
-            raise InputError(raw_path, "no 'center' attribute: give the rotation centre (--center)")
-        center = float(src["center"])
     n_det_raw = data.shape[-1] * bin_factor
-    if not 0 < float(center) < n_det_raw:
+    if auto:
+        method = None
+    elif center is None:
+        if "center" not in src:
+            raise InputError(raw_path, "no 'center' attribute: give the rotation centre (--center C or --center auto)")
+        center, method = float(src["center"]), "file attribute"
+    else:
+        center, method = float(center), "given"
+    if not auto and not 0 < center < n_det_raw:
         raise InputError(raw_path, f"rotation centre {center} outside the detector of {n_det_raw} pixels")
     try:
         proj = normalize(data, white, dark)
     except ValueError as exc:
         raise InputError(raw_path, str(exc)) from None
+    if auto:
+        center, method = _auto_center(raw_path, proj, np.radians(theta), bin_factor)
     name = dataset or src.get("dataset") or Path(raw_path).stem
     r0 = 0 if rows is None else int((rows.start if isinstance(rows, slice) else rows[0]) or 0)
     attrs = {
-        "source": src.get("source") or f"tomobank:{name}",
+        "source": source or src.get("source") or f"tomobank:{name}",
         "dataset": name,
         "facility": facility or src.get("facility", "unknown"),
         "sample": sample or src.get("sample", "unknown"),
         "center": float(center) / bin_factor,
         "center_raw": float(center),
         "center_convention": "pixel edges, detector/2 = centred; binned = raw / bin",
+        "center_method": method,
         "bin_factor": int(bin_factor),
         "rows_start": r0,
         "rows_stop": r0 + data.shape[1] * bin_factor,
@@ -329,26 +372,53 @@ def prepare(raw_path, out_path, *, center=None, rows=None, bin_factor: int = 1, 
     return attrs
 
 
+def _auto_center(path, proj, theta, bin_factor: int) -> tuple[float, str]:
+    """Centre on the raw detector found on normalised, binned projections, and how it was found."""
+    try:
+        found = find_center(proj, theta)
+    except ValueError as exc:
+        raise InputError(path, f"automatic rotation-centre search failed: {exc}") from None
+    center, n_det_raw = found * bin_factor, proj.shape[-1] * bin_factor
+    if not 0 < center < n_det_raw:
+        raise InputError(path, f"found rotation centre {center:.2f} outside the detector of {n_det_raw} pixels")
+    logger.info("%s: rotation centre found at %.2f raw pixels (%.2f binned)", path, center, found)
+    return center, f"auto ({criterion_name()})"
+
+
+def _center_arg(text: str):
+    """``--center`` value: a number of pixels or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of pixels or 'auto', got '{text}'") from None
+
+
 @cli
 def main(argv=None):
-    """``python -m simulate.dxchange RAW.h5 OUT.h5 [--center C] [--rows START STOP] [--bin B] [--dataset NAME]``"""
+    """``python -m simulate.dxchange RAW.h5 OUT.h5 [--center C|auto] [--rows START STOP] [--bin B] [--dataset NAME]``"""
     p = argparse.ArgumentParser(prog="python -m simulate.dxchange", description="Normalise a raw DXchange scan (TomoBank or the synthetic stand-in) "
                                             "to full-dose projections.")
     p.add_argument("raw", help="raw DXchange HDF5 (/exchange/data, data_white, data_dark, theta)")
     p.add_argument("out", help="normalised projections (simulate.acquire layout)")
-    p.add_argument("--center", type=float,
-                   help="rotation axis on the raw detector, pixels, detector/2 = centred (default: the raw "
-                        "file's 'center' attribute)")
+    p.add_argument("--center", type=_center_arg,
+                   help="rotation axis on the raw detector, pixels, detector/2 = centred, or 'auto' to find it "
+                        "(simulate.center) (default: the raw file's 'center' attribute)")
     p.add_argument("--rows", type=int, nargs=2, metavar=("START", "STOP"), help="raw detector rows to keep")
     p.add_argument("--bin", type=int, default=1, dest="bin_factor", help="average BIN x BIN pixels")
     p.add_argument("--dataset", help="dataset name (default: from the file, else its stem)")
     p.add_argument("--facility", help="facility name (default: from the file, else 'unknown')")
     p.add_argument("--sample", help="sample name (default: from the file, else 'unknown')")
+    p.add_argument("--scan", action="store_true",
+                   help="a user's own scan (config `scans`): --center, --rows and --bin apply whatever the file's "
+                        "attributes, and its source is the file's 'source' attribute, else 'user-scan:<file name>'")
     real = p.add_argument_group(
         "real scans", "applied only to a TomoBank file (a raw file without a 'source' attribute); the "
         "synthetic stand-in carries its own centre and is made at the working size, so these are ignored for it. "
         "They let one workflow rule serve both.")
-    real.add_argument("--real-center", type=float, help="rotation axis of the real scan, raw detector pixels")
+    real.add_argument("--real-center", type=_center_arg,
+                      help="rotation axis of the real scan, raw detector pixels, or 'auto'")
     real.add_argument("--real-bin", type=int, default=1, help="binning of the real scan")
     real.add_argument("--real-slices", type=int, default=0,
                       help="keep this many central rows after binning (0: all)")
@@ -356,14 +426,16 @@ def main(argv=None):
     if args.bin_factor < 1 or args.real_bin < 1:
         p.error("--bin and --real-bin must be >= 1")
     rows = slice(*args.rows) if args.rows else None
-    center, bin_factor = args.center, args.bin_factor
-    if "source" not in read_attrs(args.raw):      # a real scan, not the stand-in
+    center, bin_factor, source = args.center, args.bin_factor, None
+    if args.scan:
+        source = read_attrs(args.raw).get("source") or f"user-scan:{Path(args.raw).name}"
+    elif "source" not in read_attrs(args.raw):      # a real TomoBank scan, not the stand-in
         center = args.center if args.center is not None else args.real_center
         bin_factor = args.real_bin
         if rows is None and args.real_slices > 0:
             rows = _central_rows(args.raw, args.real_slices * bin_factor)
     prepare(args.raw, args.out, center=center, rows=rows, bin_factor=bin_factor,
-            dataset=args.dataset, facility=args.facility, sample=args.sample)
+            dataset=args.dataset, facility=args.facility, sample=args.sample, source=source)
 
 
 def _central_rows(path, n: int) -> slice:
