@@ -80,8 +80,8 @@ def _save(fig, out) -> None:
     logger.info("wrote %s (and .pdf)", out)
 
 
-def _mean_metric(csvs: Sequence, *, metric: str = "ssim") -> pd.DataFrame:
-    """Per-slice metric CSVs -> mean per (dataset, dose, method, model)."""
+def _mean_metric(csvs: Sequence) -> pd.DataFrame:
+    """Per-slice metric CSVs -> mean SSIM (field of view and object) per (dataset, dose, method, model)."""
     frames = []
     for path in csvs:
         try:
@@ -90,7 +90,15 @@ def _mean_metric(csvs: Sequence, *, metric: str = "ssim") -> pd.DataFrame:
             raise InputError(path, f"not a readable metrics CSV: {exc}") from None
     df = pd.concat(frames, ignore_index=True)
     df["model"] = df.get("model", pd.Series([""] * len(df))).fillna("")
-    return df.groupby(["dataset", "dose", "method", "model"], as_index=False)[metric].mean()
+    if "ssim_object" not in df:
+        df["ssim_object"] = np.nan
+    return df.groupby(["dataset", "dose", "method", "model"], as_index=False)[["ssim", "ssim_object"]].mean()
+
+
+def _score_text(table: pd.DataFrame, path) -> str:
+    """``SSIM 0.751 / obj. 0.831``: field-of-view and object SSIM of the method stored in ``path``."""
+    fov, obj = _lookup(table, path), _lookup(table, path, "ssim_object")
+    return f"SSIM {fov:.3f} / obj. {obj:.3f}" if np.isfinite(obj) else f"SSIM {fov:.3f}"
 
 
 def _lookup(table: pd.DataFrame, path, metric="ssim") -> float:
@@ -144,9 +152,8 @@ def image_grid(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], out, *, me
             im = axes[r, c].imshow(img, cmap="gray", vmin=vmin, vmax=vmax)
             text = name
             if table is not None and c > 0:
-                score = _lookup(table, path)
-                scores.append((name, score))
-                text += f"\nSSIM {score:.3f}"
+                scores.append((name, _lookup(table, path), _lookup(table, path, "ssim_object")))
+                text += "\n" + _score_text(table, path)
             axes[r, c].set_title(text, fontsize=8)
             axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
             if inset:
@@ -157,11 +164,15 @@ def image_grid(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], out, *, me
             axes[r, c].axis("off")
         if bars:
             ax = axes[r, -1]
-            names = [n for n, _ in scores]
-            ax.bar(range(len(scores)), [s for _, s in scores], color="0.5", edgecolor="k", hatch="//")
-            ax.set_xticks(range(len(scores)), names, rotation=30, fontsize=7, ha="right")
-            ax.set_ylabel("SSIM (field of view)", fontsize=8)
-            finite = [s for _, s in scores if np.isfinite(s)]
+            names = [n for n, _, _ in scores]
+            x = np.arange(len(scores))
+            ax.bar(x - 0.2, [s for _, s, _ in scores], 0.4, color="0.5", edgecolor="k", hatch="//",
+                   label="field of view")
+            ax.bar(x + 0.2, [o for _, _, o in scores], 0.4, color="0.85", edgecolor="k", label="object")
+            ax.set_xticks(x, names, rotation=30, fontsize=7, ha="right")
+            ax.set_ylabel("SSIM", fontsize=8)
+            ax.legend(fontsize=6, loc="lower right")
+            finite = [v for _, s, o in scores for v in (s, o) if np.isfinite(v)]
             if finite:
                 ax.set_ylim(max(0.0, min(finite) - 0.05), min(1.0, max(finite) + 0.05))
             ax.set_title(bars, fontsize=8)
@@ -192,7 +203,7 @@ def dose_series(levels: Sequence[Tuple[str, str, str]], reference, out, *, metri
             im = axes[r, c].imshow(img, cmap="gray", vmin=vmin, vmax=vmax)
             text = f"{label}: {name}"
             if table is not None:
-                text += f" (SSIM {_lookup(table, path):.3f})"
+                text += f"\n{_score_text(table, path)}"
             axes[r, c].set_title(text, fontsize=8)
             axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
             x, _ = profile(img)
@@ -220,21 +231,25 @@ def metric_bars(csvs: Sequence, groups: Sequence[Tuple[str, Dict[str, str]]], ou
     frames = [pd.read_csv(p) for p in csvs]
     df = pd.concat(frames, ignore_index=True)
     df["model"] = df["model"].fillna("") if "model" in df else ""
-    labels, values, errors = [], [], []
-    for label, sel in groups:
-        rows = df
-        for k, v in sel.items():
-            rows = rows[rows[k].astype(str) == str(v)]
-        labels.append(label)
-        values.append(rows[metric].mean() if len(rows) else np.nan)
-        errors.append(rows[metric].std(ddof=1) if len(rows) > 1 else 0.0)
-    fig, ax = plt.subplots(figsize=(1.3 * len(groups) + 2, 3.2))
-    hatches = ["//", "..", "xx", "\\\\", "oo", "--"]
-    for i, (v, e) in enumerate(zip(values, errors)):
-        ax.bar(i, v, yerr=e, color="0.6", edgecolor="k", hatch=hatches[i % len(hatches)], capsize=3)
-        ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(range(len(labels)), labels, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel(f"{metric.upper()} (field of view; mean, std over slices)", fontsize=8)
+    metrics = [(metric, "field of view", "0.55", "//")]
+    if f"{metric}_object" in df:
+        metrics.append((f"{metric}_object", "object", "0.85", ""))
+    width = 0.8 / len(metrics)
+    fig, ax = plt.subplots(figsize=(1.4 * len(groups) + 2, 3.2))
+    for m, (column, region, colour, hatch) in enumerate(metrics):
+        for i, (label, sel) in enumerate(groups):
+            rows = df
+            for k, v in sel.items():
+                rows = rows[rows[k].astype(str) == str(v)]
+            v = rows[column].mean() if len(rows) else np.nan
+            e = rows[column].std(ddof=1) if len(rows) > 1 else 0.0
+            x = i + (m - (len(metrics) - 1) / 2) * width
+            ax.bar(x, v, width, yerr=e, color=colour, edgecolor="k", hatch=hatch, capsize=2,
+                   label=region if i == 0 else None)
+            ax.text(x, v, f"{v:.3f}", ha="center", va="bottom", fontsize=6)
+    ax.set_xticks(range(len(groups)), [label for label, _ in groups], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(f"{metric.upper()} (mean, std over slices)", fontsize=8)
+    ax.legend(fontsize=7, loc="lower right")
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
@@ -276,8 +291,8 @@ def feature_values(panels: Sequence[Tuple[str, str, str, str]], out, *, title: s
 def timing_bars(timing_csv, out, *, title: str = "") -> None:
     """Per-slice time of each method (log scale), with its SSIM and speed-up against SIRT on the bars."""
     df = pd.read_csv(timing_csv)
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    sirt = df.loc[df["method"].str.startswith("SIRT") & ~df["method"].str.contains("TV"), "ms_per_slice"]
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.85 * len(df)), 3.6))
+    sirt = df.loc[df["method"].str.startswith("SIRT") & ~df["method"].str.contains("TV|tuned"), "ms_per_slice"]
     base = float(sirt.iloc[0]) if len(sirt) else np.nan
     for i, row in enumerate(df.itertuples()):
         ax.bar(i, row.ms_per_slice, color="0.6", edgecolor="k", hatch="//" if "TomoGAN" in row.method else "")
@@ -286,6 +301,8 @@ def timing_bars(timing_csv, out, *, title: str = "") -> None:
             text += f"\n{base / row.ms_per_slice:.1f}x vs SIRT"
         if "ssim" in df and np.isfinite(row.ssim):
             text += f"\nSSIM {row.ssim:.3f}"
+        if "ssim_object" in df and np.isfinite(row.ssim_object):
+            text += f"\nobject {row.ssim_object:.3f}"
         ax.text(i, row.ms_per_slice, text, ha="center", va="bottom", fontsize=6.5)
     ax.set_yscale("log")
     ax.set_xticks(range(len(df)), df["method"], rotation=15, ha="right", fontsize=8)

@@ -1,4 +1,8 @@
-"""Time per slice of FBP, TomoGAN, FBP+TomoGAN, SIRT and SIRT+TV, in one process on one device.
+"""Time per slice of every method of the study, in one process on one device.
+
+FBP, TomoGAN, FBP+TomoGAN, SIRT at the paper's 400 iterations, and -- when their tuning files and model
+are given -- SIRT, SIRT+TV, FBP+TV and FBP+BM3D with the parameters chosen on validation slices
+(:mod:`analysis.tuning`) and Noise2Inverse (k sub-reconstructions by FBP, then k forward passes).
 
 The paper's claim (one V100): FBP 40 ms + TomoGAN 30 ms = 70 ms per image, against SIRT with 400
 iterations at 550 ms. This module measures the same comparison on the same slices of one low-dose
@@ -7,7 +11,8 @@ reconstruction backend is the study's (astra CPU or tomopy); TomoGAN runs on CUD
 else on the CPU, and the device is written in every row. Each method's SSIM and PSNR against the
 normal-dose reference (field of view, :mod:`analysis.metrics`) are written beside its time.
 
-``python -m analysis.timing OUT.csv --proj P.h5 --reference REF.h5 --model model.pt --sirt-iter 400``
+``python -m analysis.timing OUT.csv --proj P.h5 --reference REF.h5 --model model.pt --sirt-iter 400
+[--tuning sirt.json sirt-tv.json fbp-tv.json fbp-bm3d.json] [--n2i-model n2i/model.pt]``
 """
 
 from __future__ import annotations
@@ -41,20 +46,24 @@ def median_time(fn, repeats: int):
     return statistics.median(times), result
 
 
-def time_methods(sino, theta, reference, model, *, center, sirt_iter: int, tv_weight: float, tv_iter: int,
-                 repeats: int, backend: str, threads: int, fov_margin: float = 2.0, margin: int = 0) -> list:
+def time_methods(sino, theta, reference, model, *, center, sirt_iter: int, repeats: int, backend: str,
+                 threads: int, tuned: dict | None = None, n2i_model=None, fov_margin: float = 2.0,
+                 margin: int = 0) -> list:
     """Time every method per slice on ``sino`` ``(angles, slices, detector)``.
 
     The first and last ``margin`` slices only feed TomoGAN its neighbours (d // 2 each side): FBP is
     timed on all slices and divided by their number; the other methods and every score use the inner
-    slices, which ``reference`` matches.
+    slices, which ``reference`` matches. ``tuned`` maps a classical method to its tuning result
+    (:func:`analysis.tuning.tune`); ``n2i_model`` is a Noise2Inverse model (a path).
     """
     import torch
 
     from analysis.metrics import compare_volumes
-    from simulate.reconstruct import fbp, sirt, tv_denoise
+    from analysis.tuning import TV_ITER
+    from simulate.reconstruct import bm3d_denoise, fbp, sirt, tv_denoise
     from tomogan_core.infer import denoise
 
+    tuned = tuned or {}
     n_all = sino.shape[1]
     inner = list(range(margin, n_all - margin))
     n = len(inner)
@@ -75,19 +84,51 @@ def time_methods(sino, theta, reference, model, *, center, sirt_iter: int, tv_we
     t_gan, rec_gan = median_time(lambda: run_tomogan(rec_fbp_all), repeats)
     t_sirt, rec_sirt = median_time(lambda: sirt(sino[:, inner], theta, n_iter=sirt_iter, center=center, size=size,
                                                 backend=backend, threads=threads), max(1, repeats // 3))
-    t_tv, rec_tv = median_time(lambda: tv_denoise(rec_sirt, weight=tv_weight, n_iter=tv_iter, threads=threads),
-                               max(1, repeats // 3))
-    results = [("FBP", t_fbp, rec_fbp, "cpu"), ("TomoGAN", t_gan, rec_gan, model.device.type),
-               ("FBP+TomoGAN", t_fbp + t_gan, rec_gan, f"cpu+{model.device.type}"),
-               (f"SIRT ({sirt_iter} it.)", t_sirt, rec_sirt, "cpu"),
-               (f"SIRT ({sirt_iter} it.)+TV", t_sirt + t_tv, rec_tv, "cpu")]
+    results = [("FBP", t_fbp, rec_fbp, "cpu", ""), ("TomoGAN", t_gan, rec_gan, model.device.type, ""),
+               ("FBP+TomoGAN", t_fbp + t_gan, rec_gan, f"cpu+{model.device.type}", ""),
+               (f"SIRT ({sirt_iter} it.)", t_sirt, rec_sirt, "cpu", "paper's iteration count")]
+    few = max(1, repeats // 3)  # the slow ones
+    if "sirt" in tuned:
+        n_it = int(tuned["sirt"]["value"])
+        t_s, rec_s = median_time(lambda: sirt(sino[:, inner], theta, n_iter=n_it, center=center, size=size,
+                                              backend=backend, threads=threads), few)
+        results.append((f"SIRT ({n_it} it., tuned)", t_s, rec_s, "cpu", f"n_iter={n_it}"))
+        if "sirt-tv" in tuned:
+            w = float(tuned["sirt-tv"]["value"])
+            t_tv, rec_tv = median_time(lambda: tv_denoise(rec_s, weight=w, n_iter=TV_ITER, threads=threads), few)
+            results.append((f"SIRT ({n_it} it.)+TV, tuned", t_s + t_tv, rec_tv, "cpu", f"weight={w:g}"))
+    for method, label, fn in (("fbp-tv", "FBP+TV, tuned", lambda v: tv_denoise(rec_fbp, weight=v, n_iter=TV_ITER,
+                                                                                  threads=threads)),
+                              ("fbp-bm3d", "FBP+BM3D, tuned", lambda v: bm3d_denoise(rec_fbp, sigma=v,
+                                                                                       threads=threads))):
+        if method in tuned:
+            v = float(tuned[method]["value"])
+            t_m, rec_m = median_time(lambda: fn(v), few)
+            results.append((label, t_fbp + t_m, rec_m, "cpu", f"{tuned[method]['parameter']}={v:g}"))
+    if n2i_model is not None:
+        from tomogan_core.infer import load_any
+        from tomogan_core.noise2inverse import denoise_n2i, model_provenance, subset_reconstructions
+
+        k = int(model_provenance(n2i_model).get("k", 4))
+        n2i = load_any(n2i_model, device=str(model.device))
+
+        def run_n2i():
+            subsets = subset_reconstructions(sino, theta, k=k, center=center, backend=backend, threads=threads)
+            out = denoise_n2i(subsets, n2i, indices=inner)
+            sync()
+            return out
+        t_n, rec_n = median_time(run_n2i, few)
+        results.append(("Noise2Inverse", t_n, rec_n, f"cpu+{model.device.type}", f"k={k}"))
     rows = []
-    for name, seconds, rec, device in results:
+    for name, seconds, rec, device, setting in results:
         scores = compare_volumes(rec, reference, fov_margin=fov_margin)
         rows.append({"method": name, "ms_per_slice": 1000 * seconds / n, "seconds": seconds, "slices": n,
                      "ssim": float(np.mean([s["ssim"] for s in scores])),
-                     "psnr": float(np.mean([s["psnr"] for s in scores])), "device": device})
-        logger.info("%-22s %9.1f ms/slice  SSIM %.3f", name, 1000 * seconds / n, rows[-1]["ssim"])
+                     "psnr": float(np.mean([s["psnr"] for s in scores])),
+                     "ssim_object": float(np.nanmean([s["ssim_object"] for s in scores])),
+                     "psnr_object": float(np.nanmean([s["psnr_object"] for s in scores])),
+                     "device": device, "setting": setting})
+        logger.info("%-26s %9.1f ms/slice  SSIM %.3f", name, 1000 * seconds / n, rows[-1]["ssim"])
     return rows
 
 
@@ -107,8 +148,8 @@ def main(argv=None):
     p.add_argument("--slices", type=int, default=4, help="central slices timed")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--sirt-iter", type=int, default=400)
-    p.add_argument("--tv-weight", type=float, default=0.05)
-    p.add_argument("--tv-iter", type=int, default=1000)
+    p.add_argument("--tuning", nargs="*", default=[], help="tuning JSONs of the classical methods (analysis.tuning)")
+    p.add_argument("--n2i-model", help="a Noise2Inverse model.pt, timed from the projections on")
     p.add_argument("--backend", default="auto")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=1)
@@ -132,9 +173,16 @@ def main(argv=None):
     reference = ref[[int(np.flatnonzero(ref_idx == i)[0]) for i in idx]]
     backend = resolve_backend(args.backend)
     center = float(attrs.get("center", data.shape[-1] / 2))
+    tuned = {}
+    for path in args.tuning:
+        try:
+            result = json.loads(Path(path).read_text())
+            tuned[result["method"]] = result
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise InputError(path, f"not a readable tuning file: {exc}") from None
     rows = time_methods(data[:, lo:hi, :], theta, reference, model, center=center, sirt_iter=args.sirt_iter,
-                        tv_weight=args.tv_weight, tv_iter=args.tv_iter, repeats=args.repeats, backend=backend,
-                        threads=args.threads, fov_margin=args.fov_margin, margin=int(idx[0]) - lo)
+                        repeats=args.repeats, backend=backend, threads=args.threads, tuned=tuned,
+                        n2i_model=args.n2i_model, fov_margin=args.fov_margin, margin=int(idx[0]) - lo)
     host = platform.processor() or platform.machine()
     gpu = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else ""
     for row in rows:

@@ -58,3 +58,21 @@ rule low_dose:
         "results/benchmarks/low_dose/{dataset}/{dose}.tsv"
     shell:
         "python -m simulate.acquire lowdose {input} {output} {params.args} > {log} 2>&1"
+
+
+rule prepare_scan:
+    # a user's own raw DXchange scan (config `scans`): flat/dark normalisation, -log, rotation centre
+    input:
+        scan_raw,
+    output:
+        f"results/{{dataset}}/proj/{FULL}.h5",
+    wildcard_constraints:
+        dataset=_alternatives(SCANS),
+    params:
+        args=scan_prepare_args,
+    log:
+        "results/logs/prepare_scan/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare_scan/{dataset}.tsv"
+    shell:
+        "python -m simulate.dxchange {input} {output} --scan {params.args} > {log} 2>&1"

@@ -8,7 +8,11 @@ from snakemake.utils import validate
 
 validate(config, schema="../config/config.schema.yaml")
 
-DATASETS = list(config["datasets"])
+SCANS = config.get("scans") or {}
+for _name in SCANS:
+    if _name in config["datasets"]:
+        raise ValueError(f"config 'scans.{_name}': the name is already a dataset")
+DATASETS = list(config["datasets"]) + list(SCANS)
 FOAM = [d for d, v in config["datasets"].items() if v["kind"] == "foam"]
 SHALE = [d for d, v in config["datasets"].items() if v["kind"] == "shale"]
 DOSES = list(config["doses"])
@@ -25,11 +29,34 @@ for _name in SHALE:
 _ref = config["reference"]
 if _ref.get("dose", FULL) not in config["doses"]:
     raise ValueError(f"config 'reference.dose': '{_ref['dose']}' is not a dose label")
-SIRT_DATASETS = (DATASETS if config["reconstruct"]["sirt"].get("datasets", "all") == "all"
-                 else config["reconstruct"]["sirt"]["datasets"])
-for _name in SIRT_DATASETS:
-    if _name not in DATASETS:
-        raise ValueError(f"config 'reconstruct.sirt.datasets': '{_name}' is not a dataset")
+CLASSICAL = config.get("classical", {}).get("methods", ["sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"])
+if "sirt-tv" in CLASSICAL and "sirt" not in CLASSICAL:
+    raise ValueError("config 'classical.methods': sirt-tv denoises the tuned SIRT, so it needs sirt too")
+N2I = "noise2inverse" in config
+for _name, _scan in SCANS.items():
+    for _dose in _scan["doses"]:
+        if _dose not in config["doses"] or _dose == FULL:
+            raise ValueError(f"config 'scans.{_name}.doses': '{_dose}' is not a low-dose label")
+
+
+def doses_of(dataset):
+    """Dose labels made for a dataset: every dose, or for a scan its full dose and its listed ones."""
+    return [FULL] + list(SCANS[dataset]["doses"]) if dataset in SCANS else DOSES
+
+
+def scan_raw(wildcards):
+    """A scan's raw file: the path as given if it exists from the working directory, else from the repository."""
+    path = SCANS[wildcards.dataset]["path"]
+    return path if os.path.isabs(path) or os.path.exists(path) else os.path.join(workflow.basedir, path)
+
+
+def scan_prepare_args(wildcards):
+    """Flags of `simulate.dxchange` for a user's scan: name, centre (or auto), rows and binning."""
+    scan = SCANS[wildcards.dataset]
+    rows = f" --rows {scan['rows'][0]} {scan['rows'][1]}" if scan.get("rows") else ""
+    return f"--dataset {wildcards.dataset} --center {scan.get('center', 'auto')} --bin {scan.get('bin', 1)}{rows}"
+
+
 # A short hash of the resolved config: every table row records which config made it.
 CONFIG_HASH = __import__("hashlib").sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -66,13 +93,14 @@ def reference_path(dataset):
 
 
 def simulated_data():
-    return [f"results/{d}/proj/{dose}.h5" for d in DATASETS for dose in DOSES]
+    return [f"results/{d}/proj/{dose}.h5" for d in DATASETS for dose in doses_of(d)]
 
 
 def reconstructions():
-    """Every conventional reconstruction the study compares against."""
-    out = [recon_path(d, dose, "fbp") for d in DATASETS for dose in DOSES]
-    out += [recon_path(d, dose, m) for d in SIRT_DATASETS for dose in LOW_DOSES for m in ("sirt", "sirt-tv")]
+    """Every reconstruction the study compares TomoGAN with: FBP of everything, and on each evaluated
+    (test volume, dose) the tuned classical methods and Noise2Inverse."""
+    out = [recon_path(d, dose, "fbp") for d in DATASETS for dose in doses_of(d)]
+    out += [recon_path(d, dose, m) for d, dose in EVALUATED for m in CLASSICAL + (["n2i"] if N2I else [])]
     return sorted(set(out + [reference_path(d) for d in DATASETS]))
 
 
@@ -88,7 +116,7 @@ def foam_args(wildcards):
 
 def dose_args(wildcards):
     d = config["doses"][wildcards.dose]
-    ds = config["datasets"][wildcards.dataset]
+    ds = SCANS.get(wildcards.dataset) or config["datasets"][wildcards.dataset]
     level = f"--factor {d['factor']}" if d["mode"] == "sparse" else f"--incident {d['incident']}"
     return f"--label {wildcards.dose} --mode {d['mode']} {level} --seed {config['seed'] + ds.get('seed', 0)}"
 
@@ -131,6 +159,15 @@ from tomogan_core.study import RELEASE, check_runs, enhanced_targets, plan_runs,
 
 RUNS = plan_runs(config.get("tomogan", {})) if "tomogan" in config else {}
 check_runs(RUNS, DATASETS, DOSES)
+# a scan gets its split's main run at each of its doses, applied as it is (like a cross-facility test)
+_DEPTH = config.get("tomogan", {}).get("train", {}).get("depth", 3)
+for _name, _scan in SCANS.items():
+    for _dose in _scan["doses"]:
+        _run = RUNS.get(f"{_scan['split']}-{_dose}-d{_DEPTH}-all")
+        if _run is None:
+            raise ValueError(f"config 'scans.{_name}': split '{_scan['split']}' has no main run at dose '{_dose}' "
+                             "(add it to tomogan.main)")
+        _run.cross_test.append(_name)
 
 
 wildcard_constraints:
@@ -157,6 +194,66 @@ def train_args(wildcards, input):
     flags = [f"-vld {' '.join(input.vld)} -vnd {' '.join(input.vnd)}"] if run.val else []
     flags += [f"--{k.replace('_', '-')} {v}" for k, v in sorted(run.settings.items())]
     return " ".join(flags)
+
+
+# ---------------------------------------------------------------- every method on the evaluated volumes
+DEPTH = config.get("tomogan", {}).get("train", {}).get("depth", 3)
+# (test volume, dose) -> its own main run (split's, depth DEPTH, every loss term): the main table's rows.
+# The classical methods are tuned on that run's validation slices and Noise2Inverse trains on the volume.
+EVALUATED = {(ds, run.dose): run for run in RUNS.values() if run.depth == DEPTH and run.loss_set == "all"
+             for ds in run.test + [c for c in run.cross_test if c in SCANS]}
+
+
+wildcard_constraints:
+    method=_alternatives(CLASSICAL),
+    split=_alternatives(config.get("tomogan", {}).get("splits", {})),
+
+
+def _tuning_run(split, dose):
+    return next(r for r in EVALUATED.values() if r.split == split and r.dose == dose)
+
+
+def tuning_path(split, dose, method):
+    return f"results/tuning/{split}/{dose}/{method}.json"
+
+
+def tune_inputs(wildcards):
+    """Validation data of a split at a dose: the validation volume's (or the training volume's, whose
+    held-out end training validates on) low-dose FBP or projections and its reference."""
+    run = _tuning_run(wildcards.split, wildcards.dose)
+    volume = (run.val or run.train)[0]
+    inputs = {"val": recon_path(volume, run.dose, "fbp") if wildcards.method.startswith("fbp")
+              else f"results/{volume}/proj/{run.dose}.h5", "ref": reference_path(volume)}
+    if wildcards.method == "sirt-tv":
+        inputs["sirt"] = tuning_path(wildcards.split, wildcards.dose, "sirt")
+    return inputs
+
+
+def tune_args(wildcards):
+    run = _tuning_run(wildcards.split, wildcards.dose)
+    train = config["tomogan"]["train"]
+    flags = f"--val-slices {train.get('val_slices', 8)} --depth {run.depth}"
+    if not run.val:
+        flags += f" --held-out-fraction {train.get('val_fraction', 0.15)}"
+    cl = config.get("classical", {})
+    grid = cl.get("grids", {}).get(wildcards.method)
+    if grid:
+        flags += " --grid " + " ".join(str(v) for v in grid)
+    return flags + f" --criterion {cl.get('criterion', 'ssim')}"
+
+
+def apply_inputs(wildcards):
+    """A tuned method's test input and its tuning file."""
+    run = EVALUATED[(wildcards.dataset, wildcards.dose)]
+    data = {"sirt": f"results/{wildcards.dataset}/proj/{wildcards.dose}.h5",
+            "sirt-tv": recon_path(wildcards.dataset, wildcards.dose, "sirt")}.get(
+        wildcards.method, recon_path(wildcards.dataset, wildcards.dose, "fbp"))
+    return {"data": data, "tuning": tuning_path(run.split, run.dose, wildcards.method)}
+
+
+def n2i_settings():
+    """Flags of `tomogan_core.noise2inverse train` from the config's noise2inverse.train."""
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(config["noise2inverse"].get("train", {}).items()))
 
 
 def tomogan_metric_inputs(wildcards):
@@ -190,14 +287,16 @@ def figure_caption(name):
 
 def main_models():
     """`dataset=run` of each test volume's own model (depth from config, every loss term), for the main table."""
-    depth = config["tomogan"]["train"].get("depth", 3)
-    return " ".join(f"{ds}={run.name}" for run in RUNS.values() if run.depth == depth and run.loss_set == "all"
-                    for ds in run.test)
+    return " ".join(f"{ds}={run.name}" for (ds, _), run in sorted(EVALUATED.items()))
 
 
 def timing_inputs(wildcards):
     t = config["timing"]
     run = RUNS[f"{t['split']}-{t['dose']}-d{config['tomogan']['train'].get('depth', 3)}-all"]
     ds = run.test[0]
-    return {"proj": f"results/{ds}/proj/{run.dose}.h5", "reference": reference_path(ds),
-            "model": f"results/models/{run.name}/model.pt"}
+    inputs = {"proj": f"results/{ds}/proj/{run.dose}.h5", "reference": reference_path(ds),
+              "model": f"results/models/{run.name}/model.pt",
+              "tuning": [tuning_path(run.split, run.dose, m) for m in CLASSICAL]}
+    if N2I:
+        inputs["n2i"] = f"results/models/n2i/{ds}-{run.dose}/model.pt"
+    return inputs

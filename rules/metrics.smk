@@ -77,6 +77,7 @@ rule main_table:
     output:
         report("results/tables/main.md", caption="../report/main_table.rst", category="Tables"),
         "results/tables/main.csv",
+        "results/tables/main_object.csv",
     params:
         main=main_models(),
     log:

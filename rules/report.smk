@@ -10,7 +10,8 @@ rule timing:
         report("results/timing/timing.csv", caption="../report/timing.rst", category="Tables"),
     params:
         t=config.get("timing", {}),
-        tv=config["reconstruct"]["sirt_tv"],
+        extra=lambda w, input: " ".join((["--tuning " + " ".join(input.tuning)] if input.tuning else [])
+                                        + ([f"--n2i-model {input.n2i}"] if "n2i" in input.keys() else [])),
         backend=config["backend"],
     log:
         "results/logs/timing.log",
@@ -22,7 +23,7 @@ rule timing:
     shell:
         "python -m analysis.timing {output} --proj {input.proj} --reference {input.reference} "
         "--model {input.model} --slices {params.t[slices]} --repeats {params.t[repeats]} "
-        "--sirt-iter {params.t[sirt_iter]} --tv-weight {params.tv[weight]} --tv-iter {params.tv[n_iter]} "
+        "--sirt-iter {params.t[sirt_iter]} {params.extra} "
         "--backend {params.backend} --threads {threads} > {log} 2>&1"
 
 

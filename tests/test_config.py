@@ -49,15 +49,28 @@ def _dry_run(tmp_path, cfg):
 
 def test_snakemake_stops_on_an_unknown_key_and_names_it(tmp_path):
     cfg = _load("smoke.yaml")
-    cfg["reconstruct"]["sirt"]["n_iters"] = 10
+    cfg["classical"]["grids"]["sirt_iters"] = [10]
     proc = _dry_run(tmp_path, cfg)
     assert proc.returncode != 0
-    assert "n_iters" in proc.stdout + proc.stderr
+    assert "sirt_iters" in proc.stdout + proc.stderr
 
 
 def test_snakemake_stops_on_a_dangling_dataset_reference(tmp_path):
     cfg = _load("smoke.yaml")
-    cfg["reconstruct"]["sirt"]["datasets"] = ["foam9"]
+    cfg["tomogan"]["splits"]["foam"]["val"] = ["foam9"]
     proc = _dry_run(tmp_path, cfg)
     assert proc.returncode != 0
-    assert "reconstruct.sirt.datasets" in proc.stdout + proc.stderr and "foam9" in proc.stdout + proc.stderr
+    assert "tomogan.splits.foam" in proc.stdout + proc.stderr and "foam9" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("change, needle", [
+    (lambda c: c["scans"]["demo-scan"].update(doses=["photons-7"]), "scans.demo-scan.doses"),
+    (lambda c: c["scans"]["demo-scan"].update(split="nope"), "split 'nope' has no main run"),
+    (lambda c: c["scans"]["demo-scan"].update(center="middle"), "middle"),
+    (lambda c: c["classical"].update(methods=["sirt-tv"]), "sirt-tv denoises the tuned SIRT"),
+])
+def test_snakemake_stops_on_a_bad_scan_or_method_entry(tmp_path, change, needle):
+    cfg = _load("smoke.yaml")
+    change(cfg)
+    proc = _dry_run(tmp_path, cfg)
+    assert proc.returncode != 0 and needle in proc.stdout + proc.stderr

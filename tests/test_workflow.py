@@ -26,8 +26,10 @@ def test_default_config_plans_every_stage(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     cfg = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
     n_data, n_doses = len(cfg["datasets"]), len(cfg["doses"])
-    for rule, count in [("foam_phantom", 3), ("shale_raw", 4), ("prepare_shale", 4),
-                        ("low_dose", n_data * (n_doses - 1)), ("fbp", n_data * n_doses)]:
+    n_scan_doses = sum(len(scan["doses"]) for scan in cfg["scans"].values())
+    for rule, count in [("foam_phantom", 3), ("shale_raw", 4), ("prepare_shale", 4), ("prepare_scan", len(cfg["scans"])),
+                        ("low_dose", n_data * (n_doses - 1) + n_scan_doses),
+                        ("fbp", n_data * n_doses + n_scan_doses + len(cfg["scans"]))]:
         assert any(line.split() == [rule, str(count)] for line in proc.stdout.splitlines()), (rule, proc.stdout[-3000:])
 
 
@@ -52,13 +54,35 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
     assert set(table["dose"]) == set(low)
     assert np.isfinite(table[["ssim_mean", "psnr_mean"]]).all().all()
     assert set(table.loc[table["dataset"].str.startswith("shale"), "source"]) == {"synthetic-shale"}
-    sirt = table[table["method"] == "sirt"]
-    assert set(sirt["dataset"]) == set(cfg["reconstruct"]["sirt"]["datasets"])
+    # every evaluated (test volume, dose) has every tuned classical method and Noise2Inverse, with the
+    # chosen value beside it, and both metric regions
+    evaluated = {("foam3", d) for d in cfg["tomogan"]["main"][0]["doses"]}
+    evaluated |= {(ds, "photons-1e3") for ds in ("shale-aps-n1", "shale-sls-n1")}
+    evaluated |= {(name, dose) for name, scan in cfg["scans"].items() for dose in scan["doses"]}
+    methods = set(cfg["classical"]["methods"]) | {"n2i"}
+    for ds, dose in evaluated:
+        here = table[(table["dataset"] == ds) & (table["dose"] == dose)]
+        assert methods <= set(here["method"]), (ds, dose, set(here["method"]))
+        tuned = here[here["method"].isin(cfg["classical"]["methods"])]
+        assert tuned["tuning"].str.contains("=").all()
+    assert not table.loc[~table.set_index(["dataset", "dose"]).index.isin(list(evaluated)), "method"].isin(
+        methods).any()
+    assert np.isfinite(table[["ssim_object_mean", "psnr_object_mean"]]).all().all()
+    for path in (results / "tuning").rglob("*.json"):
+        import json
+
+        tuning = json.loads(path.read_text())
+        assert tuning["value"] in tuning["grid"] and not any("foam3" in str(v) for v in tuning.values())
     # within one dataset, fewer photons never score a better PSNR
     fbp = table[(table["method"] == "fbp") & (table["dose_mode"] == "photons")]
     for _, grp in fbp.groupby("dataset"):
         grp = grp.sort_values("dose_level")
         assert grp["psnr_mean"].is_monotonic_increasing
+    # the user's scan: its centre found automatically near the truth (tests/data/make_scan_demo.py), its
+    # synthetic origin carried into every row, every method and the TomoGAN models applied to it
+    with h5py.File(results / "demo-scan" / "proj" / "full.h5") as f:
+        assert f.attrs["center_method"].startswith("auto") and abs(f.attrs["center"] - 67.3) < 0.5
+    assert set(table.loc[table["dataset"] == "demo-scan", "source"]) == {"synthetic-demo-scan"}
     # TomoGAN: every planned run was trained, applied to its test volumes, and scored beside FBP
     from tomogan_core.study import plan_runs
 
@@ -92,7 +116,10 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert mpimg.imread(png).shape[0] > 100 and (results / "figures" / f"{name}.pdf").stat().st_size > 0
     timing = pd.read_csv(results / "timing" / "timing.csv")
-    assert len(timing) == 5 and np.isfinite(timing[["ms_per_slice", "ssim", "psnr"]]).all().all()
+    assert len(timing) == 9 and np.isfinite(timing[["ms_per_slice", "ssim", "psnr", "ssim_object"]]).all().all()
+    assert {"FBP+BM3D, tuned", "FBP+TV, tuned", "Noise2Inverse"} <= set(timing["method"])
+    main_md = (results / "tables" / "main.md").read_text()
+    assert "inside the object" in main_md and "FBP+BM3D" in main_md and "Noise2Inverse" in main_md
     assert (timing["ms_per_slice"] > 0).all() and set(timing["device"]) <= {"cpu", "cpu+cpu", "cuda", "cpu+cuda"}
     # the self-contained report builds, with a caption for every figure
     proc = _snakemake("--configfile", str(ROOT / "config" / "smoke.yaml"), "--report", "report.html", cwd=tmp_path)
