@@ -1,0 +1,292 @@
+"""Estimated cost of running a config's study on a cluster: jobs, GPU and CPU hours, disk.
+
+Computed from the config and measurements, not typed:
+
+* **jobs** per rule: Snakemake's own dry-run of the config through ``profiles/slurm`` (the DAG it would submit);
+* **requested hours**: each job's ``cpus`` / ``gpu`` times its ``runtime`` from the config's ``resources:`` section,
+  i.e. what the queue is asked for (an upper bound: a job ends when its work is done);
+* **GPU hours of the work**: the floating-point operations of one training step (generator, critic with its
+  gradient penalty -- its double backward approximated by two critic passes --, VGG19 perceptual term, as the
+  run's settings say) and of one slice's inference, counted by
+  PyTorch's ``FlopCounterMode`` on the meta device (nothing is computed), times the steps and slices of the DAG,
+  converted to time with the throughput the paper's own V100 timing implies (TomoGAN, 30 ms for a 1024² slice:
+  ``--gpu-ms-per-1024``) -- so the figure is for V100-class GPUs at the paper's efficiency;
+* **CPU hours of the same work on this project's machine** (2 cores): the same FLOPs at the throughput that
+  ``bench/bench_tomogan.py`` measured here for a full training step (``results/bench/tomogan.csv``);
+* **disk**: every output file of the DAG (Snakemake's ``--summary``) sized from the config's shapes (float32
+  volumes, uint16 raw scans; checkpoints from the parameter count).
+
+``python bench/estimate_cost.py --configfile config/paper.yaml [--out results/bench/cost.csv] [--readme README.md]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+BEGIN, END = "<!-- cost:begin -->", "<!-- cost:end -->"
+PAPER_MS_PER_1024 = 30.0  # TomoGAN inference of one 1024^2 slice on a V100 (the paper's timing)
+
+
+def _snakemake(*args, configfile) -> str:
+    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+    with tempfile.TemporaryDirectory() as workdir:  # an empty working directory: the whole DAG is planned
+        proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
+                               "--configfile", str(Path(configfile).resolve()), "--directory", workdir, *args],
+                              capture_output=True, text=True, cwd=ROOT, env=env)
+    if proc.returncode != 0:
+        raise SystemExit(f"error: {configfile}: snakemake failed: {proc.stderr.strip().splitlines()[-1:]}")
+    return proc.stdout
+
+
+def job_counts(configfile) -> dict:
+    """Jobs per rule of the config's whole study, from Snakemake's dry-run through the Slurm profile."""
+    out = _snakemake("-n", "--profile", str(ROOT / "profiles" / "slurm"), "--cores", "64", "all",
+                     configfile=configfile)
+    stats = out[out.index("Job stats"):].splitlines()[3:]
+    counts = {}
+    for line in stats:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        if parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def dag_outputs(configfile) -> list:
+    """(output file, rule) of every job of the DAG (Snakemake's --summary)."""
+    out = _snakemake("--summary", "all", configfile=configfile)
+    rows = [line.split("\t") for line in out.splitlines()[1:] if "\t" in line]
+    return [(r[0], r[2]) for r in rows]
+
+
+# ----------------------------------------------------------------------------- floating-point operations
+
+def step_flops(settings: dict) -> float:
+    """FLOPs of one training step with these TrainConfig settings (counted on the meta device)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tomogan_core.losses import critic_loss_wgan, generator_loss
+    from tomogan_core.model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+    from tomogan_core.train import TrainConfig
+    from tomogan_core.vgg import VGGFeatures
+
+    cfg = TrainConfig(**{k: v for k, v in settings.items() if k in TrainConfig.__dataclass_fields__})
+    with torch.device("meta"):
+        gen = Generator(GeneratorConfig(in_slices=cfg.depth, upsample=cfg.upsample))
+        critic = Discriminator(DiscriminatorConfig(patch_size=cfg.patch))
+        vgg = VGGFeatures(layer_index=cfg.vgg_layer) if cfg.lambda_vgg > 0 else None
+        x = torch.randn(cfg.batch, cfg.depth, cfg.patch, cfg.patch)
+        y = torch.randn(cfg.batch, 1, cfg.patch, cfg.patch)
+    with FlopCounterMode(display=False) as counter:
+        for _ in range(cfg.itg):
+            loss, _ = generator_loss(gen(x), y, lambda_adv=cfg.lambda_adv, lambda_mse=cfg.lambda_mse,
+                                     lambda_vgg=cfg.lambda_vgg, critic=critic if cfg.lambda_adv > 0 else None,
+                                     vgg=vgg, perceptual_grad=cfg.vgg_grad)
+            loss.backward()
+        if cfg.lambda_adv > 0:
+            for _ in range(cfg.itd):
+                with torch.no_grad():
+                    fake = gen(x)
+                critic_loss_wgan(critic(y), critic(fake)).backward()
+                # the gradient penalty's double backward cannot run under the counter's module hooks: it is
+                # counted as twice a forward and backward pass of the critic on the interpolates
+                x_hat = fake.clone().requires_grad_(True)
+                critic(x_hat).sum().backward()
+                critic(x_hat).sum().backward()
+    return float(counter.get_total_flops())
+
+
+def slice_flops(depth: int, size: int) -> float:
+    """FLOPs of the generator on one ``size`` x ``size`` slice with ``depth`` input slices."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from tomogan_core.model import Generator, GeneratorConfig
+
+    with torch.device("meta"):
+        gen = Generator(GeneratorConfig(in_slices=depth))
+        x = torch.randn(1, depth, size, size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        gen(x)
+    return float(counter.get_total_flops())
+
+
+# ----------------------------------------------------------------------------- the config's shapes
+
+def shapes(cfg: dict) -> dict:
+    """Per dataset: (slices, detector, reconstruction side, full-dose angles)."""
+    out = {}
+    for name, ds in cfg["datasets"].items():
+        if ds["kind"] == "foam":
+            f = cfg["foam"]
+            out[name] = (f["slices"], f["size"], f["size"], f["n_angles"])
+        else:
+            sh = cfg["shale"]
+            fac = sh["facilities"][ds["facility"]]
+            out[name] = (sh.get("slices", 48), fac["detector"], fac["detector"], fac["n_angles"])
+    for name, scan in (cfg.get("scans") or {}).items():  # a user's scan: its raw file says
+        import h5py
+
+        path = Path(scan["path"]) if Path(scan["path"]).exists() else ROOT / scan["path"]
+        with h5py.File(path, "r") as f:
+            angles, rows, det = f["/exchange/data"].shape
+        b = scan.get("bin", 1)
+        if scan.get("rows"):
+            rows = scan["rows"][1] - scan["rows"][0]
+        out[name] = (rows // b, det // b, det // b, angles)
+    return out
+
+
+def file_bytes(path: str, rule: str, cfg: dict, shp: dict, params: int) -> float:
+    """Size of one output file of the DAG, from its path and the config's shapes (0 for small text files)."""
+    m = re.match(r"results/([^/]+)/", path)
+    ds = m.group(1) if m else None
+    if rule in ("train", "n2i_train"):
+        return 3 * params * 4 * 2  # model.pt + checkpoint.pt (generator, critic, Adam moments)
+    if ds not in shp:
+        return 0.0
+    slices, det, side, angles = shp[ds]
+    dose = path.split("/")[-1][:-3] if "/proj/" in path else (path.split("/")[3] if path.count("/") >= 4 else "")
+    dcfg = cfg["doses"].get(dose, {"mode": "full"})
+    n_angles = angles // dcfg.get("factor", 1) if dcfg["mode"] == "sparse" else angles
+    evaluated = cfg.get("metrics", {}).get("slices", 8) or slices
+    if rule == "foam_phantom":
+        return slices * side * side * 4
+    if rule == "shale_raw":
+        return (angles + 20) * slices * det * 2
+    if rule in ("project_foam", "prepare_shale", "low_dose"):
+        return n_angles * slices * det * 4
+    if rule == "fbp":
+        return slices * side * side * 4
+    if rule == "n2i_split":
+        return cfg.get("noise2inverse", {}).get("k", 4) * slices * side * side * 4
+    if rule in ("apply_classical", "n2i_infer"):
+        return evaluated * side * side * 4
+    if rule in ("infer", "infer_release"):
+        return slices * side * side * 4
+    return 0.0
+
+
+# ----------------------------------------------------------------------------- the estimate
+
+def cpu_flops_per_s(bench_csv) -> float:
+    """FLOP/s of a full training step (every loss term) as ``bench/bench_tomogan.py`` measured it, largest patch."""
+    df = pd.read_csv(bench_csv)
+    rows = df[(df["task"] == "train step") & (df["variant"] == "mse+adv+vgg (vgg_grad)")]
+    if rows.empty:
+        raise SystemExit(f"error: {bench_csv}: no full training step measured (run bench/bench_tomogan.py)")
+    row = rows.sort_values("size").iloc[-1]
+    settings = {"depth": int(row["depth"]), "patch": int(row["size"]), "batch": int(row["batch"]),
+                "vgg_weights": "random-init"}  # the benchmark's TrainConfig: published settings otherwise
+    return step_flops(settings) / float(row["seconds"])
+
+
+def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_csv=None) -> pd.DataFrame:
+    """One row per kind of work: jobs, requested CPU/GPU hours, estimated GPU hours of the work, disk."""
+    from tomogan_core.model import Generator, GeneratorConfig
+    from tomogan_core.study import plan_runs
+
+    cfg = yaml.safe_load(Path(configfile).read_text())
+    counts = job_counts(configfile)
+    outputs = dag_outputs(configfile)
+    shp = shapes(cfg)
+    res = cfg.get("resources", {})
+    kind_of = {"foam_phantom": "simulate", "shale_raw": "simulate", "project_foam": "simulate",
+               "prepare_shale": "simulate", "prepare_scan": "simulate", "low_dose": "simulate",
+               "fbp": "reconstruct", "tune_classical": "reconstruct", "apply_classical": "reconstruct",
+               "n2i_split": "reconstruct", "train": "train", "n2i_train": "train", "infer": "infer",
+               "infer_release": "infer", "n2i_infer": "infer", "timing": "infer"}
+    params = sum(p.numel() for p in Generator(GeneratorConfig()).parameters())
+    flops_per_s = slice_flops(3, 1024) / (gpu_ms_per_1024 / 1000)  # the paper's V100 throughput
+    cpu_rate = cpu_flops_per_s(bench_csv) if bench_csv and Path(bench_csv).exists() else float("nan")
+
+    # GPU work: every TomoGAN and Noise2Inverse training run, every inference pass
+    runs = plan_runs(cfg["tomogan"])
+    train_flops = sum(step_flops(run.settings) * run.settings.get("max_iter", 8000) for run in runs.values())
+    n2i = cfg.get("noise2inverse")
+    if n2i:
+        n2i_settings = dict(cfg["tomogan"]["train"], **n2i.get("train", {}), lambda_adv=0.0, lambda_vgg=0.0)
+        train_flops += step_flops(n2i_settings) * n2i_settings.get("max_iter", 8000) * counts.get("n2i_train", 0)
+    infer_flops = 0.0
+    for path, rule in outputs:
+        if rule in ("infer", "infer_release", "n2i_infer"):
+            slices, _, side, _ = shp[path.split("/")[1]]
+            n = slices if rule != "n2i_infer" else (cfg.get("metrics", {}).get("slices", 8) or slices)
+            per = n2i.get("k", 4) if rule == "n2i_infer" else 1
+            infer_flops += per * n * slice_flops(3 if rule != "infer_release" else 1, side)
+
+    rows = []
+    for kind in ("simulate", "reconstruct", "train", "infer"):
+        rules = [r for r, k in kind_of.items() if k == kind]
+        jobs = sum(counts.get(r, 0) for r in rules)
+        r = res.get(kind, {})
+        hours = r.get("runtime", 30) / 60
+        disk = sum(file_bytes(p, rule, cfg, shp, params) for p, rule in outputs if rule in rules)
+        flops = {"train": train_flops, "infer": infer_flops}.get(kind, 0.0)
+        rows.append({"kind": kind, "rules": ", ".join(r for r in rules if counts.get(r)), "jobs": jobs,
+                     "cpu_hours_requested": jobs * hours * r.get("cpus", cfg.get("threads", 1)),
+                     "gpu_hours_requested": jobs * hours * r.get("gpu", 0),
+                     "gpu_hours_estimated": flops / flops_per_s / 3600,
+                     "hours_on_2_cpu_cores": flops / cpu_rate / 3600 if flops else 0.0, "disk_gb": disk / 1e9})
+    other = sorted(r for r in counts if r not in kind_of)
+    rows.append({"kind": "other (metrics, tables, figures)", "rules": ", ".join(other),
+                 "jobs": sum(counts[r] for r in other), "cpu_hours_requested": 0.0, "gpu_hours_requested": 0.0,
+                 "gpu_hours_estimated": 0.0, "hours_on_2_cpu_cores": 0.0, "disk_gb": 0.0})
+    table = pd.DataFrame(rows)
+    total = {"kind": "total", "rules": "", "jobs": sum(counts.values())}
+    total.update({c: table[c].sum() for c in table.columns if c not in ("kind", "rules", "jobs")})
+    table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
+    table.attrs["note"] = (f"{Path(configfile).name}; GPU hours of the work at {flops_per_s / 1e12:.1f} TFLOP/s "
+                           f"(the paper's V100: {gpu_ms_per_1024:g} ms for a 1024² slice); 2-CPU-core hours at "
+                           f"{cpu_rate / 1e9:.0f} GFLOP/s (a training step measured here); FLOPs counted on the "
+                           "meta device")
+    return table
+
+
+def render(table: pd.DataFrame) -> str:
+    md = table.round({"cpu_hours_requested": 0, "gpu_hours_requested": 0, "gpu_hours_estimated": 1,
+                      "hours_on_2_cpu_cores": 0, "disk_gb": 0}).to_markdown(index=False)
+    return f"Estimated by `python bench/estimate_cost.py` ({table.attrs.get('note', '')}).\n\n{md}\n"
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--configfile", default=str(ROOT / "config" / "paper.yaml"))
+    p.add_argument("--out", default="results/bench/cost.csv", help="CSV to write (a .md twin beside it)")
+    p.add_argument("--gpu-ms-per-1024", type=float, default=PAPER_MS_PER_1024,
+                   help="TomoGAN inference time of a 1024^2 slice on the target GPU (paper, V100: 30 ms)")
+    p.add_argument("--bench", default=str(ROOT / "results" / "bench" / "tomogan.csv"),
+                   help="bench/bench_tomogan.py's CSV, for the CPU column (skipped when absent)")
+    p.add_argument("--readme", help="paste the table into this README between the cost markers")
+    args = p.parse_args(argv)
+    table = estimate(args.configfile, gpu_ms_per_1024=args.gpu_ms_per_1024, bench_csv=args.bench)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    md = render(table)
+    out.with_suffix(".md").write_text(md)
+    print(md)
+    if args.readme:
+        text = Path(args.readme).read_text()
+        if BEGIN not in text or END not in text:
+            raise SystemExit(f"error: {args.readme}: has no {BEGIN} ... {END} markers")
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{md}{END}", text, flags=re.S)
+        Path(args.readme).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
