@@ -277,19 +277,26 @@ class PatchSampler:
         same patches as an uninterrupted one.
     augment : bool
         Random horizontal flip and 90-degree rotation, the same for input and target.
+    shard : (rank, world), optional
+        Draw only the patch start slices ``s`` with ``s % world == rank`` (distributed training: each
+        process its own shard); ``(0, 1)`` draws from every slice.
     """
 
     def __init__(self, pairs: Sequence[VolumePair], *, depth: int, patch: int, rng: np.random.Generator,
-                 augment: bool = True):
+                 augment: bool = True, shard: Tuple[int, int] = (0, 1)):
         self.pairs = list(pairs)
         self.depth, self.patch, self.rng, self.augment = depth, patch, rng, augment
+        self.rank, self.world = int(shard[0]), int(shard[1])
         for p in self.pairs:
             if p.n_slices < depth:
                 raise InputError(p.name, f"has {p.n_slices} slices, fewer than the depth d = {depth}")
             if min(p.low.shape[1:]) < patch:
                 raise InputError(p.name, f"slices of {p.low.shape[1:]} are smaller than the patch size {patch}")
-        # a volume is picked in proportion to its number of training positions
-        counts = np.array([p.n_slices - depth + 1 for p in self.pairs], dtype=np.float64)
+        # a volume is picked in proportion to its number of training positions (in this shard)
+        self.starts = [np.arange(p.n_slices - depth + 1)[self.rank::self.world] for p in self.pairs]
+        counts = np.array([len(s) for s in self.starts], dtype=np.float64)
+        if counts.sum() == 0:
+            raise InputError(self.pairs[0].name, f"too few slices for {self.world} shards at depth d = {depth}")
         self.weights = counts / counts.sum()
 
     def sample(self, batch: int) -> Tuple[np.ndarray, np.ndarray]:
@@ -298,8 +305,9 @@ class PatchSampler:
         xs = np.empty((batch, d, p, p), np.float32)
         ys = np.empty((batch, 1, p, p), np.float32)
         for b in range(batch):
-            pair = self.pairs[int(self.rng.choice(len(self.pairs), p=self.weights))]
-            s = int(self.rng.integers(0, pair.n_slices - d + 1))
+            which = int(self.rng.choice(len(self.pairs), p=self.weights))
+            pair, starts = self.pairs[which], self.starts[which]
+            s = int(starts[self.rng.integers(0, len(starts))])
             r = int(self.rng.integers(0, pair.low.shape[1] - p + 1))
             c = int(self.rng.integers(0, pair.low.shape[2] - p + 1))
             x = pair.low[s:s + d, r:r + p, c:c + p]  # (d, P, P)

@@ -197,11 +197,13 @@ def validate(generator: Generator, pairs: Sequence[VolumePair], norm: Normalizat
 
 def train_step(cfg: TrainConfig, generator: Generator, critic: Discriminator, opt_g, opt_d,
                sampler: PatchSampler, *, vgg=None, vgg_input=None, gp_rng: Optional[torch.Generator] = None,
-               device: torch.device = torch.device("cpu")) -> Dict[str, torch.Tensor]:
+               device: torch.device = torch.device("cpu"), sync_critic=None) -> Dict[str, torch.Tensor]:
     """One training step as the release does it: ``itg`` generator updates, then ``itd`` critic updates.
 
     Each update draws a fresh batch. Returns the step's detached loss terms (``total`` = the generator's
-    objective; ``loss_d`` and, for WGAN-GP, ``gp`` when the critic was trained).
+    objective; ``loss_d`` and, for WGAN-GP, ``gp`` when the critic was trained). ``sync_critic``, when
+    given, is called between each critic backward pass and its optimiser step (distributed training
+    averages the critic's gradients there, :mod:`tomogan_core.distributed`).
     """
     def batch():
         x, y = sampler.sample(cfg.batch)  # (B, d, P, P), (B, 1, P, P)
@@ -233,6 +235,8 @@ def train_step(cfg: TrainConfig, generator: Generator, critic: Discriminator, op
                 loss_d = critic_loss_bce(d_real, d_fake)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
+            if sync_critic is not None:
+                sync_critic()
             opt_d.step()
         parts["loss_d"] = loss_d.detach()
     return parts
@@ -270,9 +274,11 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
     -------
     Path of ``model.pt`` (or of ``checkpoint.pt`` when stopped early).
     """
+    from . import distributed
+
     out_dir = Path(out_dir)
     ckpt_path, model_path, log_path = out_dir / "checkpoint.pt", out_dir / "model.pt", out_dir / "log.csv"
-    device = resolve_device(cfg.device)
+    ctx, device = distributed.setup(resolve_device(cfg.device))  # a no-op unless launched by torchrun
     if not train_pairs:
         raise ValueError("no training volumes")
     if not val_pairs:
@@ -280,15 +286,17 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
 
     norm = Normalization.fit([p.normal for p in train_pairs], cfg.normalization)
     net_pairs = [VolumePair(norm.to_net(p.low), norm.to_net(p.normal), p.name) for p in train_pairs]
-    sampler = PatchSampler(net_pairs, depth=cfg.depth, patch=cfg.patch,
-                           rng=np.random.default_rng(cfg.seed), augment=cfg.augment)
+    sampler = PatchSampler(net_pairs, depth=cfg.depth, patch=cfg.patch, augment=cfg.augment,
+                           rng=np.random.default_rng([cfg.seed, ctx.rank] if ctx.enabled else cfg.seed),
+                           shard=(ctx.rank, ctx.world))
 
     torch.manual_seed(cfg.seed)
     generator = Generator(GeneratorConfig(in_slices=cfg.depth, upsample=cfg.upsample)).to(device)
     critic = Discriminator(DiscriminatorConfig(patch_size=cfg.patch)).to(device)
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g)
     opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr_d)
-    gp_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+    gp_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1 + 1000 * ctx.rank)
+    gen_step = ctx.wrap(generator, device)  # DistributedDataParallel under torchrun
 
     vgg, vgg_label = None, "none (lambda_vgg = 0)"
     if cfg.lambda_vgg > 0:
@@ -322,9 +330,14 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
         gp_rng.set_state(state["rng_torch"].cpu() if device.type == "cpu" else state["rng_torch"])
         step, history, best = state["step"], state["history"], state["best"]
         norm = Normalization(**state["normalization"])
+        if ctx.enabled:  # only rank 0's streams were saved: every rank restarts its own from here
+            sampler.rng = np.random.default_rng([cfg.seed, ctx.rank, step])
+            gp_rng.manual_seed(cfg.seed + 1 + 1000 * ctx.rank + step)
         logger.info("resuming %s at step %d of %d", ckpt_path, step, cfg.max_iter)
 
     def save_checkpoint():
+        if not ctx.is_main:
+            return
         _atomic_save({"format": CHECKPOINT_FORMAT, "step": step, "config": asdict(cfg),
                       "generator": generator.state_dict(), "critic": critic.state_dict(),
                       "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
@@ -335,12 +348,13 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
     sums: Dict[str, float] = {}
     counts = 0
     start_time = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
-    bar = tqdm(total=cfg.max_iter, initial=step, desc=out_dir.name or "train", disable=not progress,
+    bar = tqdm(total=cfg.max_iter, initial=step, desc=out_dir.name or "train", disable=not progress or not ctx.is_main,
                dynamic_ncols=True, file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0)
     generator.train()
     while step < cfg.max_iter:
-        parts = train_step(cfg, generator, critic, opt_g, opt_d, sampler, vgg=vgg, vgg_input=vgg_input,
-                           gp_rng=gp_rng, device=device)
+        parts = train_step(cfg, gen_step, critic, opt_g, opt_d, sampler, vgg=vgg, vgg_input=vgg_input,
+                           gp_rng=gp_rng, device=device,
+                           sync_critic=(lambda: ctx.average_gradients(critic)) if ctx.enabled else None)
         step += 1
         parts["loss_g"] = parts.pop("total")
         for k, v in parts.items():
@@ -354,7 +368,7 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
             row.update({k: v / counts for k, v in sums.items()})
             sums, counts = {}, 0
             bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss_g", "mse", "adv", "loss_d") if k in row})
-        if step % cfg.val_every == 0 or step == cfg.max_iter:
+        if (step % cfg.val_every == 0 or step == cfg.max_iter) and ctx.is_main:
             metrics = validate(generator, val_pairs, norm, n_slices=cfg.val_slices, device=device)
             row.update(metrics)
             if metrics["val_psnr"] > best["val_psnr"]:
@@ -365,10 +379,15 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
             history.append(row)
         if step % cfg.ckpt_every == 0 or step == cfg.max_iter:
             save_checkpoint()
+            ctx.barrier()
             if stop_after is not None and step >= stop_after:
                 bar.close()
                 return ckpt_path
     bar.close()
+    if not ctx.is_main:  # rank 0 validates and writes the model; the others are done
+        ctx.barrier()
+        ctx.close()
+        return model_path
     if not history or best["generator"] is None:  # max_iter == 0, or resumed at the end: validate now
         metrics = validate(generator, val_pairs, norm, n_slices=cfg.val_slices, device=device)
         best = {"step": step, **metrics,
@@ -385,6 +404,8 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
     _atomic_save(model, model_path)
     logger.info("wrote %s (best step %d: val SSIM %.4f, PSNR %.2f dB)", model_path, best["step"],
                 best["val_ssim"], best["val_psnr"])
+    ctx.barrier()
+    ctx.close()
     return model_path
 
 
