@@ -31,7 +31,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from simulate.io import InputError, cli, read_array, read_attrs
+from simulate.io import InputError, cli, dataset_shape, read_array, read_attrs
 from simulate.reconstruct import circular_mask
 
 __all__ = ["reference_range", "object_threshold", "object_mask", "masked_ssim", "masked_psnr", "compare_volumes",
@@ -170,12 +170,25 @@ def compare_volumes(volume, reference, *, fov_margin: float = 2.0):
     return rows
 
 
-def _read_recon(path):
-    rec = read_array(path, "/recon", ndim=3, dtype_kind="f")
+def _slice_indices(path) -> np.ndarray:
     idx = read_array(path, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
-    if idx.shape[0] != rec.shape[0]:
-        raise InputError(path, f"{idx.shape[0]} slice indices for {rec.shape[0]} slices")
-    return rec, idx, read_attrs(path)
+    n = dataset_shape(path, "/recon", ndim=3)[0]
+    if idx.shape[0] != n:
+        raise InputError(path, f"{idx.shape[0]} slice indices for {n} slices")
+    return idx
+
+
+def _read_slices(path, idx: np.ndarray, wanted) -> np.ndarray:
+    """The slices ``wanted`` (detector rows) of a reconstruction, reading only those (memory: their size)."""
+    missing = sorted(set(wanted) - set(idx.tolist()))
+    if missing:
+        raise InputError(path, f"lacks evaluated slices {missing[:5]}")
+    pos = [int(np.flatnonzero(idx == s)[0]) for s in wanted]
+    order = np.argsort(pos)
+    picked = read_array(path, "/recon", ndim=3, dtype_kind="f", index=np.s_[sorted(pos)])
+    out = np.empty_like(picked)
+    out[order] = picked
+    return out
 
 
 @cli
@@ -191,19 +204,18 @@ def main(argv=None):
     p.add_argument("recons", nargs="+")
     args = p.parse_args(argv)
 
-    ref, ref_idx, _ = _read_recon(args.reference)
-    wanted = ref_idx[central_slices(len(ref_idx), args.slices)]
+    ref_idx = _slice_indices(args.reference)
+    wanted = [int(s) for s in ref_idx[central_slices(len(ref_idx), args.slices)]]
+    ref = _read_slices(args.reference, ref_idx, wanted)  # only the evaluated slices are ever read
     rows = []
     for path in args.recons:
-        rec, idx, attrs = _read_recon(path)
-        missing = sorted(set(wanted) - set(idx))
-        if missing:
-            raise InputError(path, f"lacks evaluated slices {missing[:5]}")
-        if rec.shape[1:] != ref.shape[1:]:
-            raise InputError(path, f"slice shape {rec.shape[1:]} differs from the reference's {ref.shape[1:]}")
-        pick = [int(np.flatnonzero(idx == s)[0]) for s in wanted]
-        pick_ref = [int(np.flatnonzero(ref_idx == s)[0]) for s in wanted]
-        for r in compare_volumes(rec[pick], ref[pick_ref], fov_margin=args.fov_margin):
+        idx = _slice_indices(path)
+        if dataset_shape(path, "/recon")[1:] != ref.shape[1:]:
+            raise InputError(path, f"slice shape {dataset_shape(path, '/recon')[1:]} differs from the "
+                                   f"reference's {ref.shape[1:]}")
+        rec = _read_slices(path, idx, wanted)
+        attrs = read_attrs(path)
+        for r in compare_volumes(rec, ref, fov_margin=args.fov_margin):
             rows.append({"dataset": attrs.get("dataset", ""), "source": attrs.get("source", ""),
                          "dose": attrs.get("dose", ""), "dose_mode": attrs.get("dose_mode", ""),
                          "dose_level": attrs.get("dose_level", ""), "method": attrs.get("method", ""),

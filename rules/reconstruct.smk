@@ -19,4 +19,4 @@ rule fbp:
         **job_resources("reconstruct"),
     shell:
         "python -m simulate.reconstruct recon {input} {output} --method fbp --filter {params.filter} "
-        "--backend {params.backend} --threads {threads} > {log} 2>&1"
+        "--slab-mb {SLAB_MB} --backend {params.backend} --threads {threads} > {log} 2>&1"

@@ -120,6 +120,17 @@ def read_array(path, name: str, *, ndim: int | None = None, dtype_kind: str = "f
     return arr
 
 
+def dataset_shape(path, name: str, *, ndim: int | None = None) -> tuple:
+    """The shape of a dataset, without reading it (checks as :func:`read_array`: file, name, rank)."""
+    with _open_for_read(path) as f:
+        if name not in f or not isinstance(f[name], h5py.Dataset):
+            raise InputError(path, f"missing dataset '{name}'")
+        shape = f[name].shape
+    if ndim is not None and len(shape) != ndim:
+        raise InputError(path, f"dataset '{name}' has shape {shape}, expected {ndim} dimensions")
+    return tuple(shape)
+
+
 def check_finite(arr: np.ndarray, path, name: str) -> None:
     """Raise :class:`InputError` if ``arr`` holds NaN or Inf."""
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():

@@ -434,6 +434,58 @@ def central_slices(n_total: int, n: int) -> np.ndarray:
     return np.arange(start, start + n)
 
 
+def slab_rows(bytes_per_row: int, slab_mb: float | None, n: int) -> int:
+    """How many slices fit a memory budget of ``slab_mb`` MiB (all ``n`` when there is no budget); at least 1."""
+    if not slab_mb:
+        return max(1, n)
+    return int(max(1, min(n, (slab_mb * 2 ** 20) // max(1, bytes_per_row))))
+
+
+def reconstruct_file(proj_path, out_path, method: str, *, slices: int = 0, slab_mb: float | None = None,
+                     center=None, filter_name: str = "ram-lak", n_iter=None, backend: str = "auto",
+                     threads: int = 1) -> dict:
+    """Reconstruct a projection file slab by slab into a chunked reconstruction file.
+
+    Only ``slab`` detector rows of projections and their slices are in memory at a time, as many as fit
+    in ``slab_mb`` MiB (one slab, the whole volume, without a budget): the memory a volume needs stays
+    flat whatever its size. The output is written through a temporary file and appears only when whole.
+
+    Returns the attributes written.
+    """
+    from .io import InputError, _to_h5, atomic_h5, dataset_shape, read_array, read_attrs
+
+    src = read_attrs(proj_path)
+    theta = np.radians(read_array(proj_path, "/exchange/theta", ndim=1, dtype=np.float64))
+    n_angles, n_rows, n_det = dataset_shape(proj_path, "/exchange/data", ndim=3)
+    if theta.shape[0] != n_angles:
+        raise InputError(proj_path, f"{theta.shape[0]} angles in /exchange/theta for {n_angles} projections")
+    center = float(src.get("center", n_det / 2)) if center is None else float(center)
+    backend = resolve_backend(backend)
+    idx = central_slices(n_rows, slices)
+    size = n_det
+    step = slab_rows(4 * (theta.shape[0] * n_det + 2 * size * size), slab_mb, len(idx))
+    attrs = _recon_attrs(src, method=method, algorithm=method, backend=backend,
+                         filter=filter_name if method == "fbp" else "none", n_iter=n_iter or 0, center=center,
+                         parent=str(proj_path), slab_slices=step)
+    with atomic_h5(out_path) as f:
+        rec = f.create_dataset("/recon", shape=(len(idx), size, size), dtype=np.float32,
+                               chunks=(1, size, size))
+        f.create_dataset("/slices", data=idx.astype(np.int32))
+        for a in range(0, len(idx), step):
+            rows = idx[a:a + step]
+            data = read_array(proj_path, "/exchange/data", ndim=3, dtype_kind="f",
+                              index=np.s_[:, int(rows[0]):int(rows[-1]) + 1, :])
+            try:
+                rec[a:a + len(rows)] = reconstruct(data, theta, method, center=center, size=size,
+                                                   filter_name=filter_name, n_iter=n_iter, backend=backend,
+                                                   threads=threads)
+            except ValueError as exc:
+                raise InputError(proj_path, str(exc)) from None
+        for key, value in attrs.items():
+            f.attrs[key] = _to_h5(value)
+    return attrs
+
+
 def _recon_attrs(src: dict, **extra) -> dict:
     from .io import software_versions
 
@@ -449,8 +501,7 @@ def main(argv=None):
     """``python -m simulate.reconstruct {recon,tv} ...`` -- see ``--help``."""
     import argparse
 
-    from .acquire import read_projections
-    from .io import InputError, cli, read_array, read_attrs, write_arrays
+    from .io import cli, read_array, read_attrs, write_arrays
 
     @cli
     def run(argv):
@@ -466,6 +517,8 @@ def main(argv=None):
         pr.add_argument("--center", type=float, help="rotation axis, detector pixels (default: from the file)")
         pr.add_argument("--backend", default="auto")
         pr.add_argument("--threads", type=int, default=1)
+        pr.add_argument("--slab-mb", type=float, help="memory budget: reconstruct as many slices at a time as "
+                        "fit in this many MiB (default: the whole volume at once)")
         pt = sub.add_parser("tv", help="reconstruction.h5 -> TV-denoised reconstruction.h5 (SIRT+TV)")
         pt.add_argument("recon")
         pt.add_argument("out")
@@ -485,20 +538,10 @@ def main(argv=None):
             write_arrays(args.out, {"/recon": out, "/slices": idx}, attrs)
             return
 
-        data, theta, src = read_projections(args.proj)
-        center = args.center if args.center is not None else float(src.get("center", data.shape[-1] / 2))
-        idx = central_slices(data.shape[1], args.slices)
-        backend = resolve_backend(args.backend)
-        try:
-            rec = reconstruct(data[:, idx, :], theta, args.method, center=center, filter_name=args.filter,
-                              n_iter=args.n_iter, backend=backend, threads=args.threads)
-        except ValueError as exc:
-            raise InputError(args.proj, str(exc)) from None
-        attrs = _recon_attrs(src, method=args.method, algorithm=args.method, backend=backend,
-                             filter=args.filter if args.method == "fbp" else "none",
-                             n_iter=args.n_iter or 0, center=center, parent=str(args.proj))
-        write_arrays(args.out, {"/recon": rec, "/slices": idx.astype(np.int32)}, attrs)
-        logger.info("%s %s -> %s %s", args.method, args.proj, args.out, rec.shape)
+        attrs = reconstruct_file(args.proj, args.out, args.method, slices=args.slices, slab_mb=args.slab_mb,
+                                 center=args.center, filter_name=args.filter, n_iter=args.n_iter,
+                                 backend=args.backend, threads=args.threads)
+        logger.info("%s %s -> %s (%s slices at a time)", args.method, args.proj, args.out, attrs["slab_slices"])
 
     return run(argv)
 

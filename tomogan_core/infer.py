@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from simulate.io import InputError, read_array, software_versions, write_arrays
+from simulate.io import InputError, dataset_shape, read_array, read_attrs, software_versions, write_arrays
 
-from .data import read_volume, stack_neighbours
+from .data import find_volume_key, read_volume, stack_neighbours
 
 __all__ = ["LoadedModel", "load_any", "grey255_from_input", "denoise", "main"]
 
@@ -203,6 +203,56 @@ def _flat_attrs(info: dict) -> dict:
     return keep
 
 
+def denoise_file(src, out, model: LoadedModel, *, key: Optional[str] = None, slices: int = 0, slab_mb: float = 256.0,
+                 batch: int = 4, repeat_edges: bool = False, grey255: bool = False, attrs: Optional[dict] = None,
+                 progress: bool = False) -> Tuple[int, float]:
+    """Enhance a volume file slab by slab: memory bounded by ``slab_mb`` MiB whatever the volume's size.
+
+    Each slab of output slices is computed from its input slices plus ``d // 2`` neighbours either side,
+    read from the HDF5 file alone, so the result equals :func:`denoise` of the whole volume. With
+    ``grey255`` the mapping's percentiles come from the whole volume when it fits in one slab, else from up
+    to 64 evenly spaced slices (said in the output's ``input_mapping``). Writes ``/recon`` (chunked one slice
+    at a time) and ``/slices`` atomically; returns (slices enhanced, seconds).
+    """
+    from simulate.io import _to_h5, atomic_h5
+    from simulate.reconstruct import central_slices, slab_rows
+
+    name = find_volume_key(src, key)
+    n, rows, cols = dataset_shape(src, name, ndim=3)
+    with h5py.File(src, "r") as f:
+        has_slices = name == "/recon" and "slices" in f
+    idx = read_array(src, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64) if has_slices else np.arange(n)
+    if idx.shape[0] != n:
+        raise InputError(src, f"{idx.shape[0]} slice indices for {n} slices")
+    if n < model.depth and not repeat_edges:
+        raise InputError(src, f"has {n} slices, fewer than the model's depth d = {model.depth} "
+                              "(--repeat-edges pads by repeating them)")
+    pick = central_slices(n, slices)
+    step = slab_rows(4 * rows * cols * 3, slab_mb, len(pick))  # input, output and network copies
+    half = model.depth // 2
+    mapping = {}
+    if grey255:
+        sample = np.arange(n) if step >= n else np.unique(np.linspace(0, n - 1, min(n, 64)).astype(int))
+        model, mapping = grey255_from_input(model, read_array(src, name, ndim=3, index=np.s_[sample.tolist()]))
+        if step < n:
+            mapping["input_mapping"] += f" (percentiles of {len(sample)} evenly spaced slices)"
+    t0 = time.perf_counter()
+    with atomic_h5(out) as f:
+        dset = f.create_dataset("/recon", shape=(len(pick), rows, cols), dtype=np.float32, chunks=(1, rows, cols))
+        f.create_dataset("/slices", data=idx[pick])
+        for a in range(0, len(pick), step):
+            part = pick[a:a + step]
+            lo, hi = max(0, int(part[0]) - half), min(n, int(part[-1]) + half + 1)
+            # the slab and its d // 2 neighbours each side: inside the volume nothing is clipped, and at its
+            # ends the block ends where the volume does, so edge slices repeat exactly as in denoise()
+            block = read_array(src, name, ndim=3, index=np.s_[lo:hi])
+            dset[a:a + len(part)] = denoise(block, model, indices=[int(i) - lo for i in part], batch=batch,
+                                            repeat_edges=True, progress=progress)
+        for k, v in dict(attrs or {}, **mapping, slab_slices=int(step)).items():
+            f.attrs[k] = _to_h5(v)
+    return len(pick), time.perf_counter() - t0
+
+
 def run(args) -> Tuple[Path, int, float]:
     """Do what ``tomogan-infer`` was asked; returns (output, slices enhanced, seconds)."""
     from simulate.reconstruct import central_slices
@@ -212,6 +262,19 @@ def run(args) -> Tuple[Path, int, float]:
         raise InputError(src, "file not found")
     model = load_any(args.model, depth=args.depth, device=args.device)
     release = args.key is None and _release_layout(src)
+    if args.slab_mb and not release:  # stream the volume through in slabs
+        out = Path(args.out) if args.out else src.with_name(src.stem + "-tomogan.h5")
+        attrs = {(f"input_{k}" if k in ("algorithm", "method", "filter", "n_iter") else k): v
+                 for k, v in read_attrs(src).items()}
+        attrs.update(_flat_attrs(model.info))
+        n_in = dataset_shape(src, find_volume_key(src, args.key), ndim=3)[0]
+        attrs.update(method=args.method, run=args.run or Path(args.model).parent.name, input_file=str(src),
+                     depth=model.depth, device=str(model.device), edge_slices_repeated=bool(n_in < model.depth),
+                     versions=software_versions())
+        n, seconds = denoise_file(src, out, model, key=args.key, slices=args.slices, slab_mb=args.slab_mb,
+                                  batch=args.batch, repeat_edges=args.repeat_edges,
+                                  grey255=args.grey255_from_input, attrs=attrs, progress=not args.quiet)
+        return out, n, seconds
     if release:
         vol = read_array(src, "/test_ns", ndim=3)
         idx, attrs = np.arange(vol.shape[0]), {}
@@ -263,6 +326,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grey255-from-input", action="store_true", help="for models on 0..255 grey levels (the "
                    "authors' TomoGAN.h5): map the input's 0.5..99.5 percentile range to 0..255 and back")
     p.add_argument("--repeat-edges", action="store_true", help="allow fewer slices than d by repeating them")
+    p.add_argument("--slab-mb", type=float, help="memory budget: stream the volume through in slabs of as many "
+                   "slices as fit in this many MiB (default: read it whole)")
     add_runtime_args(p)
     return p
 
