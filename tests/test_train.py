@@ -259,3 +259,20 @@ def test_validation_indices_are_the_slices_training_validates_on():
     chosen = held.low[central_slices(held.n_slices, 4), 0, 0].astype(int).tolist()
     assert validation_indices(n, val_slices=4, depth=depth, held_out_fraction=0.15).tolist() == chosen
     assert validation_indices(n, val_slices=4, depth=depth).tolist() == central_slices(n, 4).tolist()
+
+
+def test_bf16_training_learns_too_and_refuses_to_resume_as_fp32(tmp_path):
+    """Mixed precision (bfloat16 autocast) with every loss term: it learns, and a checkpoint records it."""
+    cfg = replace(TINY, max_iter=150, batch=4, patch=24, val_every=50, ckpt_every=150, log_every=50,
+                  precision="bf16")
+    model = train(cfg, [_volume(1), _volume(4)], [_volume(2)], tmp_path, progress=False)
+    generator, norm, info = load_model(model)
+    assert info["config"]["precision"] == "bf16"
+    test = _volume(3)
+    before = np.mean((test.low - test.normal) ** 2)
+    after = np.mean((denoise_volume(generator, test.low, norm) - test.normal) ** 2)
+    assert after < 0.5 * before, (before, after)
+    with pytest.raises(InputError, match="precision"):
+        train(replace(cfg, precision="fp32"), [_volume(1)], [_volume(2)], tmp_path, progress=False)
+    with pytest.raises(ValueError, match="precision"):
+        replace(cfg, precision="fp16")

@@ -46,6 +46,7 @@ __all__ = ["GAN_LOSSES", "TrainConfig", "train", "train_step", "load_model", "de
 logger = logging.getLogger(__name__)
 
 GAN_LOSSES = ("wgan-gp", "bce")
+PRECISIONS = ("fp32", "bf16")
 CHECKPOINT_FORMAT = "tomogan-checkpoint/1"
 MODEL_FORMAT = "tomogan-model/1"
 HISTORY_FIELDS = ("step", "elapsed_s", "loss_g", "adv", "mse", "perceptual", "loss_d", "gp",
@@ -83,6 +84,7 @@ class TrainConfig:
     val_slices: int = 8  # central slices of each validation volume scored
     val_fraction: float = 0.15  # held out from the training volume when no validation volume is given
     device: str = "auto"  # auto = CUDA when available, else CPU
+    precision: str = "fp32"  # "bf16": forward passes and losses under bfloat16 autocast (2x faster on AMX CPUs)
 
     def __post_init__(self):
         GeneratorConfig(in_slices=self.depth, upsample=self.upsample)  # validates depth and upsampling
@@ -104,6 +106,8 @@ class TrainConfig:
             raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     @property
     def trains_critic(self) -> bool:
@@ -209,14 +213,18 @@ def train_step(cfg: TrainConfig, generator: Generator, critic: Discriminator, op
         x, y = sampler.sample(cfg.batch)  # (B, d, P, P), (B, 1, P, P)
         return torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
 
+    def autocast():  # mixed precision of the forward passes and losses; backward passes follow their dtypes
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+
     critic.requires_grad_(False)  # the generator's updates leave the critic alone
     for _ in range(cfg.itg):
         x, y = batch()
-        fake = generator(x)  # (B, 1, P, P)
-        loss_g, parts = generator_loss(
-            fake, y, lambda_adv=cfg.lambda_adv, lambda_mse=cfg.lambda_mse, lambda_vgg=cfg.lambda_vgg,
-            critic=critic, vgg=vgg, adversarial="wgan" if cfg.gan_loss == "wgan-gp" else "bce",
-            perceptual_grad=cfg.vgg_grad, vgg_input=vgg_input)
+        with autocast():
+            fake = generator(x)  # (B, 1, P, P)
+            loss_g, parts = generator_loss(
+                fake, y, lambda_adv=cfg.lambda_adv, lambda_mse=cfg.lambda_mse, lambda_vgg=cfg.lambda_vgg,
+                critic=critic, vgg=vgg, adversarial="wgan" if cfg.gan_loss == "wgan-gp" else "bce",
+                perceptual_grad=cfg.vgg_grad, vgg_input=vgg_input)
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
@@ -224,15 +232,16 @@ def train_step(cfg: TrainConfig, generator: Generator, critic: Discriminator, op
     if cfg.trains_critic:
         for _ in range(cfg.itd):
             x, y = batch()
-            with torch.no_grad():
-                fake = generator(x)
-            d_real, d_fake = critic(y), critic(fake)  # (B, 1) each
-            if cfg.gan_loss == "wgan-gp":
-                gp = gradient_penalty(critic, y, fake, generator=gp_rng)
-                loss_d = critic_loss_wgan(d_real, d_fake) + cfg.gp_weight * gp
-                parts["gp"] = gp.detach()
-            else:
-                loss_d = critic_loss_bce(d_real, d_fake)
+            with autocast():
+                with torch.no_grad():
+                    fake = generator(x)
+                d_real, d_fake = critic(y), critic(fake)  # (B, 1) each
+                if cfg.gan_loss == "wgan-gp":
+                    gp = gradient_penalty(critic, y, fake, generator=gp_rng)
+                    loss_d = critic_loss_wgan(d_real, d_fake) + cfg.gp_weight * gp
+                    parts["gp"] = gp.detach()
+                else:
+                    loss_d = critic_loss_bce(d_real, d_fake)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             if sync_critic is not None:
@@ -245,7 +254,9 @@ def train_step(cfg: TrainConfig, generator: Generator, critic: Discriminator, op
 def _config_differences(saved: dict, current: dict) -> List[str]:
     """Settings that change what a run computes (bookkeeping such as device may differ on resume)."""
     free = {"device", "log_every", "val_every", "ckpt_every", "max_iter"}  # a run may be extended
-    return [f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in current.items() if k not in free and saved.get(k) != v]
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # keys older checkpoints lack
+    return [f"{k}: {saved.get(k, defaults.get(k))!r} -> {v!r}" for k, v in current.items()
+            if k not in free and saved.get(k, defaults.get(k)) != v]
 
 
 # -----------------------------------------------------------------------------
