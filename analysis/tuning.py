@@ -52,10 +52,10 @@ logger = logging.getLogger(__name__)
 
 # method -> (parameter name, default grid)
 METHODS: Dict[str, Tuple[str, Tuple[float, ...]]] = {
-    "fbp-tv": ("weight", (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)),
-    "fbp-bm3d": ("sigma", (0.02, 0.05, 0.1, 0.2, 0.4)),
-    "sirt": ("n_iter", (10, 25, 50, 100, 200)),
-    "sirt-tv": ("weight", (0.01, 0.02, 0.05, 0.1, 0.2, 0.5)),
+    "fbp-tv": ("weight", (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)),
+    "fbp-bm3d": ("sigma", (0.025, 0.05, 0.1, 0.2, 0.4, 0.8)),
+    "sirt": ("n_iter", (10, 20, 50, 100, 200)),
+    "sirt-tv": ("weight", (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)),
 }
 CRITERIA = ("ssim", "psnr", "ssim_object", "psnr_object")
 TV_ITER = 1000  # Chambolle iterations (fixed: see simulate.reconstruct.tv_denoise)
