@@ -35,7 +35,7 @@ from simulate.io import InputError, cli, dataset_shape, read_array, read_attrs
 from simulate.reconstruct import circular_mask
 
 __all__ = ["reference_range", "object_threshold", "object_mask", "masked_ssim", "masked_psnr", "compare_volumes",
-           "main"]
+           "slice_indices", "read_slices", "main"]
 
 # object mask settings (see object_mask)
 OBJECT_FRACTION = 0.5     # threshold = this fraction of the reference's high percentile
@@ -170,7 +170,8 @@ def compare_volumes(volume, reference, *, fov_margin: float = 2.0):
     return rows
 
 
-def _slice_indices(path) -> np.ndarray:
+def slice_indices(path) -> np.ndarray:
+    """A reconstruction file's ``/slices`` (detector rows of its slices), checked against ``/recon``."""
     idx = read_array(path, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
     n = dataset_shape(path, "/recon", ndim=3)[0]
     if idx.shape[0] != n:
@@ -178,11 +179,15 @@ def _slice_indices(path) -> np.ndarray:
     return idx
 
 
-def _read_slices(path, idx: np.ndarray, wanted) -> np.ndarray:
-    """The slices ``wanted`` (detector rows) of a reconstruction, reading only those (memory: their size)."""
+def read_slices(path, wanted, idx: np.ndarray | None = None, *, what: str = "evaluated") -> np.ndarray:
+    """The slices ``wanted`` (detector rows) of a reconstruction, in that order, reading only those.
+
+    ``idx`` is the file's :func:`slice_indices` when already known. NaN/Inf is checked in what is read.
+    """
+    idx = slice_indices(path) if idx is None else idx
     missing = sorted(set(wanted) - set(idx.tolist()))
     if missing:
-        raise InputError(path, f"lacks evaluated slices {missing[:5]}")
+        raise InputError(path, f"lacks {what} slices {missing[:5]}")
     pos = [int(np.flatnonzero(idx == s)[0]) for s in wanted]
     order = np.argsort(pos)
     picked = read_array(path, "/recon", ndim=3, dtype_kind="f", index=np.s_[sorted(pos)])
@@ -204,16 +209,15 @@ def main(argv=None):
     p.add_argument("recons", nargs="+")
     args = p.parse_args(argv)
 
-    ref_idx = _slice_indices(args.reference)
+    ref_idx = slice_indices(args.reference)
     wanted = [int(s) for s in ref_idx[central_slices(len(ref_idx), args.slices)]]
-    ref = _read_slices(args.reference, ref_idx, wanted)  # only the evaluated slices are ever read
+    ref = read_slices(args.reference, wanted, ref_idx)  # only the evaluated slices are ever read
     rows = []
     for path in args.recons:
-        idx = _slice_indices(path)
         if dataset_shape(path, "/recon")[1:] != ref.shape[1:]:
             raise InputError(path, f"slice shape {dataset_shape(path, '/recon')[1:]} differs from the "
                                    f"reference's {ref.shape[1:]}")
-        rec = _read_slices(path, idx, wanted)
+        rec = read_slices(path, wanted)
         attrs = read_attrs(path)
         for r in compare_volumes(rec, ref, fov_margin=args.fov_margin):
             rows.append({"dataset": attrs.get("dataset", ""), "source": attrs.get("source", ""),

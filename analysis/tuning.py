@@ -43,7 +43,7 @@ from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 import numpy as np
 
-from analysis.metrics import compare_volumes
+from analysis.metrics import compare_volumes, read_slices
 from simulate.io import InputError, cli, read_array, read_attrs, software_versions, write_arrays
 
 __all__ = ["METHODS", "CRITERIA", "grid_search", "tune", "apply", "tuning_label", "validation_rows", "main"]
@@ -111,20 +111,6 @@ def tuning_label(method: str, result: dict) -> str:
 
 # ----------------------------------------------------------------------------- reading validation data
 
-def _recon_slices(path, positions: Sequence[int]) -> np.ndarray:
-    """The slices of a reconstruction file whose detector-row index (``/slices``) is in ``positions``."""
-    idx = read_array(path, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
-    missing = sorted(set(positions) - set(idx.tolist()))
-    if missing:
-        raise InputError(path, f"lacks validation slices {missing[:5]}")
-    where = [int(np.flatnonzero(idx == p)[0]) for p in positions]
-    order = np.argsort(where)
-    picked = read_array(path, "/recon", ndim=3, dtype_kind="f", index=np.s_[sorted(where)])  # only these
-    out = np.empty_like(picked)
-    out[order] = picked
-    return out
-
-
 def _projection_rows(path, rows: Sequence[int]):
     """Rows ``rows`` of a projection file (:func:`simulate.acquire.write_projections` layout), angles in radians."""
     attrs = read_attrs(path)
@@ -163,11 +149,11 @@ def tune(method: str, val_input, val_reference, val_index: Sequence[int], *, gri
     grid = sorted(float(v) for v in (grid or default_grid))
     if method == "sirt":
         grid = [int(v) for v in grid]
-    ref = _recon_slices(val_reference, val_index)
+    ref = read_slices(val_reference, val_index, what="validation")
     t0 = time.perf_counter()
     extra = {}
     if method in ("fbp-tv", "fbp-bm3d"):
-        x = _recon_slices(val_input, val_index)
+        x = read_slices(val_input, val_index, what="validation")
         fn: Callable = ((lambda w: tv_denoise(x, weight=w, n_iter=TV_ITER, threads=threads)) if method == "fbp-tv"
                         else (lambda s: bm3d_denoise(x, sigma=s, threads=threads)))
         candidates = ((v, fn(v)) for v in grid)
