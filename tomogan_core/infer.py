@@ -203,6 +203,12 @@ def _flat_attrs(info: dict) -> dict:
     return keep
 
 
+def input_provenance(attrs: dict) -> dict:
+    """An input file's attributes for its enhanced output: what described how the input was made
+    (algorithm, method, filter, iterations) is kept under ``input_*``, the rest as it is."""
+    return {(f"input_{k}" if k in ("algorithm", "method", "filter", "n_iter") else k): v for k, v in attrs.items()}
+
+
 def denoise_file(src, out, model: LoadedModel, *, key: Optional[str] = None, slices: int = 0, slab_mb: float = 256.0,
                  batch: int = 4, repeat_edges: bool = False, grey255: bool = False, attrs: Optional[dict] = None,
                  progress: bool = False) -> Tuple[int, float]:
@@ -264,8 +270,7 @@ def run(args) -> Tuple[Path, int, float]:
     release = args.key is None and _release_layout(src)
     if args.slab_mb and not release:  # stream the volume through in slabs
         out = Path(args.out) if args.out else src.with_name(src.stem + "-tomogan.h5")
-        attrs = {(f"input_{k}" if k in ("algorithm", "method", "filter", "n_iter") else k): v
-                 for k, v in read_attrs(src).items()}
+        attrs = input_provenance(read_attrs(src))
         attrs.update(_flat_attrs(model.info))
         n_in = dataset_shape(src, find_volume_key(src, args.key), ndim=3)[0]
         attrs.update(method=args.method, run=args.run or Path(args.model).parent.name, input_file=str(src),
@@ -292,9 +297,7 @@ def run(args) -> Tuple[Path, int, float]:
     enhanced = denoise(vol, model, indices=pick, batch=args.batch, repeat_edges=args.repeat_edges,
                        progress=not args.quiet)
     seconds = time.perf_counter() - t0
-    # the input's provenance; what described how the input was made is kept under input_*
-    provenance = {(f"input_{k}" if k in ("algorithm", "method", "filter", "n_iter") else k): v
-                  for k, v in attrs.items()}
+    provenance = input_provenance(attrs)
     provenance.update(_flat_attrs(model.info))
     provenance.update(method=args.method, run=args.run or Path(args.model).parent.name, input_file=str(src), depth=model.depth, device=str(model.device),
                       edge_slices_repeated=bool(vol.shape[0] < model.depth), slices_per_s=len(pick) / seconds,

@@ -429,7 +429,7 @@ def _train(args) -> Path:
 
 
 def _infer(args) -> Tuple[Path, int, float]:
-    from .infer import _flat_attrs, load_any
+    from .infer import _flat_attrs, input_provenance, load_any
 
     subsets, slices, attrs = read_subsets(args.subsets)
     k = subsets.shape[0]
@@ -441,8 +441,7 @@ def _infer(args) -> Tuple[Path, int, float]:
     t0 = time.perf_counter()
     out = denoise_n2i(subsets, model, indices=pick, batch=args.batch, progress=not args.quiet)
     seconds = time.perf_counter() - t0
-    provenance = {(f"input_{key}" if key in ("algorithm", "method", "filter", "n_iter") else key): v
-                  for key, v in attrs.items()}
+    provenance = input_provenance(attrs)
     provenance.update(_flat_attrs(model.info))
     repeated = subsets.shape[1] < model.depth
     provenance.update(method="n2i", run=args.run or Path(args.model).parent.name, input_file=str(args.subsets),
