@@ -17,7 +17,7 @@ rule timing:
         "results/logs/timing.log",
     benchmark:
         "results/benchmarks/timing.tsv"
-    threads: job_threads("infer")
+    threads: config.get("timing", {}).get("threads", job_threads("infer"))
     resources:
         **job_resources("infer"),
     shell:
