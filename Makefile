@@ -32,6 +32,8 @@ report: $(STAMP)
 readme: $(STAMP)
 	$(BIN)/snakemake --cores 1 results/tables/main.md --configfile $(CONFIG)
 	$(BIN)/python -c "from analysis.tables import update_readme; update_readme('README.md', open('results/tables/main.md').read())"
+	$(BIN)/snakemake --cores $(CORES) results/bench/inference_speed.csv --configfile $(CONFIG)
+	$(BIN)/python -c "import pandas as pd; from analysis.tables import update_readme; from analysis.inference_speed import render; update_readme('README.md', render(pd.read_csv('results/bench/inference_speed.csv')), 'speed')"
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n all --configfile $(CONFIG)

@@ -288,10 +288,16 @@ def feature_values(panels: Sequence[Tuple[str, str, str, str]], out, *, title: s
     _save(fig, out)
 
 
-def timing_bars(timing_csv, out, *, title: str = "") -> None:
-    """Per-slice time of each method (log scale), with its SSIM and speed-up against SIRT on the bars."""
+def timing_bars(timing_csv, out, *, speed_csv=None, title: str = "") -> None:
+    """Per-slice time of each method (log scale), with its SSIM and speed-up against SIRT on the bars;
+    with ``speed_csv`` (:mod:`analysis.inference_speed`), a second panel of the generator's GFLOP/s per
+    execution variant against the matmul rate measured in the same process."""
     df = pd.read_csv(timing_csv)
-    fig, ax = plt.subplots(figsize=(max(7.0, 0.85 * len(df)), 3.6))
+    width = max(7.0, 0.85 * len(df))
+    if speed_csv:
+        fig, (ax, ax2) = plt.subplots(1, 2, figsize=(width + 5.0, 3.6), gridspec_kw={"width_ratios": [width, 5.0]})
+    else:
+        fig, ax = plt.subplots(figsize=(width, 3.6))
     sirt = df.loc[df["method"].str.startswith("SIRT") & ~df["method"].str.contains("TV|tuned"), "ms_per_slice"]
     base = float(sirt.iloc[0]) if len(sirt) else np.nan
     for i, row in enumerate(df.itertuples()):
@@ -310,8 +316,36 @@ def timing_bars(timing_csv, out, *, title: str = "") -> None:
     device = df["device"].iloc[0] if "device" in df else "?"
     ax.set_title(title or f"Time per slice on {device}", fontsize=9)
     ax.set_ylim(top=ax.get_ylim()[1] * 8)
+    if speed_csv:
+        _speed_panel(ax2, speed_csv)
     fig.tight_layout()
     _save(fig, out)
+
+
+def _speed_panel(ax, speed_csv) -> None:
+    """Generator GFLOP/s of each inference variant at its best batch, against fp32 matmul GFLOP/s."""
+    try:
+        sp = pd.read_csv(speed_csv)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(speed_csv, f"not a readable speed CSV: {exc}") from None
+    best = sp.dropna(subset=["gflops"]).sort_values("gflops").groupby("variant", sort=False).tail(1)
+    best = best.set_index("variant").reindex([v for v in sp["variant"].unique() if v in set(best["variant"])])
+    y = np.arange(len(best))
+    ax.barh(y, best["gflops"], color="0.75", edgecolor="k")
+    matmul = float(sp["matmul_gflops_fp32"].iloc[0])
+    ax.axvline(matmul, color="k", ls="--", lw=1)
+    ax.text(matmul, len(best) - 0.5, f" fp32 matmul {matmul:.0f} GFLOP/s", fontsize=6.5, va="bottom")
+    for i, (name, row) in enumerate(best.iterrows()):
+        text = f" {row.fraction_of_fp32_matmul:.2f}x, {row.ms_per_slice:.0f} ms (batch {int(row.batch)})"
+        if np.isfinite(row.val_ssim_change):
+            text += f", dSSIM {row.val_ssim_change:.0e}"
+        ax.text(row.gflops, i, text, va="center", fontsize=6.5)
+    ax.set_yticks(y, best.index, fontsize=7)
+    ax.set_ylim(len(best) - 0.4 + 0.5, -0.6)  # first variant on top, room for the matmul label below
+    ax.set_xlabel("generator GFLOP/s", fontsize=8)
+    ax.set_xlim(right=max(best["gflops"].max(), matmul) * 2.2)
+    ax.set_title(f"TomoGAN inference, {int(sp['size'].iloc[0])}$^2$, d={int(sp['depth'].iloc[0])}, "
+                 f"{sp['device'].iloc[0]} x{int(sp['threads'].iloc[0])} threads", fontsize=9)
 
 
 def training_curves(logs: Sequence[Tuple[str, str]], out, *, title: str = "") -> None:
@@ -369,6 +403,7 @@ def main(argv=None):
     p.add_argument("--log", action="append", default=[], help="curves: LABEL=log.csv")
     p.add_argument("--metrics", nargs="*", default=[], help="per-slice metric CSVs")
     p.add_argument("--timing", help="timing: the timing CSV")
+    p.add_argument("--speed", help="timing: the inference-speed CSV (analysis.inference_speed)")
     p.add_argument("--bars-title", help="grid: add a column of SSIM bars with this title")
     args = p.parse_args(argv)
     if args.figure == "grid":
@@ -388,7 +423,7 @@ def main(argv=None):
     elif args.figure == "features":
         feature_values(_pairs(args.panel, 4), args.out, title=args.title)
     elif args.figure == "timing":
-        timing_bars(args.timing, args.out, title=args.title)
+        timing_bars(args.timing, args.out, speed_csv=args.speed, title=args.title)
     else:
         training_curves(_pairs(args.log, 2), args.out, title=args.title)
 

@@ -160,8 +160,9 @@ def plan_figures(config: dict, runs: Dict[str, Run], reference) -> Dict[str, Fig
         spec.add("--log", f"{run.name}=results/models/{run.name}/log.csv", f"results/models/{run.name}/log.csv")
     figs["fig_training_curves"] = spec
 
-    # 7. timing (the CSV comes from rule timing)
+    # 7. timing (the CSVs come from rules timing and inference_speed)
     spec = FigureSpec("timing")
     spec.add_files("--timing", ["results/timing/timing.csv"])
+    spec.add_files("--speed", ["results/bench/inference_speed.csv"])
     figs["fig_timing"] = spec
     return figs

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from simulate.io import InputError, cli
+from simulate.io import InputError, cli, write_csv
 
 __all__ = ["summarise", "main"]
 
@@ -89,11 +88,7 @@ def main(argv=None):
             raise InputError(path, f"not a readable CSV: {exc}") from None
     table = summarise(pd.concat(frames, ignore_index=True))
     table.insert(len(table.columns) - 1, "config_hash", args.config_hash)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    table.to_csv(tmp, index=False)
-    tmp.replace(out)
+    out = write_csv(table, args.out)
     md = table.drop(columns=["versions"]).round(4).to_markdown(index=False)
     out.with_suffix(".md").write_text(md + "\n")
     out.with_suffix(".tex").write_text(to_latex(table))

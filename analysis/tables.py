@@ -31,7 +31,6 @@ COLUMNS = {"fbp": "FBP", "sirt": "SIRT", "sirt-tv": "SIRT+TV", "fbp-tv": "FBP+TV
            "tomogan-release": "TomoGAN (released weights)"}
 REGIONS = {"fov": ("ssim", "psnr", "inside the circular field of view"),
            "object": ("ssim_object", "psnr_object", "inside the object (the sample, background excluded)")}
-BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
 def _read(path) -> pd.DataFrame:
@@ -118,13 +117,14 @@ def render(df: pd.DataFrame, main_models: dict) -> str:
     return "\n".join(text)
 
 
-def update_readme(readme, table_md: str) -> None:
-    """Replace the README's text between the results markers by ``table_md``."""
+def update_readme(readme, table_md: str, marker: str = "results") -> None:
+    """Replace the README's text between ``<!-- {marker}:begin -->`` and ``<!-- {marker}:end -->`` by ``table_md``."""
+    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
     path = Path(readme)
     text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise InputError(path, f"has no {BEGIN} ... {END} markers")
-    new = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{table_md}\n{END}", text,
+    if begin not in text or end not in text:
+        raise InputError(path, f"has no {begin} ... {end} markers")
+    new = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{table_md.rstrip()}\n{end}", text,
                  flags=re.S)
     path.write_text(new)
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulate.io import InputError, cli, read_array, software_versions
+from simulate.io import InputError, cli, read_array, software_versions, write_csv
 
 __all__ = ["median_time", "time_methods", "main"]
 
@@ -189,11 +189,7 @@ def main(argv=None):
         row.update(dataset=attrs.get("dataset", ""), dose=attrs.get("dose", ""), backend=backend,
                    threads=args.threads, host=host, gpu=gpu, repeats=args.repeats, model=str(args.model),
                    vgg_weights=model.info.get("vgg_weights", ""), versions=json.dumps(software_versions()))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    pd.DataFrame(rows).to_csv(tmp, index=False)
-    tmp.replace(out)
+    write_csv(pd.DataFrame(rows), args.out)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
-"""Benchmark of TomoGAN: training steps per second (with and without each loss term) and inference time.
+"""Benchmark of TomoGAN training: steps per second with and without each loss term.
 
 Not a test: it measures and writes what it measured to a CSV (default ``results/bench/tomogan.csv``),
 one row per measurement, with the device, the peak memory and the software versions. Run it with::
 
     python bench/bench_tomogan.py                       # CPU, or CUDA when present
-    python bench/bench_tomogan.py --device cpu --patches 64 128 --infer-sizes 512 1024
+    python bench/bench_tomogan.py --device cpu --patches 64 128
+
+Inference speed (execution variants against the matmul rate) is measured by ``analysis/inference_speed.py``.
 
 Training is timed with :func:`tomogan_core.train.train_step` on random data (speed does not depend on
 the values; the VGG19 weights are random for the same reason). Each figure is the median over
@@ -19,7 +21,6 @@ import json
 import os
 import platform
 import resource
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from analysis.inference_speed import median_seconds
 from simulate.io import software_versions
 from tomogan_core.data import PatchSampler, VolumePair
 from tomogan_core.model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
@@ -42,28 +44,10 @@ VARIANTS = {
 }
 
 
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def _peak_mb(device):
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated() / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
-
-
-def _median(fn, repeats, warmup, device):
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def bench_training(device, patch, batch, depth, repeats, warmup):
@@ -85,7 +69,7 @@ def bench_training(device, patch, batch, depth, repeats, warmup):
         gp_rng = torch.Generator(device=device).manual_seed(2)
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        seconds = _median(lambda: train_step(cfg, gen, critic, opt_g, opt_d, sampler,
+        seconds = median_seconds(lambda: train_step(cfg, gen, critic, opt_g, opt_d, sampler,
                                              vgg=vgg if cfg.lambda_vgg > 0 else None,
                                              vgg_input=lambda t: torch.sigmoid(t), gp_rng=gp_rng, device=device),
                           repeats, warmup, device)
@@ -95,26 +79,12 @@ def bench_training(device, patch, batch, depth, repeats, warmup):
     return rows
 
 
-@torch.inference_mode()
-def bench_inference(device, size, batch, depth, repeats, warmup):
-    gen = Generator(GeneratorConfig(in_slices=depth)).to(device).eval()
-    x = torch.randn(batch, depth, size, size, device=device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    seconds = _median(lambda: gen(x), repeats, warmup, device)
-    print(f"infer  generator d={depth}  batch {batch}  {size}^2  {1000 * seconds / batch:8.1f} ms/slice")
-    return [dict(task="inference", variant=f"eager fp32, batch {batch}", size=size, batch=batch, depth=depth,
-                 seconds=seconds, per_s=batch / seconds, ms=1000 * seconds / batch, peak_mb=_peak_mb(device))]
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="auto")
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--patches", type=int, nargs="+", default=[64, 128], help="training crop sides")
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--infer-sizes", type=int, nargs="+", default=[512])
-    p.add_argument("--infer-batch", type=int, nargs="+", default=[1, 4])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -126,9 +96,6 @@ def main(argv=None):
     rows = []
     for patch in args.patches:
         rows += bench_training(device, patch, args.batch, args.depth, args.repeats, args.warmup)
-    for size in args.infer_sizes:
-        for b in args.infer_batch:
-            rows += bench_inference(device, size, b, args.depth, args.repeats, args.warmup)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
     for row in rows:
         row.update(device=device.type, device_name=name, threads=torch.get_num_threads(), cores=os.cpu_count(),

@@ -35,7 +35,6 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-BEGIN, END = "<!-- cost:begin -->", "<!-- cost:end -->"
 PAPER_MS_PER_1024 = 30.0  # TomoGAN inference of one 1024^2 slice on a V100 (the paper's timing)
 
 
@@ -112,17 +111,9 @@ def step_flops(settings: dict) -> float:
 
 def slice_flops(depth: int, size: int) -> float:
     """FLOPs of the generator on one ``size`` x ``size`` slice with ``depth`` input slices."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    from tomogan_core.model import generator_flops
 
-    from tomogan_core.model import Generator, GeneratorConfig
-
-    with torch.device("meta"):
-        gen = Generator(GeneratorConfig(in_slices=depth))
-        x = torch.randn(1, depth, size, size)
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        gen(x)
-    return float(counter.get_total_flops())
+    return generator_flops(depth, size)
 
 
 # ----------------------------------------------------------------------------- the config's shapes
@@ -281,11 +272,9 @@ def main(argv=None):
     out.with_suffix(".md").write_text(md)
     print(md)
     if args.readme:
-        text = Path(args.readme).read_text()
-        if BEGIN not in text or END not in text:
-            raise SystemExit(f"error: {args.readme}: has no {BEGIN} ... {END} markers")
-        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: f"{BEGIN}\n{md}{END}", text, flags=re.S)
-        Path(args.readme).write_text(text)
+        from analysis.tables import update_readme
+
+        update_readme(args.readme, md, "cost")
 
 
 if __name__ == "__main__":

@@ -291,9 +291,13 @@ def main_models():
     return " ".join(f"{ds}={run.name}" for (ds, _), run in sorted(EVALUATED.items()))
 
 
-def timing_inputs(wildcards):
+def _timing_run():
     t = config["timing"]
-    run = RUNS[f"{t['split']}-{t['dose']}-d{config['tomogan']['train'].get('depth', 3)}-all"]
+    return RUNS[f"{t['split']}-{t['dose']}-d{config['tomogan']['train'].get('depth', 3)}-all"]
+
+
+def timing_inputs(wildcards):
+    run = _timing_run()
     ds = run.test[0]
     inputs = {"proj": f"results/{ds}/proj/{run.dose}.h5", "reference": reference_path(ds),
               "model": f"results/models/{run.name}/model.pt",
@@ -301,3 +305,23 @@ def timing_inputs(wildcards):
     if N2I:
         inputs["n2i"] = f"results/models/n2i/{ds}-{run.dose}/model.pt"
     return inputs
+
+
+def speed_inputs(wildcards):
+    """The timed run's model and its validation data (low-dose FBP, reference), for the SSIM change of
+    each inference variant (analysis/inference_speed.py)."""
+    run = _timing_run()
+    volume = (run.val or run.train)[0]
+    return {"model": f"results/models/{run.name}/model.pt", "val": recon_path(volume, run.dose, "fbp"),
+            "ref": reference_path(volume)}
+
+
+def speed_args(wildcards):
+    run = _timing_run()
+    sp = config["timing"].get("speed", {})
+    train = config["tomogan"]["train"]
+    flags = (f"--size {sp.get('size', 512)} --depth {run.depth} --batch {' '.join(map(str, sp.get('batch', [1, 4])))} "
+             f"--repeats {sp.get('repeats', 5)} --val-slices {train.get('val_slices', 8)}")
+    if not run.val:
+        flags += f" --held-out-fraction {train.get('val_fraction', 0.15)}"
+    return flags + ("" if sp.get("compile", True) else " --no-compile")

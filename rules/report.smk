@@ -27,6 +27,25 @@ rule timing:
         "--backend {params.backend} --threads {threads} > {log} 2>&1"
 
 
+rule inference_speed:
+    input:
+        unpack(speed_inputs),
+    output:
+        report("results/bench/inference_speed.csv", caption="../report/inference_speed.rst", category="Tables"),
+    params:
+        args=speed_args,
+    log:
+        "results/logs/inference_speed.log",
+    benchmark:
+        "results/benchmarks/inference_speed.tsv"
+    threads: config.get("timing", {}).get("threads", job_threads("infer"))
+    resources:
+        **job_resources("infer"),
+    shell:
+        "python -m analysis.inference_speed {output} --model {input.model} --val-input {input.val} "
+        "--val-reference {input.ref} {params.args} --threads {threads} > {log} 2>&1"
+
+
 rule figure:
     input:
         lambda w: FIGURES[w.figure].inputs,

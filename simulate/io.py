@@ -34,6 +34,7 @@ __all__ = [
     "read_attrs",
     "atomic_h5",
     "write_arrays",
+    "write_csv",
     "software_versions",
     "check_finite",
     "cli",
@@ -185,6 +186,20 @@ def atomic_h5(path):
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_csv(table, path) -> Path:
+    """Write a pandas table to ``path`` as CSV atomically (a temporary file beside it, then a rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        table.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def write_arrays(path, arrays: dict, attrs: dict | None = None, *, chunks_slices: int | None = 1,

@@ -42,6 +42,7 @@ __all__ = [
     "pad_to_multiple",
     "GeneratorConfig",
     "Generator",
+    "generator_flops",
     "DiscriminatorConfig",
     "Discriminator",
 ]
@@ -283,6 +284,22 @@ class Generator(nn.Module):
         """
         padded, h, w = pad_to_multiple(x, self.size_multiple)  # (B, d, H', W')
         return self.forward(padded)[..., :h, :w]  # (B, 1, H, W)
+
+
+def generator_flops(depth: int, size: int) -> float:
+    """FLOPs of one forward pass of the generator on a ``size`` x ``size`` slice with ``depth`` inputs.
+
+    Counted by PyTorch's ``FlopCounterMode`` on the meta device (nothing is computed): convolutions and
+    matmuls, 2 FLOPs per multiply-add; activations, pooling and upsampling are not counted.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        gen = Generator(GeneratorConfig(in_slices=depth))
+        x = torch.randn(1, depth, size, size)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        gen(x)
+    return float(counter.get_total_flops())
 
 
 def _init_weights(module: nn.Module) -> None:

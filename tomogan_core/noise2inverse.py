@@ -434,7 +434,7 @@ def _infer(args) -> Tuple[Path, int, float]:
     subsets, slices, attrs = read_subsets(args.subsets)
     k = subsets.shape[0]
     _check_model(args.model, k)
-    model = load_any(args.model, device=args.device)
+    model = load_any(args.model, device=args.device, precision=args.precision)
     from simulate.reconstruct import central_slices
 
     pick = central_slices(subsets.shape[1], args.slices)
