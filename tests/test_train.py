@@ -276,3 +276,21 @@ def test_bf16_training_learns_too_and_refuses_to_resume_as_fp32(tmp_path):
         train(replace(cfg, precision="fp32"), [_volume(1)], [_volume(2)], tmp_path, progress=False)
     with pytest.raises(ValueError, match="precision"):
         replace(cfg, precision="fp16")
+
+
+@pytest.mark.parametrize("metric, best_step", [("psnr", 3), ("ssim", 2)])
+def test_saved_generator_is_the_best_validated_step_by_the_chosen_metric(tmp_path, monkeypatch, metric, best_step):
+    import tomogan_core.train as tr
+
+    scores = iter([(0.1, 10.0), (0.5, 5.0), (0.3, 20.0), (float("nan"), float("nan"))])  # (SSIM, PSNR) per validation
+
+    def scripted(*args, **kwargs):
+        ssim, psnr = next(scores)
+        return {"val_ssim": ssim, "val_psnr": psnr}
+
+    monkeypatch.setattr(tr, "validate", scripted)
+    cfg = replace(TINY, max_iter=4, val_every=1, lambda_vgg=0.0, select=metric)
+    saved = torch.load(train(cfg, [_volume(1)], [_volume(2)], tmp_path, progress=False), weights_only=False)
+    assert saved["step"] == best_step  # a NaN score (step 4) never wins
+    with pytest.raises(ValueError, match="select"):
+        replace(TINY, select="mse")

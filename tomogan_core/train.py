@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 
 GAN_LOSSES = ("wgan-gp", "bce")
 PRECISIONS = ("fp32", "bf16")
+SELECT_METRICS = ("psnr", "ssim")
 CHECKPOINT_FORMAT = "tomogan-checkpoint/1"
 MODEL_FORMAT = "tomogan-model/1"
 HISTORY_FIELDS = ("step", "elapsed_s", "loss_g", "adv", "mse", "perceptual", "loss_d", "gp",
@@ -85,6 +86,7 @@ class TrainConfig:
     val_fraction: float = 0.15  # held out from the training volume when no validation volume is given
     device: str = "auto"  # auto = CUDA when available, else CPU
     precision: str = "fp32"  # "bf16": forward passes and losses under bfloat16 autocast (2x faster on AMX CPUs)
+    select: str = "psnr"  # validation metric that picks the saved generator among the validated steps: psnr, ssim
 
     def __post_init__(self):
         GeneratorConfig(in_slices=self.depth, upsample=self.upsample)  # validates depth and upsampling
@@ -108,6 +110,8 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.select not in SELECT_METRICS:
+            raise ValueError(f"select must be one of {SELECT_METRICS}, got {self.select!r}")
 
     @property
     def trains_critic(self) -> bool:
@@ -321,7 +325,7 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
         return (t - norm.vgg_lo) / span
 
     step, history = 0, []
-    best = {"step": 0, "val_psnr": -np.inf, "val_ssim": float("nan"), "generator": None}
+    best = {"step": 0, "val_psnr": -np.inf, "val_ssim": -np.inf, "generator": None}
     if ckpt_path.exists():
         try:
             state = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -382,7 +386,8 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
         if (step % cfg.val_every == 0 or step == cfg.max_iter) and ctx.is_main:
             metrics = validate(generator, val_pairs, norm, n_slices=cfg.val_slices, device=device)
             row.update(metrics)
-            if metrics["val_psnr"] > best["val_psnr"]:
+            score, prev = metrics[f"val_{cfg.select}"], best[f"val_{cfg.select}"]
+            if not np.isnan(score) and not score <= prev:  # better (prev is -inf, or NaN from an old run, at first)
                 best = {"step": step, **metrics,
                         "generator": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}}
             bar.write(f"step {step}: val SSIM {metrics['val_ssim']:.4f}, PSNR {metrics['val_psnr']:.2f} dB")
