@@ -24,7 +24,7 @@ Commands::
 
     python -m analysis.tuning tune METHOD OUT.json --val-input FILE --val-reference REF.h5 \\
         (--val-index I [I ...] | --val-slices N [--held-out-fraction F] [--depth D]) \\
-        [--grid V [V ...]] [--sirt-tuning SIRT.json]
+        [--grid V [V ...]] [--sirt-tuning SIRT.json [--sirt-base SIRT-VAL.h5]] [--save-best VAL.h5]
     python -m analysis.tuning apply METHOD TUNING.json INPUT.h5 OUT.h5 [--slices N]
 
 ``--val-input``/``INPUT`` is an FBP reconstruction for ``fbp-*``, a projection file for ``sirt`` and
@@ -133,13 +133,17 @@ def _projection_rows(path, rows: Sequence[int]):
 # ----------------------------------------------------------------------------- tune and apply
 
 def tune(method: str, val_input, val_reference, val_index: Sequence[int], *, grid=None,
-         criterion: str = "ssim", sirt_tuning: dict | None = None, fov_margin: float = 2.0,
-         backend: str = "auto", threads: int = 1) -> dict:
+         criterion: str = "ssim", sirt_tuning: dict | None = None, sirt_base: np.ndarray | None = None,
+         keep: dict | None = None, fov_margin: float = 2.0, backend: str = "auto", threads: int = 1) -> dict:
     """Choose ``method``'s parameter on the validation slices ``val_index`` of ``val_input``.
 
     Returns a JSON-able dict: method, parameter, grid, criterion, chosen ``value``, per-value
     ``scores``, ``at_edge`` (the best value is an end of the grid: widen it), the validation files and
     slices, and the time per validation slice per grid value.
+
+    ``sirt-tv`` starts from SIRT at ``sirt_tuning``'s count on the validation slices: ``sirt_base`` when
+    given (what ``keep`` held after tuning ``sirt``), else recomputed. A ``keep`` dict receives the chosen
+    candidate's validation slices under ``"best"``.
     """
     from simulate.reconstruct import bm3d_denoise, sirt, sirt_iterates, tv_denoise
 
@@ -168,10 +172,19 @@ def tune(method: str, val_input, val_reference, val_index: Sequence[int], *, gri
             if not sirt_tuning or sirt_tuning.get("method") != "sirt":
                 raise ValueError("sirt-tv needs the tuning result of sirt (--sirt-tuning)")
             n_iter = int(sirt_tuning["value"])
-            base = sirt(data, theta, n_iter=n_iter, center=center, size=size, backend=backend, threads=threads)
+            if sirt_base is None:
+                base = sirt(data, theta, n_iter=n_iter, center=center, size=size, backend=backend, threads=threads)
+            elif sirt_base.shape != ref.shape:
+                raise ValueError(f"the SIRT start has shape {sirt_base.shape}, the validation slices {ref.shape}")
+            else:
+                base = sirt_base
             candidates = ((w, tv_denoise(base, weight=w, n_iter=TV_ITER, threads=threads)) for w in grid)
             extra["sirt_n_iter"] = n_iter
+    if keep is not None:
+        candidates = _keeping(candidates, keep)
     best, scores = grid_search(candidates, ref, criterion=criterion, fov_margin=fov_margin)
+    if keep is not None:
+        keep["best"] = keep.pop("all")[best]
     seconds = time.perf_counter() - t0
     result = {"method": method, "parameter": param, "grid": grid, "criterion": criterion, "value": best,
               "at_edge": len(grid) > 1 and best in (grid[0], grid[-1]), "scores": scores,
@@ -183,6 +196,14 @@ def tune(method: str, val_input, val_reference, val_index: Sequence[int], *, gri
         logger.warning("%s: the best %s (%g) is at the end of the grid %s; consider widening it",
                        method, param, best, grid)
     return result
+
+
+def _keeping(candidates, keep: dict):
+    """Pass (value, volume) pairs through, holding each volume in ``keep["all"]`` by value."""
+    keep["all"] = {}
+    for value, volume in candidates:
+        keep["all"][value] = volume
+        yield value, volume
 
 
 def apply(method: str, tuning: dict, input_path, out_path, *, slices: int = 0, backend: str = "auto",
@@ -264,6 +285,10 @@ def main(argv=None):
     pt.add_argument("--grid", type=float, nargs="+", help="parameter values (default: METHODS in this module)")
     pt.add_argument("--criterion", default="ssim", choices=CRITERIA)
     pt.add_argument("--sirt-tuning", help="sirt's tuning JSON (sirt-tv: its iteration count)")
+    pt.add_argument("--save-best", metavar="VAL.h5", help="also write the chosen candidate on the validation "
+                    "slices (sirt: the start that sirt-tv's tuning reads with --sirt-base)")
+    pt.add_argument("--sirt-base", metavar="VAL.h5", help="sirt-tv: SIRT at the tuned count on the validation "
+                    "slices, as sirt's --save-best wrote it (default: recompute it)")
     pt.add_argument("--fov-margin", type=float, default=2.0)
     pt.add_argument("--backend", default="auto")
     pt.add_argument("--threads", type=int, default=1)
@@ -281,12 +306,18 @@ def main(argv=None):
         sirt_tuning = _read_json(args.sirt_tuning) if args.sirt_tuning else None
         val_index = args.val_index or validation_rows(args.val_reference, val_slices=args.val_slices,
                                                       depth=args.depth, held_out_fraction=args.held_out_fraction)
+        sirt_base = read_slices(args.sirt_base, val_index, what="validation") if args.sirt_base else None
+        keep = {} if args.save_best else None
         try:
             result = tune(args.method, args.val_input, args.val_reference, val_index, grid=args.grid,
-                          criterion=args.criterion, sirt_tuning=sirt_tuning, fov_margin=args.fov_margin,
-                          backend=args.backend, threads=args.threads)
+                          criterion=args.criterion, sirt_tuning=sirt_tuning, sirt_base=sirt_base, keep=keep,
+                          fov_margin=args.fov_margin, backend=args.backend, threads=args.threads)
         except ValueError as exc:
-            raise InputError(args.val_input, str(exc)) from None
+            raise InputError(args.sirt_base if sirt_base is not None else args.val_input, str(exc)) from None
+        if keep is not None:
+            write_arrays(args.save_best, {"recon": keep["best"].astype(np.float32), "slices": np.asarray(val_index)},
+                         {"method": args.method, "tuned": json.dumps({result["parameter"]: result["value"]}),
+                          "val_input": str(args.val_input)})
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(out.name + ".tmp")

@@ -222,11 +222,13 @@ def tune_inputs(wildcards):
     """Validation data of a split at a dose: the validation volume's (or the training volume's, whose
     held-out end training validates on) low-dose FBP or projections and its reference."""
     run = _tuning_run(wildcards.split, wildcards.dose)
+    method = getattr(wildcards, "method", "sirt")  # rule tune_sirt has no method wildcard
     volume = (run.val or run.train)[0]
-    inputs = {"val": recon_path(volume, run.dose, "fbp") if wildcards.method.startswith("fbp")
+    inputs = {"val": recon_path(volume, run.dose, "fbp") if method.startswith("fbp")
               else f"results/{volume}/proj/{run.dose}.h5", "ref": reference_path(volume)}
-    if wildcards.method == "sirt-tv":
+    if method == "sirt-tv":
         inputs["sirt"] = tuning_path(wildcards.split, wildcards.dose, "sirt")
+        inputs["sirt_base"] = f"results/tuning/{wildcards.split}/{wildcards.dose}/sirt-val.h5"
     return inputs
 
 
@@ -237,7 +239,7 @@ def tune_args(wildcards):
     if not run.val:
         flags += f" --held-out-fraction {train.get('val_fraction', 0.15)}"
     cl = config.get("classical", {})
-    grid = cl.get("grids", {}).get(wildcards.method)
+    grid = cl.get("grids", {}).get(getattr(wildcards, "method", "sirt"))
     if grid:
         flags += " --grid " + " ".join(str(v) for v in grid)
     return flags + f" --criterion {cl.get('criterion', 'ssim')}"

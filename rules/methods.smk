@@ -4,14 +4,38 @@
 #  - Noise2Inverse, self-supervised, trained on the evaluated volume's own low-dose projections.
 
 
+rule tune_sirt:
+    # SIRT's iteration count; its chosen iterate of the validation slices is kept for SIRT+TV's tuning
+    input:
+        unpack(tune_inputs),
+    output:
+        tuning="results/tuning/{split}/{dose}/sirt.json",
+        best="results/tuning/{split}/{dose}/sirt-val.h5",
+    params:
+        args=tune_args,
+        backend=config["backend"],
+    log:
+        "results/logs/tune_classical/{split}/{dose}/sirt.log",
+    benchmark:
+        "results/benchmarks/tune_classical/{split}/{dose}/sirt.tsv"
+    threads: job_threads("reconstruct")
+    resources:
+        **job_resources("reconstruct"),
+    shell:
+        "python -m analysis.tuning tune sirt {output.tuning} --val-input {input.val} --val-reference {input.ref} "
+        "{params.args} --save-best {output.best} --backend {params.backend} --threads {threads} > {log} 2>&1"
+
+
 rule tune_classical:
     input:
         unpack(tune_inputs),
     output:
         "results/tuning/{split}/{dose}/{method}.json",
+    wildcard_constraints:
+        method="fbp-tv|fbp-bm3d|sirt-tv",
     params:
         args=tune_args,
-        sirt=lambda w, input: f"--sirt-tuning {input.sirt}" if w.method == "sirt-tv" else "",
+        sirt=lambda w, input: f"--sirt-tuning {input.sirt} --sirt-base {input.sirt_base}" if w.method == "sirt-tv" else "",
         backend=config["backend"],
     log:
         "results/logs/tune_classical/{split}/{dose}/{method}.log",
@@ -80,6 +104,7 @@ rule n2i_train:
     threads: job_threads("train")
     resources:
         **job_resources("train"),
+    priority: 5  # after TomoGAN's trainings, before the short jobs (see rules/train.smk)
     shell:
         "python -m tomogan_core.noise2inverse train {input} -o $(dirname {output}) {params.settings} "
         "--threads {threads} > {log} 2>&1"

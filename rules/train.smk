@@ -18,6 +18,8 @@ rule train:
     threads: job_threads("train")
     resources:
         **job_resources("train"),
+    # the longest jobs start first, so that the many short ones fill the gaps and the end of the run
+    priority: 10
     shell:
         "python -m tomogan_core.train -ld {input.ld} -nd {input.nd} {params.args} -o {params.out} "
         "-expName {wildcards.run} --threads {threads} > {log} 2>&1"

@@ -103,6 +103,33 @@ def test_sirt_projections_read_only_the_validation_rows(scan, tmp_path):
     assert result["value"] in (5, 20, 80) and isinstance(result["value"], int)
 
 
+def test_sirt_tv_from_the_kept_sirt_iterate_equals_recomputing_it(scan, tmp_path):
+    d, files = scan
+    low_proj, _ = files["low"]
+    ref = files["full"][1]
+    common = ["--val-reference", str(ref), "--val-index", *map(str, VAL)]
+    main(["tune", "sirt", str(tmp_path / "sirt.json"), "--val-input", str(low_proj), "--grid", "5", "20", "60",
+          "--save-best", str(tmp_path / "sirt-val.h5"), *common])
+    with h5py.File(tmp_path / "sirt-val.h5") as f:
+        kept, rows = f["/recon"][()], f["/slices"][()].tolist()
+    assert rows == VAL and kept.shape == (len(VAL), N, N)
+    # the same choice and scores whether SIRT+TV recomputes SIRT at the chosen count or starts from the kept one
+    tv = ["--grid", "0.02", "0.2", "--sirt-tuning", str(tmp_path / "sirt.json"), *common]
+    main(["tune", "sirt-tv", str(tmp_path / "a.json"), "--val-input", str(low_proj), *tv])
+    main(["tune", "sirt-tv", str(tmp_path / "b.json"), "--val-input", str(low_proj), "--sirt-base",
+          str(tmp_path / "sirt-val.h5"), *tv])
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert a["value"] == b["value"]
+    for sa, sb in zip(a["scores"], b["scores"]):
+        assert sa["ssim"] == pytest.approx(sb["ssim"], abs=1e-5)
+    # a start of other slices is refused, naming the file
+    write_arrays(tmp_path / "bad.h5", {"recon": kept, "slices": np.arange(len(VAL))})
+    with pytest.raises(SystemExit):
+        main(["tune", "sirt-tv", str(tmp_path / "c.json"), "--val-input", str(low_proj), "--sirt-base",
+              str(tmp_path / "bad.h5"), *tv])
+    assert not (tmp_path / "c.json").exists()
+
+
 def test_cli_tune_then_apply_every_method(scan, tmp_path):
     d, files = scan
     low_proj, low_fbp = files["low"]
