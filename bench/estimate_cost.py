@@ -198,9 +198,9 @@ def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_cs
     res = cfg.get("resources", {})
     kind_of = {"foam_phantom": "simulate", "shale_raw": "simulate", "project_foam": "simulate",
                "prepare_shale": "simulate", "prepare_scan": "simulate", "low_dose": "simulate",
-               "fbp": "reconstruct", "tune_classical": "reconstruct", "apply_classical": "reconstruct",
+               "fbp": "reconstruct", "tune_sirt": "reconstruct", "tune_classical": "reconstruct", "apply_classical": "reconstruct",
                "n2i_split": "reconstruct", "train": "train", "n2i_train": "train", "infer": "infer",
-               "infer_release": "infer", "n2i_infer": "infer", "timing": "infer"}
+               "infer_release": "infer", "n2i_infer": "infer", "timing": "infer", "inference_speed": "infer"}
     params = sum(p.numel() for p in Generator(GeneratorConfig()).parameters())
     flops_per_s = slice_flops(3, 1024) / (gpu_ms_per_1024 / 1000)  # the paper's V100 throughput
     cpu_rate = cpu_flops_per_s(bench_csv) if bench_csv and Path(bench_csv).exists() else float("nan")
