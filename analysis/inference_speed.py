@@ -36,7 +36,7 @@ import torch
 
 from simulate.io import InputError, cli, software_versions, write_csv
 
-__all__ = ["Variant", "VARIANTS", "median_seconds", "matmul_gflops", "prepare", "time_forward", "ssim_changes", "measure", "render",
+__all__ = ["Variant", "VARIANTS", "median_seconds", "matmul_gflops", "prepare", "ssim_changes", "measure", "render",
            "main"]
 
 logger = logging.getLogger(__name__)
@@ -115,25 +115,20 @@ def prepare(generator: torch.nn.Module, variant: Variant):
     return forward
 
 
-def time_forward(forward, x: torch.Tensor, *, repeats: int, warmup: int) -> float:
-    """Median seconds of ``forward(x)``."""
-    return median_seconds(lambda: forward(x), repeats, warmup, x.device)
-
-
 def _validation_stacks(val_input, val_reference, val_rows, depth):
-    """(n, d, H, W) neighbour stacks of the validation slices and their (n, H, W) references."""
+    """(n, d, H, W) neighbour stacks of the validation slices and their (n, H, W) references, reading only the
+    slices from d // 2 before the first to d // 2 after the last (edges repeated as in training)."""
     from analysis.metrics import read_slices, slice_indices
+    from tomogan_core.data import stack_neighbours
 
     idx = slice_indices(val_input)
-    pos = {int(r): p for p, r in enumerate(idx.tolist())}
-    missing = [r for r in val_rows if r not in pos]
+    missing = sorted(set(val_rows) - set(idx.tolist()))
     if missing:
         raise InputError(val_input, f"lacks validation slices {missing[:5]}")
-    half = depth // 2
-    needed = sorted({int(idx[min(max(pos[r] + k, 0), len(idx) - 1)]) for r in val_rows for k in range(-half, half + 1)})
-    slab = dict(zip(needed, read_slices(val_input, needed, idx, what="validation")))
-    stacks = np.stack([[slab[int(idx[min(max(pos[r] + k, 0), len(idx) - 1)])] for k in range(-half, half + 1)]
-                       for r in val_rows])
+    pos = [int(np.flatnonzero(idx == r)[0]) for r in val_rows]
+    lo, hi = max(min(pos) - depth // 2, 0), min(max(pos) + depth // 2 + 1, len(idx))
+    block = read_slices(val_input, [int(r) for r in idx[lo:hi]], idx, what="validation")
+    stacks = np.stack([stack_neighbours(block, p - lo, depth) for p in pos])
     return stacks.astype(np.float32), read_slices(val_reference, val_rows, what="validation")
 
 
@@ -177,7 +172,7 @@ def measure(*, size: int, depth: int, batches, variants=VARIANTS, repeats: int =
         for b in batches:
             x = torch.randn(b, depth, size, size, device=dev)
             try:
-                seconds = time_forward(forward, x, repeats=repeats, warmup=warmup)
+                seconds = median_seconds(lambda: forward(x), repeats, warmup, dev)
             except Exception as exc:  # e.g. torch.compile without a working compiler: say so, go on
                 logger.warning("%s, batch %d: %s", v.name, b, str(exc).splitlines()[0])
                 seconds = float("nan")

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from analysis.metrics import compare_volumes, read_slices, slice_indices  # noqa: E402
 from simulate.io import write_csv  # noqa: E402
 from simulate.reconstruct import central_slices  # noqa: E402
-from tomogan_core.study import plan_runs  # noqa: E402
+from tomogan_core.study import plan_runs, settings_flags  # noqa: E402
 
 WORKFLOW_METHODS = ["fbp", "sirt", "sirt-tv", "fbp-tv", "fbp-bm3d", "n2i"]
 
@@ -75,7 +75,7 @@ def train_variant(run, settings: dict, results: Path, out_dir: Path, threads: in
            "--threads", str(threads), "--quiet"]
     if run.val:
         cmd += ["-vld", *[recon(d, run.dose) for d in run.val], "-vnd", *[recon(d, ref) for d in run.val]]
-    cmd += [a for k, v in sorted(settings.items()) for a in (f"--{k.replace('_', '-')}", str(v))]
+    cmd += settings_flags(settings)
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "train.log", "a") as log:

@@ -156,7 +156,7 @@ def shale_prepare_args(wildcards):
 
 
 # ---------------------------------------------------------------- TomoGAN runs (tomogan_core/study.py)
-from tomogan_core.study import RELEASE, check_runs, enhanced_targets, plan_runs, release_targets
+from tomogan_core.study import RELEASE, check_runs, enhanced_targets, plan_runs, release_targets, settings_flags
 
 RUNS = plan_runs(config.get("tomogan", {})) if "tomogan" in config else {}
 check_runs(RUNS, DATASETS, DOSES)
@@ -193,7 +193,7 @@ def train_args(wildcards, input):
     """Flags of `tomogan_core.train`: validation volumes (if any) and the run's settings."""
     run = RUNS[wildcards.run]
     flags = [f"-vld {' '.join(input.vld)} -vnd {' '.join(input.vnd)}"] if run.val else []
-    flags += [f"--{k.replace('_', '-')} {v}" for k, v in sorted(run.settings.items())]
+    flags += settings_flags(run.settings)
     return " ".join(flags)
 
 
@@ -256,7 +256,7 @@ def apply_inputs(wildcards):
 
 def n2i_settings():
     """Flags of `tomogan_core.noise2inverse train` from the config's noise2inverse.train."""
-    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(config["noise2inverse"].get("train", {}).items()))
+    return " ".join(settings_flags(config["noise2inverse"].get("train", {})))
 
 
 def tomogan_metric_inputs(wildcards):

@@ -76,6 +76,15 @@ def _run(cfg: dict, split: str, dose: str, depth: int, loss_set: str) -> Run:
                train=list(sp["train"]), val=list(sp.get("val", [])), test=list(sp["test"]), settings=settings)
 
 
+def settings_flags(settings: dict) -> List[str]:
+    """TrainConfig settings as the training commands' flags, e.g. ``{"max_iter": 250}`` -> ``["--max-iter", "250"]``.
+
+    >>> settings_flags({"max_iter": 250, "lr_g": 0.0003})
+    ['--lr-g', '0.0003', '--max-iter', '250']
+    """
+    return [a for k, v in sorted(settings.items()) for a in (f"--{k.replace('_', '-')}", str(v))]
+
+
 def plan_runs(cfg: dict) -> Dict[str, Run]:
     """Every run the ``tomogan`` config section asks for, by name (sorted)."""
     runs: Dict[str, Run] = {}
