@@ -25,7 +25,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from simulate.io import InputError, cli, software_versions, write_csv
+from simulate.io import InputError, cli, cpu_name, software_versions, write_csv
 
 __all__ = ["Variant", "VARIANTS", "median_seconds", "matmul_gflops", "prepare", "ssim_changes", "measure", "render",
            "main"]
@@ -186,7 +185,7 @@ def measure(*, size: int, depth: int, batches, variants=VARIANTS, repeats: int =
             logger.info("%-26s batch %d: %7.1f ms/slice, %6.1f GFLOP/s = %.2f of fp32 matmul", v.name, b,
                         1000 * seconds / b, gflops, gflops / fp32)
     df = pd.DataFrame(rows)
-    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else cpu_name()
     return df.assign(device=dev.type.upper(), device_name=name, threads=torch.get_num_threads(),
                      cores=os.cpu_count(), versions=json.dumps(software_versions(), sort_keys=True))
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 import statistics
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulate.io import InputError, cli, read_array, software_versions, write_csv
+from simulate.io import InputError, cli, cpu_name, read_array, software_versions, write_csv
 
 __all__ = ["median_time", "time_methods", "main"]
 
@@ -183,7 +182,7 @@ def main(argv=None):
     rows = time_methods(data[:, lo:hi, :], theta, reference, model, center=center, sirt_iter=args.sirt_iter,
                         repeats=args.repeats, backend=backend, threads=args.threads, tuned=tuned,
                         n2i_model=args.n2i_model, fov_margin=args.fov_margin, margin=int(idx[0]) - lo)
-    host = platform.processor() or platform.machine()
+    host = cpu_name()
     gpu = torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else ""
     for row in rows:
         row.update(dataset=attrs.get("dataset", ""), dose=attrs.get("dose", ""), backend=backend,

@@ -15,14 +15,13 @@ import argparse
 import csv
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
 from simulate.acquire import project_phantom
-from simulate.io import software_versions
+from simulate.io import cpu_name, software_versions
 from simulate.phantoms import FoamSpec, foam_volume, foam_slice, place_pores, pore_sections
 from simulate.reconstruct import reconstruct, resolve_backend
 
@@ -61,7 +60,7 @@ def run(sizes, threads_list, n_slices, sirt_iter, repeats, angles_per_pixel):
         row["slices_per_s"] = row["slices"] / row["seconds"]
         row["ms_per_slice"] = 1000 * row["seconds"] / row["slices"]
         row["backend"] = backend
-        row["cpu"] = platform.processor() or platform.machine()
+        row["cpu"] = cpu_name()
         row["cores"] = os.cpu_count()
         row["versions"] = json.dumps(software_versions(), sort_keys=True)
     return rows

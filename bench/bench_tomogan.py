@@ -5,6 +5,7 @@ one row per measurement, with the device, the peak memory and the software versi
 
     python bench/bench_tomogan.py                       # CPU, or CUDA when present
     python bench/bench_tomogan.py --device cpu --patches 64 128
+    python bench/bench_tomogan.py --threads 1 --patches 64 --precision fp32 bf16   # is bf16 worth it here?
 
 Inference speed (execution variants against the matmul rate) is measured by ``analysis/inference_speed.py``.
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 from dataclasses import replace
 from pathlib import Path
@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from analysis.inference_speed import median_seconds
-from simulate.io import software_versions
+from simulate.io import cpu_name, software_versions
 from tomogan_core.data import PatchSampler, VolumePair
 from tomogan_core.model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from tomogan_core.train import TrainConfig, resolve_device, train_step
@@ -50,7 +50,7 @@ def _peak_mb(device):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
-def bench_training(device, patch, batch, depth, repeats, warmup):
+def bench_training(device, patch, batch, depth, repeats, warmup, precision="fp32"):
     rng = np.random.default_rng(0)
     size = max(2 * patch, 64)
     vol = VolumePair(rng.normal(size=(depth + 4, size, size)).astype(np.float32),
@@ -59,7 +59,8 @@ def bench_training(device, patch, batch, depth, repeats, warmup):
     vgg = vgg.to(device)
     rows = []
     for name, overrides in VARIANTS.items():
-        cfg = replace(TrainConfig(depth=depth, patch=patch, batch=batch, vgg_weights="random-init"), **overrides)
+        cfg = replace(TrainConfig(depth=depth, patch=patch, batch=batch, vgg_weights="random-init",
+                                  precision=precision), **overrides)
         torch.manual_seed(0)
         gen = Generator(GeneratorConfig(in_slices=depth)).to(device)
         critic = Discriminator(DiscriminatorConfig(patch_size=patch)).to(device)
@@ -73,9 +74,9 @@ def bench_training(device, patch, batch, depth, repeats, warmup):
                                              vgg=vgg if cfg.lambda_vgg > 0 else None,
                                              vgg_input=lambda t: torch.sigmoid(t), gp_rng=gp_rng, device=device),
                           repeats, warmup, device)
-        rows.append(dict(task="train step", variant=name, size=patch, batch=batch, depth=depth,
+        rows.append(dict(task="train step", variant=name, precision=precision, size=patch, batch=batch, depth=depth,
                          seconds=seconds, per_s=1 / seconds, ms=1000 * seconds, peak_mb=_peak_mb(device)))
-        print(f"train  {name:<44} {batch}x{patch}^2  {1 / seconds:7.2f} steps/s  ({1000 * seconds:.0f} ms/step)")
+        print(f"train  {name:<44} {precision} {batch}x{patch}^2  {1 / seconds:7.2f} steps/s  ({1000 * seconds:.0f} ms/step)")
     return rows
 
 
@@ -85,6 +86,8 @@ def main(argv=None):
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--patches", type=int, nargs="+", default=[64, 128], help="training crop sides")
     p.add_argument("--batch", type=int, default=8)
+    p.add_argument("--precision", nargs="+", choices=["fp32", "bf16"], default=["fp32"],
+                   help="training precisions timed (TrainConfig.precision)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -95,8 +98,9 @@ def main(argv=None):
     device = resolve_device(args.device)
     rows = []
     for patch in args.patches:
-        rows += bench_training(device, patch, args.batch, args.depth, args.repeats, args.warmup)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+        for precision in args.precision:
+            rows += bench_training(device, patch, args.batch, args.depth, args.repeats, args.warmup, precision)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     for row in rows:
         row.update(device=device.type, device_name=name, threads=torch.get_num_threads(), cores=os.cpu_count(),
                    versions=json.dumps(software_versions(), sort_keys=True))

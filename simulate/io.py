@@ -36,6 +36,7 @@ __all__ = [
     "write_arrays",
     "write_csv",
     "software_versions",
+    "cpu_name",
     "check_finite",
     "cli",
 ]
@@ -238,6 +239,23 @@ def software_versions() -> dict:
         except metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def cpu_name(cpuinfo="/proc/cpuinfo") -> str:
+    """The CPU model, with the bfloat16 units that decide how fast bf16 runs, e.g. ``AMD EPYC (avx512_bf16)``.
+
+    Timings from different machines differ several-fold (bf16 most: Intel's AMX against AVX-512 BF16), so
+    every benchmark row names the CPU. Falls back to :func:`platform.processor` / ``machine`` off Linux.
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    first = text.split("\n\n")[0]  # the first processor's block
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    model = fields.get("model name") or platform.processor() or platform.machine()
+    units = [u for u in ("amx_bf16", "avx512_bf16") if u in fields.get("flags", "").split()]
+    return f"{model} ({', '.join(units)})" if units else model
 
 
 def cli(main):

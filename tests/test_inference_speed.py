@@ -109,3 +109,16 @@ def test_bf16_inference_is_close_and_labelled(tmp_path):
     assert 0 < np.abs(a - b).max() < 0.05 * np.abs(a).max()
     with pytest.raises(ValueError, match="precision"):
         load_any(model, device="cpu", precision="fp8")
+
+
+def test_cpu_name_names_the_model_and_its_bf16_units(tmp_path):
+    """Benchmark rows name the CPU: its model, and the bf16 units that make bf16 fast or not."""
+    from simulate.io import cpu_name
+
+    info = tmp_path / "cpuinfo"
+    block = "processor\t: {}\nmodel name\t: Intel(R) Xeon(R) Platinum\nflags\t\t: fpu avx2 avx512f {}\n"
+    info.write_text(block.format(0, "amx_bf16 avx512_bf16") + "\n" + block.format(1, ""))
+    assert cpu_name(info) == "Intel(R) Xeon(R) Platinum (amx_bf16, avx512_bf16)"
+    info.write_text(block.format(0, ""))
+    assert cpu_name(info) == "Intel(R) Xeon(R) Platinum"
+    assert cpu_name(tmp_path / "missing")  # off Linux: platform's name, never empty
