@@ -16,7 +16,7 @@ rule infer:
         **job_resources("infer"),
     shell:
         "python -m tomogan_core.infer -ld {input.ld} -model {input.model} -o {output} --method tomogan "
-        "--run {wildcards.run} --repeat-edges --slab-mb {SLAB_MB} --threads {threads} --quiet > {log} 2>&1"
+        "--run {wildcards.run} --repeat-edges --slab-mb {SLAB_MB} --batch {INFER_BATCH} --threads {threads} --quiet > {log} 2>&1"
 
 
 rule import_release:
@@ -49,5 +49,5 @@ rule infer_release:
         **job_resources("infer"),
     shell:
         "python -m tomogan_core.infer -ld {input.ld} -model {input.model} -o {output} --method tomogan-release "
-        "--run {RELEASE} --grey255-from-input --repeat-edges --slab-mb {SLAB_MB} --threads {threads} --quiet "
+        "--run {RELEASE} --grey255-from-input --repeat-edges --slab-mb {SLAB_MB} --batch {INFER_BATCH} --threads {threads} --quiet "
         "> {log} 2>&1"

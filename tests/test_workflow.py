@@ -22,9 +22,13 @@ def _snakemake(*args, cwd):
 
 
 def test_default_config_plans_every_stage(tmp_path):
-    proc = _snakemake("-n", "all", cwd=tmp_path)
+    proc = _snakemake("-n", "-p", "all", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     cfg = yaml.safe_load((ROOT / "config" / "default.yaml").read_text())
+    # the workflow profile (greedy scheduler) is read, and the config's inference batch reaches every inference job
+    assert "profiles/default" in proc.stdout + proc.stderr
+    infer_cmds = [line for line in proc.stdout.splitlines() if "tomogan_core.infer " in line]
+    assert infer_cmds and all(f"--batch {cfg['inference']['batch']} " in line for line in infer_cmds)
     n_data, n_doses = len(cfg["datasets"]), len(cfg["doses"])
     n_scan_doses = sum(len(scan["doses"]) for scan in cfg["scans"].values())
     for rule, count in [("foam_phantom", 3), ("shale_raw", 4), ("prepare_shale", 4), ("prepare_scan", len(cfg["scans"])),
