@@ -334,12 +334,13 @@ def _speed_panel(ax, speed_csv) -> None:
     ax.barh(y, best["gflops"], color="0.75", edgecolor="k")
     matmul = float(sp["matmul_gflops_fp32"].iloc[0])
     ax.axvline(matmul, color="k", ls="--", lw=1)
-    ax.text(matmul, len(best) - 0.5, f" fp32 matmul {matmul:.0f} GFLOP/s", fontsize=6.5, va="bottom")
+    label_box = dict(facecolor="white", edgecolor="none", pad=0.3)  # labels stay readable over the matmul line
+    ax.text(matmul, len(best) - 0.5, f" fp32 matmul {matmul:.0f} GFLOP/s", fontsize=6.5, va="bottom", bbox=label_box)
     for i, (name, row) in enumerate(best.iterrows()):
         text = f" {row.fraction_of_fp32_matmul:.2f}x, {row.ms_per_slice:.0f} ms (batch {int(row.batch)})"
         if np.isfinite(row.val_ssim_change):
             text += f", dSSIM {row.val_ssim_change:.0e}"
-        ax.text(row.gflops, i, text, va="center", fontsize=6.5)
+        ax.text(row.gflops, i, text, va="center", fontsize=6.5, bbox=label_box)
     ax.set_yticks(y, best.index, fontsize=7)
     ax.set_ylim(len(best) - 0.4 + 0.5, -0.6)  # first variant on top, room for the matmul label below
     ax.set_xlabel("generator GFLOP/s", fontsize=8)
