@@ -29,8 +29,9 @@ for _name in SHALE:
 _ref = config["reference"]
 if _ref.get("dose", FULL) not in config["doses"]:
     raise ValueError(f"config 'reference.dose': '{_ref['dose']}' is not a dose label")
-SLAB_MB = config.get("memory", {}).get("slab_mb", 512)  # FBP and inference stream slabs of this size
-INFER_BATCH = config.get("inference", {}).get("batch", 4)  # slices per forward pass of tomogan-infer
+# defaults from the schema, which validate() fills in
+SLAB_MB = config["memory"]["slab_mb"]  # FBP and inference stream slabs of this size
+INFER_BATCH = config["inference"]["batch"]  # slices per forward pass of tomogan-infer
 CLASSICAL = config.get("classical", {}).get("methods", ["sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"])
 if "sirt-tv" in CLASSICAL and "sirt" not in CLASSICAL:
     raise ValueError("config 'classical.methods': sirt-tv denoises the tuned SIRT, so it needs sirt too")

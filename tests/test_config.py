@@ -22,6 +22,15 @@ def test_shipped_configs_are_valid(name):
     validate(_load(name), str(SCHEMA))
 
 
+
+def test_schema_fills_the_sections_a_config_leaves_out():
+    """The workflow reads memory.slab_mb and inference.batch from the config alone: the schema supplies them."""
+    cfg = _load("smoke.yaml")
+    cfg.pop("memory")
+    cfg.pop("inference", None)
+    validate(cfg, str(SCHEMA))
+    assert cfg["memory"] == {"slab_mb": 512} and cfg["inference"] == {"batch": 4}
+
 @pytest.mark.parametrize("mutate, needle", [
     (lambda c: c["foam"].update(sise=256), "sise"),                          # typo in a key
     (lambda c: c["foam"].update(size="large"), "large"),                     # wrong type
