@@ -19,21 +19,20 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: all test venv dry-run report readme clean-results
 
 all: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) all --configfile $(CONFIG) --rerun-incomplete
-	$(BIN)/snakemake --configfile $(CONFIG) --report report.html
+	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete all --configfile $(CONFIG)
+	$(BIN)/snakemake --report report.html --configfile $(CONFIG)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 report: $(STAMP)
-	$(BIN)/snakemake --configfile $(CONFIG) --report report.html
+	$(BIN)/snakemake --report report.html --configfile $(CONFIG)
 
-# paste the results table of the last `make all` into the README (between the results markers)
+# rebuild docs/results.md: the main, inference-speed and timing tables of a run on $(CONFIG) (made now if
+# missing or out of date), pasted between the page's generated-block markers with their config hash
 readme: $(STAMP)
-	$(BIN)/snakemake --cores 1 results/tables/main.md --configfile $(CONFIG)
-	$(BIN)/python -c "from analysis.tables import update_readme; update_readme('README.md', open('results/tables/main.md').read())"
-	$(BIN)/snakemake --cores $(CORES) results/bench/inference_speed.csv --configfile $(CONFIG)
-	$(BIN)/python -c "import pandas as pd; from analysis.tables import update_readme; from analysis.inference_speed import render; update_readme('README.md', render(pd.read_csv('results/bench/inference_speed.csv')), 'speed')"
+	$(BIN)/snakemake --cores $(CORES) results/tables/main.md results/bench/inference_speed.csv results/timing/timing.csv --configfile $(CONFIG)
+	$(BIN)/python -m analysis.results_page docs/results.md --configfile $(CONFIG)
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n all --configfile $(CONFIG)

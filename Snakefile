@@ -2,6 +2,7 @@
 # Run the default study:   snakemake --cores 2 all
 # Another config:          snakemake --cores 2 all --configfile config/smoke.yaml
 # (each config file is complete; the default is loaded only when none is given)
+# What is made, from what and where: the study plan, PLAN (tomogan_core/study.py), built in rules/common.smk.
 
 import os
 
@@ -11,6 +12,7 @@ min_version("8.0")
 
 
 report: "report/workflow.rst"
+
 
 if not config:
 
@@ -29,12 +31,11 @@ include: "rules/report.smk"
 
 
 rule all:
-    input:
-        simulated_data(),
-        reconstructions(),
-        "results/metrics/conventional.csv",
-        enhanced(),
-        "results/metrics/tomogan.csv" if RUNS else [],
-        "results/tables/main.md" if RUNS else [],
-        figures(),
     default_target: True
+    input:
+        PLAN.simulated_data(),
+        PLAN.reconstructions(),
+        P.summary("conventional"),
+        PLAN.enhanced(),
+        [P.summary("tomogan"), P.table("main.md")] if PLAN.runs else [],
+        PLAN.figure_targets(),

@@ -13,9 +13,10 @@ if narrower) centred on the slice centre along the row through the middle of the
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import matplotlib
 
@@ -24,10 +25,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from simulate.io import InputError, cli, read_array, read_attrs  # noqa: E402
+from simulate.io import read_array, read_attrs  # noqa: E402
+from simulate.plumbing import InputError, atomic_path, cli  # noqa: E402
 
 __all__ = ["read_slice", "profile", "image_grid", "dose_series", "metric_bars", "feature_values",
-           "timing_bars", "training_curves", "main"]
+           "timing_bars", "training_curves", "draw", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,12 +72,12 @@ def _window(reference: np.ndarray) -> Tuple[float, float]:
 
 
 def _save(fig, out) -> None:
+    """The figure as PNG at ``out`` and PDF beside it, each written atomically (the PNG, the rule's target, last)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp{out.suffix}")
-    fig.savefig(tmp, dpi=150, bbox_inches="tight")
-    fig.savefig(out.with_suffix(".pdf"), bbox_inches="tight")
-    tmp.replace(out)
+    with atomic_path(out.with_suffix(".pdf")) as pdf:
+        fig.savefig(pdf, bbox_inches="tight")
+    with atomic_path(out) as png:
+        fig.savefig(png, dpi=150, bbox_inches="tight")
     plt.close(fig)
     logger.info("wrote %s (and .pdf)", out)
 
@@ -265,7 +267,7 @@ def feature_values(panels: Sequence[Tuple[str, str, str, str]], out, *, title: s
     """
     from scipy.ndimage import median_filter
 
-    from simulate.reconstruct import circular_mask
+    from simulate.plumbing import circular_mask
 
     fig, axes = plt.subplots(1, len(panels), figsize=(3.4 * len(panels), 3.0), squeeze=False)
     for ax, (label, conv_path, tg_path, ref_path) in zip(axes[0], panels):
@@ -377,56 +379,56 @@ def training_curves(logs: Sequence[Tuple[str, str]], out, *, title: str = "") ->
 # command line
 
 
-def _pairs(items: Sequence[str], n: int) -> List[Tuple[str, ...]]:
-    """Split ``LABEL=PATH[,PATH...]`` items into tuples of n (label plus n-1 paths)."""
-    out = []
-    for item in items:
-        label, _, rest = item.partition("=")
-        parts = rest.split(",")
-        if len(parts) != n - 1:
-            raise InputError(item, f"expected LABEL={','.join(['PATH'] * (n - 1))}")
-        out.append((label, *parts))
-    return out
+def draw(spec: dict, out) -> None:
+    """Draw the figure a spec describes (:class:`analysis.panels.FigureSpec` as JSON) to ``out`` (PNG + PDF)."""
+    kind, title = spec["kind"], spec.get("title", "")
+    if kind == "grid":
+        rows = [(row["label"], [(p["title"], p["path"]) for p in row["panels"]]) for row in spec["rows"]]
+        image_grid(rows, out, metrics=spec.get("metrics", ()), title=title, bars=spec.get("bars"))
+    elif kind == "doses":
+        levels = [(lv["label"], lv["conventional"], lv["tomogan"]) for lv in spec["levels"]]
+        dose_series(levels, spec["reference"], out, metrics=spec.get("metrics", ()), title=title)
+    elif kind == "bars":
+        metric_bars(spec["metrics"], [(g["label"], g["where"]) for g in spec["groups"]], out, title=title)
+    elif kind == "features":
+        panels = [(p["label"], p["conventional"], p["tomogan"], p["reference"]) for p in spec["panels"]]
+        feature_values(panels, out, title=title)
+    elif kind == "timing":
+        timing_bars(spec["timing"], out, speed_csv=spec.get("speed"), title=title)
+    elif kind == "curves":
+        training_curves([(log["label"], log["path"]) for log in spec["logs"]], out, title=title)
+    else:
+        raise ValueError(f"unknown figure kind {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+KINDS = ("grid", "doses", "bars", "features", "timing", "curves")
 
 
 @cli
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Draw one of the study's figures (PNG + PDF).")
-    p.add_argument("figure", choices=["grid", "doses", "bars", "features", "timing", "curves"])
+    p = argparse.ArgumentParser(description="Draw one of the study's figures (PNG + PDF) from its JSON spec "
+                                "(analysis/panels.py plans them).")
     p.add_argument("out", help="PNG to write (a PDF is written beside it)")
-    p.add_argument("--title", default="")
-    p.add_argument("--row", action="append", default=[],
-                   help="grid: LABEL=TITLE:PATH;TITLE:PATH;... (first panel = reference)")
-    p.add_argument("--level", action="append", default=[], help="doses: LABEL=CONVENTIONAL,TOMOGAN")
-    p.add_argument("--reference", help="doses: the normal-dose reconstruction")
-    p.add_argument("--group", action="append", default=[], help="bars: LABEL=col:value;col:value")
-    p.add_argument("--panel", action="append", default=[], help="features: LABEL=CONV,TOMOGAN,REFERENCE")
-    p.add_argument("--log", action="append", default=[], help="curves: LABEL=log.csv")
-    p.add_argument("--metrics", nargs="*", default=[], help="per-slice metric CSVs")
-    p.add_argument("--timing", help="timing: the timing CSV")
-    p.add_argument("--speed", help="timing: the inference-speed CSV (analysis.inference_speed)")
-    p.add_argument("--bars-title", help="grid: add a column of SSIM bars with this title")
+    p.add_argument("--spec", required=True, help="the figure's spec as JSON, or @FILE to read it from a file")
     args = p.parse_args(argv)
-    if args.figure == "grid":
-        rows = []
-        for item in args.row:
-            label, _, rest = item.partition("=")
-            rows.append((label, [tuple(panel.split(":", 1)) for panel in rest.split(";")]))
-        image_grid(rows, args.out, metrics=args.metrics, title=args.title, bars=args.bars_title)
-    elif args.figure == "doses":
-        dose_series(_pairs(args.level, 3), args.reference, args.out, metrics=args.metrics, title=args.title)
-    elif args.figure == "bars":
-        groups = []
-        for item in args.group:
-            label, _, rest = item.partition("=")
-            groups.append((label, dict(kv.split(":", 1) for kv in rest.split(";"))))
-        metric_bars(args.metrics, groups, args.out, title=args.title)
-    elif args.figure == "features":
-        feature_values(_pairs(args.panel, 4), args.out, title=args.title)
-    elif args.figure == "timing":
-        timing_bars(args.timing, args.out, speed_csv=args.speed, title=args.title)
-    else:
-        training_curves(_pairs(args.log, 2), args.out, title=args.title)
+    text = args.spec
+    where = "--spec"
+    if text.startswith("@"):
+        where = text[1:]
+        try:
+            text = Path(where).read_text()
+        except OSError as exc:
+            raise InputError(where, f"cannot read the figure spec: {exc.strerror}") from None
+    try:
+        spec = json.loads(text)
+    except ValueError as exc:
+        raise InputError(where, f"not JSON: {exc}") from None
+    if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
+        raise InputError(where, f"a figure spec needs a 'kind', one of {', '.join(KINDS)}")
+    try:
+        draw(spec, args.out)
+    except (KeyError, TypeError) as exc:
+        raise InputError(where, f"the {spec['kind']} spec lacks or misstates {exc}") from None
 
 
 if __name__ == "__main__":

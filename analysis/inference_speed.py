@@ -33,7 +33,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from simulate.io import InputError, cli, cpu_name, software_versions, write_csv
+from simulate.io import cpu_name, software_versions
+from simulate.plumbing import InputError, cli, write_csv
 
 __all__ = ["Variant", "VARIANTS", "median_seconds", "matmul_gflops", "prepare", "ssim_changes", "measure", "render",
            "main"]

@@ -25,14 +25,13 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from simulate.io import InputError, cli, dataset_shape, read_array, read_attrs
-from simulate.reconstruct import circular_mask
+from simulate.io import dataset_shape, read_array, read_attrs
+from simulate.plumbing import InputError, atomic_path, circular_mask, cli
 
 __all__ = ["reference_range", "object_threshold", "object_mask", "masked_ssim", "masked_psnr", "compare_volumes",
            "slice_indices", "read_slices", "main"]
@@ -231,13 +230,10 @@ def main(argv=None):
                          "psnr_object": r["psnr_object"], "object_fraction": r["object_fraction"],
                          "data_range": r["data_range"],
                          "file": str(path)})
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(str(args.out) + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(args.out) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    tmp.replace(args.out)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from simulate.io import InputError, cli, write_csv
+from simulate.plumbing import InputError, cli, write_csv
 
 __all__ = ["summarise", "main"]
 

@@ -7,26 +7,27 @@
   the validation slices. Written twice: in the field of view and inside the object (:mod:`analysis.metrics`).
 - **ablation**: every TomoGAN model on each (test volume, dose) where there are several, with its depth and loss set.
 
-Written as Markdown (``results/tables/main.md``, also pasted into the README by ``make readme``) and CSV.
-``python -m analysis.tables results/metrics/tomogan.csv results/tables/main.md [--readme README.md]``
+Written as Markdown (``results/tables/main.md``, pasted into docs/results.md by ``make readme``) and CSV.
+``python -m analysis.tables results/metrics/tomogan.csv results/tables/main.md --main VOLUME=RUN ...``
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import re
 from pathlib import Path
 
 import pandas as pd
 
-from simulate.io import InputError, cli
+from analysis.classical import METHODS as CLASSICAL
+from simulate.plumbing import InputError, cli, write_csv, write_text
 
-__all__ = ["main_table", "ablation_table", "render", "update_readme", "main"]
+__all__ = ["main_table", "ablation_table", "render", "main"]
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = {"fbp": "FBP", "sirt": "SIRT", "sirt-tv": "SIRT+TV", "fbp-tv": "FBP+TV", "fbp-bm3d": "FBP+BM3D",
+# method -> column; the classical methods' labels and order are their registry's (analysis.classical)
+COLUMNS = {"fbp": "FBP", **{name: m.label for name, m in CLASSICAL.items()},
            "n2i": "Noise2Inverse", "tomogan": "TomoGAN (trained here)",
            "tomogan-release": "TomoGAN (released weights)"}
 REGIONS = {"fov": ("ssim", "psnr", "inside the circular field of view"),
@@ -117,18 +118,6 @@ def render(df: pd.DataFrame, main_models: dict) -> str:
     return "\n".join(text)
 
 
-def update_readme(readme, table_md: str, marker: str = "results") -> None:
-    """Replace the README's text between ``<!-- {marker}:begin -->`` and ``<!-- {marker}:end -->`` by ``table_md``."""
-    begin, end = f"<!-- {marker}:begin -->", f"<!-- {marker}:end -->"
-    path = Path(readme)
-    text = path.read_text()
-    if begin not in text or end not in text:
-        raise InputError(path, f"has no {begin} ... {end} markers")
-    new = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _: f"{begin}\n{table_md.rstrip()}\n{end}", text,
-                 flags=re.S)
-    path.write_text(new)
-
-
 @cli
 def main(argv=None):
     p = argparse.ArgumentParser(description="Compact result tables from results/metrics/tomogan.csv.")
@@ -136,7 +125,6 @@ def main(argv=None):
     p.add_argument("out", help="Markdown file to write (a CSV of the main table is written beside it)")
     p.add_argument("--main", nargs="*", default=[], metavar="DATASET=RUN",
                    help="each test volume's own model (the others are cross-facility applications)")
-    p.add_argument("--readme", help="also paste the tables into this README between the results markers")
     args = p.parse_args(argv)
     df = _read(args.summary)
     main_models = {}
@@ -145,13 +133,10 @@ def main(argv=None):
         main_models.setdefault(ds, set()).add(run)
     md = render(df, main_models)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    main_table(df, main_models).to_csv(out.with_suffix(".csv"), index=False)
+    write_csv(main_table(df, main_models), out.with_suffix(".csv"))
     if "ssim_object_mean" in df:
-        main_table(df, main_models, "object").to_csv(out.with_name(out.stem + "_object.csv"), index=False)
-    out.write_text(md)
-    if args.readme:
-        update_readme(args.readme, md)
+        write_csv(main_table(df, main_models, "object"), out.with_name(out.stem + "_object.csv"))
+    write_text(out, md)
     logger.info("wrote %s", out)
 
 

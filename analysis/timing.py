@@ -27,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from simulate.io import InputError, cli, cpu_name, read_array, software_versions, write_csv
+from simulate.io import cpu_name, read_array, software_versions
+from simulate.plumbing import InputError, cli, write_csv
 
 __all__ = ["median_time", "time_methods", "main"]
 
@@ -54,12 +55,16 @@ def time_methods(sino, theta, reference, model, *, center, sirt_iter: int, repea
     timed on all slices and divided by their number; the other methods and every score use the inner
     slices, which ``reference`` matches. ``tuned`` maps a classical method to its tuning result
     (:func:`analysis.tuning.tune`); ``n2i_model`` is a Noise2Inverse model (a path).
+
+    The classical methods are run through their registry entries (:data:`analysis.classical.METHODS`), in
+    its order, each at its tuned value on its input: the projections, the FBP (whose time is added to
+    theirs) or another method's result (``sirt-tv``: the tuned SIRT, whose time is added; skipped without it).
     """
     import torch
 
+    from analysis.classical import METHODS, Projections, format_value
     from analysis.metrics import compare_volumes
-    from analysis.tuning import TV_ITER
-    from simulate.reconstruct import bm3d_denoise, fbp, sirt, tv_denoise
+    from simulate.reconstruct import fbp, sirt
     from tomogan_core.infer import denoise
 
     tuned = tuned or {}
@@ -87,23 +92,25 @@ def time_methods(sino, theta, reference, model, *, center, sirt_iter: int, repea
                ("FBP+TomoGAN", t_fbp + t_gan, rec_gan, f"cpu+{model.device.type}", ""),
                (f"SIRT ({sirt_iter} it.)", t_sirt, rec_sirt, "cpu", "paper's iteration count")]
     few = max(1, repeats // 3)  # the slow ones
-    if "sirt" in tuned:
-        n_it = int(tuned["sirt"]["value"])
-        t_s, rec_s = median_time(lambda: sirt(sino[:, inner], theta, n_iter=n_it, center=center, size=size,
-                                              backend=backend, threads=threads), few)
-        results.append((f"SIRT ({n_it} it., tuned)", t_s, rec_s, "cpu", f"n_iter={n_it}"))
-        if "sirt-tv" in tuned:
-            w = float(tuned["sirt-tv"]["value"])
-            t_tv, rec_tv = median_time(lambda: tv_denoise(rec_s, weight=w, n_iter=TV_ITER, threads=threads), few)
-            results.append((f"SIRT ({n_it} it.)+TV, tuned", t_s + t_tv, rec_tv, "cpu", f"weight={w:g}"))
-    for method, label, fn in (("fbp-tv", "FBP+TV, tuned", lambda v: tv_denoise(rec_fbp, weight=v, n_iter=TV_ITER,
-                                                                                  threads=threads)),
-                              ("fbp-bm3d", "FBP+BM3D, tuned", lambda v: bm3d_denoise(rec_fbp, sigma=v,
-                                                                                       threads=threads))):
-        if method in tuned:
-            v = float(tuned[method]["value"])
-            t_m, rec_m = median_time(lambda: fn(v), few)
-            results.append((label, t_fbp + t_m, rec_m, "cpu", f"{tuned[method]['parameter']}={v:g}"))
+    # input kind -> (seconds it took, a function that makes it); the projections are sliced inside the timing
+    inputs = {"projections": (0.0, lambda: Projections(sino[:, inner], theta, center, size)),
+              "fbp": (t_fbp, lambda: rec_fbp)}
+    values = {}
+    for name, method in METHODS.items():
+        if name not in tuned:
+            continue
+        missing = [m for m in (method.input, *method.needs) if m not in inputs]
+        if missing:
+            logger.warning("%s is not timed: it starts from %s, which has no tuning file", name, ", ".join(missing))
+            continue
+        t_in, make_input = inputs[method.input]
+        values[name] = method.value_type(tuned[name]["value"])
+        t_m, rec_m = median_time(lambda: method.apply(make_input(), values[name], backend=backend, threads=threads),
+                                 few)
+        inputs[name] = (t_in + t_m, lambda rec=rec_m: rec)  # what a method that starts from this one works on
+        row = method.timing_name.format(label=method.label, value=format_value(values[name]),
+                                        **{need: format_value(values[need]) for need in method.needs})
+        results.append((row, t_in + t_m, rec_m, "cpu", f"{method.parameter}={format_value(values[name])}"))
     if n2i_model is not None:
         from tomogan_core.infer import load_any
         from tomogan_core.noise2inverse import denoise_n2i, model_provenance, subset_reconstructions

@@ -29,6 +29,10 @@ Commands::
 
 ``--val-input``/``INPUT`` is an FBP reconstruction for ``fbp-*``, a projection file for ``sirt`` and
 ``sirt-tv`` (``tune``), and the tuned SIRT reconstruction for ``sirt-tv`` (``apply``).
+
+The methods, their parameters, default grids and inputs are the registry :data:`analysis.classical.METHODS`:
+``tune`` and ``apply`` dispatch through it, so a method registered there is tuned and applied by this
+module as it stands.
 """
 
 from __future__ import annotations
@@ -36,29 +40,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import time
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Sequence, Tuple
 
 import numpy as np
 
+from analysis.classical import METHODS, Projections
 from analysis.metrics import compare_volumes, read_slices
-from simulate.io import InputError, cli, read_array, read_attrs, software_versions, write_arrays
+from simulate.io import read_array, read_attrs, software_versions, write_arrays
+from simulate.plumbing import InputError, cli, write_json
 
 __all__ = ["METHODS", "CRITERIA", "grid_search", "tune", "apply", "tuning_label", "validation_rows", "main"]
 
 logger = logging.getLogger(__name__)
 
-# method -> (parameter name, default grid)
-METHODS: Dict[str, Tuple[str, Tuple[float, ...]]] = {
-    "fbp-tv": ("weight", (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)),
-    "fbp-bm3d": ("sigma", (0.025, 0.05, 0.1, 0.2, 0.4, 0.8)),
-    "sirt": ("n_iter", (10, 20, 50, 100, 200)),
-    "sirt-tv": ("weight", (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)),
-}
 CRITERIA = ("ssim", "psnr", "ssim_object", "psnr_object")
-TV_ITER = 1000  # Chambolle iterations (fixed: see simulate.reconstruct.tv_denoise)
 
 
 def grid_search(candidates: Iterable[Tuple[float, np.ndarray]], reference: np.ndarray, *,
@@ -100,13 +97,13 @@ def grid_search(candidates: Iterable[Tuple[float, np.ndarray]], reference: np.nd
 def tuning_label(method: str, result: dict) -> str:
     """A short text for table cells: the chosen value, ``†`` when it is an end of its grid (e.g. ``w=0.05``).
 
+    A method that starts from others' tunings (its ``needs``) shows their values first (``n=50, w=0.1``).
     The grid itself is in the tuning file and in the output's ``tuning_grid`` attribute.
     """
-    short = {"weight": "w", "sigma": "σ", "n_iter": "n"}[result["parameter"]]
-    text = f"{short}={result['value']:g}" + ("†" if result.get("at_edge") else "")
-    if method == "sirt-tv":
-        text = f"n={result['sirt_n_iter']:g}, " + text
-    return text
+    m = METHODS[method]
+    parts = [f"{METHODS[need].symbol}={result[METHODS[need].tuning_key]:g}" for need in m.needs]
+    parts.append(f"{m.symbol}={result['value']:g}" + ("†" if result.get("at_edge") else ""))
+    return ", ".join(parts)
 
 
 # ----------------------------------------------------------------------------- reading validation data
@@ -141,45 +138,37 @@ def tune(method: str, val_input, val_reference, val_index: Sequence[int], *, gri
     ``scores``, ``at_edge`` (the best value is an end of the grid: widen it), the validation files and
     slices, and the time per validation slice per grid value.
 
-    ``sirt-tv`` starts from SIRT at ``sirt_tuning``'s count on the validation slices: ``sirt_base`` when
-    given (what ``keep`` held after tuning ``sirt``), else recomputed. A ``keep`` dict receives the chosen
-    candidate's validation slices under ``"best"``.
+    The method is looked up in :data:`analysis.classical.METHODS`, which says what ``val_input`` is (an
+    FBP reconstruction, or a projection file) and makes the candidates. A method whose input is the tuned
+    SIRT (``sirt-tv``) starts from SIRT at ``sirt_tuning``'s count on the validation slices: ``sirt_base``
+    when given (what ``keep`` held after tuning ``sirt``), else recomputed; the count is recorded in the
+    result (``sirt_n_iter``). A ``keep`` dict receives the chosen candidate's validation slices under ``"best"``.
     """
-    from simulate.reconstruct import bm3d_denoise, sirt, sirt_iterates, tv_denoise
-
-    if method not in METHODS:
-        raise ValueError(f"unknown method '{method}'; choose one of {', '.join(METHODS)}")
-    param, default_grid = METHODS[method]
-    grid = sorted(float(v) for v in (grid or default_grid))
-    if method == "sirt":
-        grid = [int(v) for v in grid]
+    m = METHODS[method]  # ValueError naming the registered ones
+    param = m.parameter
+    grid = [m.value_type(v) for v in sorted(float(v) for v in (grid or m.grid))]
     ref = read_slices(val_reference, val_index, what="validation")
     t0 = time.perf_counter()
-    extra = {}
-    if method in ("fbp-tv", "fbp-bm3d"):
+    if m.input == "fbp":
         x = read_slices(val_input, val_index, what="validation")
-        fn: Callable = ((lambda w: tv_denoise(x, weight=w, n_iter=TV_ITER, threads=threads)) if method == "fbp-tv"
-                        else (lambda s: bm3d_denoise(x, sigma=s, threads=threads)))
-        candidates = ((v, fn(v)) for v in grid)
-    else:
+    else:  # projections, from which the SIRT start of sirt-tv is made too
         data, theta, attrs = _projection_rows(val_input, val_index)
-        center = float(attrs.get("center", data.shape[-1] / 2))
-        size = ref.shape[-1]
-        if method == "sirt":
-            candidates = sirt_iterates(data, theta, grid, center=center, size=size, backend=backend,
-                                       threads=threads).items()
+        x = Projections(data, theta, float(attrs.get("center", data.shape[-1] / 2)), ref.shape[-1])
+    tunings, starts = {"sirt": sirt_tuning}, {}  # the tunings a method may start from (its needs)
+    for need in m.needs:
+        given = tunings.get(need)
+        if not given or given.get("method") != need:
+            raise ValueError(f"{method} needs the tuning result of {need} (--{need}-tuning)")
+        starts[need] = METHODS[need].value_type(given["value"])
+    if m.input == "sirt":
+        if sirt_base is None:
+            x = METHODS[m.input].apply(x, starts[m.input], backend=backend, threads=threads)
+        elif sirt_base.shape != ref.shape:
+            raise ValueError(f"the SIRT start has shape {sirt_base.shape}, the validation slices {ref.shape}")
         else:
-            if not sirt_tuning or sirt_tuning.get("method") != "sirt":
-                raise ValueError("sirt-tv needs the tuning result of sirt (--sirt-tuning)")
-            n_iter = int(sirt_tuning["value"])
-            if sirt_base is None:
-                base = sirt(data, theta, n_iter=n_iter, center=center, size=size, backend=backend, threads=threads)
-            elif sirt_base.shape != ref.shape:
-                raise ValueError(f"the SIRT start has shape {sirt_base.shape}, the validation slices {ref.shape}")
-            else:
-                base = sirt_base
-            candidates = ((w, tv_denoise(base, weight=w, n_iter=TV_ITER, threads=threads)) for w in grid)
-            extra["sirt_n_iter"] = n_iter
+            x = sirt_base
+    candidates = m.candidates(x, grid, backend=backend, threads=threads)
+    extra = {METHODS[need].tuning_key: value for need, value in starts.items()}  # e.g. sirt_n_iter
     if keep is not None:
         candidates = _keeping(candidates, keep)
     best, scores = grid_search(candidates, ref, criterion=criterion, fov_margin=fov_margin)
@@ -208,32 +197,35 @@ def _keeping(candidates, keep: dict):
 
 def apply(method: str, tuning: dict, input_path, out_path, *, slices: int = 0, backend: str = "auto",
           threads: int = 1) -> dict:
-    """Apply ``method`` with its tuned parameter to the central ``slices`` of a test input; write ``out_path``."""
-    from simulate.reconstruct import _recon_attrs, bm3d_denoise, central_slices, sirt, tv_denoise
+    """Apply ``method`` with its tuned parameter to the central ``slices`` of a test input; write ``out_path``.
+
+    ``input_path`` is what the method's registry entry (:data:`analysis.classical.METHODS`) works on: a
+    projection file (``input == "projections"``), or a reconstruction file (``/recon``, ``/slices``): the
+    test FBP (``"fbp"``) or the tuned SIRT (``"sirt"``).
+    """
+    from simulate.reconstruct import central_slices, recon_attrs
 
     if tuning.get("method") != method:
         raise ValueError(f"the tuning file is for '{tuning.get('method')}', not '{method}'")
+    m = METHODS[method]
     value = tuning["value"]
     t0 = time.perf_counter()
-    if method == "sirt":
+    if m.input == "projections":
         from simulate.acquire import read_projections
 
         data, theta, src = read_projections(input_path)
         idx = central_slices(data.shape[1], slices)
-        center = float(src.get("center", data.shape[-1] / 2))
-        out = sirt(data[:, idx, :], theta, n_iter=int(value), center=center, backend=backend, threads=threads)
+        x = Projections(data[:, idx, :], theta, float(src.get("center", data.shape[-1] / 2)))
     else:
         rec = read_array(input_path, "/recon", ndim=3, dtype_kind="f")
         all_idx = read_array(input_path, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
         src = read_attrs(input_path)
         pick = central_slices(len(all_idx), slices)
         idx = all_idx[pick]
-        if method == "fbp-bm3d":
-            out = bm3d_denoise(rec[pick], sigma=float(value), threads=threads)
-        else:
-            out = tv_denoise(rec[pick], weight=float(value), n_iter=TV_ITER, threads=threads)
+        x = rec[pick]
+    out = m.apply(x, m.value_type(value), backend=backend, threads=threads)
     seconds = (time.perf_counter() - t0) / len(idx)
-    attrs = _recon_attrs(src, method=method, tuned_parameter=tuning["parameter"], tuned_value=value,
+    attrs = recon_attrs(src, method=method, tuned_parameter=tuning["parameter"], tuned_value=value,
                          tuning=tuning_label(method, tuning), tuning_criterion=tuning["criterion"],
                          tuning_grid=" ".join(f"{v:g}" for v in tuning["grid"]),
                          tuned_on=f"{tuning['val_input']} slices {tuning['val_index']}",
@@ -282,7 +274,8 @@ def main(argv=None):
                        "of its held-out end with --held-out-fraction")
     pt.add_argument("--held-out-fraction", type=float, help="the volume is a training volume: validate on its end")
     pt.add_argument("--depth", type=int, default=3, help="the gap before the held-out end (TomoGAN's d)")
-    pt.add_argument("--grid", type=float, nargs="+", help="parameter values (default: METHODS in this module)")
+    pt.add_argument("--grid", type=float, nargs="+",
+                    help="parameter values (default: the method's grid in analysis.classical)")
     pt.add_argument("--criterion", default="ssim", choices=CRITERIA)
     pt.add_argument("--sirt-tuning", help="sirt's tuning JSON (sirt-tv: its iteration count)")
     pt.add_argument("--save-best", metavar="VAL.h5", help="also write the chosen candidate on the validation "
@@ -318,11 +311,7 @@ def main(argv=None):
             write_arrays(args.save_best, {"recon": keep["best"].astype(np.float32), "slices": np.asarray(val_index)},
                          {"method": args.method, "tuned": json.dumps({result["parameter"]: result["value"]}),
                           "val_input": str(args.val_input)})
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps(result, indent=1))
-        os.replace(tmp, out)
+        write_json(args.out, result)
         logger.info("%s: %s", args.method, tuning_label(args.method, result))
         return
     tuning = _read_json(args.tuning)

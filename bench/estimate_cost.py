@@ -16,7 +16,7 @@ Computed from the config and measurements, not typed:
 * **disk**: every output file of the DAG (Snakemake's ``--summary``) sized from the config's shapes (float32
   volumes, uint16 raw scans; checkpoints from the parameter count).
 
-``python bench/estimate_cost.py --configfile config/paper.yaml [--out results/bench/cost.csv] [--readme README.md]``
+``python bench/estimate_cost.py --configfile config/paper.yaml [--out results/bench/cost.csv] [--page docs/cluster.md]``
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from simulate.plumbing import InputError, cli, write_csv, write_text  # noqa: E402
 
 PAPER_MS_PER_1024 = 30.0  # TomoGAN inference of one 1024^2 slice on a V100 (the paper's timing)
 
@@ -45,7 +46,7 @@ def _snakemake(*args, configfile) -> str:
                                "--configfile", str(Path(configfile).resolve()), "--directory", workdir, *args],
                               capture_output=True, text=True, cwd=ROOT, env=env)
     if proc.returncode != 0:
-        raise SystemExit(f"error: {configfile}: snakemake failed: {proc.stderr.strip().splitlines()[-1:]}")
+        raise InputError(configfile, f"snakemake failed: {proc.stderr.strip().splitlines()[-1:]}")
     return proc.stdout
 
 
@@ -128,14 +129,14 @@ def shapes(cfg: dict) -> dict:
         else:
             sh = cfg["shale"]
             fac = sh["facilities"][ds["facility"]]
-            out[name] = (sh.get("slices", 48), fac["detector"], fac["detector"], fac["n_angles"])
+            out[name] = (sh["slices"], fac["detector"], fac["detector"], fac["n_angles"])
     for name, scan in (cfg.get("scans") or {}).items():  # a user's scan: its raw file says
         import h5py
 
         path = Path(scan["path"]) if Path(scan["path"]).exists() else ROOT / scan["path"]
         with h5py.File(path, "r") as f:
             angles, rows, det = f["/exchange/data"].shape
-        b = scan.get("bin", 1)
+        b = scan["bin"]
         if scan.get("rows"):
             rows = scan["rows"][1] - scan["rows"][0]
         out[name] = (rows // b, det // b, det // b, angles)
@@ -154,7 +155,7 @@ def file_bytes(path: str, rule: str, cfg: dict, shp: dict, params: int) -> float
     dose = path.split("/")[-1][:-3] if "/proj/" in path else (path.split("/")[3] if path.count("/") >= 4 else "")
     dcfg = cfg["doses"].get(dose, {"mode": "full"})
     n_angles = angles // dcfg.get("factor", 1) if dcfg["mode"] == "sparse" else angles
-    evaluated = cfg.get("metrics", {}).get("slices", 8) or slices
+    evaluated = cfg["metrics"]["slices"] or slices
     if rule == "foam_phantom":
         return slices * side * side * 4
     if rule == "shale_raw":
@@ -164,7 +165,7 @@ def file_bytes(path: str, rule: str, cfg: dict, shp: dict, params: int) -> float
     if rule == "fbp":
         return slices * side * side * 4
     if rule == "n2i_split":
-        return cfg.get("noise2inverse", {}).get("k", 4) * slices * side * side * 4
+        return cfg["noise2inverse"]["k"] * slices * side * side * 4
     if rule in ("apply_classical", "n2i_infer"):
         return evaluated * side * side * 4
     if rule in ("infer", "infer_release"):
@@ -179,7 +180,7 @@ def cpu_flops_per_s(bench_csv) -> float:
     df = pd.read_csv(bench_csv)
     rows = df[(df["task"] == "train step") & (df["variant"] == "mse+adv+vgg (vgg_grad)")]
     if rows.empty:
-        raise SystemExit(f"error: {bench_csv}: no full training step measured (run bench/bench_tomogan.py)")
+        raise InputError(bench_csv, "no full training step measured (run bench/bench_tomogan.py)")
     row = rows.sort_values("size").iloc[-1]
     settings = {"depth": int(row["depth"]), "patch": int(row["size"]), "batch": int(row["batch"]),
                 "vgg_weights": "random-init"}  # the benchmark's TrainConfig: published settings otherwise
@@ -189,9 +190,9 @@ def cpu_flops_per_s(bench_csv) -> float:
 def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_csv=None) -> pd.DataFrame:
     """One row per kind of work: jobs, requested CPU/GPU hours, estimated GPU hours of the work, disk."""
     from tomogan_core.model import Generator, GeneratorConfig
-    from tomogan_core.study import plan_runs
+    from tomogan_core.study import Plan, load_config
 
-    cfg = yaml.safe_load(Path(configfile).read_text())
+    cfg = load_config(configfile)
     counts = job_counts(configfile)
     outputs = dag_outputs(configfile)
     shp = shapes(cfg)
@@ -206,7 +207,7 @@ def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_cs
     cpu_rate = cpu_flops_per_s(bench_csv) if bench_csv and Path(bench_csv).exists() else float("nan")
 
     # GPU work: every TomoGAN and Noise2Inverse training run, every inference pass
-    runs = plan_runs(cfg["tomogan"])
+    runs = Plan.from_config(cfg).runs
     train_flops = sum(step_flops(run.settings) * run.settings.get("max_iter", 8000) for run in runs.values())
     n2i = cfg.get("noise2inverse")
     if n2i:
@@ -216,7 +217,7 @@ def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_cs
     for path, rule in outputs:
         if rule in ("infer", "infer_release", "n2i_infer"):
             slices, _, side, _ = shp[path.split("/")[1]]
-            n = slices if rule != "n2i_infer" else (cfg.get("metrics", {}).get("slices", 8) or slices)
+            n = slices if rule != "n2i_infer" else (cfg["metrics"]["slices"] or slices)
             per = n2i.get("k", 4) if rule == "n2i_infer" else 1
             infer_flops += per * n * slice_flops(3 if rule != "infer_release" else 1, side)
 
@@ -254,6 +255,7 @@ def render(table: pd.DataFrame) -> str:
     return f"Estimated by `python bench/estimate_cost.py` ({table.attrs.get('note', '')}).\n\n{md}\n"
 
 
+@cli
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--configfile", default=str(ROOT / "config" / "paper.yaml"))
@@ -262,19 +264,22 @@ def main(argv=None):
                    help="TomoGAN inference time of a 1024^2 slice on the target GPU (paper, V100: 30 ms)")
     p.add_argument("--bench", default=str(ROOT / "results" / "bench" / "tomogan.csv"),
                    help="bench/bench_tomogan.py's CSV, for the CPU column (skipped when absent)")
-    p.add_argument("--readme", help="paste the table into this README between the cost markers")
+    p.add_argument("--page", help="paste the table into this page between its '<!-- begin cost -->' and "
+                   "'<!-- end cost -->' markers")
     args = p.parse_args(argv)
     table = estimate(args.configfile, gpu_ms_per_1024=args.gpu_ms_per_1024, bench_csv=args.bench)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    out = write_csv(table, args.out)
     md = render(table)
-    out.with_suffix(".md").write_text(md)
+    write_text(out.with_suffix(".md"), md)
     print(md)
-    if args.readme:
-        from analysis.tables import update_readme
+    if args.page:
+        from analysis.results_page import replace_blocks
 
-        update_readme(args.readme, md, "cost")
+        try:
+            text = Path(args.page).read_text()
+        except OSError as exc:
+            raise InputError(args.page, f"cannot read: {exc.strerror}") from None
+        write_text(args.page, replace_blocks(text, {"cost": md}, args.page))
 
 
 if __name__ == "__main__":

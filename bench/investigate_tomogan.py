@@ -27,18 +27,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from analysis.metrics import compare_volumes, read_slices, slice_indices  # noqa: E402
-from simulate.io import write_csv  # noqa: E402
+from simulate.plumbing import write_csv  # noqa: E402
 from simulate.reconstruct import central_slices  # noqa: E402
-from tomogan_core.study import plan_runs, settings_flags  # noqa: E402
-
-WORKFLOW_METHODS = ["fbp", "sirt", "sirt-tv", "fbp-tv", "fbp-bm3d", "n2i"]
-
+from tomogan_core.study import Paths, Plan, load_config, settings_flags  # noqa: E402
 
 def _value(text: str):
     """A settings value from the command line: int, float, bool or string."""
@@ -64,17 +60,13 @@ def score(path, reference, wanted) -> dict:
     return {k: float(df[k].mean()) for k in ("ssim", "psnr", "ssim_object", "psnr_object")}
 
 
-def train_variant(run, settings: dict, results: Path, out_dir: Path, threads: int, ref: str = "full") -> float:
-    """Train one model with the workflow's command (resumable); returns the wall seconds of this call.
-    ``ref`` is the dose label of the normal-dose reference (its FBP)."""
-    def recon(ds, dose):
-        return str(results / ds / "recon" / dose / "fbp.h5")
-
-    cmd = [sys.executable, "-m", "tomogan_core.train", "-ld", *[recon(d, run.dose) for d in run.train],
-           "-nd", *[recon(d, ref) for d in run.train], "-o", str(out_dir), "-expName", out_dir.name,
-           "--threads", str(threads), "--quiet"]
+def train_variant(plan: Plan, run, settings: dict, workdir: Path, out_dir: Path, threads: int) -> float:
+    """Train one model with the workflow's command and inputs (resumable); returns the wall seconds of this call."""
+    inputs = {k: [str(workdir / p) for p in v] for k, v in plan.train_inputs(run.name).items()}
+    cmd = [sys.executable, "-m", "tomogan_core.train", "-ld", *inputs["ld"], "-nd", *inputs["nd"], "-o", str(out_dir),
+           "-expName", out_dir.name, "--threads", str(threads), "--quiet"]
     if run.val:
-        cmd += ["-vld", *[recon(d, run.dose) for d in run.val], "-vnd", *[recon(d, ref) for d in run.val]]
+        cmd += ["-vld", *inputs["vld"], "-vnd", *inputs["vnd"]]
     cmd += settings_flags(settings)
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +78,7 @@ def train_variant(run, settings: dict, results: Path, out_dir: Path, threads: in
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configfile", default=str(ROOT / "config" / "default.yaml"))
-    p.add_argument("--results", default="results", help="the finished workflow's results folder")
+    p.add_argument("--directory", default=".", help="the finished workflow's working directory (holds results/)")
     p.add_argument("--split", default="foam")
     p.add_argument("--dose", default="sparse-8")
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE,...",
@@ -95,39 +87,37 @@ def main(argv=None):
     p.add_argument("--out", help="CSV to write (default RESULTS/investigation/SPLIT-DOSE.csv)")
     args = p.parse_args(argv)
 
-    cfg = yaml.safe_load(Path(args.configfile).read_text())
-    results = Path(args.results)
-    depth = cfg["tomogan"]["train"].get("depth", 3)
-    run = plan_runs(cfg["tomogan"])[f"{args.split}-{args.dose}-d{depth}-all"]
+    plan = Plan.from_config(load_config(args.configfile))
+    workdir = Path(args.directory)
+    run = plan.main_run(args.split, args.dose, where="--split/--dose")
     test = run.test[0]
-    ref_dose = cfg.get("reference", {}).get("dose", "full")
-    reference = results / test / "recon" / ref_dose / "fbp.h5"
-    n_eval = cfg.get("metrics", {}).get("slices", 8)
+    reference = workdir / plan.reference(test)
+    n_eval = plan.config["metrics"]["slices"]
     idx = slice_indices(reference)
     wanted = [int(s) for s in idx[central_slices(len(idx), n_eval)]]
     base = {"test_volume": test, "dose": args.dose, "slices": n_eval}
 
     rows = []
-    for method in WORKFLOW_METHODS:
-        path = results / test / "recon" / args.dose / f"{method}.h5"
+    for method in ["fbp", *plan.classical, "n2i"]:
+        path = workdir / Paths.recon(test, args.dose, method)
         if path.exists():
             rows.append({**base, "variant": f"workflow: {method}", **score(path, reference, wanted)})
-    main_model = results / "models" / run.name / "model.pt"
-    enhanced = results / test / "enhanced" / args.dose / f"{run.name}.h5"
+    main_model = workdir / Paths.model(run.name)
+    enhanced = workdir / Paths.enhanced(test, args.dose, run.name)
     if enhanced.exists():
         rows.append({**base, "variant": "workflow: tomogan", "settings": json.dumps(run.settings),
                      **score(enhanced, reference, wanted), **_model_scores(main_model)})
 
     from tomogan_core.infer import denoise_file, load_any
 
-    folder = results / "investigation" / f"{args.split}-{args.dose}"
+    folder = workdir / "results" / "investigation" / f"{args.split}-{args.dose}"
     for text in args.variant:
         name, overrides = parse_variant(text)
         settings = {**run.settings, **overrides}
         out_dir = folder / name
-        seconds = train_variant(run, settings, results, out_dir, args.threads, ref_dose)
+        seconds = train_variant(plan, run, settings, workdir, out_dir, args.threads)
         out = out_dir / "enhanced.h5"
-        denoise_file(results / test / "recon" / args.dose / "fbp.h5", out, load_any(out_dir / "model.pt"),
+        denoise_file(workdir / Paths.recon(test, args.dose, "fbp"), out, load_any(out_dir / "model.pt"),
                      slices=n_eval, repeat_edges=True, attrs={"run": name})
         rows.append({**base, "variant": name, "settings": json.dumps(overrides), "train_seconds_this_call": seconds,
                      **score(out, reference, wanted), **_model_scores(out_dir / "model.pt")})

@@ -1,25 +1,28 @@
-# Acquisition: full-dose projections (foam: simulated; shale: flat/dark-normalised measurement),
-# then one low-dose variant per dose label (sparse views or Poisson short exposure).
+# Acquisition: full-dose projections (foam: simulated; shale and user scans: flat/dark-normalised
+# measurement), then one low-dose variant per dose label (sparse views or Poisson short exposure).
 
 
 rule project_foam:
     input:
         rules.foam_phantom.output,
     output:
-        f"results/{{dataset}}/proj/{FULL}.h5",
-    wildcard_constraints:
-        dataset=_alternatives(FOAM),
-    params:
-        n_angles=config["foam"]["n_angles"],
-        max_line_integral=config["foam"]["max_line_integral"],
-        backend=config["backend"],
+        P.projections(dose=PLAN.full),
     log:
         "results/logs/project_foam/{dataset}.log",
     benchmark:
         "results/benchmarks/project_foam/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(PLAN.foam),
+    priority: priority_of_dataset
+    conda:
+        "../environment.yml"
     threads: job_threads("simulate")
     resources:
         **job_resources("simulate"),
+    params:
+        n_angles=config["foam"]["n_angles"],
+        max_line_integral=config["foam"]["max_line_integral"],
+        backend=config["backend"],
     shell:
         "python -m simulate.acquire project {input} {output} --n-angles {params.n_angles} "
         "--max-line-integral {params.max_line_integral} --backend {params.backend} "
@@ -30,32 +33,38 @@ rule prepare_shale:
     input:
         rules.shale_raw.output,
     output:
-        f"results/{{dataset}}/proj/{FULL}.h5",
-    wildcard_constraints:
-        dataset=_alternatives(SHALE),
-    params:
-        args=shale_prepare_args,
+        P.projections(dose=PLAN.full),
     log:
         "results/logs/prepare_shale/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_shale/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(PLAN.shale),
+    priority: priority_of_dataset
+    conda:
+        "../environment.yml"
+    params:
+        args=lambda w: PLAN.shale_prepare_args(w.dataset),
     shell:
         "python -m simulate.dxchange {input} {output} {params.args} > {log} 2>&1"
 
 
 rule low_dose:
     input:
-        f"results/{{dataset}}/proj/{FULL}.h5",
+        P.projections(dose=PLAN.full),
     output:
-        "results/{dataset}/proj/{dose}.h5",
-    wildcard_constraints:
-        dose=_alternatives(LOW_DOSES),
-    params:
-        args=dose_args,
+        P.projections(),
     log:
         "results/logs/low_dose/{dataset}/{dose}.log",
     benchmark:
         "results/benchmarks/low_dose/{dataset}/{dose}.tsv"
+    wildcard_constraints:
+        dose=_alternatives(PLAN.low_doses),
+    priority: priority_of_pair
+    conda:
+        "../environment.yml"
+    params:
+        args=lambda w: PLAN.dose_args(w.dataset, w.dose),
     shell:
         "python -m simulate.acquire lowdose {input} {output} {params.args} > {log} 2>&1"
 
@@ -65,14 +74,16 @@ rule prepare_scan:
     input:
         scan_raw,
     output:
-        f"results/{{dataset}}/proj/{FULL}.h5",
-    wildcard_constraints:
-        dataset=_alternatives(SCANS),
-    params:
-        args=scan_prepare_args,
+        P.projections(dose=PLAN.full),
     log:
         "results/logs/prepare_scan/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_scan/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(PLAN.scans),
+    conda:
+        "../environment.yml"
+    params:
+        args=lambda w: PLAN.scan_prepare_args(w.dataset),
     shell:
         "python -m simulate.dxchange {input} {output} --scan {params.args} > {log} 2>&1"

@@ -1,34 +1,42 @@
-# TomoGAN inference: each run's model applied to the FBP of its test volumes at its dose.
+# TomoGAN inference: each run's model applied to the FBP of the volumes it is applied to, at its dose;
+# and the authors' released generator, applied as it is wherever a trained model is.
 
 
 rule infer:
     input:
         model=rules.train.output.model,
-        ld=lambda w: recon_path(w.dataset, w.dose, "fbp"),
+        ld=P.recon(method="fbp"),
     output:
-        "results/{dataset}/enhanced/{dose}/{run}.h5",
+        P.enhanced(),
     log:
         "results/logs/infer/{dataset}/{dose}/{run}.log",
     benchmark:
         "results/benchmarks/infer/{dataset}/{dose}/{run}.tsv"
+    conda:
+        "../environment.yml"
     threads: job_threads("infer")
     resources:
         **job_resources("infer"),
+    params:
+        slab_mb=SLAB_MB,
+        batch=INFER_BATCH,
     shell:
         "python -m tomogan_core.infer -ld {input.ld} -model {input.model} -o {output} --method tomogan "
-        "--run {wildcards.run} --repeat-edges --slab-mb {SLAB_MB} --batch {INFER_BATCH} --threads {threads} --quiet > {log} 2>&1"
+        "--run {wildcards.run} --repeat-edges --slab-mb {params.slab_mb} --batch {params.batch} --threads {threads} --quiet > {log} 2>&1"
 
 
 rule import_release:
     # the authors' trained generator (Keras HDF5, d = 1) in the served TorchScript format
     input:
-        os.path.join(workflow.basedir, "tomogan_core", "weights", "TomoGAN.h5"),
+        os.path.join(workflow.basedir, P.released_weights()),
     output:
-        "results/models/release/served.pt",
+        P.release_model(),
     log:
         "results/logs/import_release.log",
     benchmark:
         "results/benchmarks/import_release.tsv"
+    conda:
+        "../environment.yml"
     shell:
         "python -m tomogan_core.keras_import {input} {output} > {log} 2>&1"
 
@@ -37,17 +45,23 @@ rule infer_release:
     # applied as released: the input's own grey-level range mapped to the 0..255 scale it was trained on
     input:
         model=rules.import_release.output,
-        ld=lambda w: recon_path(w.dataset, w.dose, "fbp"),
+        ld=P.recon(method="fbp"),
     output:
-        f"results/{{dataset}}/enhanced/{{dose}}/{RELEASE}.h5",
+        P.enhanced(run=RELEASE),
     log:
         "results/logs/infer_release/{dataset}/{dose}.log",
     benchmark:
         "results/benchmarks/infer_release/{dataset}/{dose}.tsv"
+    conda:
+        "../environment.yml"
     threads: job_threads("infer")
     resources:
         **job_resources("infer"),
+    params:
+        run=RELEASE,
+        slab_mb=SLAB_MB,
+        batch=INFER_BATCH,
     shell:
         "python -m tomogan_core.infer -ld {input.ld} -model {input.model} -o {output} --method tomogan-release "
-        "--run {RELEASE} --grey255-from-input --repeat-edges --slab-mb {SLAB_MB} --batch {INFER_BATCH} --threads {threads} --quiet "
+        "--run {params.run} --grey255-from-input --repeat-edges --slab-mb {params.slab_mb} --batch {params.batch} --threads {threads} --quiet "
         "> {log} 2>&1"

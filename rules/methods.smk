@@ -1,26 +1,29 @@
-# The methods TomoGAN is compared with, on every evaluated (test volume, dose) -- see EVALUATED in common.smk:
-#  - classical ones (SIRT, SIRT+TV, FBP+TV, FBP+BM3D), each parameter chosen on the validation slices of
-#    the split that tests the volume (analysis/tuning.py), then applied unchanged to its test slices;
+# The methods TomoGAN is compared with, on every evaluated (test volume, dose) -- PLAN.evaluated:
+#  - classical ones (analysis/classical.py: SIRT, SIRT+TV, FBP+TV, FBP+BM3D), each parameter chosen on the
+#    validation slices of the split that tests the volume (analysis/tuning.py), then applied unchanged to its
+#    test slices;
 #  - Noise2Inverse, self-supervised, trained on the evaluated volume's own low-dose projections.
 
 
 rule tune_sirt:
     # SIRT's iteration count; its chosen iterate of the validation slices is kept for SIRT+TV's tuning
     input:
-        unpack(tune_inputs),
+        unpack(lambda w: PLAN.tune_inputs(w.split, w.dose, "sirt")),
     output:
-        tuning="results/tuning/{split}/{dose}/sirt.json",
-        best="results/tuning/{split}/{dose}/sirt-val.h5",
-    params:
-        args=tune_args,
-        backend=config["backend"],
+        tuning=P.tuning(method="sirt"),
+        best=P.tuned_val(method="sirt"),
     log:
         "results/logs/tune_classical/{split}/{dose}/sirt.log",
     benchmark:
         "results/benchmarks/tune_classical/{split}/{dose}/sirt.tsv"
+    conda:
+        "../environment.yml"
     threads: job_threads("reconstruct")
     resources:
         **job_resources("reconstruct"),
+    params:
+        args=lambda w: PLAN.tune_args(w.split, w.dose, "sirt"),
+        backend=config["backend"],
     shell:
         "python -m analysis.tuning tune sirt {output.tuning} --val-input {input.val} --val-reference {input.ref} "
         "{params.args} --save-best {output.best} --backend {params.backend} --threads {threads} > {log} 2>&1"
@@ -28,43 +31,49 @@ rule tune_sirt:
 
 rule tune_classical:
     input:
-        unpack(tune_inputs),
+        unpack(lambda w: PLAN.tune_inputs(w.split, w.dose, w.method)),
     output:
-        "results/tuning/{split}/{dose}/{method}.json",
-    wildcard_constraints:
-        method="fbp-tv|fbp-bm3d|sirt-tv",
-    params:
-        args=tune_args,
-        sirt=lambda w, input: f"--sirt-tuning {input.sirt} --sirt-base {input.sirt_base}" if w.method == "sirt-tv" else "",
-        backend=config["backend"],
+        P.tuning(),
     log:
         "results/logs/tune_classical/{split}/{dose}/{method}.log",
     benchmark:
         "results/benchmarks/tune_classical/{split}/{dose}/{method}.tsv"
+    wildcard_constraints:
+        method=_alternatives([m for m in PLAN.classical if m != "sirt"]),
+    conda:
+        "../environment.yml"
     threads: job_threads("reconstruct")
     resources:
         **job_resources("reconstruct"),
+    params:
+        args=lambda w: PLAN.tune_args(w.split, w.dose, w.method),
+        start=lambda w, input: (
+            f"--sirt-tuning {input.sirt} --sirt-base {input.sirt_base}" if "sirt" in input.keys() else ""
+        ),
+        backend=config["backend"],
     shell:
         "python -m analysis.tuning tune {wildcards.method} {output} --val-input {input.val} "
-        "--val-reference {input.ref} {params.args} {params.sirt} --backend {params.backend} "
+        "--val-reference {input.ref} {params.args} {params.start} --backend {params.backend} "
         "--threads {threads} > {log} 2>&1"
 
 
 rule apply_classical:
     input:
-        unpack(apply_inputs),
+        unpack(lambda w: PLAN.apply_inputs(w.dataset, w.dose, w.method)),
     output:
-        "results/{dataset}/recon/{dose}/{method}.h5",
-    params:
-        slices=config.get("metrics", {}).get("slices", 8),
-        backend=config["backend"],
+        P.recon(),
     log:
         "results/logs/apply_classical/{dataset}/{dose}/{method}.log",
     benchmark:
         "results/benchmarks/apply_classical/{dataset}/{dose}/{method}.tsv"
+    conda:
+        "../environment.yml"
     threads: job_threads("reconstruct")
     resources:
         **job_resources("reconstruct"),
+    params:
+        slices=config["metrics"]["slices"],
+        backend=config["backend"],
     shell:
         "python -m analysis.tuning apply {wildcards.method} {input.tuning} {input.data} {output} "
         "--slices {params.slices} --backend {params.backend} --threads {threads} > {log} 2>&1"
@@ -72,19 +81,21 @@ rule apply_classical:
 
 rule n2i_split:
     input:
-        "results/{dataset}/proj/{dose}.h5",
+        P.projections(),
     output:
-        "results/{dataset}/n2i/{dose}/subsets.h5",
-    params:
-        k=config.get("noise2inverse", {}).get("k", 4),
-        backend=config["backend"],
+        P.n2i_subsets(),
     log:
         "results/logs/n2i_split/{dataset}/{dose}.log",
     benchmark:
         "results/benchmarks/n2i_split/{dataset}/{dose}.tsv"
+    conda:
+        "../environment.yml"
     threads: job_threads("reconstruct")
     resources:
         **job_resources("reconstruct"),
+    params:
+        k=config["noise2inverse"]["k"] if PLAN.n2i else None,
+        backend=config["backend"],
     shell:
         "python -m tomogan_core.noise2inverse split {input} {output} --k {params.k} --backend {params.backend} "
         "--threads {threads} > {log} 2>&1"
@@ -94,19 +105,22 @@ rule n2i_train:
     input:
         rules.n2i_split.output,
     output:
-        "results/models/n2i/{dataset}-{dose}/model.pt",
-    params:
-        settings=n2i_settings() if N2I else "",
+        P.n2i_model(),
     log:
         "results/logs/n2i_train/{dataset}-{dose}.log",
     benchmark:
         "results/benchmarks/n2i_train/{dataset}-{dose}.tsv"
+    priority: PRIORITY_N2I  # after the trainings, before the short jobs
+    conda:
+        "../environment.yml"
     threads: job_threads("train")
     resources:
         **job_resources("train"),
-    priority: 5  # after TomoGAN's trainings, before the short jobs (see rules/train.smk)
+    params:
+        settings=PLAN.n2i_args(),
+        out=lambda w, output: os.path.dirname(output[0]),
     shell:
-        "python -m tomogan_core.noise2inverse train {input} -o $(dirname {output}) {params.settings} "
+        "python -m tomogan_core.noise2inverse train {input} -o {params.out} {params.settings} "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -115,16 +129,18 @@ rule n2i_infer:
         subsets=rules.n2i_split.output,
         model=rules.n2i_train.output,
     output:
-        "results/{dataset}/recon/{dose}/n2i.h5",
-    params:
-        slices=config.get("metrics", {}).get("slices", 8),
+        P.recon(method="n2i"),
     log:
         "results/logs/n2i_infer/{dataset}/{dose}.log",
     benchmark:
         "results/benchmarks/n2i_infer/{dataset}/{dose}.tsv"
+    conda:
+        "../environment.yml"
     threads: job_threads("infer")
     resources:
         **job_resources("infer"),
+    params:
+        slices=config["metrics"]["slices"],
     shell:
         "python -m tomogan_core.noise2inverse infer {input.subsets} {input.model} {output} "
         "--run n2i-{wildcards.dataset}-{wildcards.dose} --slices {params.slices} --threads {threads} > {log} 2>&1"

@@ -1,20 +1,22 @@
-# Metrics of the conventional reconstructions against the normal-dose reference.
+# Metrics against the normal-dose reference: per dataset (conventional methods; TomoGAN models), then the
+# summaries and the main table.
 
 
 rule conventional_metrics:
     input:
-        reference=lambda w: reference_path(w.dataset),
-        recons=lambda w: [p for p in reconstructions()
-                          if p.startswith(f"results/{w.dataset}/") and p != reference_path(w.dataset)],
+        reference=lambda w: PLAN.reference(w.dataset),
+        recons=lambda w: PLAN.conventional_inputs(w.dataset),
     output:
-        "results/metrics/{dataset}/conventional.csv",
-    params:
-        slices=config.get("metrics", {}).get("slices", 8),
-        margin=config.get("metrics", {}).get("fov_margin", 2),
+        P.metrics(kind="conventional"),
     log:
         "results/logs/conventional_metrics/{dataset}.log",
     benchmark:
         "results/benchmarks/conventional_metrics/{dataset}.tsv"
+    conda:
+        "../environment.yml"
+    params:
+        slices=config["metrics"]["slices"],
+        margin=config["metrics"]["fov_margin"],
     shell:
         "python -m analysis.metrics {output} --reference {input.reference} --slices {params.slices} "
         "--fov-margin {params.margin} {input.recons} > {log} 2>&1"
@@ -22,50 +24,56 @@ rule conventional_metrics:
 
 rule conventional_summary:
     input:
-        expand("results/metrics/{dataset}/conventional.csv", dataset=DATASETS),
+        [P.metrics(ds, "conventional") for ds in PLAN.datasets],
     output:
-        "results/metrics/conventional.csv",
+        P.summary("conventional"),
     log:
         "results/logs/conventional_summary.log",
     benchmark:
         "results/benchmarks/conventional_summary.tsv"
+    conda:
+        "../environment.yml"
     params:
-        config_hash=CONFIG_HASH,
+        config_hash=PLAN.config_hash,
     shell:
         "python -m analysis.summary {output} {input} --config-hash {params.config_hash} > {log} 2>&1"
 
 
 rule tomogan_metrics:
     input:
-        reference=lambda w: reference_path(w.dataset),
-        enhanced=tomogan_metric_inputs,
+        reference=lambda w: PLAN.reference(w.dataset),
+        enhanced=lambda w: PLAN.tomogan_inputs(w.dataset),
     output:
-        "results/metrics/{dataset}/tomogan.csv",
-    params:
-        slices=config.get("metrics", {}).get("slices", 8),
-        margin=config.get("metrics", {}).get("fov_margin", 2),
+        P.metrics(kind="tomogan"),
     log:
         "results/logs/tomogan_metrics/{dataset}.log",
     benchmark:
         "results/benchmarks/tomogan_metrics/{dataset}.tsv"
+    conda:
+        "../environment.yml"
+    params:
+        slices=config["metrics"]["slices"],
+        margin=config["metrics"]["fov_margin"],
     shell:
         "python -m analysis.metrics {output} --reference {input.reference} --slices {params.slices} "
         "--fov-margin {params.margin} {input.enhanced} > {log} 2>&1"
 
 
 rule tomogan_summary:
-    # TomoGAN beside the conventional methods, on the volumes the models were tested on
+    # TomoGAN beside the conventional methods, on the volumes the models were applied to
     input:
-        conventional=lambda w: expand("results/metrics/{dataset}/conventional.csv", dataset=tomogan_datasets()),
-        tomogan=lambda w: expand("results/metrics/{dataset}/tomogan.csv", dataset=tomogan_datasets()),
+        conventional=[P.metrics(ds, "conventional") for ds in PLAN.tomogan_datasets()],
+        tomogan=[P.metrics(ds, "tomogan") for ds in PLAN.tomogan_datasets()],
     output:
-        report("results/metrics/tomogan.csv", caption="../report/tomogan_table.rst", category="Tables"),
+        report(P.summary("tomogan"), caption="../report/tomogan_table.rst", category="Tables"),
     log:
         "results/logs/tomogan_summary.log",
     benchmark:
         "results/benchmarks/tomogan_summary.tsv"
+    conda:
+        "../environment.yml"
     params:
-        config_hash=CONFIG_HASH,
+        config_hash=PLAN.config_hash,
     shell:
         "python -m analysis.summary {output} {input.conventional} {input.tomogan} "
         "--config-hash {params.config_hash} > {log} 2>&1"
@@ -75,14 +83,16 @@ rule main_table:
     input:
         rules.tomogan_summary.output,
     output:
-        report("results/tables/main.md", caption="../report/main_table.rst", category="Tables"),
-        "results/tables/main.csv",
-        "results/tables/main_object.csv",
-    params:
-        main=main_models(),
+        md=report(P.table("main.md"), caption="../report/main_table.rst", category="Tables"),
+        csv=P.table("main.csv"),
+        object_csv=P.table("main_object.csv"),
     log:
         "results/logs/main_table.log",
     benchmark:
         "results/benchmarks/main_table.tsv"
+    conda:
+        "../environment.yml"
+    params:
+        main=" ".join(f"{ds}={run}" for ds, run in PLAN.main_models()),
     shell:
-        "python -m analysis.tables {input} {output[0]} --main {params.main} > {log} 2>&1"
+        "python -m analysis.tables {input} {output.md} --main {params.main} > {log} 2>&1"

@@ -1,37 +1,43 @@
-# Phantoms: the 3-D foam volumes (xdesign).
+# Phantoms: the 3-D foam volumes (xdesign), and the shale raw scans (TomoBank, or the labelled stand-in).
 
 
 rule foam_phantom:
     output:
-        "results/{dataset}/phantom.h5",
-    wildcard_constraints:
-        dataset=_alternatives(FOAM),
-    params:
-        args=foam_args,
+        P.phantom(),
     log:
         "results/logs/foam_phantom/{dataset}.log",
     benchmark:
         "results/benchmarks/foam_phantom/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(PLAN.foam),
+    priority: priority_of_dataset
+    conda:
+        "../environment.yml"
     threads: job_threads("simulate")
     resources:
         **job_resources("simulate"),
+    params:
+        args=lambda w: PLAN.foam_args(w.dataset),
     shell:
         "python -m simulate.phantoms {output} {params.args} --threads {threads} > {log} 2>&1"
 
 
 rule shale_raw:
     output:
-        "results/{dataset}/raw.h5",
-    wildcard_constraints:
-        dataset=_alternatives(SHALE),
-    params:
-        args=shale_download_args,
+        P.raw(),
     log:
         "results/logs/shale_raw/{dataset}.log",
     benchmark:
         "results/benchmarks/shale_raw/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(PLAN.shale),
+    priority: priority_of_dataset
+    conda:
+        "../environment.yml"
     threads: job_threads("simulate")
     resources:
         **job_resources("simulate"),
+    params:
+        args=lambda w: PLAN.shale_download_args(w.dataset),
     shell:
         "python -m simulate.download {output} {params.args} --threads {threads} > {log} 2>&1"

@@ -4,19 +4,23 @@
 
 rule fbp:
     input:
-        "results/{dataset}/proj/{dose}.h5",
+        P.projections(),
     output:
-        "results/{dataset}/recon/{dose}/fbp.h5",
-    params:
-        filter=config["reconstruct"]["fbp"].get("filter", "ram-lak"),
-        backend=config["backend"],
+        P.recon(method="fbp"),
     log:
         "results/logs/fbp/{dataset}/{dose}.log",
     benchmark:
         "results/benchmarks/fbp/{dataset}/{dose}.tsv"
+    priority: priority_of_pair
+    conda:
+        "../environment.yml"
     threads: job_threads("reconstruct")
     resources:
         **job_resources("reconstruct"),
+    params:
+        filter=config["reconstruct"]["fbp"]["filter"],
+        backend=config["backend"],
+        slab_mb=SLAB_MB,
     shell:
         "python -m simulate.reconstruct recon {input} {output} --method fbp --filter {params.filter} "
-        "--slab-mb {SLAB_MB} --backend {params.backend} --threads {threads} > {log} 2>&1"
+        "--slab-mb {params.slab_mb} --backend {params.backend} --threads {threads} > {log} 2>&1"

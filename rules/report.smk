@@ -1,25 +1,29 @@
 # Figures, the timing table and the report. Each figure is one target:
 #   snakemake --cores 2 results/figures/fig_depth.png
-# builds that figure and only what it needs. Captions: report/<figure>.rst.
+# builds that figure and only what it needs. What a figure shows: analysis/panels.py; captions: report/<figure>.rst.
 
 
 rule timing:
     input:
-        unpack(timing_inputs),
+        unpack(lambda w: PLAN.timing_inputs()),
     output:
-        report("results/timing/timing.csv", caption="../report/timing.rst", category="Tables"),
-    params:
-        t=config.get("timing", {}),
-        extra=lambda w, input: " ".join((["--tuning " + " ".join(input.tuning)] if input.tuning else [])
-                                        + ([f"--n2i-model {input.n2i}"] if "n2i" in input.keys() else [])),
-        backend=config["backend"],
+        report(P.timing(), caption="../report/timing.rst", category="Tables"),
     log:
         "results/logs/timing.log",
     benchmark:
         "results/benchmarks/timing.tsv"
+    conda:
+        "../environment.yml"
     threads: config.get("timing", {}).get("threads", job_threads("infer"))
     resources:
         **job_resources("infer"),
+    params:
+        t=config.get("timing"),
+        extra=lambda w, input: " ".join(
+            (["--tuning " + " ".join(input.tuning)] if input.tuning else [])
+            + ([f"--n2i-model {input.n2i}"] if "n2i" in input.keys() else [])
+        ),
+        backend=config["backend"],
     shell:
         "python -m analysis.timing {output} --proj {input.proj} --reference {input.reference} "
         "--model {input.model} --slices {params.t[slices]} --repeats {params.t[repeats]} "
@@ -29,18 +33,20 @@ rule timing:
 
 rule inference_speed:
     input:
-        unpack(speed_inputs),
+        unpack(lambda w: PLAN.speed_inputs()),
     output:
-        report("results/bench/inference_speed.csv", caption="../report/inference_speed.rst", category="Tables"),
-    params:
-        args=speed_args,
+        report(P.speed(), caption="../report/inference_speed.rst", category="Tables"),
     log:
         "results/logs/inference_speed.log",
     benchmark:
         "results/benchmarks/inference_speed.tsv"
+    conda:
+        "../environment.yml"
     threads: config.get("timing", {}).get("threads", job_threads("infer"))
     resources:
         **job_resources("infer"),
+    params:
+        args=lambda w: PLAN.speed_args(),
     shell:
         "python -m analysis.inference_speed {output} --model {input.model} --val-input {input.val} "
         "--val-reference {input.ref} {params.args} --threads {threads} > {log} 2>&1"
@@ -48,18 +54,21 @@ rule inference_speed:
 
 rule figure:
     input:
-        lambda w: FIGURES[w.figure].inputs,
+        lambda w: PLAN.figures[w.figure].inputs,
     output:
-        png=report("results/figures/{figure}.png", caption="../report/figure.rst", category="Figures",
-                   labels=lambda w: {"figure": w.figure}),
-        pdf="results/figures/{figure}.pdf",
-    params:
-        kind=lambda w: FIGURES[w.figure].kind,
-        args=lambda w: FIGURES[w.figure].command,
-        caption=lambda w: figure_caption(w.figure),
+        png=report(
+            P.figure(), caption="../report/figure.rst", category="Figures", labels=lambda w: {"figure": w.figure}
+        ),
+        pdf=P.figure().replace(".png", ".pdf"),
     log:
         "results/logs/figure/{figure}.log",
     benchmark:
         "results/benchmarks/figure/{figure}.tsv"
+    conda:
+        "../environment.yml"
+    params:
+        kind=lambda w: PLAN.figures[w.figure].kind,
+        spec=lambda w: PLAN.figures[w.figure].json,
+        caption=lambda w: figure_caption(w.figure),
     shell:
-        "python -m analysis.figures {params.kind} {output.png} {params.args} > {log} 2>&1"
+        "python -m analysis.figures {output.png} --spec {params.spec:q} > {log} 2>&1"

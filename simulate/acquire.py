@@ -29,7 +29,8 @@ import zlib
 import numpy as np
 
 from . import noise
-from .io import InputError, cli, read_array, read_attrs, software_versions, write_arrays
+from .io import read_array, read_attrs, software_versions, write_arrays
+from .plumbing import InputError, cli
 from .reconstruct import project, resolve_backend
 
 __all__ = [

@@ -62,8 +62,8 @@ import time
 import numpy as np
 from scipy import ndimage
 
-from .io import InputError, cli
-from .reconstruct import circular_mask, reconstruct, resolve_backend
+from .plumbing import InputError, circular_mask, cli
+from .reconstruct import reconstruct, resolve_backend
 
 __all__ = ["CRITERION", "criterion_name", "histogram_entropy", "center_scores", "find_center", "main"]
 

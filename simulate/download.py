@@ -44,7 +44,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from .io import InputError, cli
+from .plumbing import InputError, cli
 
 __all__ = ["MODES", "FALLBACK_WARNING", "DownloadError", "network_available", "sha256sum", "fetch",
            "obtain_raw", "main"]

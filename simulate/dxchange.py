@@ -49,7 +49,8 @@ import numpy as np
 
 from .acquire import write_projections
 from .center import criterion_name, find_center
-from .io import InputError, cli, read_attrs, software_versions
+from .io import read_attrs, software_versions
+from .plumbing import InputError, cli
 
 __all__ = ["RAW_DATASETS", "read_raw", "bin_frames", "normalize", "prepare", "main"]
 

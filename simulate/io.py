@@ -1,13 +1,8 @@
-"""HDF5 input and output shared by every stage of the study.
+"""HDF5 input and output, and provenance, shared by every stage of the study.
 
-Every file the workflow writes is HDF5 with provenance attributes, written
-atomically: data go to a temporary file beside the target, which replaces the
-target only once it is complete. A killed job therefore never leaves a
-half-written file under the final name.
-
-Every reader checks what it is given and raises :class:`InputError` with a
-one-line message that names the file and the problem; :func:`cli` turns that
-into ``error: <message>`` on stderr and exit status 2.
+Every file the workflow writes is HDF5 with provenance attributes (:func:`write_arrays`, written atomically
+through :func:`simulate.plumbing.atomic_h5`). Every reader checks what it is given and raises
+:class:`simulate.plumbing.InputError` with a one-line message that names the file and the problem.
 
 Axis order, written down once: projections are ``(angles, rows, detector)``,
 volumes are ``(slices, rows, cols)``; a slice is one detector row.
@@ -15,42 +10,29 @@ volumes are ``(slices, rows, cols)``; a slice is one detector row.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import os
 import platform
-import sys
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from .plumbing import InputError, atomic_h5
+
 __all__ = [
-    "InputError",
     "read_array",
     "read_attrs",
-    "atomic_h5",
+    "dataset_shape",
+    "check_finite",
     "write_arrays",
-    "write_csv",
+    "to_h5_attr",
     "software_versions",
     "cpu_name",
-    "check_finite",
-    "cli",
 ]
 
 logger = logging.getLogger(__name__)
-
-
-class InputError(ValueError):
-    """Bad input: the message is one line that names the file and the problem."""
-
-    def __init__(self, path, problem: str):
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 @contextmanager
@@ -158,7 +140,7 @@ def _from_h5(value):
     return value
 
 
-def _to_h5(value):
+def to_h5_attr(value):
     """Map a Python value to something HDF5 attributes store (dicts as JSON)."""
     if value is None:
         return "none"
@@ -167,40 +149,6 @@ def _to_h5(value):
     if isinstance(value, (list, tuple)) and any(isinstance(v, (str, dict)) for v in value):
         return json.dumps(value)
     return value
-
-
-@contextmanager
-def atomic_h5(path):
-    """Open ``path`` for writing through a temporary file in the same folder.
-
-    Yields an open :class:`h5py.File`; on success the temporary file replaces
-    ``path``, on any exception it is removed and ``path`` is left untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            yield f
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_csv(table, path) -> Path:
-    """Write a pandas table to ``path`` as CSV atomically (a temporary file beside it, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        table.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_arrays(path, arrays: dict, attrs: dict | None = None, *, chunks_slices: int | None = 1,
@@ -224,7 +172,7 @@ def write_arrays(path, arrays: dict, attrs: dict | None = None, *, chunks_slices
                 chunks = (min(chunks_slices, arr.shape[0]),) + arr.shape[1:]
             f.create_dataset(name, data=arr, chunks=chunks, compression=compression)
         for key, value in (attrs or {}).items():
-            f.attrs[key] = _to_h5(value)
+            f.attrs[key] = to_h5_attr(value)
 
 
 def software_versions() -> dict:
@@ -256,18 +204,3 @@ def cpu_name(cpuinfo="/proc/cpuinfo") -> str:
     model = fields.get("model name") or platform.processor() or platform.machine()
     units = [u for u in ("amx_bf16", "avx512_bf16") if u in fields.get("flags", "").split()]
     return f"{model} ({', '.join(units)})" if units else model
-
-
-def cli(main):
-    """Decorate a command-line ``main``: :class:`InputError` -> one line on stderr, exit 2."""
-
-    @functools.wraps(main)
-    def wrapper(argv=None):
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-        try:
-            return main(argv)
-        except InputError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            raise SystemExit(2) from None
-
-    return wrapper

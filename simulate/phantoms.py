@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm import tqdm
 
-from .io import cli, software_versions, write_arrays
+from .io import software_versions, write_arrays
+from .plumbing import cli
 
 __all__ = ["FoamSpec", "place_pores", "pore_sections", "foam_slice", "foam_volume", "main"]
 

@@ -9,8 +9,11 @@ Both expose the same three operations on stacks of slices, in one axis order:
 
 * :func:`project` -- volume ``(slices, rows, cols)`` -> projections ``(angles, slices, detector)``;
 * :func:`reconstruct` with ``method`` in :data:`METHODS`:
-  ``fbp`` (filtered back projection), ``sirt`` (``n_iter`` iterations) and
-  ``sirt-tv`` (SIRT followed by total-variation denoising, as the seed talk's comparison).
+  ``fbp`` (filtered back projection) and ``sirt`` (``n_iter`` iterations).
+
+The denoisers the classical comparison applies to reconstructions (:func:`tv_denoise`,
+:func:`bm3d_denoise`) live here too; the tuned methods built from them (SIRT+TV, FBP+TV, FBP+BM3D) are
+registered in :mod:`analysis.classical`.
 
 The rotation axis lies at detector coordinate ``center`` (pixel units, the tomopy
 convention: ``detector / 2`` for a centred axis). Angles are in radians over [0, pi).
@@ -39,49 +42,17 @@ __all__ = [
     "sirt_iterates",
     "tv_denoise",
     "bm3d_denoise",
-    "circular_mask",
+    "recon_attrs",
 ]
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("fbp", "sirt", "sirt-tv")
+METHODS = ("fbp", "sirt")
 BACKENDS = ("astra", "tomopy")
 FILTERS = ("ram-lak", "shepp-logan", "cosine", "hamming", "hann")
 
 
 # --------------------------------------------------------------------------- helpers
-
-def circular_mask(shape, *, margin: float = 0.0) -> np.ndarray:
-    """Boolean mask of the reconstruction's circular field of view.
-
-    Parallel-beam data determine only the disc inscribed in the square grid;
-    astra fills the corners with values that no metric should see.
-
-    Parameters
-    ----------
-    shape : tuple of int
-        ``(rows, cols)`` of a slice (or any shape whose last two axes are that).
-    margin : float
-        Pixels to leave out at the rim.
-
-    Returns
-    -------
-    ndarray of bool, shape ``(rows, cols)``
-
-    Examples
-    --------
-    >>> circular_mask((4, 4)).astype(int)
-    array([[0, 1, 1, 0],
-           [1, 1, 1, 1],
-           [1, 1, 1, 1],
-           [0, 1, 1, 0]])
-    """
-    rows, cols = shape[-2:]
-    y = np.arange(rows) - (rows - 1) / 2
-    x = np.arange(cols) - (cols - 1) / 2
-    radius = min(rows, cols) / 2 - margin
-    return (y[:, None] ** 2 + x[None, :] ** 2) <= radius ** 2
-
 
 def _check_sino(sino, theta):
     sino = np.asarray(sino, dtype=np.float32)
@@ -372,7 +343,7 @@ def bm3d_denoise(volume, *, sigma: float, threads: int = 1):
 
 
 def reconstruct(sino, theta, method, *, center=None, size=None, filter_name="ram-lak",
-                n_iter=None, tv_weight=None, tv_iter=1000, backend="auto", threads=1):
+                n_iter=None, backend="auto", threads=1):
     """Reconstruct every slice of ``sino`` with one of :data:`METHODS`.
 
     Parameters
@@ -381,7 +352,7 @@ def reconstruct(sino, theta, method, *, center=None, size=None, filter_name="ram
         Line integrals (``-log`` of normalised intensity).
     theta : ndarray, shape (angles,)
         Angles in radians.
-    method : {"fbp", "sirt", "sirt-tv"}
+    method : {"fbp", "sirt"}
     center : float, optional
         Rotation axis on the detector, pixels (default: ``detector / 2``).
     size : int, optional
@@ -389,9 +360,7 @@ def reconstruct(sino, theta, method, *, center=None, size=None, filter_name="ram
     filter_name : str
         FBP filter, one of :data:`FILTERS`.
     n_iter : int
-        SIRT iterations (``sirt``, ``sirt-tv``).
-    tv_weight, tv_iter : float, int
-        Total-variation weight (relative, see :func:`tv_denoise`) and iterations (``sirt-tv``).
+        SIRT iterations (``sirt``).
 
     Returns
     -------
@@ -403,8 +372,6 @@ def reconstruct(sino, theta, method, *, center=None, size=None, filter_name="ram
         raise ValueError(f"unknown FBP filter '{filter_name}'; choose one of {', '.join(FILTERS)}")
     if method != "fbp" and (n_iter is None or int(n_iter) < 1):
         raise ValueError(f"method '{method}' needs n_iter >= 1, got {n_iter}")
-    if method == "sirt-tv" and tv_weight is None:
-        raise ValueError("method 'sirt-tv' needs tv_weight")
     sino, theta = _check_sino(sino, theta)
     sino = _center_sinogram(sino, center)
     size = int(size or sino.shape[-1])
@@ -419,8 +386,6 @@ def reconstruct(sino, theta, method, *, center=None, size=None, filter_name="ram
     else:
         fn = be.fbp(sino, theta, size, filter_name) if method == "fbp" else be.sirt(sino, theta, size, int(n_iter))
         rec = np.stack(_map_slices(fn, n, threads, method), axis=0)
-    if method == "sirt-tv":
-        rec = tv_denoise(rec, weight=float(tv_weight), n_iter=int(tv_iter), threads=threads)
     return rec.astype(np.float32)
 
 
@@ -452,7 +417,8 @@ def reconstruct_file(proj_path, out_path, method: str, *, slices: int = 0, slab_
 
     Returns the attributes written.
     """
-    from .io import InputError, _to_h5, atomic_h5, dataset_shape, read_array, read_attrs
+    from .io import dataset_shape, read_array, read_attrs, to_h5_attr
+    from .plumbing import InputError, atomic_h5
 
     src = read_attrs(proj_path)
     theta = np.radians(read_array(proj_path, "/exchange/theta", ndim=1, dtype=np.float64))
@@ -464,7 +430,7 @@ def reconstruct_file(proj_path, out_path, method: str, *, slices: int = 0, slab_
     idx = central_slices(n_rows, slices)
     size = n_det
     step = slab_rows(4 * (theta.shape[0] * n_det + 2 * size * size), slab_mb, len(idx))
-    attrs = _recon_attrs(src, method=method, algorithm=method, backend=backend,
+    attrs = recon_attrs(src, method=method, algorithm=method, backend=backend,
                          filter=filter_name if method == "fbp" else "none", n_iter=n_iter or 0, center=center,
                          parent=str(proj_path), slab_slices=step)
     with atomic_h5(out_path) as f:
@@ -482,11 +448,11 @@ def reconstruct_file(proj_path, out_path, method: str, *, slices: int = 0, slab_
             except ValueError as exc:
                 raise InputError(proj_path, str(exc)) from None
         for key, value in attrs.items():
-            f.attrs[key] = _to_h5(value)
+            f.attrs[key] = to_h5_attr(value)
     return attrs
 
 
-def _recon_attrs(src: dict, **extra) -> dict:
+def recon_attrs(src: dict, **extra) -> dict:
     from .io import software_versions
 
     keep = ("dataset", "source", "dose", "dose_mode", "dose_level", "noise", "seed", "center",
@@ -498,14 +464,14 @@ def _recon_attrs(src: dict, **extra) -> dict:
 
 
 def main(argv=None):
-    """``python -m simulate.reconstruct {recon,tv} ...`` -- see ``--help``."""
+    """``python -m simulate.reconstruct recon ...`` -- see ``--help``."""
     import argparse
 
-    from .io import cli, read_array, read_attrs, write_arrays
+    from .plumbing import cli
 
     @cli
     def run(argv):
-        p = argparse.ArgumentParser(description="Reconstruct projections (FBP, SIRT) or TV-denoise a reconstruction.")
+        p = argparse.ArgumentParser(description="Reconstruct projections (FBP, SIRT).")
         sub = p.add_subparsers(dest="command", required=True)
         pr = sub.add_parser("recon", help="projections.h5 -> reconstruction.h5")
         pr.add_argument("proj")
@@ -519,24 +485,7 @@ def main(argv=None):
         pr.add_argument("--threads", type=int, default=1)
         pr.add_argument("--slab-mb", type=float, help="memory budget: reconstruct as many slices at a time as "
                         "fit in this many MiB (default: the whole volume at once)")
-        pt = sub.add_parser("tv", help="reconstruction.h5 -> TV-denoised reconstruction.h5 (SIRT+TV)")
-        pt.add_argument("recon")
-        pt.add_argument("out")
-        pt.add_argument("--weight", type=float, required=True)
-        pt.add_argument("--n-iter", type=int, default=1000)
-        pt.add_argument("--method-name", default="sirt-tv")
-        pt.add_argument("--threads", type=int, default=1)
         args = p.parse_args(argv)
-
-        if args.command == "tv":
-            rec = read_array(args.recon, "/recon", ndim=3, dtype_kind="f")
-            idx = read_array(args.recon, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
-            src = read_attrs(args.recon)
-            out = tv_denoise(rec, weight=args.weight, n_iter=args.n_iter, threads=args.threads)
-            attrs = dict(src, method=args.method_name, tv_weight=args.weight, tv_iter=args.n_iter,
-                         parent=str(args.recon))
-            write_arrays(args.out, {"/recon": out, "/slices": idx}, attrs)
-            return
 
         attrs = reconstruct_file(args.proj, args.out, args.method, slices=args.slices, slab_mb=args.slab_mb,
                                  center=args.center, filter_name=args.filter, n_iter=args.n_iter,

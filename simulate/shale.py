@@ -68,7 +68,8 @@ import numpy as np
 from scipy import ndimage
 
 from .acquire import angles
-from .io import cli, software_versions, write_arrays
+from .io import software_versions, write_arrays
+from .plumbing import cli
 from .reconstruct import project, resolve_backend
 
 __all__ = [
@@ -537,7 +538,7 @@ def _specs(args, parser):
 
 
 def run(argv=None) -> None:
-    """The command line's work, without :func:`simulate.io.cli`'s error handling (for callers in Python)."""
+    """The command line's work, without :func:`simulate.plumbing.cli`'s error handling (for callers in Python)."""
     parser = _parser()
     args = parser.parse_args(argv)
     sample, facility = _specs(args, parser)

@@ -130,14 +130,6 @@ def test_metrics_shape_mismatch(tmp_path, capsys):
                   "slice shape")
 
 
-def test_tv_needs_slice_indices(tmp_path, capsys):
-    rec = tmp_path / "sirt.h5"
-    write_arrays(rec, {"/recon": np.ones((2, 16, 16), np.float32)})
-    out = tmp_path / "tv.h5"
-    _expect_error(capsys, reconstruct.main, ["tv", str(rec), str(out), "--weight", "0.1"], out,
-                  "sirt.h5", "'/slices'")
-
-
 def test_error_exit_status_from_a_real_process(tmp_path):
     bad = _truncated(_projections(tmp_path / "proj.h5"), tmp_path / "cut.h5")
     out = tmp_path / "rec.h5"

@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tomogan_core.study import plan_runs, release_targets
+from tomogan_core.study import Plan, load_config, release_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,8 +22,8 @@ def test_paper_config_plans_on_slurm_with_gpus_for_training(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     counts = {m.group(1): int(m.group(2)) for m in re.finditer(r"^([a-z_]+)\s+(\d+)$", out, re.M)}
-    cfg = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
-    runs = plan_runs(cfg["tomogan"])
+    cfg = load_config(ROOT / "config" / "paper.yaml")
+    runs = Plan.from_config(cfg).runs
     n_data, n_doses = len(cfg["datasets"]), len(cfg["doses"])
     assert counts["train"] == len(runs)
     assert counts["infer"] == sum(len(r.applied_to) for r in runs.values())

@@ -76,7 +76,7 @@ def test_snakemake_stops_on_a_dangling_dataset_reference(tmp_path):
     (lambda c: c["scans"]["demo-scan"].update(doses=["photons-7"]), "scans.demo-scan.doses"),
     (lambda c: c["scans"]["demo-scan"].update(split="nope"), "split 'nope' has no main run"),
     (lambda c: c["scans"]["demo-scan"].update(center="middle"), "middle"),
-    (lambda c: c["classical"].update(methods=["sirt-tv"]), "sirt-tv denoises the tuned SIRT"),
+    (lambda c: c["classical"].update(methods=["sirt-tv"]), "sirt-tv starts from the tuned sirt"),
 ])
 def test_snakemake_stops_on_a_bad_scan_or_method_entry(tmp_path, change, needle):
     cfg = _load("smoke.yaml")

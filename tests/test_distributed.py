@@ -54,7 +54,7 @@ def test_torchrun_two_processes_train_one_model(tmp_path):
            "--log-every", "5", "--val-every", "20", "--ckpt-every", "20", "--val-slices", "2"]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    from tomogan_core.train import load_model
+    from tomogan_core.modelfile import load_model
 
     generator, norm, info = load_model(out / "model.pt")  # a plain single-process model
     assert info["steps_trained"] == 40 and generator.cfg.in_slices == 3

@@ -10,7 +10,7 @@ import pytest
 
 from simulate import dxchange
 from simulate.acquire import read_projections
-from simulate.io import InputError
+from simulate.plumbing import InputError
 
 N_ANG, N_ROWS, N_DET = 6, 6, 8
 

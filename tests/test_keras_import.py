@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from tomogan_core.export import load_served
+from tomogan_core.modelfile import load_served
 from tomogan_core.keras_import import (
     RELEASED_WEIGHTS_SHA256,
     _sha256,

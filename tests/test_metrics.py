@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from analysis.metrics import compare_volumes, masked_ssim, object_mask, object_threshold, reference_range
-from simulate.reconstruct import circular_mask
+from simulate.plumbing import circular_mask
 
 
 def _disc_phantom(n=96, radius=24, pore=6):

@@ -15,12 +15,14 @@ import torch
 from analysis import metrics
 from analysis.metrics import compare_volumes
 from simulate.acquire import write_projections
-from simulate.io import InputError, write_arrays
+from simulate.io import write_arrays
+from simulate.plumbing import InputError
 from simulate.noise import short_exposure
 from simulate.reconstruct import fbp, project
 from tomogan_core import noise2inverse as n2i
+from tomogan_core.modelfile import load_model
 from tomogan_core.noise2inverse import denoise_n2i, n2i_pairs, split_views, subset_reconstructions, train_n2i
-from tomogan_core.train import TrainConfig, load_model, train
+from tomogan_core.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 K = 4
@@ -131,9 +133,9 @@ def test_n2i_beats_the_noisy_full_view_fbp(scan, tmp_path):
     assert info["config"]["lambda_adv"] == 0 and info["config"]["lambda_vgg"] == 0
     assert info["vgg_weights"].startswith("none") and np.isfinite(info["val_psnr"])
     assert len(info["train_data"]) == K and len(info["val_data"]) == K  # validation: held-out slices of all K pairs
-    # MSE only: the critic is never trained (its optimiser never stepped), no critic loss in the log
+    # MSE only: no critic is built (none in the checkpoint), no critic loss in the log
     ckpt = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
-    assert ckpt["opt_d"]["state"] == {}
+    assert ckpt["critic"] is None and ckpt["opt_d"] is None
     assert all(row["loss_d"] == "" and row["adv"] == "" for row in
                csv.DictReader(open(tmp_path / "run" / "log.csv")))
 
@@ -161,6 +163,25 @@ def test_a_killed_n2i_run_resumes_to_the_same_weights(scan, tmp_path):
     resumed = train_n2i(small, tmp_path / "cut", cfg, progress=False)
     (a, _, _), (b, _, _) = load_model(full), load_model(resumed)
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_a_checkpoint_that_kept_an_unused_critic_still_resumes(scan, tmp_path):
+    # checkpoints written before Noise2Inverse stopped building a critic hold its untouched weights and
+    # optimiser: resuming one ignores them and ends with the same weights as an uninterrupted run
+    from tomogan_core.model import Discriminator, DiscriminatorConfig
+
+    small = scan["subsets"][:, :, :32, :32]
+    cfg = replace(CFG, max_iter=4, batch=2, val_every=2, ckpt_every=2, log_every=1)
+    full = train_n2i(small, tmp_path / "full", cfg, progress=False)
+    cut = train_n2i(small, tmp_path / "cut", cfg, progress=False, stop_after=2)
+    state = torch.load(cut, weights_only=False)
+    critic = Discriminator(DiscriminatorConfig(patch_size=cfg.patch))
+    state.update(critic=critic.state_dict(), opt_d=torch.optim.Adam(critic.parameters()).state_dict())
+    torch.save(state, cut)
+    resumed = train_n2i(small, tmp_path / "cut", cfg, progress=False)
+    (a, _, _), (b, _, _) = load_model(full), load_model(resumed)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    assert torch.load(tmp_path / "cut" / "checkpoint.pt", weights_only=False)["critic"] is None
 
 
 # --------------------------------------------------------------------------- command line
@@ -217,7 +238,9 @@ def test_cli_round_trip_reads_back_with_metrics(scan, tmp_path):
 
 
 def _expect(capsys, argv, needle, absent):
-    assert n2i.main([str(a) for a in argv]) == 2
+    with pytest.raises(SystemExit) as exc:
+        n2i.main([str(a) for a in argv])
+    assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and needle in err, err
     assert not Path(absent).exists()

@@ -7,7 +7,8 @@ import pytest
 from simulate import dxchange, shale
 from simulate.acquire import read_projections
 from simulate.io import read_array, read_attrs
-from simulate.reconstruct import circular_mask, reconstruct
+from simulate.plumbing import circular_mask
+from simulate.reconstruct import reconstruct
 
 # tiny scans: 48 x 48 x 8 sample, 60 angles; a facility differs in angles and detector width
 TINY = ["--size", "48", "--slices", "8"]

@@ -1,67 +1,198 @@
-"""The study's TomoGAN runs: names, shared models, loss sets, cross-facility test volumes, config checks."""
+"""The study plan, without Snakemake: runs, evaluated pairs, paths, inputs, priorities, figure specs, config checks."""
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from pathlib import Path
 
 from tomogan_core.data import Normalization
-from tomogan_core.study import check_runs, enhanced_targets, plan_runs, release_targets
+from tomogan_core.study import (SCHEMA, Paths, Plan, check_runs, enhanced_targets, load_config, plan_runs,
+                                release_targets, run_name)
 from tomogan_core.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cfg(name="default.yaml"):
-    return yaml.safe_load((ROOT / "config" / name).read_text())
+    return load_config(ROOT / "config" / name)
 
 
-def test_default_plan_shares_the_main_model_with_the_ablations():
-    cfg = _cfg()
-    runs = plan_runs(cfg["tomogan"])
+@pytest.fixture(scope="module")
+def default_plan():
+    return Plan.from_config(_cfg())
+
+
+@pytest.fixture(scope="module")
+def smoke_plan():
+    return Plan.from_config(_cfg("smoke.yaml"))
+
+
+# ----------------------------------------------------------------------------- defaults in one place
+
+def test_train_config_defaults_are_the_schema_defaults():
+    """TrainConfig (what `tomogan-train` uses alone) and the schema (what the workflow fills in) must agree."""
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]["tomogan"]["properties"]["train"]["properties"]
+    fields = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    assert set(fields) == set(schema), set(fields) ^ set(schema)
+    differ = {k: (fields[k], schema[k].get("default")) for k in fields if fields[k] != schema[k].get("default")}
+    assert not differ, differ
+
+
+def test_a_config_leaving_sections_out_gets_the_schema_defaults():
+    cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
+    for key in ("metrics", "classical", "memory", "inference"):
+        cfg.pop(key, None)
+    load_config(cfg)
+    assert cfg["metrics"]["slices"] == 8 and cfg["classical"]["methods"] == ["sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"]
+    plan = Plan.from_config(cfg)
+    assert plan.classical == cfg["classical"]["methods"]
+
+
+# ----------------------------------------------------------------------------- runs
+
+def test_default_plan_shares_the_main_model_with_the_ablations(default_plan):
+    cfg = default_plan.config
+    runs = default_plan.runs
     ab = cfg["tomogan"]["ablation"]
     depths = {r.depth for r in runs.values() if r.dose == ab["dose"] and r.loss_set == "all" and r.split == ab["split"]}
     assert depths == set(ab["depths"])
-    main = f"{ab['split']}-{ab['dose']}-d3-all"
-    assert main in runs and sum(r.name == main for r in runs.values()) == 1
+    main = default_plan.main_run(ab["split"], ab["dose"])
+    assert main.name == run_name(ab["split"], ab["dose"], cfg["tomogan"]["train"]["depth"], "all")
     # a dropped loss term has weight 0, a kept one keeps the config's weight
-    mse = runs[f"{ab['split']}-{ab['dose']}-d3-mse"].settings
+    mse = runs[run_name(ab["split"], ab["dose"], 3, "mse")].settings
     assert mse["lambda_adv"] == 0 and mse["lambda_vgg"] == 0 and mse["lambda_mse"] == cfg["tomogan"]["train"]["lambda_mse"]
-    adv = runs[f"{ab['split']}-{ab['dose']}-d3-mse-adv"].settings
+    adv = runs[run_name(ab["split"], ab["dose"], 3, "mse-adv")].settings
     assert adv["lambda_adv"] == cfg["tomogan"]["train"]["lambda_adv"] and adv["lambda_vgg"] == 0
-    # every run's settings make a valid TrainConfig
-    for run in runs.values():
+    for run in runs.values():  # every run's settings make a valid TrainConfig
         TrainConfig(**run.settings)
 
 
-def test_cross_facility_models_are_tested_on_both_facilities():
-    cfg = _cfg()
-    runs = plan_runs(cfg["tomogan"])
+def test_cross_facility_models_are_tested_on_both_facilities(default_plan):
+    cfg = default_plan.config
     sp = cfg["tomogan"]["splits"]
     for src, dst in cfg["tomogan"]["cross_facility"]["pairs"]:
         for dose in cfg["tomogan"]["cross_facility"]["doses"]:
-            run = runs[f"{src}-{dose}-d3-all"]
+            run = default_plan.main_run(src, dose)
             assert set(sp[src]["test"]) == set(run.test) and set(sp[dst]["test"]) == set(run.cross_test)
             assert not set(run.train) & set(run.test)  # never tested on what it trained on
-    paths = enhanced_targets(runs)
-    assert len(paths) == len(set(paths)) == sum(len(r.applied_to) for r in runs.values())
+    paths = enhanced_targets(default_plan.runs)
+    assert len(paths) == len(set(paths)) == sum(len(r.applied_to) for r in default_plan.runs.values())
 
+
+def test_a_scan_is_evaluated_with_its_splits_main_run_at_each_of_its_doses(smoke_plan):
+    for name, scan in smoke_plan.scans.items():
+        for dose in scan["doses"]:
+            run = smoke_plan.evaluated[(name, dose)]
+            assert run is smoke_plan.main_run(scan["split"], dose) and name in run.cross_test
+    # every evaluated pair is a test volume or a scan, never a training or validation volume
+    for (ds, dose), run in smoke_plan.evaluated.items():
+        assert ds not in run.train + run.val and run.dose == dose and smoke_plan.is_main(run)
+
+
+def test_the_released_model_is_applied_wherever_a_trained_one_is(default_plan):
+    runs = default_plan.runs
+    tested = {(ds, r.dose) for r in runs.values() for ds in r.applied_to}
+    paths = release_targets(runs)
+    assert len(paths) == len(tested)
+    assert all(Paths.enhanced(ds, dose, "release") in paths for ds, dose in tested)
+
+
+# ----------------------------------------------------------------------------- paths and inputs
+
+def test_paths_fill_what_they_are_given_and_leave_wildcards():
+    assert Paths.recon("foam3", "sparse-8", "fbp") == "results/foam3/recon/sparse-8/fbp.h5"
+    assert Paths.recon(method="fbp") == "results/{dataset}/recon/{dose}/fbp.h5"
+    assert Paths.enhanced(run="release") == "results/{dataset}/enhanced/{dose}/release.h5"
+    # every pattern has one function, and every function's pattern is in the table
+    for key in Paths.PATTERNS:
+        assert callable(getattr(Paths, key)), key
+
+
+def test_inputs_follow_the_method_registry(smoke_plan):
+    run = smoke_plan.main_run("foam", "sparse-8")
+    val = run.validation_volume
+    assert smoke_plan.tune_inputs("foam", "sparse-8", "fbp-tv")["val"] == Paths.recon(val, "sparse-8", "fbp")
+    assert smoke_plan.tune_inputs("foam", "sparse-8", "sirt")["val"] == Paths.projections(val, "sparse-8")
+    tv = smoke_plan.tune_inputs("foam", "sparse-8", "sirt-tv")
+    assert tv["sirt"] == Paths.tuning("foam", "sparse-8", "sirt") and tv["sirt_base"].endswith("sirt-val.h5")
+    test = run.test[0]
+    assert smoke_plan.apply_inputs(test, "sparse-8", "sirt-tv")["data"] == Paths.recon(test, "sparse-8", "sirt")
+    assert smoke_plan.apply_inputs(test, "sparse-8", "sirt")["data"] == Paths.projections(test, "sparse-8")
+    # tuning never reads a test volume
+    for split, dose in {(r.split, r.dose) for r in smoke_plan.evaluated.values()}:
+        for method in smoke_plan.classical:
+            for path in smoke_plan.tune_inputs(split, dose, method).values():
+                assert not any(f"results/{t}/" in path for t in smoke_plan.tuning_run(split, dose).test)
+
+
+def test_targets_cover_every_dataset_and_dose(smoke_plan):
+    data = smoke_plan.simulated_data()
+    assert len(data) == sum(len(smoke_plan.doses_of(d)) for d in smoke_plan.datasets)
+    recons = smoke_plan.reconstructions()
+    for (ds, dose) in smoke_plan.evaluated:
+        for method in smoke_plan.classical + ["n2i", "fbp"]:
+            assert Paths.recon(ds, dose, method) in recons
+    assert all(smoke_plan.reference(d) in recons for d in smoke_plan.datasets)
+
+
+def test_the_chain_that_feeds_training_gets_trainings_priority(smoke_plan):
+    run = smoke_plan.main_run("foam", "sparse-8")
+    assert smoke_plan.priority(run.train[0], "sparse-8") == smoke_plan.priority(run.train[0], smoke_plan.full) > 0
+    assert smoke_plan.priority(run.test[0], "sparse-8") == 0  # a test volume feeds no training
+    assert smoke_plan.priority(run.test[0]) == 0
+
+
+# ----------------------------------------------------------------------------- figures
+
+def test_figure_specs_are_json_and_name_their_inputs(smoke_plan):
+    figs = smoke_plan.figures
+    assert {"fig_overview", "fig_depth", "fig_loss_terms", "fig_training_curves", "fig_timing"} <= set(figs)
+    for name, spec in figs.items():
+        data = json.loads(spec.json)
+        assert data["kind"] == spec.kind
+        # every path the spec names is an input of the figure's rule
+        text = json.dumps(data)
+        for path in spec.inputs:
+            assert path in text, (name, path)
+        assert all(p.startswith("results/") for p in spec.inputs)
+    # a path with ':' or ';' survives (the old LABEL=TITLE:PATH;... strings broke on them)
+    cfg = copy.deepcopy(smoke_plan.config)
+    cfg["datasets"]["foam:3;x"] = cfg["datasets"].pop("foam3")
+    for split in cfg["tomogan"]["splits"].values():
+        split["test"] = ["foam:3;x" if d == "foam3" else d for d in split["test"]]
+    spec = Plan.from_config(cfg).figures["fig_overview"]
+    assert any("foam:3;x" in p["path"] for row in json.loads(spec.json)["rows"] for p in row["panels"])
+
+
+# ----------------------------------------------------------------------------- config errors
 
 def test_config_errors_name_the_culprit():
     full = _cfg()
     check_runs(plan_runs(full["tomogan"]), list(full["datasets"]), list(full["doses"]))  # the shipped one is fine
-    cfg = full["tomogan"]
-    cfg["splits"]["foam"]["test"] = ["foam9"]
+    cfg = copy.deepcopy(full)
+    cfg["tomogan"]["splits"]["foam"]["test"] = ["foam9"]
     with pytest.raises(ValueError, match="foam9"):
-        check_runs(plan_runs(cfg), list(full["datasets"]), list(full["doses"]))
-    cfg["splits"]["foam"]["test"] = ["foam3"]
-    cfg["main"][0]["doses"].append("photons-7")
+        Plan.from_config(cfg)
+    cfg = copy.deepcopy(full)
+    cfg["tomogan"]["main"][0]["doses"].append("photons-7")
     with pytest.raises(ValueError, match="photons-7"):
-        check_runs(plan_runs(cfg), list(full["datasets"]), list(full["doses"]))
-    cfg = _cfg()["tomogan"]
-    cfg["main"][0]["split"] = "nowhere"
+        Plan.from_config(cfg)
+    cfg = copy.deepcopy(full)
+    cfg["tomogan"]["main"][0]["split"] = "nowhere"
     with pytest.raises(ValueError, match="nowhere"):
-        plan_runs(cfg)
+        Plan.from_config(cfg)
+    cfg = copy.deepcopy(full)
+    cfg["timing"]["dose"] = "sparse-3"
+    with pytest.raises(ValueError, match="timing"):
+        Plan.from_config(cfg).timing_run
+    cfg = copy.deepcopy(full)
+    cfg["doses"]["other"] = {"mode": "full"}
+    with pytest.raises(ValueError, match="exactly one dose"):
+        Plan.from_config(cfg)
 
 
 def test_grey255_maps_the_robust_range_to_0_255():
@@ -74,11 +205,3 @@ def test_grey255_maps_the_robust_range_to_0_255():
     assert abs(zs.mean()) < 1e-4 and zs.std() == pytest.approx(1, rel=1e-4)
     with pytest.raises(ValueError, match="normalisation"):
         Normalization.fit([v], "minmax")
-
-
-def test_the_released_model_is_applied_wherever_a_trained_one_is_tested():
-    runs = plan_runs(_cfg()["tomogan"])
-    tested = {(ds, r.dose) for r in runs.values() for ds in r.applied_to}
-    paths = release_targets(runs)
-    assert len(paths) == len(tested)
-    assert all(f"results/{ds}/enhanced/{dose}/release.h5" in paths for ds, dose in tested)

@@ -10,11 +10,13 @@ import pytest
 import torch
 
 import tomogan_core
-from simulate.io import InputError, write_arrays
+from simulate.io import write_arrays
+from simulate.plumbing import InputError
 from tomogan_core.data import VolumePair, read_pair, split_held_out
-from tomogan_core.export import export_trained, load_served
+from tomogan_core.export import export_trained
 from tomogan_core.infer import load_any
-from tomogan_core.train import TrainConfig, denoise_volume, load_model, train
+from tomogan_core.modelfile import LoadedModel, denoise, load_model, load_served
+from tomogan_core.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,6 +45,11 @@ def _files(tmp_path, seed, **kw):
     write_arrays(ld, {"/recon": pair.low, "/slices": np.arange(pair.n_slices)}, {"dataset": f"s{seed}"})
     write_arrays(nd, {"/recon": pair.normal, "/slices": np.arange(pair.n_slices)}, {"dataset": f"s{seed}"})
     return ld, nd
+
+
+def denoise_volume(generator, volume, norm):
+    """A generator being trained, applied as validation applies it."""
+    return denoise(volume, LoadedModel.from_generator(generator, norm), repeat_edges=True)
 
 
 def _weights(path):
@@ -180,7 +187,9 @@ def test_release_single_file_layout(tmp_path):
 
 
 def _expect(capsys, main, argv, needle, absent):
-    assert main([str(a) for a in argv]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in argv])
+    assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and needle in err, err
     assert not Path(absent).exists()
@@ -212,7 +221,9 @@ def test_train_bad_input(tmp_path, capsys):
     corrupt = tmp_path / "corrupt.h5"
     corrupt.write_bytes(ld.read_bytes()[:1000])
     _expect(capsys, main, ["-ld", corrupt, "-nd", nd, *common], "corrupt.h5", out)
-    assert main(["-ld", str(ld), "-nd", str(nd), "-depth", "4", *map(str, common)]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["-ld", str(ld), "-nd", str(nd), "-depth", "4", *map(str, common)])
+    assert exc.value.code == 2
     assert "odd" in capsys.readouterr().err
 
 

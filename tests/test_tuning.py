@@ -1,4 +1,8 @@
-"""Honest tuning: grid search on validation slices only, SIRT's iterates, and the tune/apply commands."""
+"""Honest tuning: grid search on validation slices only, SIRT's iterates, and the tune/apply commands.
+
+``tune`` and ``apply`` dispatch through the registry :data:`analysis.classical.METHODS`: the tests at the
+end register methods of their own there and tune and apply them with this module as it stands.
+"""
 
 import json
 
@@ -6,12 +10,14 @@ import h5py
 import numpy as np
 import pytest
 
+from analysis.classical import METHODS, Method, each_value
 from analysis.metrics import compare_volumes
 from analysis.tuning import grid_search, main, tune, tuning_label
 from simulate.acquire import angles, write_projections
-from simulate.io import InputError, read_attrs, write_arrays
+from simulate.io import read_attrs, write_arrays
+from simulate.plumbing import InputError
 from simulate.noise import short_exposure
-from simulate.reconstruct import project, reconstruct, sirt, sirt_iterates
+from simulate.reconstruct import project, reconstruct, sirt, sirt_iterates, tv_denoise
 
 N, SLICES, VAL = 64, 10, [4, 5]
 
@@ -159,6 +165,16 @@ def test_cli_tune_then_apply_every_method(scan, tmp_path):
             assert f["/slices"][()].tolist() == [3, 4, 5, 6]
             psnr = np.mean([r["psnr"] for r in compare_volumes(f["/recon"][()], reference)])
         assert psnr > fbp_psnr, m  # each tuned method improves on the noisy FBP
+    # the table cells and the files' attributes: SIRT+TV shows the SIRT count it starts from
+    sirt_n = json.loads((tmp_path / "sirt.json").read_text())["value"]
+    stv = json.loads((tmp_path / "sirt-tv.json").read_text())
+    assert stv["sirt_n_iter"] == sirt_n and isinstance(sirt_n, int)
+    attrs = read_attrs(tmp_path / "stv.h5")
+    assert attrs["tuning"] == f"n={sirt_n}, w={stv['value']:g}" + ("†" if stv["at_edge"] else "")
+    assert attrs["tuned_parameter"] == "weight" and attrs["tuning_grid"] == "0.02 0.2"
+    # SIRT+TV is TV of the tuned SIRT test slices, with TV_ITER iterations
+    with h5py.File(tmp_path / "sirt.h5") as f, h5py.File(tmp_path / "stv.h5") as g:
+        np.testing.assert_array_equal(g["/recon"][()], tv_denoise(f["/recon"][()], weight=stv["value"], n_iter=1000))
 
 
 def test_cli_errors_name_the_file(scan, tmp_path, capsys):
@@ -174,3 +190,94 @@ def test_cli_errors_name_the_file(scan, tmp_path, capsys):
               str(files["full"][1]), "--val-index", "99"])
     assert "lacks validation slices [99]" in capsys.readouterr().err
     assert not (tmp_path / "t.json").exists()
+
+
+def test_apply_to_a_reconstruction_without_slice_indices_names_the_file(scan, tmp_path, capsys):
+    rec = tmp_path / "sirt.h5"
+    write_arrays(rec, {"/recon": np.ones((2, 16, 16), np.float32)})
+    tuning = tmp_path / "sirt-tv.json"
+    tuning.write_text(json.dumps({"method": "sirt-tv", "parameter": "weight", "value": 0.1, "grid": [0.1],
+                                  "criterion": "ssim", "sirt_n_iter": 5, "val_input": "v.h5", "val_index": [4]}))
+    out = tmp_path / "tv.h5"
+    with pytest.raises(SystemExit) as exc:
+        main(["apply", "sirt-tv", str(tuning), str(rec), str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "sirt.h5" in err and "'/slices'" in err
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- dispatch through the registry
+
+def _scale(x, value, *, backend="auto", threads=1):
+    """A toy method: the input times ``value``."""
+    return np.asarray(x, np.float32) * np.float32(value)
+
+
+@pytest.fixture
+def toy(monkeypatch):
+    """Register two toy methods, one on the FBP, one on the tuned SIRT (as sirt-tv), recording their calls."""
+    calls = []
+
+    def candidates(x, grid, *, backend="auto", threads=1):
+        calls.append(("candidates", list(grid)))
+        return each_value(_scale)(x, grid, backend=backend, threads=threads)
+
+    def apply(x, value, *, backend="auto", threads=1):
+        calls.append(("apply", value))
+        return _scale(x, value)
+
+    monkeypatch.setitem(METHODS, "fbp-scale", Method("fbp-scale", "FBP×k", "scale", "k", (0.25, 1.0, 4.0), "fbp",
+                                                     candidates, apply))
+    monkeypatch.setitem(METHODS, "sirt-scale", Method("sirt-scale", "SIRT×k", "scale", "k", (0.25, 1.0, 4.0),
+                                                      "sirt", candidates, apply, needs=("sirt",)))
+    return calls
+
+
+def test_a_method_registered_elsewhere_is_tuned_and_applied(scan, tmp_path, toy):
+    _, files = scan
+    low_fbp, ref = files["low"][1], files["full"][1]
+    main(["tune", "fbp-scale", str(tmp_path / "t.json"), "--val-input", str(low_fbp), "--val-reference", str(ref),
+          "--val-index", *map(str, VAL), "--criterion", "psnr"])
+    result = json.loads((tmp_path / "t.json").read_text())
+    assert toy == [("candidates", [0.25, 1.0, 4.0])]  # the default grid is the entry's
+    assert (result["method"], result["parameter"], result["value"], result["at_edge"]) == ("fbp-scale", "scale", 1.0,
+                                                                                           False)
+    assert [s["value"] for s in result["scores"]] == [0.25, 1.0, 4.0]
+    assert tuning_label("fbp-scale", result) == "k=1"
+    main(["apply", "fbp-scale", str(tmp_path / "t.json"), str(low_fbp), str(tmp_path / "out.h5"), "--slices", "4"])
+    assert toy[-1] == ("apply", 1.0)
+    attrs = read_attrs(tmp_path / "out.h5")
+    assert (attrs["method"], attrs["tuning"], attrs["tuned_parameter"], attrs["tuning_grid"]) == \
+        ("fbp-scale", "k=1", "scale", "0.25 1 4")
+    with h5py.File(tmp_path / "out.h5") as f, h5py.File(low_fbp) as g:
+        np.testing.assert_array_equal(f["/recon"][()], g["/recon"][3:7])
+        assert f["/slices"][()].tolist() == [3, 4, 5, 6]
+
+
+def test_a_registered_method_that_starts_from_sirt_gets_its_count(scan, tmp_path, toy):
+    _, files = scan
+    low_proj, ref = files["low"][0], files["full"][1]
+    sirt_t = tune("sirt", low_proj, ref, VAL, grid=[5, 20])
+    with pytest.raises(ValueError, match="sirt-scale needs the tuning result of sirt"):
+        tune("sirt-scale", low_proj, ref, VAL)
+    assert toy == []
+    result = tune("sirt-scale", low_proj, ref, VAL, grid=[4.0, 1.0], sirt_tuning=sirt_t, criterion="psnr")
+    assert toy == [("candidates", [1.0, 4.0])] and result["value"] == 1.0
+    assert result["sirt_n_iter"] == sirt_t["value"]
+    assert tuning_label("sirt-scale", dict(result, at_edge=True)) == f"n={sirt_t['value']}, k=1†"
+    # its start is SIRT at sirt's count on the validation rows, as recomputed here
+    keep = {}
+    tune("sirt-scale", low_proj, ref, VAL, grid=[1.0], sirt_tuning=sirt_t, keep=keep)
+    with h5py.File(low_proj) as f:
+        data, theta = f["/exchange/data"][:, VAL, :], np.radians(f["/exchange/theta"][()])
+    np.testing.assert_allclose(keep["best"], sirt(data, theta, n_iter=sirt_t["value"], center=N / 2, size=N),
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_an_unregistered_method_is_refused(scan, tmp_path, capsys):
+    _, files = scan
+    with pytest.raises(ValueError, match="unknown method 'fbp-scale'; choose one of sirt, sirt-tv"):
+        tune("fbp-scale", files["low"][1], files["full"][1], VAL)
+    with pytest.raises(SystemExit):
+        main(["apply", "fbp-scale", str(tmp_path / "t.json"), str(files["low"][1]), str(tmp_path / "o.h5")])
+    assert "invalid choice: 'fbp-scale'" in capsys.readouterr().err

@@ -1,6 +1,7 @@
 """The Snakemake DAG: the default config plans, and the smoke config runs end to end."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -37,10 +38,53 @@ def test_default_config_plans_every_stage(tmp_path):
         assert any(line.split() == [rule, str(count)] for line in proc.stdout.splitlines()), (rule, proc.stdout[-3000:])
 
 
+def _jobs(dry_run_stdout):
+    """The jobs of a dry run: rule, inputs, outputs and priority of each."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", dry_run_stdout):
+        head = re.match(r"(?:local)?rule (\w+):", block)
+        if not head:
+            continue
+        fields = dict(re.findall(r"^    (\w+): (.*)$", block, re.M))
+        jobs.append({"rule": head.group(1), "input": [p for p in fields.get("input", "").split(", ") if p],
+                     "output": [p for p in fields.get("output", "").split(", ") if p],
+                     "priority": int(fields.get("priority", 0))})
+    return jobs
+
+
+def test_every_job_a_training_waits_for_has_its_priority(tmp_path):
+    """The critical path first: Snakemake's schedulers rank ready jobs by priority before anything else (the
+    greedy one's reward is the tuple (priority, temp bytes, input bytes)), so a training's whole upstream chain
+    (phantom -> projections -> low dose -> FBP) must carry the training's priority; otherwise the trainings
+    queue behind the classical tuning, and the run's length depends on tie-breaking."""
+    proc = _snakemake("-n", "all", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    jobs = _jobs(proc.stdout)
+    producer = {out: job for job in jobs for out in job["output"]}
+    trains = [j for j in jobs if j["rule"] == "train"]
+    assert trains and all(j["priority"] > 0 for j in trains)
+    top = trains[0]["priority"]
+    upstream, todo = set(), [p for j in trains for p in j["input"]]
+    while todo:
+        job = producer.get(todo.pop())
+        if job is not None and id(job) not in upstream:
+            upstream.add(id(job))
+            todo += job["input"]
+            assert job["priority"] == top, (job["rule"], job["output"], job["priority"])
+    assert {j["rule"] for j in jobs if id(j) in upstream} >= {"foam_phantom", "project_foam", "low_dose", "fbp"}
+    # and the short jobs that no training waits for are not promoted with them
+    tuning = [j for j in jobs if j["rule"].startswith("tune_")]
+    assert tuning and all(j["priority"] < top for j in tuning)
+
+
 @pytest.mark.slow
 def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
     proc = _snakemake("--cores", "2", "all", "--configfile", str(ROOT / "config" / "smoke.yaml"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # the critical path first: the last training starts before the last classical tuning job does
+    started = re.findall(r"^(?:local)?rule (\w+):", proc.stderr, re.M)
+    last = {rule: i for i, rule in enumerate(started)}
+    assert last["train"] < max(i for rule, i in last.items() if rule.startswith("tune_")), started
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     results = tmp_path / "results"
     for dataset, spec in cfg["datasets"].items():
@@ -88,9 +132,9 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
         assert f.attrs["center_method"].startswith("auto") and abs(f.attrs["center"] - 67.3) < 0.5
     assert set(table.loc[table["dataset"] == "demo-scan", "source"]) == {"synthetic-demo-scan"}
     # TomoGAN: every planned run was trained, applied to its test volumes, and scored beside FBP
-    from tomogan_core.study import plan_runs
+    from tomogan_core.study import Plan, load_config
 
-    runs = plan_runs(cfg["tomogan"])
+    runs = Plan.from_config(load_config(ROOT / "config" / "smoke.yaml")).runs
     for run in runs.values():
         assert (results / "models" / run.name / "model.pt").exists()
         assert (results / "models" / run.name / "log.csv").read_text().count("\n") > 1

@@ -9,7 +9,7 @@ Two input layouts are read:
 - **The public release's single file** (``-dsfn``): datasets ``train_ns``, ``train_gt``, ``test_ns``,
   ``test_gt``, each ``(N, H, W)`` (noisy = low dose, gt = normal dose); ``test_*`` is used for validation.
 
-Every problem is raised as :class:`simulate.io.InputError`: one line naming the file and the problem.
+Every problem is raised as :class:`simulate.plumbing.InputError`: one line naming the file and the problem.
 
 Normalisation is one affine map for input and output, ``z = (v - offset) / scale``, fitted on the
 normal-dose training volumes, of one of two kinds:
@@ -32,7 +32,8 @@ from typing import List, Optional, Sequence, Tuple
 import h5py
 import numpy as np
 
-from simulate.io import InputError, read_array, read_attrs
+from simulate.io import read_array, read_attrs
+from simulate.plumbing import InputError
 
 __all__ = [
     "RELEASE_KEYS",

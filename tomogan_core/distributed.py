@@ -9,9 +9,10 @@ How :func:`tomogan_core.train.train` uses it:
 
 * the generator is wrapped in :class:`torch.nn.parallel.DistributedDataParallel`, which averages its
   gradients across ranks during the backward pass;
-* the critic's gradients are averaged by :meth:`Context.average_gradients` after each critic backward
-  instead: the WGAN-GP penalty differentiates through the critic's input gradient (``autograd.grad`` with
-  ``create_graph``), which DistributedDataParallel does not support;
+* the critic's gradients (when the loss has an adversarial term, so that there is a critic) are averaged
+  by :meth:`Context.average_gradients` after each critic backward instead: the WGAN-GP penalty
+  differentiates through the critic's input gradient (``autograd.grad`` with ``create_graph``), which
+  DistributedDataParallel does not support;
 * each rank draws its own patches: its own seed and its own shard of the training slices (the patch
   start positions ``s`` with ``s % world == rank``);
 * only rank 0 validates, writes checkpoints, ``log.csv`` and ``model.pt`` (the plain generator's weights,

@@ -12,7 +12,10 @@ A served model is two files side by side:
   inverted on its output), ``source``, ``torch_version``, ``created`` and whatever the caller adds. A
   copy is also embedded in the ``.pt`` file as the extra file ``card.json``.
 
-Both files are written atomically (temporary file in the same folder, then :func:`os.replace`).
+Both files are written atomically (temporary file in the same folder, then :func:`os.replace`). This
+module writes the format; reading and recognising it (:func:`~tomogan_core.modelfile.load_served`,
+:func:`~tomogan_core.modelfile.is_served`, also imported here) live in :mod:`tomogan_core.modelfile`,
+with the trained ``model.pt`` format and the loader of either kind.
 
 .. note:: TorchScript (``torch.jit.script``/``save``/``load``) warns that it is deprecated in favour of
    ``torch.export`` in the PyTorch this project pins (2.13). It still works; this module silences
@@ -26,25 +29,24 @@ import datetime as _dt
 import json
 import logging
 import os
-import uuid
-import warnings
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Dict, Iterator, Tuple, Union
+from typing import Any, Dict, Union
 
 import torch
 import torch.nn as nn
 
+from simulate.plumbing import InputError, atomic_path, cli, write_text
+
 from .model import SIZE_MULTIPLE, Generator
+from .modelfile import EMBEDDED_CARD, SERVED_FORMAT_VERSION, card_path, load_model, load_served, quiet_torchscript
 
 __all__ = ["FORMAT_VERSION", "REQUIRED_CARD_KEYS", "card_path", "export_served", "load_served", "export_trained", "main"]
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = SERVED_FORMAT_VERSION  # the card's format_version (reading lives in tomogan_core.modelfile)
 REQUIRED_CARD_KEYS = ("input_scale", "source")  # what only the caller can know
-_EMBEDDED_CARD = "card.json"
 
 PathLike = Union[str, os.PathLike]
 
@@ -66,19 +68,6 @@ class ServedGenerator(nn.Module):
         """Map (B, d, H, W) float32 data to (B, 1, H, W) enhanced data."""
         z = (x - self.offset) / self.scale  # (B, d, H, W) network units
         return self.net.forward_any_size(z) * self.scale + self.offset  # (B, 1, H, W)
-
-
-def card_path(path: PathLike) -> Path:
-    """Return the card path that goes with a served model path (``OUT.pt`` -> ``OUT.json``)."""
-    return Path(path).with_suffix(".json")
-
-
-@contextmanager
-def _quiet_torchscript() -> Iterator[None]:
-    """Silence PyTorch's 'torch.jit.* is deprecated' warnings for the enclosed calls."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*torch\.jit.*deprecated", category=DeprecationWarning)
-        yield
 
 
 def _build_card(generator: Generator, card: Dict[str, Any]) -> Dict[str, Any]:
@@ -104,11 +93,6 @@ def _build_card(generator: Generator, card: Dict[str, Any]) -> Dict[str, Any]:
     full.update(card)
     full["format_version"] = FORMAT_VERSION
     return full
-
-
-def _temp_path(target: Path) -> Path:
-    """Return an unused hidden temporary path next to ``target`` (same folder, so os.replace is atomic)."""
-    return target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
 
 
 def export_served(generator: Generator, path: PathLike, card: Dict[str, Any]) -> Path:
@@ -151,72 +135,15 @@ def export_served(generator: Generator, path: PathLike, card: Dict[str, Any]) ->
     if scale.get("kind") != "affine" or not float(scale.get("scale", 0)) > 0:
         raise ValueError(f"card input_scale must be affine with a positive scale, got {scale!r}")
     net = copy.deepcopy(generator).to(device="cpu", dtype=torch.float32).eval()
-    with _quiet_torchscript():
+    with quiet_torchscript():
         scripted = torch.jit.script(ServedGenerator(net, float(scale["offset"]), float(scale["scale"])))
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_pt, tmp_json = _temp_path(path), _temp_path(json_path)
-    try:
-        with _quiet_torchscript():
-            torch.jit.save(scripted, str(tmp_pt), _extra_files={_EMBEDDED_CARD: card_text})
-        tmp_json.write_text(card_text, encoding="utf-8")
-        os.replace(tmp_pt, path)
-        os.replace(tmp_json, json_path)
-    finally:
-        for tmp in (tmp_pt, tmp_json):
-            tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp_pt:
+        with quiet_torchscript():
+            torch.jit.save(scripted, str(tmp_pt), _extra_files={EMBEDDED_CARD: card_text})
+        write_text(json_path, card_text)
     logger.info("wrote served model %s and card %s", path, json_path)
     return json_path
-
-
-def load_served(path: PathLike, *, map_location: str = "cpu") -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
-    """Load a served model and its card.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        The TorchScript file written by :func:`export_served`.
-    map_location : str, default "cpu"
-        Device to load the module onto.
-
-    Returns
-    -------
-    module : torch.jit.ScriptModule
-        In eval mode; maps (B, d, H, W) float32 to (B, 1, H, W).
-    card : dict
-        The sidecar ``.json`` card, or the copy embedded in the ``.pt`` file if the sidecar is missing.
-
-    Raises
-    ------
-    ValueError
-        If the file is missing or unreadable, or the card's format version is unknown.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such file")
-    extra = {_EMBEDDED_CARD: ""}
-    try:
-        with _quiet_torchscript():
-            module = torch.jit.load(str(path), map_location=map_location, _extra_files=extra)
-    except Exception as exc:  # torch raises RuntimeError or others for corrupt archives
-        raise ValueError(f"{path}: not a TorchScript served model ({type(exc).__name__})") from None
-    json_path = card_path(path)
-    try:
-        if json_path.is_file():
-            card = json.loads(json_path.read_text(encoding="utf-8"))
-        else:
-            logger.warning("%s: card %s missing, using the copy embedded in the model", path, json_path)
-            card = json.loads(extra[_EMBEDDED_CARD] or "null")
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{json_path}: not a valid JSON card ({exc})") from None
-    if not isinstance(card, dict):
-        raise ValueError(f"{path}: no model card found")
-    if card.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: card format_version {card.get('format_version')!r}, expected {FORMAT_VERSION}"
-        )
-    module.eval()
-    return module, card
 
 
 def export_trained(model_path: PathLike, out: PathLike) -> Path:
@@ -225,8 +152,6 @@ def export_trained(model_path: PathLike, out: PathLike) -> Path:
     The card records the depth, the normalisation, the training data and settings, the VGG weights
     used, and the generator's metrics on the validation slices.
     """
-    from .train import load_model
-
     generator, norm, info = load_model(model_path)
     card = {
         "input_scale": norm.card_scale(),
@@ -246,24 +171,22 @@ def export_trained(model_path: PathLike, out: PathLike) -> Path:
     return export_served(generator, out, card)
 
 
+@cli
 def main(argv=None) -> int:
     """``tomogan-export MODEL.pt OUT.pt``: write the served TorchScript model and its JSON card."""
     import argparse
-    import sys
-
-    from simulate.io import InputError
 
     p = argparse.ArgumentParser(prog="tomogan-export", description="Write a trained TomoGAN model "
                                 "(model.pt from tomogan-train) as TorchScript OUT.pt plus an OUT.json card.")
     p.add_argument("model", help="model.pt (or checkpoint.pt) written by tomogan-train")
     p.add_argument("out", help="served model to write, e.g. served/foam.pt")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         card = export_trained(args.model, args.out)
-    except (InputError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except InputError:
+        raise
+    except ValueError as exc:
+        raise InputError(args.model, str(exc)) from None
     print(f"wrote {args.out} and {card}")
     return 0
 

@@ -7,6 +7,9 @@ A model is any of
 
 Each output slice is the generator applied to the ``d`` slices centred on it; at the volume's ends the
 edge slice is repeated. Volumes with fewer than ``d`` slices are refused unless ``repeat_edges`` is set.
+:func:`denoise`, :func:`load_any` and :class:`LoadedModel` live in :mod:`tomogan_core.modelfile` (the
+same loop validates during training) and are imported here; this module adds the file-level pieces
+(slabs, the release's layout, the grey-level mapping) and the command.
 
 Command line::
 
@@ -24,104 +27,22 @@ import argparse
 import logging
 import sys
 import time
-import zipfile
 from pathlib import Path
 from typing import Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from simulate.io import InputError, dataset_shape, read_array, read_attrs, software_versions, write_arrays
+from simulate.io import dataset_shape, read_array, read_attrs, software_versions, write_arrays
+from simulate.plumbing import InputError, cli
 
-from .data import find_volume_key, read_volume, stack_neighbours
-from .train import PRECISIONS
+from .data import find_volume_key, read_volume
+from .modelfile import PRECISIONS, LoadedModel, denoise, flat_attrs, input_provenance, load_any
 
 __all__ = ["LoadedModel", "load_any", "grey255_from_input", "denoise", "main"]
 
 logger = logging.getLogger(__name__)
-
-
-class LoadedModel:
-    """A model ready to apply, whatever file it came from: data units in, data units out.
-
-    Attributes
-    ----------
-    depth : int
-        d, the input slices per output slice.
-    info : dict
-        Provenance: ``kind`` ("trained" or "served"), ``path``, ``vgg_weights``, ``card``/``config``,
-        ``precision``.
-    precision : str
-        "fp32", or "bf16" for bfloat16 autocast (faster on CPUs with AMX; its SSIM change on validation
-        slices is measured by :mod:`analysis.inference_speed`).
-    """
-
-    def __init__(self, forward, depth: int, info: dict, device: torch.device, precision: str = "fp32"):
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        self._forward, self.depth, self.device, self.precision = forward, depth, device, precision
-        self.info = dict(info, precision=precision)
-
-    @torch.inference_mode()
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        """(B, d, H, W) data -> (B, H, W) enhanced data, float32."""
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            y = self._forward(torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(self.device))
-        return y[:, 0].float().cpu().numpy()
-
-
-def _is_served(path: Path) -> bool:
-    """True for a TorchScript archive carrying our card (what export_served writes)."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            return any(n.endswith("extra/card.json") for n in z.namelist())
-    except (zipfile.BadZipFile, OSError):
-        return False
-
-
-def load_any(path, *, depth: Optional[int] = None, device: str = "auto", precision: str = "fp32") -> LoadedModel:
-    """Load a trained or served model file (see the module docstring) for :func:`denoise`.
-
-    Trained generators run with channels-last weights (oneDNN's preferred layout: 1.3-1.5x faster on
-    CPU, same numbers to 1e-7 SSIM; measured by :mod:`analysis.inference_speed`).
-
-    Raises
-    ------
-    InputError
-        Missing or unreadable file, or a model whose depth is not ``depth``.
-    """
-    from .train import load_model, resolve_device
-
-    path = Path(path)
-    dev = resolve_device(device)
-    if not path.is_file():
-        raise InputError(path, "model file not found")
-    if _is_served(path):
-        from .export import load_served
-
-        try:
-            module, card = load_served(path, map_location=str(dev))
-        except ValueError as exc:
-            raise InputError(path, str(exc).split(": ", 1)[-1]) from None
-        d = int(card["in_slices"])
-        if depth is not None and d != depth:
-            raise InputError(path, f"model takes d = {d} slices, not {depth}")
-        info = {"kind": "served", "path": str(path), "vgg_weights": card.get("vgg_weights", "n/a"),
-                "source": card.get("source", ""), "card": card}
-        return LoadedModel(module, d, info, dev, precision)
-    generator, norm, meta = load_model(path, depth=depth, device=str(dev))
-    generator = generator.to(memory_format=torch.channels_last)
-
-    def forward(x):
-        z = (x - norm.offset) / norm.scale
-        return generator.forward_any_size(z) * norm.scale + norm.offset
-
-    info = {"kind": "trained", "path": str(path), "vgg_weights": meta.get("vgg_weights", "unknown"),
-            "source": f"trained: {path}", "config": meta.get("config", {}),
-            "val_ssim": meta.get("val_ssim"), "val_psnr": meta.get("val_psnr")}
-    return LoadedModel(forward, generator.cfg.in_slices, info, dev, precision)
 
 
 def grey255_from_input(model: LoadedModel, volume: np.ndarray) -> Tuple[LoadedModel, dict]:
@@ -135,7 +56,7 @@ def grey255_from_input(model: LoadedModel, volume: np.ndarray) -> Tuple[LoadedMo
     if not hi > lo:
         raise ValueError("input volume is constant: no grey-level range to map")
     step = (hi - lo) / 255.0
-    inner = model._forward
+    inner = model.forward
 
     def forward(x):
         return inner((x - lo) / step) * step + lo
@@ -143,57 +64,6 @@ def grey255_from_input(model: LoadedModel, volume: np.ndarray) -> Tuple[LoadedMo
     info = dict(model.info, grey255_from_input=[lo, hi])
     mapping = {"input_mapping": f"input 0.5..99.5 percentiles [{lo:.6g}, {hi:.6g}] -> 0..255 and back"}
     return LoadedModel(forward, model.depth, info, model.device, model.precision), mapping
-
-
-def denoise(volume: np.ndarray, model, *, indices: Optional[Sequence[int]] = None, batch: int = 4,
-            repeat_edges: bool = False, progress: bool = False, device: str = "auto") -> np.ndarray:
-    """Enhance slices of a low-dose volume with a TomoGAN model.
-
-    Parameters
-    ----------
-    volume : ndarray, shape (slices, rows, cols)
-        Low-dose reconstruction, in the units the model was trained on.
-    model : LoadedModel or path
-        What :func:`load_any` returns, or a path it accepts.
-    indices : sequence of int, optional
-        Slices to enhance (default all).
-    batch : int
-        Slices per forward pass.
-    repeat_edges : bool
-        Allow volumes with fewer slices than the model's depth (neighbours are repeated).
-
-    Returns
-    -------
-    ndarray, shape (len(indices), rows, cols), float32
-
-    Examples
-    --------
-    >>> import tomogan_core
-    >>> from tomogan_core.keras_import import load_keras_generator, released_weights_path
-    >>> from tomogan_core.export import export_served
-    >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "release.pt")
-    >>> _ = export_served(load_keras_generator(released_weights_path()), path,
-    ...                   {"input_scale": {"kind": "affine", "offset": 0.0, "scale": 1.0}, "source": "doc"})
-    >>> tomogan_core.denoise(np.zeros((2, 16, 16), np.float32), path).shape
-    (2, 16, 16)
-    """
-    volume = np.asarray(volume, np.float32)
-    if volume.ndim != 3:
-        raise ValueError(f"volume must be (slices, rows, cols), got shape {volume.shape}")
-    if not isinstance(model, LoadedModel):
-        model = load_any(model, device=device)
-    if volume.shape[0] < model.depth and not repeat_edges:
-        raise ValueError(f"volume has {volume.shape[0]} slices, fewer than the model's depth d = {model.depth}")
-    indices = list(range(volume.shape[0])) if indices is None else [int(i) for i in indices]
-    out = np.empty((len(indices),) + volume.shape[1:], np.float32)
-    starts = range(0, len(indices), batch)
-    for start in tqdm(starts, desc="denoise", disable=not progress, file=sys.stderr, unit="batch",
-                      mininterval=1.0 if sys.stderr.isatty() else 30.0):
-        chunk = indices[start:start + batch]
-        x = np.stack([stack_neighbours(volume, i, model.depth) for i in chunk])  # (b, d, H, W)
-        out[start:start + len(chunk)] = model(x)
-    return out
 
 
 # -----------------------------------------------------------------------------
@@ -208,20 +78,6 @@ def _release_layout(path) -> bool:
         return False
 
 
-def _flat_attrs(info: dict) -> dict:
-    keep = {"model": info["path"], "model_kind": info["kind"], "model_source": info["source"],
-            "vgg_weights": info["vgg_weights"]}
-    if info.get("val_ssim") is not None:
-        keep.update(model_val_ssim=info["val_ssim"], model_val_psnr=info["val_psnr"])
-    return keep
-
-
-def input_provenance(attrs: dict) -> dict:
-    """An input file's attributes for its enhanced output: what described how the input was made
-    (algorithm, method, filter, iterations) is kept under ``input_*``, the rest as it is."""
-    return {(f"input_{k}" if k in ("algorithm", "method", "filter", "n_iter") else k): v for k, v in attrs.items()}
-
-
 def denoise_file(src, out, model: LoadedModel, *, key: Optional[str] = None, slices: int = 0, slab_mb: float = 256.0,
                  batch: int = 4, repeat_edges: bool = False, grey255: bool = False, attrs: Optional[dict] = None,
                  progress: bool = False) -> Tuple[int, float]:
@@ -233,7 +89,8 @@ def denoise_file(src, out, model: LoadedModel, *, key: Optional[str] = None, sli
     to 64 evenly spaced slices (said in the output's ``input_mapping``). Writes ``/recon`` (chunked one slice
     at a time) and ``/slices`` atomically; returns (slices enhanced, seconds).
     """
-    from simulate.io import _to_h5, atomic_h5
+    from simulate.io import to_h5_attr
+    from simulate.plumbing import atomic_h5
     from simulate.reconstruct import central_slices, slab_rows
 
     name = find_volume_key(src, key)
@@ -268,7 +125,7 @@ def denoise_file(src, out, model: LoadedModel, *, key: Optional[str] = None, sli
             dset[a:a + len(part)] = denoise(block, model, indices=[int(i) - lo for i in part], batch=batch,
                                             repeat_edges=True, progress=progress)
         for k, v in dict(attrs or {}, **mapping, slab_slices=int(step)).items():
-            f.attrs[k] = _to_h5(v)
+            f.attrs[k] = to_h5_attr(v)
     return len(pick), time.perf_counter() - t0
 
 
@@ -284,7 +141,7 @@ def run(args) -> Tuple[Path, int, float]:
     if args.slab_mb and not release:  # stream the volume through in slabs
         out = Path(args.out) if args.out else src.with_name(src.stem + "-tomogan.h5")
         attrs = input_provenance(read_attrs(src))
-        attrs.update(_flat_attrs(model.info))
+        attrs.update(flat_attrs(model.info))
         n_in = dataset_shape(src, find_volume_key(src, args.key), ndim=3)[0]
         attrs.update(method=args.method, run=args.run or Path(args.model).parent.name, input_file=str(src),
                      depth=model.depth, device=str(model.device), edge_slices_repeated=bool(n_in < model.depth),
@@ -311,7 +168,7 @@ def run(args) -> Tuple[Path, int, float]:
                        progress=not args.quiet)
     seconds = time.perf_counter() - t0
     provenance = input_provenance(attrs)
-    provenance.update(_flat_attrs(model.info))
+    provenance.update(flat_attrs(model.info))
     provenance.update(method=args.method, run=args.run or Path(args.model).parent.name, input_file=str(src), depth=model.depth, device=str(model.device),
                       edge_slices_repeated=bool(vol.shape[0] < model.depth), slices_per_s=len(pick) / seconds,
                       versions=software_versions(), **mapping)
@@ -357,26 +214,20 @@ def add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run_command(parser: argparse.ArgumentParser, body, argv: Optional[Sequence[str]] = None) -> int:
-    """Parse ``argv``, set PyTorch's threads, run ``body(args)``; bad input: one ``error:`` line, status 2."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+def parse_runtime_args(parser: argparse.ArgumentParser, argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """Parse ``argv`` and apply ``--threads`` (see :func:`add_runtime_args`)."""
     args = parser.parse_args(argv)
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
-    try:
-        body(args)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    return args
 
 
+@cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``tomogan-infer``; bad input exits with status 2 and one ``error:`` line."""
-    def body(args):
-        out, n, seconds = run(args)
-        print(f"enhanced {n} slices in {seconds:.2f} s ({n / seconds:.1f} slices/s) -> {out}")
-    return run_command(build_parser(), body, argv)
+    out, n, seconds = run(parse_runtime_args(build_parser(), argv))
+    print(f"enhanced {n} slices in {seconds:.2f} s ({n / seconds:.1f} slices/s) -> {out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from simulate.plumbing import InputError, cli
+
 from .model import Generator, GeneratorConfig
 
 __all__ = [
@@ -268,8 +270,9 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+@cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``tomogan-import-keras``; return 0 on success, raise ``SystemExit(2)`` on any error."""
+    """Run ``tomogan-import-keras``; return 0 on success, one ``error:`` line and status 2 on bad input."""
     from .export import export_served  # deferred: keeps ``import tomogan_core.keras_import`` light
 
     args = _parse_args(argv)
@@ -283,9 +286,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "license": "Apache-2.0 (weights by Liu et al., AIScienceTutorial/Denoising)",
         }
         export_served(generator, args.out, card)
+    except InputError:
+        raise
     except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise InputError(args.keras_file, str(exc)) from None
     return 0
 
 

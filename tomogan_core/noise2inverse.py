@@ -12,9 +12,9 @@ image: the target's noise is independent of the input and averages out of the MS
 inference the ``K`` outputs, each from the mean of its ``K-1`` inputs, are averaged.
 
 Everything else is TomoGAN's: the generator, :func:`tomogan_core.train.train` (checkpoints, resume,
-``model.pt``) with the loss set to pixel MSE only (``lambda_adv = lambda_vgg = 0``, ``itd = 0``: the
-critic is built but never trained or called, and no VGG is loaded), and
-:func:`tomogan_core.infer.denoise`.
+``model.pt``) with the loss set to pixel MSE only (``lambda_adv = lambda_vgg = 0``, ``itd = 0``: no
+critic is built and no VGG is loaded), and :func:`tomogan_core.modelfile.denoise`, whose ``n2i`` mode
+feeds it the mean of ``K-1`` sub-reconstructions and averages the ``K`` outputs.
 
 Validation (the choice of the saved generator) is self-supervised too: the last
 ``val_fraction`` of the slices (:func:`tomogan_core.data.split_held_out`, with a gap of ``d``
@@ -49,13 +49,14 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
-from tqdm import tqdm
 
-from simulate.io import InputError, read_array, read_attrs, software_versions, write_arrays
+from simulate.io import read_array, read_attrs, software_versions, write_arrays
+from simulate.plumbing import InputError, cli
 
 from .data import VolumePair, split_held_out
-from .infer import add_runtime_args, run_command
-from .train import TrainConfig, train
+from .infer import add_runtime_args, parse_runtime_args
+from .modelfile import LoadedModel, denoise, flat_attrs, input_provenance, load_any, model_provenance
+from .train import TrainConfig, parse_bool, train
 
 __all__ = ["MODE", "split_views", "subset_reconstructions", "n2i_pairs", "n2i_config", "train_n2i",
            "read_subsets", "model_provenance", "denoise_n2i", "main"]
@@ -192,8 +193,8 @@ def n2i_pairs(subsets, *, name: str = "subsets") -> List[VolumePair]:
 def n2i_config(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with the loss set to pixel MSE only: no adversarial or VGG term, no critic updates.
 
-    :func:`tomogan_core.train.train` then never trains or calls the critic (it still builds it and
-    keeps its untouched weights in the checkpoint) and loads no VGG.
+    :func:`tomogan_core.train.train` then builds no critic (the checkpoint's ``critic`` and ``opt_d``
+    are None) and loads no VGG.
     """
     return replace(cfg, lambda_adv=0.0, lambda_vgg=0.0, lambda_mse=1.0, itd=0)
 
@@ -268,29 +269,6 @@ def train_n2i(subsets, out_dir, cfg: TrainConfig, *, val_subsets=None, name: str
 # inference
 
 
-def model_provenance(path) -> dict:
-    """The provenance a model file records (empty for a ``checkpoint.pt``, which keeps none).
-
-    Trained ``model.pt``: its ``provenance``; served ``.pt``: its card's ``provenance``.
-    """
-    from .infer import _is_served
-    from .train import load_model
-
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "model file not found")
-    if _is_served(path):
-        from .export import load_served
-
-        try:
-            _, card = load_served(path)
-        except ValueError as exc:
-            raise InputError(path, str(exc).split(": ", 1)[-1]) from None
-        return dict(card.get("provenance") or {})
-    _, _, info = load_model(path)
-    return dict(info.get("provenance") or {})
-
-
 def _check_model(path, k: int) -> dict:
     """Refuse a model that is not a Noise2Inverse one or was trained on another ``k``."""
     prov = model_provenance(path)
@@ -308,7 +286,7 @@ def denoise_n2i(subsets, model, *, indices: Optional[Sequence[int]] = None, batc
 
     Output ``j`` is the model applied to the mean of the sub-reconstructions other than ``j``;
     ``d`` adjacent slices feed each output slice, as TomoGAN. When the volume has fewer slices than
-    the model's depth, the edge slices are repeated (:func:`tomogan_core.infer.denoise`'s
+    the model's depth, the edge slices are repeated (:func:`tomogan_core.modelfile.denoise`'s
     ``repeat_edges``) and a warning is logged; the ``infer`` command records it in the output's
     ``edge_slices`` attribute.
 
@@ -327,8 +305,6 @@ def denoise_n2i(subsets, model, *, indices: Optional[Sequence[int]] = None, batc
     -------
     ndarray of float32, shape (len(indices), rows, cols)
     """
-    from .infer import LoadedModel, denoise, load_any
-
     subsets = _check_subsets(subsets)
     k = subsets.shape[0]
     if not isinstance(model, LoadedModel):
@@ -338,14 +314,7 @@ def denoise_n2i(subsets, model, *, indices: Optional[Sequence[int]] = None, batc
     if subsets.shape[1] < model.depth:
         logger.warning("%d slices, fewer than the model's depth d = %d: edge slices repeated",
                        subsets.shape[1], model.depth)
-    indices = list(range(subsets.shape[1])) if indices is None else [int(i) for i in indices]
-    total = subsets.sum(axis=0, dtype=np.float64)
-    out = np.zeros((len(indices),) + subsets.shape[2:], np.float64)
-    for j in tqdm(range(k), desc="n2i", unit="subset", disable=not progress, file=sys.stderr,
-                  mininterval=1.0 if sys.stderr.isatty() else 30.0):
-        others = ((total - subsets[j]) / (k - 1)).astype(np.float32)
-        out += denoise(others, model, indices=indices, batch=batch, repeat_edges=True)
-    return (out / k).astype(np.float32)
+    return denoise(subsets, model, indices=indices, batch=batch, repeat_edges=True, progress=progress, n2i=True)
 
 
 # -----------------------------------------------------------------------------
@@ -384,7 +353,7 @@ def read_subsets(path) -> Tuple[np.ndarray, np.ndarray, dict]:
 
 def _split(args) -> Path:
     from simulate.acquire import read_projections
-    from simulate.reconstruct import _recon_attrs, central_slices, resolve_backend
+    from simulate.reconstruct import central_slices, recon_attrs, resolve_backend
 
     data, theta, src = read_projections(args.proj)
     try:
@@ -399,7 +368,7 @@ def _split(args) -> Path:
                                          threads=args.threads, filter_name=args.filter)
     except ValueError as exc:
         raise InputError(args.proj, str(exc)) from None
-    attrs = _recon_attrs(src, method="n2i-subsets", algorithm="fbp", backend=backend, filter=args.filter,
+    attrs = recon_attrs(src, method="n2i-subsets", algorithm="fbp", backend=backend, filter=args.filter,
                          n_iter=0, center=center, parent=str(args.proj), k=args.k,
                          subset_angles=f"subset j = angles j, j+k, j+2k, ... of {data.shape[0]}")
     attrs["axes"] = "subsets, slices, rows, cols"
@@ -429,8 +398,6 @@ def _train(args) -> Path:
 
 
 def _infer(args) -> Tuple[Path, int, float]:
-    from .infer import _flat_attrs, input_provenance, load_any
-
     subsets, slices, attrs = read_subsets(args.subsets)
     k = subsets.shape[0]
     _check_model(args.model, k)
@@ -442,7 +409,7 @@ def _infer(args) -> Tuple[Path, int, float]:
     out = denoise_n2i(subsets, model, indices=pick, batch=args.batch, progress=not args.quiet)
     seconds = time.perf_counter() - t0
     provenance = input_provenance(attrs)
-    provenance.update(_flat_attrs(model.info))
+    provenance.update(flat_attrs(model.info))
     repeated = subsets.shape[1] < model.depth
     provenance.update(method="n2i", run=args.run or Path(args.model).parent.name, input_file=str(args.subsets),
                       k=k, depth=model.depth, device=str(model.device), axes="slices, rows, cols",
@@ -461,8 +428,6 @@ def _infer(args) -> Tuple[Path, int, float]:
 
 def build_parser() -> argparse.ArgumentParser:
     from simulate.reconstruct import FILTERS
-
-    from .train import _bool
 
     p = argparse.ArgumentParser(prog="tomogan-n2i", description="Noise2Inverse with TomoGAN's generator: "
                                 "self-supervised denoising from the scan's own projections.")
@@ -486,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         if f.name in _LOSS_FIELDS:
             continue
-        kind = {bool: _bool, "bool": _bool, int: int, "int": int, float: float, "float": float}.get(f.type, str)
+        kind = {bool: parse_bool, "bool": parse_bool, int: int, "int": int, float: float, "float": float}.get(f.type, str)
         pt.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=f.default,
                         help=f"default {f.default}")
 
@@ -501,17 +466,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+@cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``tomogan-n2i``; bad input exits with status 2 and one ``error:`` line."""
-    def body(args):
-        if args.command == "split":
-            print(f"wrote {_split(args)}")
-        elif args.command == "train":
-            print(f"trained {_train(args)}")
-        else:
-            out, n, seconds = _infer(args)
-            print(f"denoised {n} slices in {seconds:.2f} s -> {out}")
-    return run_command(build_parser(), body, argv)
+    args = parse_runtime_args(build_parser(), argv)
+    if args.command == "split":
+        print(f"wrote {_split(args)}")
+    elif args.command == "train":
+        print(f"trained {_train(args)}")
+    else:
+        out, n, seconds = _infer(args)
+        print(f"denoised {n} slices in {seconds:.2f} s -> {out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,16 +1,27 @@
-"""The study's TomoGAN runs, planned from the config's ``tomogan`` section (used by ``rules/common.smk``).
+"""The plan of the study: what is made, from what, and where it lives -- built once from the config.
 
-A *run* is one trained model: a split (which volumes train, validate and test it), a dose condition,
-a depth d and a set of loss terms. Its name says all four, e.g. ``foam-sparse-8-d3-all``, so that
-the main results and the ablations share a model wherever they ask for the same one.
+:class:`Plan` is the one place that knows the study's shape. ``rules/common.smk`` builds it with
+``Plan.from_config(config)`` and asks it for every path, flag and input; the figures
+(:mod:`analysis.panels`), the benchmarks and the tests use the same object, so that a dataset, a run name
+or a path pattern is written once.
 
-- ``main``: one run per (split, dose) listed, at the configured depth with every loss term.
-- ``ablation``: on one (split, dose), the depths at all loss terms, and the loss sets at the
-  configured depth.
-- ``cross_facility``: for each (train split, test split) pair and dose, the train split's main run is
-  also applied to the test split's test volumes.
+What the plan owns:
 
-Only the config decides what runs; this module only names and lists.
+- the datasets (foam, shale, the user's ``scans``), the dose labels and the full-dose label;
+- the TomoGAN *runs*: one trained model each, named by :func:`run_name` (``{split}-{dose}-d{depth}-{loss_set}``),
+  with its seed and settings, the volumes that train, validate and test it, and the other volumes it is
+  applied to (cross-facility test volumes, the user's scans);
+- the *evaluated* (volume, dose) pairs: each test volume at its dose with its own main run; every method
+  is scored there;
+- the figure specs (:mod:`analysis.panels` lays them out from the plan);
+- :class:`Paths`, the one table of path patterns, one function per artefact.
+
+Config defaults live in ``config/config.schema.yaml`` and are filled in by :func:`load_config` (Snakemake's
+``validate``), so the plan reads ``config[...]`` and never repeats a default.
+
+A *run* is one trained model: a split (which whole volumes train, validate and test it), a dose, a depth d
+and a set of loss terms. The main results and the ablations share a model wherever they ask for the same
+one.
 
 Examples
 --------
@@ -19,14 +30,25 @@ Examples
 ...        "ablation": {"split": "foam", "dose": "sparse-8", "depths": [1, 3], "loss_sets": ["mse", "all"]}}
 >>> sorted(plan_runs(cfg))
 ['foam-sparse-8-d1-all', 'foam-sparse-8-d3-all', 'foam-sparse-8-d3-mse']
+>>> Paths.recon("foam3", "sparse-8", "fbp")
+'results/foam3/recon/sparse-8/fbp.h5'
+>>> Paths.recon(method="fbp")  # a field left out stays a Snakemake wildcard
+'results/{dataset}/recon/{dose}/fbp.h5'
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import string
 from dataclasses import dataclass, field
-from typing import Dict, List
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
 
-__all__ = ["LOSS_SETS", "RELEASE", "Run", "plan_runs", "check_runs", "enhanced_targets", "release_targets"]
+__all__ = ["LOSS_SETS", "RELEASE", "SCHEMA", "Run", "Paths", "Plan", "load_config", "plan_runs", "run_name",
+           "settings_flags", "check_runs", "enhanced_targets", "release_targets"]
+
+SCHEMA = Path(__file__).resolve().parents[1] / "config" / "config.schema.yaml"
 
 # Which loss terms each named set keeps; a dropped term's weight is set to 0.
 LOSS_SETS = {
@@ -36,7 +58,89 @@ LOSS_SETS = {
     "all": ("mse", "adv", "vgg"),
 }
 _WEIGHT = {"mse": "lambda_mse", "adv": "lambda_adv", "vgg": "lambda_vgg"}
+MAIN_LOSS_SET = "all"  # the main results' runs keep every loss term
 RELEASE = "release"  # the authors' trained generator (TomoGAN.h5), applied as it is
+
+# Scheduling priorities (Snakemake `priority:`): training and every job that feeds one come first, so that the
+# longest chain (simulate -> FBP -> train -> infer) is never queued behind the short jobs; Noise2Inverse next.
+PRIORITY_TRAIN = 10
+PRIORITY_N2I = 5
+
+
+# ----------------------------------------------------------------------------- paths
+
+class _Wildcards(dict):
+    def __missing__(self, key):
+        return "{" + key + "}"
+
+
+def _fill(pattern: str, **fields) -> str:
+    return pattern.format_map(_Wildcards({k: v for k, v in fields.items() if v is not None}))
+
+
+class Paths:
+    """Every artefact's path, from one table of patterns (:attr:`PATTERNS`): ``Paths.<artefact>(...)`` each.
+
+    Each function fills the fields it is given, positionally in the pattern's order or by name; a field left
+    out stays a ``{wildcard}``, so the same function gives a rule its output pattern and an input function
+    its concrete path: ``Paths.recon("foam3", "full", "fbp")``, ``Paths.recon(method="fbp")``.
+    """
+
+    PATTERNS = {
+        "phantom": "results/{dataset}/phantom.h5",
+        "raw": "results/{dataset}/raw.h5",
+        "projections": "results/{dataset}/proj/{dose}.h5",
+        "recon": "results/{dataset}/recon/{dose}/{method}.h5",
+        "enhanced": "results/{dataset}/enhanced/{dose}/{run}.h5",
+        "n2i_subsets": "results/{dataset}/n2i/{dose}/subsets.h5",
+        "tuning": "results/tuning/{split}/{dose}/{method}.json",
+        "tuned_val": "results/tuning/{split}/{dose}/{method}-val.h5",
+        "model_dir": "results/models/{run}",
+        "model": "results/models/{run}/model.pt",
+        "train_log": "results/models/{run}/log.csv",
+        "n2i_model": "results/models/n2i/{dataset}-{dose}/model.pt",
+        "metrics": "results/metrics/{dataset}/{kind}.csv",
+        "summary": "results/metrics/{kind}.csv",
+        "table": "results/tables/{name}",
+        "figure": "results/figures/{figure}.png",
+        "timing": "results/timing/timing.csv",
+        "speed": "results/bench/inference_speed.csv",
+        "released_weights": "tomogan_core/weights/TomoGAN.h5",
+        "release_model": "results/models/release/served.pt",
+    }
+
+
+def _path_function(kind: str, pattern: str):
+    """``Paths.<kind>(*fields, **fields)``: the pattern with the given fields filled, in the pattern's order."""
+    fields = [name for _, name, _, _ in string.Formatter().parse(pattern) if name]
+
+    def path(*values, **named):
+        if len(values) > len(fields):
+            raise TypeError(f"Paths.{kind} takes at most {len(fields)} fields ({', '.join(fields)})")
+        named.update(zip(fields, values))
+        unknown = set(named) - set(fields)
+        if unknown:
+            raise TypeError(f"Paths.{kind} has no field {sorted(unknown)}; its pattern is {pattern}")
+        return _fill(pattern, **named)
+
+    path.__name__ = path.__qualname__ = kind
+    path.__doc__ = f"``{pattern}`` (fields {', '.join(fields) or 'none'}); a field left out stays a wildcard."
+    return staticmethod(path)
+
+
+for _kind, _pattern in Paths.PATTERNS.items():
+    setattr(Paths, _kind, _path_function(_kind, _pattern))
+
+
+# ----------------------------------------------------------------------------- runs
+
+def run_name(split: str, dose: str, depth: int, loss_set: str, seed: Optional[int] = None) -> str:
+    """A run's name: ``{split}-{dose}-d{depth}-{loss_set}``, and ``-s{seed}`` when several seeds are trained.
+
+    >>> run_name("foam", "sparse-8", 3, "all"), run_name("foam", "sparse-8", 3, "all", seed=2)
+    ('foam-sparse-8-d3-all', 'foam-sparse-8-d3-all-s2')
+    """
+    return f"{split}-{dose}-d{depth}-{loss_set}" + ("" if seed is None else f"-s{seed}")
 
 
 @dataclass
@@ -52,12 +156,21 @@ class Run:
     val: List[str]  # empty: hold out the last slices of the first training volume
     test: List[str]  # its split's test volumes
     settings: Dict[str, object] = field(default_factory=dict)  # TrainConfig fields for this run
-    cross_test: List[str] = field(default_factory=list)  # other facilities' test volumes it is also applied to
+    cross_test: List[str] = field(default_factory=list)  # other volumes it is also applied to
+
+    @property
+    def seed(self) -> int:
+        return int(self.settings.get("seed", 0))
 
     @property
     def applied_to(self) -> List[str]:
-        """Every volume the model is applied to: its test volumes, then the cross-facility ones."""
+        """Every volume the model is applied to: its test volumes, then the cross-tested ones."""
         return self.test + self.cross_test
+
+    @property
+    def validation_volume(self) -> str:
+        """The volume it validates on: the first validation volume, else the first training volume's held-out end."""
+        return (self.val or self.train)[0]
 
 
 def _run(cfg: dict, split: str, dose: str, depth: int, loss_set: str) -> Run:
@@ -72,8 +185,9 @@ def _run(cfg: dict, split: str, dose: str, depth: int, loss_set: str) -> Run:
             settings[weight] = 0.0
     settings["seed"] = int(settings.get("seed", 0))
     sp = cfg["splits"][split]
-    return Run(name=f"{split}-{dose}-d{depth}-{loss_set}", split=split, dose=dose, depth=depth, loss_set=loss_set,
-               train=list(sp["train"]), val=list(sp.get("val", [])), test=list(sp["test"]), settings=settings)
+    return Run(name=run_name(split, dose, depth, loss_set), split=split, dose=dose, depth=depth,
+               loss_set=loss_set, train=list(sp["train"]), val=list(sp.get("val", [])), test=list(sp["test"]),
+               settings=settings)
 
 
 def settings_flags(settings: dict) -> List[str]:
@@ -86,27 +200,33 @@ def settings_flags(settings: dict) -> List[str]:
 
 
 def plan_runs(cfg: dict) -> Dict[str, Run]:
-    """Every run the ``tomogan`` config section asks for, by name (sorted)."""
+    """Every run the ``tomogan`` config section asks for, by name (sorted).
+
+    - ``main``: one run per (split, dose) listed, at the configured depth with every loss term;
+    - ``ablation``: on one (split, dose), the depths at all loss terms, and the loss sets at the configured depth;
+    - ``cross_facility``: for each (train split, test split) pair and dose, the train split's main run is also
+      applied to the test split's test volumes.
+    """
     runs: Dict[str, Run] = {}
-    depth = int(cfg.get("train", {}).get("depth", 3))
+    depth = int(cfg["train"]["depth"])
 
     def add(run: Run) -> Run:
         return runs.setdefault(run.name, run)
 
     for entry in cfg.get("main", []):
         for dose in entry["doses"]:
-            add(_run(cfg, entry["split"], dose, depth, "all"))
+            add(_run(cfg, entry["split"], dose, depth, MAIN_LOSS_SET))
     ab = cfg.get("ablation")
     if ab:
         for d in ab.get("depths", []):
-            add(_run(cfg, ab["split"], ab["dose"], int(d), "all"))
+            add(_run(cfg, ab["split"], ab["dose"], int(d), MAIN_LOSS_SET))
         for loss_set in ab.get("loss_sets", []):
             add(_run(cfg, ab["split"], ab["dose"], depth, loss_set))
     cross = cfg.get("cross_facility")
     if cross:
         for src, dst in cross["pairs"]:
             for dose in cross["doses"]:
-                run = add(_run(cfg, src, dose, depth, "all"))
+                run = add(_run(cfg, src, dose, depth, MAIN_LOSS_SET))
                 for dataset in cfg["splits"][dst]["test"]:
                     if dataset not in run.applied_to:
                         run.cross_test.append(dataset)
@@ -114,14 +234,14 @@ def plan_runs(cfg: dict) -> Dict[str, Run]:
 
 
 def enhanced_targets(runs: Dict[str, Run]) -> List[str]:
-    """Paths of every enhanced volume: ``results/<dataset>/enhanced/<dose>/<run>.h5``."""
-    return [f"results/{ds}/enhanced/{run.dose}/{run.name}.h5" for run in runs.values() for ds in run.applied_to]
+    """Paths of every enhanced volume of the runs (each run on each volume it is applied to)."""
+    return [Paths.enhanced(ds, run.dose, run.name) for run in runs.values() for ds in run.applied_to]
 
 
 def release_targets(runs: Dict[str, Run]) -> List[str]:
-    """The authors' released generator applied to every (test volume, dose) that a trained run is tested on."""
+    """The authors' released generator applied to every (volume, dose) that a trained run is applied to."""
     pairs = sorted({(ds, run.dose) for run in runs.values() for ds in run.applied_to})
-    return [f"results/{ds}/enhanced/{dose}/{RELEASE}.h5" for ds, dose in pairs]
+    return [Paths.enhanced(ds, dose, RELEASE) for ds, dose in pairs]
 
 
 def check_runs(runs: Dict[str, Run], datasets, doses) -> None:
@@ -134,3 +254,359 @@ def check_runs(runs: Dict[str, Run], datasets, doses) -> None:
                 raise ValueError(f"config 'tomogan.splits.{run.split}': '{ds}' is not a dataset")
         if run.dose not in doses:
             raise ValueError(f"config 'tomogan': dose '{run.dose}' (run {run.name}) is not a dose label")
+
+
+# ----------------------------------------------------------------------------- config
+
+def load_config(config) -> dict:
+    """Validate a config (a dict, or a YAML file's path) against the schema and fill in its defaults.
+
+    The same as the workflow's ``validate(config, schema=...)`` in ``rules/common.smk``; for tests and tools
+    that plan without Snakemake. Returns the config (a dict given is filled in place).
+
+    Raises
+    ------
+    simulate.plumbing.InputError
+        A file that is missing, not YAML, or fails the schema (the schema's message, first line).
+    """
+    import yaml
+    from snakemake.utils import validate
+
+    from simulate.plumbing import InputError
+
+    where = "config"
+    if not isinstance(config, dict):
+        where = config
+        try:
+            config = yaml.safe_load(Path(config).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise InputError(where, f"not a readable YAML config: {str(exc).splitlines()[0]}") from None
+    try:
+        validate(config, schema=str(SCHEMA))
+    except Exception as exc:  # snakemake's WorkflowError, with the schema's message
+        raise InputError(where, f"fails config/config.schema.yaml: {str(exc).splitlines()[0]}") from None
+    return config
+
+
+def config_hash(config: dict) -> str:
+    """A short hash of the resolved config: every table row records which config made it."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# ----------------------------------------------------------------------------- the plan
+
+def _none(value):
+    return "none" if value is None else value
+
+
+@dataclass
+class Plan:
+    """The study, resolved from a validated config (see :func:`load_config`): build it with :meth:`from_config`."""
+
+    config: dict
+    datasets: List[str]  # the study's datasets, then the user's scans
+    foam: List[str]
+    shale: List[str]
+    scans: Dict[str, dict]
+    doses: List[str]
+    full: str  # the full-dose label
+    classical: List[str]  # tuned classical methods (analysis/classical.py)
+    n2i: bool  # Noise2Inverse on every evaluated pair
+    runs: Dict[str, Run]
+    evaluated: Dict[Tuple[str, str], Run]  # (volume, dose) -> its own main run: the main table's rows
+    config_hash: str
+    paths = Paths
+
+    # -------------------------------------------------------------- construction
+    @classmethod
+    def from_config(cls, config: dict) -> "Plan":
+        """Plan the study from a config that :func:`load_config` (or the workflow's ``validate``) has filled in.
+
+        Raises ValueError naming the config key of the first inconsistency.
+        """
+        scans = dict(config.get("scans") or {})
+        for name in scans:
+            if name in config["datasets"]:
+                raise ValueError(f"config 'scans.{name}': the name is already a dataset")
+        kinds = {name: ds["kind"] for name, ds in config["datasets"].items()}
+        doses = list(config["doses"])
+        full = [d for d, v in config["doses"].items() if v["mode"] == "full"]
+        if len(full) != 1:
+            raise ValueError(f"config 'doses': exactly one dose must have mode 'full', found {full or 'none'}")
+        full = full[0]
+        shale = [d for d, k in kinds.items() if k == "shale"]
+        for name in shale:
+            ds = config["datasets"][name]
+            for key, table in (("sample", "samples"), ("facility", "facilities"), ("tomobank", "tomobank")):
+                if ds.get(key) not in config["shale"][table]:
+                    raise ValueError(f"config 'datasets.{name}.{key}': '{ds.get(key)}' is not a key of 'shale.{table}'")
+        if config["reference"]["dose"] not in config["doses"]:
+            raise ValueError(f"config 'reference.dose': '{config['reference']['dose']}' is not a dose label")
+        from analysis.classical import METHODS
+
+        classical = list(config["classical"]["methods"])
+        for method in classical:
+            for need in METHODS[method].needs:
+                if need not in classical:
+                    raise ValueError(f"config 'classical.methods': {method} starts from the tuned {need}, "
+                                     f"so it needs {need} too")
+        for name, scan in scans.items():
+            for dose in scan["doses"]:
+                if dose not in config["doses"] or dose == full:
+                    raise ValueError(f"config 'scans.{name}.doses': '{dose}' is not a low-dose label")
+        datasets = list(config["datasets"]) + list(scans)
+
+        runs = plan_runs(config["tomogan"]) if "tomogan" in config else {}
+        check_runs(runs, datasets, doses)
+        plan = cls(config=config, datasets=datasets, foam=[d for d, k in kinds.items() if k == "foam"], shale=shale,
+                   scans=scans, doses=doses, full=full, classical=classical, n2i="noise2inverse" in config,
+                   runs=runs, evaluated={}, config_hash=config_hash(config))
+        # a scan gets its split's main run at each of its doses, applied as it is (like a cross-facility test)
+        for name, scan in scans.items():
+            for dose in scan["doses"]:
+                run = runs.get(plan.main_run_name(scan["split"], dose))
+                if run is None:
+                    raise ValueError(f"config 'scans.{name}': split '{scan['split']}' has no main run at dose "
+                                     f"'{dose}' (add it to tomogan.main)")
+                run.cross_test.append(name)
+        # The classical methods are tuned on the evaluated pair's run's validation slices; Noise2Inverse trains
+        # on the evaluated volume itself.
+        plan.evaluated = {(ds, run.dose): run for run in runs.values() if plan.is_main(run)
+                          for ds in run.test + [c for c in run.cross_test if c in scans]}
+        return plan
+
+    # -------------------------------------------------------------- datasets and doses
+    @property
+    def depth(self) -> int:
+        """The main runs' depth d."""
+        return int(self.config["tomogan"]["train"]["depth"])
+
+    @property
+    def low_doses(self) -> List[str]:
+        return [d for d in self.doses if d != self.full]
+
+    @property
+    def splits(self) -> List[str]:
+        return list(self.config.get("tomogan", {}).get("splits", {}))
+
+    def doses_of(self, dataset: str) -> List[str]:
+        """Dose labels made for a dataset: every dose, or for a scan its full dose and its listed ones."""
+        return [self.full] + list(self.scans[dataset]["doses"]) if dataset in self.scans else self.doses
+
+    def dose_label(self, dose: str) -> str:
+        """A dose for people: ``1/8 views``, ``1000 photons``."""
+        d = self.config["doses"][dose]
+        return f"1/{d['factor']} views" if d["mode"] == "sparse" else f"{d['incident']:g} photons"
+
+    def reference(self, dataset: str) -> str:
+        """The normal-dose reference reconstruction of a dataset."""
+        ref = self.config["reference"]
+        return Paths.recon(dataset, ref["dose"], ref["method"])
+
+    # -------------------------------------------------------------- runs
+    def main_run_name(self, split: str, dose: str) -> str:
+        return run_name(split, dose, self.depth, MAIN_LOSS_SET)
+
+    def main_run(self, split: str, dose: str, *, where: str = "tomogan.main") -> Run:
+        """The main run of a split at a dose (depth d of the config, every loss term)."""
+        name = self.main_run_name(split, dose)
+        if name not in self.runs:
+            raise ValueError(f"config '{where}': no trained run {name} (add it to tomogan.main)")
+        return self.runs[name]
+
+    def is_main(self, run: Run) -> bool:
+        return run.depth == self.depth and run.loss_set == MAIN_LOSS_SET
+
+    def tuning_run(self, split: str, dose: str) -> Run:
+        """The evaluated run whose validation slices tune the classical methods of a split at a dose."""
+        return next(r for r in self.evaluated.values() if r.split == split and r.dose == dose)
+
+    def main_models(self) -> List[Tuple[str, str]]:
+        """``(volume, run name)`` of each evaluated pair's own model, for the main table."""
+        return [(ds, run.name) for (ds, _), run in sorted(self.evaluated.items())]
+
+    @property
+    def timing_run(self) -> Run:
+        t = self.config["timing"]
+        return self.main_run(t["split"], t["dose"], where="timing")
+
+    # -------------------------------------------------------------- targets
+    def simulated_data(self) -> List[str]:
+        return [Paths.projections(d, dose) for d in self.datasets for dose in self.doses_of(d)]
+
+    def reconstructions(self) -> List[str]:
+        """Every reconstruction TomoGAN is compared with: FBP of everything, and on each evaluated pair the tuned
+        classical methods and Noise2Inverse."""
+        out = [Paths.recon(d, dose, "fbp") for d in self.datasets for dose in self.doses_of(d)]
+        out += [Paths.recon(d, dose, m) for d, dose in self.evaluated for m in self.classical + (["n2i"] if self.n2i else [])]
+        return sorted(set(out + [self.reference(d) for d in self.datasets]))
+
+    def enhanced(self) -> List[str]:
+        """Every TomoGAN-enhanced volume: the runs' and the authors' released model's."""
+        return enhanced_targets(self.runs) + release_targets(self.runs)
+
+    def tomogan_datasets(self) -> List[str]:
+        """Datasets that some TomoGAN run is applied to."""
+        return sorted({ds for run in self.runs.values() for ds in run.applied_to})
+
+    def conventional_inputs(self, dataset: str) -> List[str]:
+        """A dataset's reconstructions scored against its reference (the reference itself left out)."""
+        ref = self.reference(dataset)
+        return [p for p in self.reconstructions() if p.startswith(f"results/{dataset}/") and p != ref]
+
+    def tomogan_inputs(self, dataset: str) -> List[str]:
+        """A dataset's enhanced volumes, for its TomoGAN metrics."""
+        return [p for p in self.enhanced() if p.startswith(f"results/{dataset}/")]
+
+    @property
+    def figures(self):
+        """Every figure's spec, by name (:func:`analysis.panels.plan_figures`)."""
+        from analysis.panels import plan_figures
+
+        if "_figures" not in self.__dict__:
+            self.__dict__["_figures"] = plan_figures(self) if self.runs else {}
+        return self.__dict__["_figures"]
+
+    def figure_targets(self) -> List[str]:
+        return [Paths.figure(name) for name in self.figures]
+
+    # -------------------------------------------------------------- which jobs feed a training
+    def feeds_training(self, dataset: str, dose: Optional[str] = None) -> bool:
+        """Whether a dataset (at a dose, or at any) is an input of some training: its chain gets training's
+        scheduling priority."""
+        ref = self.config["reference"]["dose"]
+        pairs = {(ds, d) for run in self.runs.values() for ds in run.train + run.val for d in (run.dose, ref)}
+        return any(ds == dataset and (dose is None or d == dose) for ds, d in pairs)
+
+    def priority(self, dataset: str, dose: Optional[str] = None) -> int:
+        return PRIORITY_TRAIN if self.feeds_training(dataset, dose) else 0
+
+    # -------------------------------------------------------------- inputs of the rules
+    def train_inputs(self, run_name_: str) -> Dict[str, List[str]]:
+        """Low-dose FBPs and their normal-dose references: the run's training and validation volumes."""
+        run = self.runs[run_name_]
+        return {"ld": [Paths.recon(d, run.dose, "fbp") for d in run.train],
+                "nd": [self.reference(d) for d in run.train],
+                "vld": [Paths.recon(d, run.dose, "fbp") for d in run.val],
+                "vnd": [self.reference(d) for d in run.val]}
+
+    def tune_inputs(self, split: str, dose: str, method: str) -> Dict[str, str]:
+        """Validation data of a split at a dose for one method: the validation volume's low-dose FBP or
+        projections (the registry's ``input`` kind) and its reference; SIRT+TV also reads SIRT's tuning."""
+        from analysis.classical import METHODS
+
+        volume = self.tuning_run(split, dose).validation_volume
+        kind = METHODS[method].input
+        inputs = {"val": Paths.recon(volume, dose, "fbp") if kind == "fbp" else Paths.projections(volume, dose),
+                  "ref": self.reference(volume)}
+        for need in METHODS[method].needs:
+            inputs[need] = Paths.tuning(split, dose, need)
+            inputs[f"{need}_base"] = Paths.tuned_val(split, dose, need)
+        return inputs
+
+    def apply_inputs(self, dataset: str, dose: str, method: str) -> Dict[str, str]:
+        """A tuned method's test input (the registry's ``input`` kind) and its tuning file."""
+        from analysis.classical import METHODS
+
+        run = self.evaluated[(dataset, dose)]
+        kind = METHODS[method].input
+        data = {"projections": Paths.projections(dataset, dose), "fbp": Paths.recon(dataset, dose, "fbp")}.get(
+            kind, Paths.recon(dataset, dose, kind))
+        return {"data": data, "tuning": Paths.tuning(run.split, run.dose, method)}
+
+    def timing_inputs(self) -> Dict[str, object]:
+        run = self.timing_run
+        ds = run.test[0]
+        inputs = {"proj": Paths.projections(ds, run.dose), "reference": self.reference(ds), "model": Paths.model(run.name),
+                  "tuning": [Paths.tuning(run.split, run.dose, m) for m in self.classical]}
+        if self.n2i:
+            inputs["n2i"] = Paths.n2i_model(ds, run.dose)
+        return inputs
+
+    def speed_inputs(self) -> Dict[str, str]:
+        """The timed run's model and its validation data (low-dose FBP, reference)."""
+        run = self.timing_run
+        volume = run.validation_volume
+        return {"model": Paths.model(run.name), "val": Paths.recon(volume, run.dose, "fbp"),
+                "ref": self.reference(volume)}
+
+    # -------------------------------------------------------------- command-line flags of the rules
+    def _seed(self, dataset: str) -> int:
+        ds = self.scans.get(dataset) or self.config["datasets"][dataset]
+        return self.config["seed"] + ds.get("seed", 0)
+
+    def foam_args(self, dataset: str) -> str:
+        f = self.config["foam"]
+        return (f"--dataset {dataset} --seed {self._seed(dataset)} "
+                f"--size {f['size']} --slices {f['slices']} --cylinder-radius {f['cylinder_radius']} "
+                f"--pore-radius-min {f['pore_radius'][0]} --pore-radius-max {f['pore_radius'][1]} "
+                f"--porosity {f['porosity']} --gap {f['gap']} --supersample {f['supersample']}")
+
+    def dose_args(self, dataset: str, dose: str) -> str:
+        d = self.config["doses"][dose]
+        level = f"--factor {d['factor']}" if d["mode"] == "sparse" else f"--incident {d['incident']}"
+        return f"--label {dose} --mode {d['mode']} {level} --seed {self._seed(dataset)}"
+
+    def _shale(self, dataset: str):
+        ds = self.config["datasets"][dataset]
+        sh = self.config["shale"]
+        return ds, sh, sh["samples"][ds["sample"]], sh["facilities"][ds["facility"]], sh["tomobank"][ds["tomobank"]]
+
+    def shale_download_args(self, dataset: str) -> str:
+        """Flags of ``simulate.download``: the real file's URL and checksum, the mode, then the stand-in's flags."""
+        ds, sh, sample, fac, tb = self._shale(dataset)
+        # The stand-in's rotation axis sits where the real scan's does, scaled to the stand-in's detector.
+        offset = (tb["center"] - tb["width"] / 2) * fac["detector"] / tb["width"]
+        standin = (f"--preset {sample['name']} --sample {ds['sample']} "
+                   f"--sample-seed {self.config['seed'] + sample['seed']} --size {sample['size']} "
+                   f"--slices {sh['slices']} --facility {ds['facility']} --n-angles {fac['n_angles']} "
+                   f"--detector {fac['detector']} --rows {sh['slices']} --incident {fac['incident']} "
+                   f"--blur {fac['blur']} --dark {fac['dark']} "
+                   f"--max-line-integral {fac['max_line_integral']} --center-offset {offset:.4f} "
+                   f"--seed {self._seed(dataset)} --backend {self.config['backend']}")
+        return (f"--name {ds['tomobank']} --url {_none(tb['url'])} --sha256 {_none(tb['sha256'])} "
+                f"--size {_none(tb['size'])} --mode {sh['source']} -- {standin}")
+
+    def shale_prepare_args(self, dataset: str) -> str:
+        """Flags of ``simulate.dxchange``; the --real-* ones apply only when the raw file is the real scan."""
+        ds, sh, sample, fac, tb = self._shale(dataset)
+        return (f"--dataset {dataset} --facility {ds['facility']} --sample {ds['sample']} "
+                f"--real-center {tb['center']} --real-bin {tb['bin']} --real-slices {sh['slices']}")
+
+    def scan_prepare_args(self, dataset: str) -> str:
+        """Flags of ``simulate.dxchange`` for a user's scan: name, centre (or auto), rows and binning."""
+        scan = self.scans[dataset]
+        rows = f" --rows {scan['rows'][0]} {scan['rows'][1]}" if scan.get("rows") else ""
+        return f"--dataset {dataset} --center {scan['center']} --bin {scan['bin']}{rows}"
+
+    def train_args(self, run_name_: str, vld: List[str], vnd: List[str]) -> str:
+        """Flags of ``tomogan_core.train``: validation volumes (if any) and the run's settings."""
+        run = self.runs[run_name_]
+        flags = [f"-vld {' '.join(vld)} -vnd {' '.join(vnd)}"] if run.val else []
+        return " ".join(flags + settings_flags(run.settings))
+
+    def tune_args(self, split: str, dose: str, method: str) -> str:
+        run = self.tuning_run(split, dose)
+        train = self.config["tomogan"]["train"]
+        flags = f"--val-slices {train['val_slices']} --depth {run.depth}"
+        if not run.val:
+            flags += f" --held-out-fraction {train['val_fraction']}"
+        cl = self.config["classical"]
+        grid = cl.get("grids", {}).get(method)
+        if grid:
+            flags += " --grid " + " ".join(str(v) for v in grid)
+        return flags + f" --criterion {cl['criterion']}"
+
+    def n2i_args(self) -> str:
+        """Flags of ``tomogan_core.noise2inverse train`` from the config's noise2inverse.train."""
+        return " ".join(settings_flags(self.config["noise2inverse"].get("train", {}))) if self.n2i else ""
+
+    def speed_args(self) -> str:
+        run = self.timing_run
+        sp = self.config["timing"]["speed"]
+        train = self.config["tomogan"]["train"]
+        flags = (f"--size {sp['size']} --depth {run.depth} --batch {' '.join(map(str, sp['batch']))} "
+                 f"--repeats {sp['repeats']} --val-slices {train['val_slices']}")
+        if not run.val:
+            flags += f" --held-out-fraction {train['val_fraction']}"
+        return flags + ("" if sp["compile"] else " --no-compile")

@@ -4,11 +4,19 @@ One training step, as the public release does it: ``itg`` generator updates, the
 updates, each on a fresh batch of random patches (:class:`tomogan_core.data.PatchSampler`).
 
 Everything a run needs to continue lives in ``OUT/checkpoint.pt``, written atomically every
-``ckpt_every`` steps: both networks, both optimisers, the step, the sampler's and the penalty's random
-states, the loss history and the best generator so far. Running the same command again after a kill
+``ckpt_every`` steps: both networks and their optimisers (the critic's only when the loss has an
+adversarial term; else None), the step, the sampler's and the penalty's random states, the loss
+history and the best generator so far. Running the same command again after a kill
 continues from there, and ends with the same weights as an uninterrupted run (on the same device).
 At the end ``OUT/model.pt`` holds the generator chosen on the validation slices (highest PSNR in the
 field of view), its normalisation and the run's provenance; ``tomogan-export`` serves it.
+
+:func:`train` reads top to bottom as its steps: :func:`build` (normalisation, patch sampler, models,
+optimisers, random streams, losses), :func:`resume` (from ``checkpoint.pt``), then per step
+:func:`train_step`, :func:`log_and_validate` (a row of ``log.csv``; :func:`validate_and_keep_best`) and
+:func:`write_checkpoint`, and at the end :func:`write_final` (``log.csv``, :func:`write_model`). What a
+run updates lives in one :class:`Run`. The file formats, their loader and the loop that applies a
+generator to a volume (which validation shares with ``tomogan-infer``) are :mod:`tomogan_core.modelfile`'s.
 
 Command line (the release's flag names, plus ours; ``-h`` lists all)::
 
@@ -23,11 +31,9 @@ import argparse
 import csv
 import dataclasses
 import logging
-import os
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -35,21 +41,23 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from simulate.io import InputError, software_versions
+from simulate.io import software_versions
+from simulate.plumbing import InputError, atomic_path, cli
 
-from .data import NORMALIZATIONS, Normalization, PatchSampler, VolumePair, read_pair, read_release_file, split_held_out, stack_neighbours
+from .data import NORMALIZATIONS, Normalization, PatchSampler, VolumePair, read_pair, read_release_file, split_held_out
 from .losses import critic_loss_bce, critic_loss_wgan, generator_loss, gradient_penalty
 from .model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from .modelfile import (PRECISIONS, LoadedModel, denoise, load_model, read_checkpoint, resolve_device, save_checkpoint,
+                        save_model)
 
-__all__ = ["GAN_LOSSES", "TrainConfig", "train", "train_step", "load_model", "denoise_volume", "validate", "main"]
+__all__ = ["GAN_LOSSES", "TrainConfig", "Run", "train", "build", "resume", "train_step", "validate", "keep_best",
+           "validate_and_keep_best", "log_and_validate", "write_checkpoint", "write_model", "write_final",
+           "load_model", "resolve_device", "parse_bool", "main"]
 
 logger = logging.getLogger(__name__)
 
 GAN_LOSSES = ("wgan-gp", "bce")
-PRECISIONS = ("fp32", "bf16")
 SELECT_METRICS = ("psnr", "ssim")
-CHECKPOINT_FORMAT = "tomogan-checkpoint/1"
-MODEL_FORMAT = "tomogan-model/1"
 HISTORY_FIELDS = ("step", "elapsed_s", "loss_g", "adv", "mse", "perceptual", "loss_d", "gp",
                   "val_ssim", "val_psnr")
 
@@ -114,104 +122,133 @@ class TrainConfig:
             raise ValueError(f"select must be one of {SELECT_METRICS}, got {self.select!r}")
 
     @property
+    def needs_critic(self) -> bool:
+        """The generator's loss has an adversarial term: a critic is built (and kept in checkpoints)."""
+        return self.lambda_adv > 0
+
+    @property
     def trains_critic(self) -> bool:
-        return self.lambda_adv > 0 and self.itd > 0
+        return self.needs_critic and self.itd > 0
 
 
 # -----------------------------------------------------------------------------
-# small pieces
+# the run's state, and its steps
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; anything else is passed to :class:`torch.device`."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+@dataclass
+class Run:
+    """Everything a training run updates, all of it saved in its checkpoint."""
+
+    cfg: TrainConfig
+    norm: Normalization  # fitted on the normal-dose training volumes
+    sampler: PatchSampler  # random patches, in network units; its numpy stream is checkpointed
+    generator: Generator
+    critic: Optional[Discriminator]  # None when the loss has no adversarial term (cfg.needs_critic)
+    opt_g: torch.optim.Optimizer
+    opt_d: Optional[torch.optim.Optimizer]
+    gp_rng: torch.Generator  # the gradient penalty's interpolation weights
+    gen_step: torch.nn.Module  # the generator as trained: DistributedDataParallel under torchrun
+    vgg: Optional[torch.nn.Module]
+    vgg_label: str
+    device: torch.device
+    step: int = 0
+    history: List[dict] = field(default_factory=list)  # the rows of log.csv
+    best: dict = field(default_factory=lambda: {"step": 0, "val_psnr": -np.inf, "val_ssim": -np.inf, "generator": None})
+
+    def vgg_input(self, t: torch.Tensor) -> torch.Tensor:
+        """Network units -> the [0, 1] window the VGG features see."""
+        return (t - self.norm.vgg_lo) / (self.norm.vgg_hi - self.norm.vgg_lo)
 
 
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+@dataclass(frozen=True)
+class RunFiles:
+    """What a run writes in its folder."""
+
+    folder: Path
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def model(self) -> Path:
+        return self.folder / "model.pt"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "log.csv"
 
 
-def _write_history(rows: List[dict], path: Path) -> None:
-    """Write the loss history as CSV, atomically (a resumed run rewrites it from the checkpoint)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
-    os.replace(tmp, path)
+def build(cfg: TrainConfig, train_pairs: Sequence[VolumePair], ctx, device: torch.device) -> Run:
+    """The run at step 0: normalisation, patch sampler, models, optimisers, random streams and losses.
 
-
-@torch.no_grad()
-def denoise_volume(generator: Generator, volume: np.ndarray, norm: Normalization, *,
-                   indices: Optional[Sequence[int]] = None, batch: int = 4,
-                   device: Optional[torch.device] = None) -> np.ndarray:
-    """Apply a generator to slices of a volume, each with its ``d`` neighbours (edges repeated).
-
-    Parameters
-    ----------
-    generator : Generator
-        Eval mode is set here and restored afterwards.
-    volume : ndarray, shape (slices, rows, cols)
-        Low-dose data in data units.
-    norm : Normalization
-        The model's normalisation.
-    indices : sequence of int, optional
-        Slices to enhance (default all).
-
-    Returns
-    -------
-    ndarray, shape (len(indices), rows, cols), float32, in data units.
+    The generator is initialised from ``cfg.seed``; the critic (after it, so the generator's weights do
+    not depend on it) only when the loss has an adversarial term; VGG only when ``lambda_vgg > 0``.
     """
-    was_training = generator.training
-    generator.eval()
-    device = device or next(generator.parameters()).device
-    indices = list(range(volume.shape[0])) if indices is None else list(indices)
-    d = generator.cfg.in_slices
-    out = np.empty((len(indices),) + volume.shape[1:], np.float32)
-    for start in range(0, len(indices), batch):
-        chunk = indices[start:start + batch]
-        x = np.stack([norm.to_net(stack_neighbours(volume, i, d)) for i in chunk])  # (b, d, H, W)
-        y = generator.forward_any_size(torch.from_numpy(x).to(device))  # (b, 1, H, W)
-        out[start:start + len(chunk)] = norm.from_net(y[:, 0].float().cpu().numpy())
-    generator.train(was_training)
-    return out
+    norm = Normalization.fit([p.normal for p in train_pairs], cfg.normalization)
+    net_pairs = [VolumePair(norm.to_net(p.low), norm.to_net(p.normal), p.name) for p in train_pairs]
+    sampler = PatchSampler(net_pairs, depth=cfg.depth, patch=cfg.patch, augment=cfg.augment,
+                           rng=np.random.default_rng([cfg.seed, ctx.rank] if ctx.enabled else cfg.seed),
+                           shard=(ctx.rank, ctx.world))
+
+    torch.manual_seed(cfg.seed)
+    generator = Generator(GeneratorConfig(in_slices=cfg.depth, upsample=cfg.upsample)).to(device)
+    critic = Discriminator(DiscriminatorConfig(patch_size=cfg.patch)).to(device) if cfg.needs_critic else None
+    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g)
+    opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr_d) if critic is not None else None
+    gp_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1 + 1000 * ctx.rank)
+    gen_step = ctx.wrap(generator, device)
+
+    vgg, vgg_label = None, "none (lambda_vgg = 0)"
+    if cfg.lambda_vgg > 0:
+        from .vgg import load_vgg19
+
+        vgg, vgg_label = load_vgg19(cfg.vgg_weights, layer_index=cfg.vgg_layer, seed=cfg.seed)
+        vgg = vgg.to(device)
+    return Run(cfg=cfg, norm=norm, sampler=sampler, generator=generator, critic=critic, opt_g=opt_g, opt_d=opt_d,
+               gp_rng=gp_rng, gen_step=gen_step, vgg=vgg, vgg_label=vgg_label, device=device)
 
 
-def validate(generator: Generator, pairs: Sequence[VolumePair], norm: Normalization, *, n_slices: int,
-             device: torch.device) -> Dict[str, float]:
-    """Mean SSIM and PSNR (field of view, :mod:`analysis.metrics`) over the central validation slices."""
-    from analysis.metrics import compare_volumes
-    from simulate.reconstruct import central_slices
+def resume(run: Run, path: Path, ctx) -> None:
+    """Continue ``run`` from the checkpoint at ``path``: weights, optimisers, random streams, step,
+    history and best generator so far.
 
-    rows = []
-    for pair in pairs:
-        idx = central_slices(pair.n_slices, n_slices)
-        pred = denoise_volume(generator, pair.low, norm, indices=idx, device=device)
-        rows += compare_volumes(pred, pair.normal[idx])
-    return {"val_ssim": float(np.mean([r["ssim"] for r in rows])),
-            "val_psnr": float(np.mean([r["psnr"] for r in rows]))}
+    Raises
+    ------
+    InputError
+        Unreadable, not a checkpoint, or written by a run with other settings.
+    """
+    state = read_checkpoint(path, map_location=run.device)
+    diff = _config_differences(state["config"], asdict(run.cfg))
+    if diff:
+        raise InputError(path, "was written by a run with other settings (" + "; ".join(diff[:3])
+                         + "): use another output folder or delete it")
+    run.generator.load_state_dict(state["generator"])
+    if run.critic is not None:
+        run.critic.load_state_dict(state["critic"])
+    run.opt_g.load_state_dict(state["opt_g"])
+    if run.opt_d is not None:
+        run.opt_d.load_state_dict(state["opt_d"])
+    run.sampler.rng.bit_generator.state = state["rng_numpy"]
+    run.gp_rng.set_state(state["rng_torch"].cpu() if run.device.type == "cpu" else state["rng_torch"])
+    run.step, run.history, run.best = state["step"], state["history"], state["best"]
+    run.norm = Normalization(**state["normalization"])
+    if ctx.enabled:  # only rank 0's streams were saved: every rank restarts its own from here
+        run.sampler.rng = np.random.default_rng([run.cfg.seed, ctx.rank, run.step])
+        run.gp_rng.manual_seed(run.cfg.seed + 1 + 1000 * ctx.rank + run.step)
+    logger.info("resuming %s at step %d of %d", path, run.step, run.cfg.max_iter)
 
 
-def train_step(cfg: TrainConfig, generator: Generator, critic: Discriminator, opt_g, opt_d,
+def train_step(cfg: TrainConfig, generator: Generator, critic: Optional[Discriminator], opt_g, opt_d,
                sampler: PatchSampler, *, vgg=None, vgg_input=None, gp_rng: Optional[torch.Generator] = None,
                device: torch.device = torch.device("cpu"), sync_critic=None) -> Dict[str, torch.Tensor]:
     """One training step as the release does it: ``itg`` generator updates, then ``itd`` critic updates.
 
     Each update draws a fresh batch. Returns the step's detached loss terms (``total`` = the generator's
-    objective; ``loss_d`` and, for WGAN-GP, ``gp`` when the critic was trained). ``sync_critic``, when
-    given, is called between each critic backward pass and its optimiser step (distributed training
-    averages the critic's gradients there, :mod:`tomogan_core.distributed`).
+    objective; ``loss_d`` and, for WGAN-GP, ``gp`` when the critic was trained). ``critic`` may be None
+    when ``lambda_adv = 0``. ``sync_critic``, when given, is called between each critic backward pass
+    and its optimiser step (distributed training averages the critic's gradients there,
+    :mod:`tomogan_core.distributed`).
     """
     def batch():
         x, y = sampler.sample(cfg.batch)  # (B, d, P, P), (B, 1, P, P)
@@ -220,7 +257,8 @@ def train_step(cfg: TrainConfig, generator: Generator, critic: Discriminator, op
     def autocast():  # mixed precision of the forward passes and losses; backward passes follow their dtypes
         return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
 
-    critic.requires_grad_(False)  # the generator's updates leave the critic alone
+    if critic is not None:
+        critic.requires_grad_(False)  # the generator's updates leave the critic alone
     for _ in range(cfg.itg):
         x, y = batch()
         with autocast():
@@ -232,7 +270,8 @@ def train_step(cfg: TrainConfig, generator: Generator, critic: Discriminator, op
         opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         opt_g.step()
-    critic.requires_grad_(True)
+    if critic is not None:
+        critic.requires_grad_(True)
     if cfg.trains_critic:
         for _ in range(cfg.itd):
             x, y = batch()
@@ -253,6 +292,142 @@ def train_step(cfg: TrainConfig, generator: Generator, critic: Discriminator, op
             opt_d.step()
         parts["loss_d"] = loss_d.detach()
     return parts
+
+
+def validate(generator: Generator, pairs: Sequence[VolumePair], norm: Normalization, *, n_slices: int,
+             device: torch.device) -> Dict[str, float]:
+    """Mean SSIM and PSNR (field of view, :mod:`analysis.metrics`) over the central validation slices.
+
+    The slices are enhanced by :func:`tomogan_core.modelfile.denoise`, the loop ``tomogan-infer`` runs,
+    with the generator in eval mode (restored afterwards).
+    """
+    from analysis.metrics import compare_volumes
+    from simulate.reconstruct import central_slices
+
+    model = LoadedModel.from_generator(generator, norm, info={"kind": "training"}, device=device)
+    was_training = generator.training
+    generator.eval()
+    rows = []
+    try:
+        for pair in pairs:
+            idx = central_slices(pair.n_slices, n_slices)
+            rows += compare_volumes(denoise(pair.low, model, indices=idx, repeat_edges=True), pair.normal[idx])
+    finally:
+        generator.train(was_training)
+    return {"val_ssim": float(np.mean([r["ssim"] for r in rows])),
+            "val_psnr": float(np.mean([r["psnr"] for r in rows]))}
+
+
+def keep_best(run: Run, metrics: Dict[str, float], *, always: bool = False) -> None:
+    """Keep the generator as the run's best when its ``cfg.select`` metric beats the best so far (NaN never
+    does), or ``always``."""
+    score, prev = metrics[f"val_{run.cfg.select}"], run.best[f"val_{run.cfg.select}"]
+    if always or (not np.isnan(score) and not score <= prev):  # prev is -inf, or NaN from an old run, at first
+        run.best = {"step": run.step, **metrics,
+                    "generator": {k: v.detach().cpu().clone() for k, v in run.generator.state_dict().items()}}
+
+
+def validate_and_keep_best(run: Run, val_pairs: Sequence[VolumePair]) -> Dict[str, float]:
+    """Score the generator on the validation slices and keep it if it is the best so far."""
+    metrics = validate(run.generator, val_pairs, run.norm, n_slices=run.cfg.val_slices, device=run.device)
+    keep_best(run, metrics)
+    return metrics
+
+
+def log_and_validate(run: Run, losses: "LossAverage", val_pairs: Sequence[VolumePair], bar, *,
+                     validate_here: bool = True) -> None:
+    """After a step: every ``log_every`` steps a row of the history; every ``val_every`` steps (and at the
+    last) validate-and-keep-best too, its metrics in the same row."""
+    cfg = run.cfg
+    validating = _due(run.step, cfg.val_every, cfg.max_iter)
+    if not (validating or _due(run.step, cfg.log_every, cfg.max_iter)):
+        return
+    row = losses.row(run.step)
+    bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss_g", "mse", "adv", "loss_d") if k in row})
+    if validating and validate_here:
+        row.update(validate_and_keep_best(run, val_pairs))
+        bar.write(f"step {run.step}: val SSIM {row['val_ssim']:.4f}, PSNR {row['val_psnr']:.2f} dB")
+    run.history.append(row)
+
+
+def write_checkpoint(run: Run, files: RunFiles) -> None:
+    """``checkpoint.pt`` (everything :func:`resume` needs) and ``log.csv``, each written atomically."""
+    save_checkpoint(files.checkpoint, step=run.step, config=asdict(run.cfg),
+                    generator=run.generator.state_dict(),
+                    critic=run.critic.state_dict() if run.critic is not None else None,
+                    opt_g=run.opt_g.state_dict(), opt_d=run.opt_d.state_dict() if run.opt_d is not None else None,
+                    rng_numpy=run.sampler.rng.bit_generator.state, rng_torch=run.gp_rng.get_state(),
+                    history=run.history, best=run.best, normalization=run.norm.as_dict())
+    _write_history(run.history, files.log)
+
+
+def write_model(run: Run, path: Path, train_pairs: Sequence[VolumePair], val_pairs: Sequence[VolumePair],
+                provenance: Optional[dict]) -> None:
+    """``model.pt``: the best generator, its normalisation, the settings, validation metrics and provenance."""
+    save_model(path, generator_config=asdict(run.generator.cfg), generator=run.best["generator"],
+               normalization=run.norm, config=asdict(run.cfg), step=run.best["step"],
+               val_ssim=run.best["val_ssim"], val_psnr=run.best["val_psnr"], steps_trained=run.step,
+               vgg_weights=run.vgg_label, device=str(run.device), versions=software_versions(),
+               train_data=[p.name for p in train_pairs], val_data=[p.name for p in val_pairs],
+               provenance=provenance or {})
+    logger.info("wrote %s (best step %d: val SSIM %.4f, PSNR %.2f dB)", path, run.best["step"],
+                run.best["val_ssim"], run.best["val_psnr"])
+
+
+def write_final(run: Run, files: RunFiles, train_pairs: Sequence[VolumePair], val_pairs: Sequence[VolumePair],
+                provenance: Optional[dict]) -> None:
+    """At the end: ``log.csv`` and ``model.pt`` (validating first when no step did: ``max_iter == 0``, or a
+    run resumed at its end)."""
+    if not run.history or run.best["generator"] is None:
+        metrics = validate(run.generator, val_pairs, run.norm, n_slices=run.cfg.val_slices, device=run.device)
+        keep_best(run, metrics, always=True)
+        write_checkpoint(run, files)
+    _write_history(run.history, files.log)  # also when a resumed run had nothing left to do
+    write_model(run, files.model, train_pairs, val_pairs, provenance)
+
+
+# -----------------------------------------------------------------------------
+# small pieces
+
+
+class LossAverage:
+    """The loss terms averaged over the steps since the last row of ``log.csv``."""
+
+    def __init__(self, elapsed_before: float = 0.0):
+        self.start = time.perf_counter() - elapsed_before
+        self.sums: Dict[str, float] = {}
+        self.count = 0
+
+    def add(self, parts: Dict[str, torch.Tensor]) -> None:
+        parts["loss_g"] = parts.pop("total")
+        for k, v in parts.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v)
+        self.count += 1
+
+    def row(self, step: int) -> dict:
+        """A row of the history (and start the next average)."""
+        row = {"step": step, "elapsed_s": round(time.perf_counter() - self.start, 3)}
+        row.update({k: v / self.count for k, v in self.sums.items()})
+        self.sums, self.count = {}, 0
+        return row
+
+
+def _due(step: int, every: int, last: int) -> bool:
+    return step % every == 0 or step == last
+
+
+def _progress_bar(cfg: TrainConfig, step: int, name: str, enabled: bool) -> tqdm:
+    return tqdm(total=cfg.max_iter, initial=step, desc=name or "train", disable=not enabled,
+                dynamic_ncols=True, file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0)
+
+
+def _write_history(rows: List[dict], path: Path) -> None:
+    """Write the loss history as CSV, atomically (a resumed run rewrites it from the checkpoint)."""
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=HISTORY_FIELDS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: row.get(k, "") for k in HISTORY_FIELDS})
 
 
 def _config_differences(saved: dict, current: dict) -> List[str]:
@@ -291,178 +466,39 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
     """
     from . import distributed
 
-    out_dir = Path(out_dir)
-    ckpt_path, model_path, log_path = out_dir / "checkpoint.pt", out_dir / "model.pt", out_dir / "log.csv"
+    files = RunFiles(Path(out_dir))
     ctx, device = distributed.setup(resolve_device(cfg.device))  # a no-op unless launched by torchrun
     if not train_pairs:
         raise ValueError("no training volumes")
     if not val_pairs:
         raise ValueError("no validation volumes")
+    run = build(cfg, train_pairs, ctx, device)
+    if files.checkpoint.exists():
+        resume(run, files.checkpoint, ctx)
 
-    norm = Normalization.fit([p.normal for p in train_pairs], cfg.normalization)
-    net_pairs = [VolumePair(norm.to_net(p.low), norm.to_net(p.normal), p.name) for p in train_pairs]
-    sampler = PatchSampler(net_pairs, depth=cfg.depth, patch=cfg.patch, augment=cfg.augment,
-                           rng=np.random.default_rng([cfg.seed, ctx.rank] if ctx.enabled else cfg.seed),
-                           shard=(ctx.rank, ctx.world))
-
-    torch.manual_seed(cfg.seed)
-    generator = Generator(GeneratorConfig(in_slices=cfg.depth, upsample=cfg.upsample)).to(device)
-    critic = Discriminator(DiscriminatorConfig(patch_size=cfg.patch)).to(device)
-    opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g)
-    opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr_d)
-    gp_rng = torch.Generator(device=device).manual_seed(cfg.seed + 1 + 1000 * ctx.rank)
-    gen_step = ctx.wrap(generator, device)  # DistributedDataParallel under torchrun
-
-    vgg, vgg_label = None, "none (lambda_vgg = 0)"
-    if cfg.lambda_vgg > 0:
-        from .vgg import load_vgg19
-
-        vgg, vgg_label = load_vgg19(cfg.vgg_weights, layer_index=cfg.vgg_layer, seed=cfg.seed)
-        vgg = vgg.to(device)
-    span = norm.vgg_hi - norm.vgg_lo
-
-    def vgg_input(t):
-        return (t - norm.vgg_lo) / span
-
-    step, history = 0, []
-    best = {"step": 0, "val_psnr": -np.inf, "val_ssim": -np.inf, "generator": None}
-    if ckpt_path.exists():
-        try:
-            state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        except Exception as exc:
-            raise InputError(ckpt_path, f"unreadable checkpoint ({type(exc).__name__}); delete it to start over") from None
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise InputError(ckpt_path, f"not a TomoGAN training checkpoint (format {state.get('format')!r})")
-        diff = _config_differences(state["config"], asdict(cfg))
-        if diff:
-            raise InputError(ckpt_path, "was written by a run with other settings (" + "; ".join(diff[:3])
-                             + "): use another output folder or delete it")
-        generator.load_state_dict(state["generator"])
-        critic.load_state_dict(state["critic"])
-        opt_g.load_state_dict(state["opt_g"])
-        opt_d.load_state_dict(state["opt_d"])
-        sampler.rng.bit_generator.state = state["rng_numpy"]
-        gp_rng.set_state(state["rng_torch"].cpu() if device.type == "cpu" else state["rng_torch"])
-        step, history, best = state["step"], state["history"], state["best"]
-        norm = Normalization(**state["normalization"])
-        if ctx.enabled:  # only rank 0's streams were saved: every rank restarts its own from here
-            sampler.rng = np.random.default_rng([cfg.seed, ctx.rank, step])
-            gp_rng.manual_seed(cfg.seed + 1 + 1000 * ctx.rank + step)
-        logger.info("resuming %s at step %d of %d", ckpt_path, step, cfg.max_iter)
-
-    def save_checkpoint():
-        if not ctx.is_main:
-            return
-        _atomic_save({"format": CHECKPOINT_FORMAT, "step": step, "config": asdict(cfg),
-                      "generator": generator.state_dict(), "critic": critic.state_dict(),
-                      "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                      "rng_numpy": sampler.rng.bit_generator.state, "rng_torch": gp_rng.get_state(),
-                      "history": history, "best": best, "normalization": norm.as_dict()}, ckpt_path)
-        _write_history(history, log_path)
-
-    sums: Dict[str, float] = {}
-    counts = 0
-    start_time = time.perf_counter() - (history[-1]["elapsed_s"] if history else 0.0)
-    bar = tqdm(total=cfg.max_iter, initial=step, desc=out_dir.name or "train", disable=not progress or not ctx.is_main,
-               dynamic_ncols=True, file=sys.stderr, mininterval=1.0 if sys.stderr.isatty() else 30.0)
-    generator.train()
-    while step < cfg.max_iter:
-        parts = train_step(cfg, gen_step, critic, opt_g, opt_d, sampler, vgg=vgg, vgg_input=vgg_input,
-                           gp_rng=gp_rng, device=device,
-                           sync_critic=(lambda: ctx.average_gradients(critic)) if ctx.enabled else None)
-        step += 1
-        parts["loss_g"] = parts.pop("total")
-        for k, v in parts.items():
-            sums[k] = sums.get(k, 0.0) + float(v)
-        counts += 1
+    losses = LossAverage(run.history[-1]["elapsed_s"] if run.history else 0.0)
+    bar = _progress_bar(cfg, run.step, files.folder.name, progress and ctx.is_main)
+    sync_critic = (lambda: ctx.average_gradients(run.critic)) if ctx.enabled else None
+    run.generator.train()
+    while run.step < cfg.max_iter:
+        losses.add(train_step(cfg, run.gen_step, run.critic, run.opt_g, run.opt_d, run.sampler, vgg=run.vgg,
+                              vgg_input=run.vgg_input, gp_rng=run.gp_rng, device=device, sync_critic=sync_critic))
+        run.step += 1
         bar.update(1)
-
-        row = None
-        if step % cfg.log_every == 0 or step % cfg.val_every == 0 or step == cfg.max_iter:
-            row = {"step": step, "elapsed_s": round(time.perf_counter() - start_time, 3)}
-            row.update({k: v / counts for k, v in sums.items()})
-            sums, counts = {}, 0
-            bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss_g", "mse", "adv", "loss_d") if k in row})
-        if (step % cfg.val_every == 0 or step == cfg.max_iter) and ctx.is_main:
-            metrics = validate(generator, val_pairs, norm, n_slices=cfg.val_slices, device=device)
-            row.update(metrics)
-            score, prev = metrics[f"val_{cfg.select}"], best[f"val_{cfg.select}"]
-            if not np.isnan(score) and not score <= prev:  # better (prev is -inf, or NaN from an old run, at first)
-                best = {"step": step, **metrics,
-                        "generator": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}}
-            bar.write(f"step {step}: val SSIM {metrics['val_ssim']:.4f}, PSNR {metrics['val_psnr']:.2f} dB")
-        if row is not None:
-            history.append(row)
-        if step % cfg.ckpt_every == 0 or step == cfg.max_iter:
-            save_checkpoint()
+        log_and_validate(run, losses, val_pairs, bar, validate_here=ctx.is_main)  # rank 0 alone validates
+        if _due(run.step, cfg.ckpt_every, cfg.max_iter):
+            if ctx.is_main:
+                write_checkpoint(run, files)
             ctx.barrier()
-            if stop_after is not None and step >= stop_after:
+            if stop_after is not None and run.step >= stop_after:
                 bar.close()
-                return ckpt_path
+                return files.checkpoint
     bar.close()
-    if not ctx.is_main:  # rank 0 validates and writes the model; the others are done
-        ctx.barrier()
-        ctx.close()
-        return model_path
-    if not history or best["generator"] is None:  # max_iter == 0, or resumed at the end: validate now
-        metrics = validate(generator, val_pairs, norm, n_slices=cfg.val_slices, device=device)
-        best = {"step": step, **metrics,
-                "generator": {k: v.detach().cpu().clone() for k, v in generator.state_dict().items()}}
-        save_checkpoint()
-
-    _write_history(history, log_path)  # also when a resumed run had nothing left to do
-    model = {"format": MODEL_FORMAT, "generator_config": asdict(generator.cfg), "generator": best["generator"],
-             "normalization": norm.as_dict(), "config": asdict(cfg), "step": best["step"],
-             "val_ssim": best["val_ssim"], "val_psnr": best["val_psnr"], "steps_trained": step,
-             "vgg_weights": vgg_label, "device": str(device), "versions": software_versions(),
-             "train_data": [p.name for p in train_pairs], "val_data": [p.name for p in val_pairs],
-             "provenance": provenance or {}}
-    _atomic_save(model, model_path)
-    logger.info("wrote %s (best step %d: val SSIM %.4f, PSNR %.2f dB)", model_path, best["step"],
-                best["val_ssim"], best["val_psnr"])
+    if ctx.is_main:  # rank 0 writes the model; the others are done
+        write_final(run, files, train_pairs, val_pairs, provenance)
     ctx.barrier()
     ctx.close()
-    return model_path
-
-
-def load_model(path, *, depth: Optional[int] = None, device: str = "cpu"):
-    """Load a trained ``model.pt`` (or the best generator of a ``checkpoint.pt``).
-
-    Returns
-    -------
-    generator : Generator (eval mode)
-    norm : Normalization
-    info : dict
-        The file's metadata (config, validation metrics, vgg weights, provenance ...), without weights.
-
-    Raises
-    ------
-    InputError
-        Missing or unreadable file, not a TomoGAN model, or a depth other than ``depth``.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        raise InputError(path, f"not a readable PyTorch file ({type(exc).__name__})") from None
-    fmt = state.get("format") if isinstance(state, dict) else None
-    if fmt == CHECKPOINT_FORMAT:
-        if state["best"]["generator"] is None:
-            raise InputError(path, "checkpoint holds no validated generator yet")
-        gcfg = {"in_slices": state["config"]["depth"], "upsample": state["config"]["upsample"]}
-        weights, info = state["best"]["generator"], {"config": state["config"], "step": state["best"]["step"]}
-    elif fmt == MODEL_FORMAT:
-        gcfg, weights = state["generator_config"], state["generator"]
-        info = {k: v for k, v in state.items() if k not in ("generator",)}
-    else:
-        raise InputError(path, "not a TomoGAN model.pt or checkpoint.pt (for a served .pt, use the served loader)")
-    if depth is not None and gcfg["in_slices"] != depth:
-        raise InputError(path, f"model was trained with depth d = {gcfg['in_slices']}, not {depth}")
-    generator = Generator(GeneratorConfig(**gcfg))
-    generator.load_state_dict(weights)
-    return generator.to(device).eval(), Normalization(**state["normalization"]), info
+    return files.model
 
 
 # -----------------------------------------------------------------------------
@@ -473,7 +509,14 @@ RELEASE_FLAGS = {"depth": "-depth", "lambda_mse": "-lmse", "lambda_adv": "-ladv"
                  "patch": "-psz", "batch": "-mbsz", "itg": "-itg", "itd": "-itd", "max_iter": "-maxiter"}
 
 
-def _bool(text: str) -> bool:
+def parse_bool(text: str) -> bool:
+    """A command-line true/false (1/0, true/false, yes/no, on/off).
+
+    Examples
+    --------
+    >>> parse_bool("Yes"), parse_bool("0")
+    (True, False)
+    """
     if text.lower() in ("1", "true", "yes", "on"):
         return True
     if text.lower() in ("0", "false", "no", "off"):
@@ -506,7 +549,7 @@ def build_parser() -> argparse.ArgumentParser:
         names = ["--" + f.name.replace("_", "-")]
         if f.name in RELEASE_FLAGS:
             names.insert(0, RELEASE_FLAGS[f.name])
-        kind = {bool: _bool, "bool": _bool, int: int, "int": int, float: float, "float": float}.get(f.type, str)
+        kind = {bool: parse_bool, "bool": parse_bool, int: int, "int": int, float: float, "float": float}.get(f.type, str)
         hyper.add_argument(*names, dest=f.name, type=kind, default=f.default, help=f"default {f.default}")
     return p
 
@@ -535,25 +578,20 @@ def _load_data(args, depth):
                         "vld": [str(x) for x in args.vld or []], "vnd": [str(x) for x in args.vnd or []]}
 
 
+@cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run ``tomogan-train``; bad input exits with status 2 and one ``error:`` line."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     args = build_parser().parse_args(argv)
     try:
         cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
     except ValueError as exc:
-        print(f"error: settings: {exc}", file=sys.stderr)
-        return 2
+        raise InputError("settings", str(exc)) from None
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else Path("runs") / args.expName
-    try:
-        train_pairs, val_pairs, files = _load_data(args, cfg.depth)
-        path = train(cfg, train_pairs, val_pairs, out, provenance={"files": files, "expName": args.expName},
-                     progress=not args.quiet)
-    except InputError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    train_pairs, val_pairs, files = _load_data(args, cfg.depth)
+    path = train(cfg, train_pairs, val_pairs, out, provenance={"files": files, "expName": args.expName},
+                 progress=not args.quiet)
     print(f"trained {path}")
     return 0
 

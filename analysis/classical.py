@@ -1,0 +1,210 @@
+"""The classical methods TomoGAN is compared with, as a registry (as tomopy registers its algorithms).
+
+Each method has one parameter, chosen on validation slices by :mod:`analysis.tuning` and then applied
+unchanged to the test volumes. A :class:`Method` records what the rest of the study needs to know about it:
+its table column, its parameter and default grid, the input it works on, and two functions -- one that
+makes the candidates of a grid on validation data, one that applies it at one value. :mod:`analysis.tuning`
+(``tune``, ``apply``), :mod:`analysis.timing` and :mod:`analysis.tables` dispatch through :data:`METHODS`
+and have no per-method code of their own.
+
+============  ============  =====================================  ==========================  ==============
+name          label         what it is                             parameter (cell symbol)     input
+============  ============  =====================================  ==========================  ==============
+``sirt``      SIRT          SIRT from a zero start                 ``n_iter`` (``n``)          projections
+``sirt-tv``   SIRT+TV       TV denoising of the tuned SIRT         ``weight`` (``w``)          sirt
+``fbp-tv``    FBP+TV        Chambolle TV denoising of the FBP      ``weight`` (``w``)          fbp
+``fbp-bm3d``  FBP+BM3D      BM3D (``bm3d`` package) of the FBP     ``sigma`` (``σ``)           fbp
+============  ============  =====================================  ==========================  ==============
+
+The inputs (:data:`INPUTS`):
+
+- ``"projections"``: a :class:`Projections` bundle (line integrals, angles, rotation axis, grid size);
+- ``"fbp"``: an FBP reconstruction, ndarray ``(slices, rows, cols)``;
+- ``"sirt"``: the tuned SIRT reconstruction, ndarray ``(slices, rows, cols)``. On validation data it is
+  made from the projections at ``sirt``'s tuned count, so such a method ``needs`` ``("sirt",)``.
+
+The TV and BM3D parameters are relative to the input's robust range (:func:`simulate.reconstruct.tv_denoise`,
+:func:`simulate.reconstruct.bm3d_denoise`); TV runs a fixed :data:`TV_ITER` Chambolle iterations.
+
+Examples
+--------
+>>> [(m.name, m.label, m.parameter, m.input) for m in METHODS.values()]  # doctest: +NORMALIZE_WHITESPACE
+[('sirt', 'SIRT', 'n_iter', 'projections'), ('sirt-tv', 'SIRT+TV', 'weight', 'sirt'),
+ ('fbp-tv', 'FBP+TV', 'weight', 'fbp'), ('fbp-bm3d', 'FBP+BM3D', 'sigma', 'fbp')]
+>>> METHODS["sirt-tv"].needs, METHODS["sirt"].tuning_key
+(('sirt',), 'sirt_n_iter')
+>>> import numpy as np
+>>> x = np.ones((1, 8, 8), np.float32)
+>>> METHODS["fbp-tv"].apply(x, 0.1).shape
+(1, 8, 8)
+>>> METHODS["art"]
+Traceback (most recent call last):
+    ...
+ValueError: unknown method 'art'; choose one of sirt, sirt-tv, fbp-tv, fbp-bm3d
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterable, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+__all__ = ["Method", "Projections", "METHODS", "INPUTS", "TV_ITER", "each_value", "format_value"]
+
+logger = logging.getLogger(__name__)
+
+TV_ITER = 1000  # Chambolle iterations (fixed: see simulate.reconstruct.tv_denoise)
+INPUTS = ("projections", "sirt", "fbp")
+
+
+class Projections(NamedTuple):
+    """The input of a method that reconstructs (``input == "projections"``).
+
+    Attributes
+    ----------
+    data : ndarray, shape (angles, slices, detector)
+        Line integrals.
+    theta : ndarray, shape (angles,)
+        Angles in radians.
+    center : float
+        Rotation axis on the detector, pixels.
+    size : int or None
+        Side of the square reconstruction grid (None: the detector width).
+    """
+
+    data: np.ndarray
+    theta: np.ndarray
+    center: float
+    size: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class Method:
+    """One classical method with one tuned parameter.
+
+    Parameters
+    ----------
+    name : str
+        The name in file names, commands and tuning files (``"sirt"``, ``"fbp-tv"``, ...).
+    label : str
+        The column of the result tables (``"SIRT"``, ``"FBP+TV"``, ...).
+    parameter : str
+        The tuned parameter (``"n_iter"``, ``"weight"``, ``"sigma"``).
+    symbol : str
+        Its short symbol in table cells (``"n"``, ``"w"``, ``"σ"``).
+    grid : tuple of float
+        The default grid of values searched.
+    input : one of :data:`INPUTS`
+        What the method works on: ``"projections"``, ``"fbp"``, or ``"sirt"`` (the tuned SIRT).
+    candidates : callable
+        ``candidates(x, grid, *, backend, threads)`` -> iterable of ``(value, volume)``, one per value of
+        ``grid`` in order, on validation input ``x`` (see :data:`INPUTS`); may be lazy (one volume held at a
+        time) or share work between values (SIRT's iterates).
+    apply : callable
+        ``apply(x, value, *, backend="auto", threads=1)`` -> ndarray ``(slices, rows, cols)``: the method at
+        one value.
+    needs : tuple of str
+        Methods whose tuning this one starts from (``sirt-tv``: ``("sirt",)``); their chosen value is
+        recorded in its tuning result under their :attr:`tuning_key`.
+    value_type : type
+        ``int`` or ``float``: the type of the parameter's values (SIRT's count is an integer).
+    timing_name : str
+        The row of :mod:`analysis.timing`, a format string with fields ``label``, ``value`` and the
+        names of ``needs`` (each value as :func:`format_value` writes it).
+    """
+
+    name: str
+    label: str
+    parameter: str
+    symbol: str
+    grid: Tuple[float, ...]
+    input: str
+    candidates: Callable[..., Iterable[Tuple[float, np.ndarray]]]
+    apply: Callable[..., np.ndarray]
+    needs: Tuple[str, ...] = ()
+    value_type: type = float
+    timing_name: str = "{label}, tuned"
+
+    def __post_init__(self):
+        if self.input not in INPUTS:
+            raise ValueError(f"method '{self.name}': input '{self.input}' is not one of {', '.join(INPUTS)}")
+        if self.input not in ("projections", "fbp") and self.input not in self.needs:  # another method's output
+            raise ValueError(f"method '{self.name}' works on {self.input}'s output, so it needs {self.input}")
+        if not self.grid:
+            raise ValueError(f"method '{self.name}' has an empty grid")
+
+    @property
+    def tuning_key(self) -> str:
+        """The key under which a method that starts from this one records this one's value (``sirt_n_iter``)."""
+        return f"{self.name}_{self.parameter}"
+
+
+def format_value(value) -> str:
+    """A parameter value as rows and settings show it: an integer as is, a float with ``:g``.
+
+    >>> format_value(50), format_value(0.05), format_value(1.0)
+    ('50', '0.05', '1')
+    """
+    return str(value) if isinstance(value, (int, np.integer)) else f"{value:g}"
+
+
+def each_value(apply: Callable[..., np.ndarray]) -> Callable[..., Iterable[Tuple[float, np.ndarray]]]:
+    """The ``candidates`` of a method without shared work: ``apply`` at each value, lazily, one at a time."""
+    def candidates(x, grid: Sequence[float], *, backend: str = "auto", threads: int = 1):
+        return ((v, apply(x, v, backend=backend, threads=threads)) for v in grid)
+    return candidates
+
+
+# ----------------------------------------------------------------------------- the methods' functions
+
+def _sirt(p: Projections, value, *, backend: str = "auto", threads: int = 1) -> np.ndarray:
+    """SIRT with ``value`` iterations from a zero start."""
+    from simulate.reconstruct import sirt
+
+    return sirt(p.data, p.theta, n_iter=int(value), center=p.center, size=p.size, backend=backend,
+                threads=threads)
+
+
+def _sirt_candidates(p: Projections, grid, *, backend: str = "auto", threads: int = 1):
+    """SIRT's iterates at each count of the grid, from one run (:func:`simulate.reconstruct.sirt_iterates`)."""
+    from simulate.reconstruct import sirt_iterates
+
+    return sirt_iterates(p.data, p.theta, grid, center=p.center, size=p.size, backend=backend,
+                         threads=threads).items()
+
+
+def _tv(volume, value, *, backend: str = "auto", threads: int = 1) -> np.ndarray:
+    """Chambolle TV of each slice, weight ``value`` relative to the volume's range, :data:`TV_ITER` iterations."""
+    from simulate.reconstruct import tv_denoise
+
+    return tv_denoise(volume, weight=float(value), n_iter=TV_ITER, threads=threads)
+
+
+def _bm3d(volume, value, *, backend: str = "auto", threads: int = 1) -> np.ndarray:
+    """BM3D of each slice, noise level ``value`` relative to the volume's range."""
+    from simulate.reconstruct import bm3d_denoise
+
+    return bm3d_denoise(volume, sigma=float(value), threads=threads)
+
+
+class _Registry(dict):
+    """A dict of methods by name whose unknown names raise ValueError naming the allowed ones."""
+
+    def __missing__(self, name):
+        raise ValueError(f"unknown method '{name}'; choose one of {', '.join(self)}")
+
+
+_TV_GRID = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+#: The registered methods by name, in the order of the tables' columns.
+METHODS: dict[str, Method] = _Registry((m.name, m) for m in (
+    Method("sirt", "SIRT", "n_iter", "n", (10, 20, 50, 100, 200), "projections",
+           candidates=_sirt_candidates, apply=_sirt, value_type=int, timing_name="SIRT ({value} it., tuned)"),
+    Method("sirt-tv", "SIRT+TV", "weight", "w", _TV_GRID, "sirt", candidates=each_value(_tv), apply=_tv,
+           needs=("sirt",), timing_name="SIRT ({sirt} it.)+TV, tuned"),
+    Method("fbp-tv", "FBP+TV", "weight", "w", _TV_GRID, "fbp", candidates=each_value(_tv), apply=_tv),
+    Method("fbp-bm3d", "FBP+BM3D", "sigma", "σ", (0.025, 0.05, 0.1, 0.2, 0.4, 0.8), "fbp",
+           candidates=each_value(_bm3d), apply=_bm3d),
+))

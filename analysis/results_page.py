@@ -1,0 +1,273 @@
+"""Build the results page (``docs/results.md``) from the workflow's files: every number generated, none typed.
+
+The page is hand-written prose around generated blocks. Each block sits between two markers,
+
+.. code-block:: markdown
+
+    <!-- begin main -->
+    ... replaced on every build ...
+    <!-- end main -->
+
+and is rebuilt from one result file of a finished run (:data:`BLOCKS`):
+
+=========  ====================================  ==========================================================
+block      file (under the results folder)       rendered as
+=========  ====================================  ==========================================================
+``main``   ``tables/main.md``                    as it is (:mod:`analysis.tables` wrote it)
+``speed``  ``bench/inference_speed.csv``         :func:`analysis.inference_speed.render`
+``timing`` ``timing/timing.csv`` (if present)    one row per timed method
+=========  ====================================  ==========================================================
+
+Each block starts with a line naming its file and the hash of the config that made it (the workflow's
+``CONFIG_HASH``: the config after schema validation, as JSON with sorted keys, SHA-256, first 12 hex
+digits). The main table states its own hash; it must match the config given, so that one page never mixes
+two runs. The page is written atomically. A missing marker or a missing required file stops the build with
+``error: <file>: <problem>`` and exit status 2::
+
+    python -m analysis.results_page docs/results.md [--results results] [--configfile config/default.yaml]
+
+``make readme`` builds the three files with Snakemake and then runs this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from simulate.plumbing import InputError, cli, write_text
+
+__all__ = ["Block", "BLOCKS", "config_hash", "stated_hash", "render_timing", "replace_blocks", "build", "main"]
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _read_text(path: Path) -> str:
+    return path.read_text()
+
+
+def _read_speed(path: Path) -> str:
+    from analysis.inference_speed import render
+
+    return render(_read_csv(path, {"variant", "batch", "ms_per_slice", "gflops", "device_name"}))
+
+
+def _read_timing(path: Path) -> str:
+    return render_timing(_read_csv(path, {"method", "ms_per_slice", "ssim", "psnr"}))
+
+
+@dataclass(frozen=True)
+class Block:
+    """One generated block of the page.
+
+    Parameters
+    ----------
+    name : str
+        Marker name: the block lies between ``<!-- begin NAME -->`` and ``<!-- end NAME -->``.
+    source : str
+        Its file, relative to the results folder.
+    render : callable
+        ``Path -> str``: the file as Markdown; raises :class:`~simulate.plumbing.InputError` on a bad file.
+    required : bool
+        A missing required file is an error; a missing optional one leaves a one-line note in its block.
+    """
+
+    name: str
+    source: str
+    render: Callable[[Path], str]
+    required: bool = True
+
+
+BLOCKS = (
+    Block("main", "tables/main.md", _read_text),
+    Block("speed", "bench/inference_speed.csv", _read_speed),
+    Block("timing", "timing/timing.csv", _read_timing, required=False),
+)
+
+
+def _read_csv(path: Path, need: set) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(path, f"not a readable CSV: {exc}") from None
+    if need - set(df.columns) or df.empty:
+        raise InputError(path, f"lacks columns {sorted(need - set(df.columns))} or rows")
+    return df
+
+
+def config_hash(configfile) -> str:
+    """The workflow's hash of a config file: :func:`tomogan_core.study.config_hash` of it, defaults filled in.
+
+    Raises :class:`~simulate.plumbing.InputError` when the file is missing, not YAML, or fails the schema.
+    """
+    from tomogan_core import study
+
+    return study.config_hash(study.load_config(configfile))
+
+
+def stated_hash(text: str) -> str | None:
+    """The config hash a table states (``Config hash `abc123def456`.``), or None.
+
+    Examples
+    --------
+    >>> stated_hash("mean over slices. Config hash `96fe057cd877`.")
+    '96fe057cd877'
+    """
+    found = set(re.findall(r"Config hash `([0-9a-f]+)`", text))
+    if len(found) > 1:
+        raise ValueError(f"the table states several config hashes: {sorted(found)}")
+    return found.pop() if found else None
+
+
+def render_timing(df: pd.DataFrame) -> str:
+    """The timing CSV (:mod:`analysis.timing`) as Markdown: what was timed where, then one row per method.
+
+    Parameters
+    ----------
+    df : DataFrame
+        One row per method with ``method``, ``ms_per_slice``, ``ssim``, ``psnr`` (and, when present,
+        ``ssim_object``, ``psnr_object``, ``device``, ``setting``, ``dataset``, ``dose``, ``slices``,
+        ``threads``, ``host``, ``gpu``).
+
+    Returns
+    -------
+    str
+        A sentence on the conditions, a blank line and a pipe table.
+    """
+    first = df.iloc[0]
+    parts = [f"{k} {first[k]}" for k in ("dataset", "dose") if k in df and pd.notna(first[k])]
+    if "slices" in df:
+        parts.append(f"{int(first['slices'])} slices")
+    device = next((first[k] for k in ("gpu", "host") if k in df and isinstance(first[k], str) and first[k]), "")
+    if device:
+        parts.append(device)
+    if "threads" in df:
+        parts.append(f"{int(first['threads'])} threads")
+    head = "Time per slice of every method, measured in one process" + (f" ({'; '.join(parts)})." if parts else ".")
+    cols = [c for c in ("method", "ms_per_slice", "ssim", "psnr", "ssim_object", "psnr_object", "device", "setting")
+            if c in df]
+    table = df[cols].rename(columns={"ms_per_slice": "ms/slice", "ssim": "SSIM", "psnr": "PSNR (dB)",
+                                     "ssim_object": "SSIM object", "psnr_object": "PSNR object (dB)"})
+    fmt = {"ms/slice": ".1f", "SSIM": ".3f", "PSNR (dB)": ".1f", "SSIM object": ".3f", "PSNR object (dB)": ".1f"}
+    text_cols = [c for c in ("device", "setting") if c in table]
+    table[text_cols] = table[text_cols].astype(object).where(table[text_cols].notna(), "")
+    return head + "\n\n" + table.to_markdown(index=False, floatfmt=tuple(fmt.get(c, "") for c in table.columns)) + "\n"
+
+
+def replace_blocks(text: str, blocks: dict, path) -> str:
+    """Replace the body of each named block of ``text``.
+
+    Parameters
+    ----------
+    text : str
+        The page.
+    blocks : dict of str to str
+        Marker name -> new body (Markdown).
+    path : str or Path
+        The page's file, named in errors.
+
+    Returns
+    -------
+    str
+        The page with every block's lines between its markers replaced; everything else unchanged.
+
+    Raises
+    ------
+    InputError
+        A block's markers are missing, repeated, or in the wrong order.
+
+    Examples
+    --------
+    >>> replace_blocks("a\\n<!-- begin x -->\\nold\\n<!-- end x -->\\nb\\n", {"x": "new"}, "page.md")
+    'a\\n<!-- begin x -->\\nnew\\n<!-- end x -->\\nb\\n'
+    """
+    for name, body in blocks.items():
+        begin, end = f"<!-- begin {name} -->", f"<!-- end {name} -->"
+        if text.count(begin) != 1 or text.count(end) != 1:
+            raise InputError(path, f"needs one '{begin}' and one '{end}' marker "
+                                   f"(found {text.count(begin)} and {text.count(end)})")
+        i, j = text.index(begin) + len(begin), text.index(end)
+        if j < i:
+            raise InputError(path, f"has '{end}' before '{begin}'")
+        text = text[:i] + "\n" + body.strip("\n") + "\n" + text[j:]
+    return text
+
+
+def build(page, results="results", configfile=ROOT / "config" / "default.yaml", blocks=BLOCKS) -> dict:
+    """Rebuild every block of ``page`` from the files under ``results``.
+
+    Parameters
+    ----------
+    page : str or Path
+        The Markdown page, with a marker pair for each of ``blocks``.
+    results : str or Path
+        The workflow's results folder.
+    configfile : str or Path
+        The config the results were made with; its hash labels every block.
+    blocks : sequence of Block
+        What to rebuild (default :data:`BLOCKS`).
+
+    Returns
+    -------
+    dict of str to str
+        Block name -> the file it came from, or ``"absent"`` for a missing optional file.
+
+    Raises
+    ------
+    InputError
+        Missing page, marker, required file or config; a bad file; a main table made with another config.
+    """
+    page, results = Path(page), Path(results)
+    if not page.is_file():
+        raise InputError(page, "file not found")
+    text = page.read_text()
+    digest = config_hash(configfile)
+    bodies, sources = {}, {}
+    for block in blocks:
+        src = results / block.source
+        if not src.is_file():
+            if block.required:
+                raise InputError(src, "file not found (make readme builds it; or run the workflow first)")
+            bodies[block.name] = (f"*Not in this build: no `{src}` (config hash `{digest}`). "
+                                  "Generated by `python -m analysis.results_page`.*")
+            sources[block.name] = "absent"
+            continue
+        body = block.render(src)
+        try:
+            said = stated_hash(body)
+        except ValueError as exc:
+            raise InputError(src, str(exc)) from None
+        if said is not None and said != digest:
+            raise InputError(src, f"was made with config hash {said}, but {configfile} hashes to {digest}: "
+                                  "rebuild it with that config (make readme CONFIG=...)")
+        bodies[block.name] = (f"*Generated by `python -m analysis.results_page` from `{src}`, "
+                              f"config hash `{digest}`. Do not edit by hand.*\n\n{body}")
+        sources[block.name] = str(src)
+    write_text(page, replace_blocks(text, bodies, page))
+    return sources
+
+
+@cli
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m analysis.results_page",
+                                description="Rebuild the generated blocks of the results page from a finished run.")
+    p.add_argument("page", help="the Markdown page to update, e.g. docs/results.md")
+    p.add_argument("--results", default="results", help="the workflow's results folder (default %(default)s)")
+    p.add_argument("--configfile", default=str(ROOT / "config" / "default.yaml"),
+                   help="the config the results were made with (default config/default.yaml)")
+    args = p.parse_args(argv)
+    for name, src in build(args.page, args.results, args.configfile).items():
+        logger.info("block %s <- %s", name, src)
+    print(f"wrote {args.page}")
+    return 0
+
+
+if __name__ == "__main__":
+    main()

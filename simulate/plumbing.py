@@ -1,0 +1,165 @@
+"""Plumbing every stage shares: bad input as one line, the command-line wrapper, atomic writers, the field of view.
+
+- **Errors.** A reader that finds a problem in what it is given raises :class:`InputError` with the file and
+  the problem. :func:`cli` wraps every command-line ``main`` of the suite and turns that into one line,
+  ``error: <file>: <problem>`` on stderr, and exit status 2. That is the only way a command reports bad input.
+- **Atomic writers.** Every file is written to a temporary name in the target's folder, which replaces the
+  target only once it is complete (:func:`atomic_path`); a killed job or a failed write never leaves a
+  half-written file under the final name. :func:`atomic_h5`, :func:`write_text`, :func:`write_json`,
+  :func:`write_csv` and :func:`save_torch` are built on it.
+- **The field of view.** :func:`circular_mask`, the disc a parallel-beam scan determines; every metric and
+  figure looks only inside it.
+
+Examples
+--------
+>>> import tempfile, pathlib
+>>> out = pathlib.Path(tempfile.mkdtemp()) / "a.json"
+>>> write_json(out, {"x": 1}).read_text()
+'{\\n "x": 1\\n}'
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ["InputError", "cli", "atomic_path", "atomic_h5", "write_text", "write_json", "write_csv", "save_torch",
+           "circular_mask"]
+
+logger = logging.getLogger(__name__)
+
+_UMASK = os.umask(0)  # read once: mkstemp makes 0600 files, and a finished file should get the usual mode
+os.umask(_UMASK)
+
+
+# ----------------------------------------------------------------------------- errors
+
+class InputError(ValueError):
+    """Bad input: the message is one line that names the file and the problem."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem.removeprefix(f"{path}: ")  # a library's message may name the file already
+        super().__init__(f"{path}: {self.problem}")
+
+
+def cli(main):
+    """Decorate a command-line ``main(argv=None)``: :class:`InputError` -> one ``error:`` line on stderr, exit 2.
+
+    Logging goes to stderr at INFO; ``main``'s return value is passed on (``None`` or 0 is success).
+    """
+
+    @functools.wraps(main)
+    def wrapper(argv=None):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+        try:
+            return main(argv)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+    return wrapper
+
+
+# ----------------------------------------------------------------------------- atomic writers
+
+@contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; it replaces ``path`` when the block ends without an exception.
+
+    On any exception (including a kill signal turned into one) the temporary file is removed and ``path``
+    is left as it was. The temporary name keeps the suffix, so libraries that choose a format by it
+    (matplotlib) still do.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_h5(path):
+    """Open ``path`` for writing through :func:`atomic_path`; yields an open :class:`h5py.File`."""
+    import h5py
+
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            yield f
+
+
+def write_text(path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically; returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+    return Path(path)
+
+
+def write_json(path, obj, *, indent: int = 1) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically; returns the path."""
+    return write_text(path, json.dumps(obj, indent=indent))
+
+
+def write_csv(table, path) -> Path:
+    """Write a pandas table to ``path`` as CSV atomically (no index); returns the path."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, index=False)
+    return Path(path)
+
+
+def save_torch(obj, path) -> Path:
+    """``torch.save`` to ``path`` atomically; returns the path."""
+    import torch
+
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------- masks
+
+def circular_mask(shape, *, margin: float = 0.0) -> np.ndarray:
+    """Boolean mask of the reconstruction's circular field of view.
+
+    Parallel-beam data determine only the disc inscribed in the square grid;
+    astra fills the corners with values that no metric should see.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(rows, cols)`` of a slice (or any shape whose last two axes are that).
+    margin : float
+        Pixels to leave out at the rim.
+
+    Returns
+    -------
+    ndarray of bool, shape ``(rows, cols)``
+
+    Examples
+    --------
+    >>> circular_mask((4, 4)).astype(int)
+    array([[0, 1, 1, 0],
+           [1, 1, 1, 1],
+           [1, 1, 1, 1],
+           [0, 1, 1, 0]])
+    """
+    rows, cols = shape[-2:]
+    y = np.arange(rows) - (rows - 1) / 2
+    x = np.arange(cols) - (cols - 1) / 2
+    radius = min(rows, cols) / 2 - margin
+    return (y[:, None] ** 2 + x[None, :] ** 2) <= radius ** 2

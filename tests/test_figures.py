@@ -1,0 +1,58 @@
+"""Figures drawn from their JSON specs (analysis/panels.py plans them; analysis/figures.py draws them)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analysis.figures import draw
+from simulate.io import write_arrays
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _volume(path, value, dose, method):
+    rng = np.random.default_rng(0)
+    vol = (value + 0.1 * rng.standard_normal((3, 32, 32))).astype(np.float32)
+    write_arrays(path, {"/recon": vol, "/slices": np.arange(3, dtype=np.int32)},
+                 {"dataset": "d: a;b", "dose": dose, "method": method})
+    return str(path)
+
+
+def test_a_grid_spec_draws_and_survives_colons_and_semicolons_in_paths(tmp_path):
+    odd = tmp_path / "a:b;c"
+    odd.mkdir()
+    ref = _volume(odd / "ref.h5", 1.0, "full", "fbp")
+    low = _volume(odd / "low.h5", 1.2, "sparse-8", "fbp")
+    spec = {"kind": "grid", "rows": [{"label": "row", "panels": [{"title": "reference", "path": ref},
+                                                                   {"title": "FBP", "path": low}]}]}
+    out = tmp_path / "fig.png"
+    draw(spec, out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.with_suffix(".pdf").stat().st_size > 0
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ("{not json", "not JSON"),
+    (json.dumps({"kind": "pie"}), "needs a 'kind'"),
+    (json.dumps({"kind": "grid"}), "grid spec lacks"),
+])
+def test_a_bad_spec_is_one_error_line_and_writes_nothing(tmp_path, spec, needle):
+    out = tmp_path / "fig.png"
+    proc = subprocess.run([sys.executable, "-m", "analysis.figures", str(out), "--spec", spec],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: --spec: ") and needle in lines[-1] and not any("Traceback" in l for l in lines)
+    assert not out.exists()
+
+
+def test_a_missing_input_names_the_file(tmp_path):
+    out = tmp_path / "fig.png"
+    spec = json.dumps({"kind": "curves", "logs": [{"label": "m", "path": str(tmp_path / "nowhere.csv")}]})
+    proc = subprocess.run([sys.executable, "-m", "analysis.figures", str(out), "--spec", spec],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and "nowhere.csv" in proc.stderr.strip().splitlines()[-1]
+    assert not out.exists()
