@@ -27,6 +27,7 @@ include: "rules/methods.smk"
 include: "rules/train.smk"
 include: "rules/infer.smk"
 include: "rules/metrics.smk"
+include: "rules/claims.smk"
 include: "rules/report.smk"
 
 
@@ -38,4 +39,5 @@ rule all:
         P.summary("conventional"),
         PLAN.enhanced(),
         [P.summary("tomogan"), P.table("main.md")] if PLAN.runs else [],
+        [P.claims()] if PLAN.claim_comparisons() else [],
         PLAN.figure_targets(),

@@ -13,7 +13,6 @@ if narrower) centred on the slice centre along the row through the middle of the
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
@@ -25,11 +24,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from simulate.io import read_array, read_attrs  # noqa: E402
-from simulate.plumbing import InputError, atomic_path, cli  # noqa: E402
+from simulate.io import read_array, read_attrs, read_table  # noqa: E402
+from simulate.plumbing import InputError, atomic_path, cli, json_argument  # noqa: E402
 
 __all__ = ["read_slice", "profile", "image_grid", "dose_series", "metric_bars", "feature_values",
-           "timing_bars", "training_curves", "draw", "main"]
+           "timing_bars", "training_curves", "claims_forest", "draw", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,13 +83,7 @@ def _save(fig, out) -> None:
 
 def _mean_metric(csvs: Sequence) -> pd.DataFrame:
     """Per-slice metric CSVs -> mean SSIM (field of view and object) per (dataset, dose, method, model)."""
-    frames = []
-    for path in csvs:
-        try:
-            frames.append(pd.read_csv(path))
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputError(path, f"not a readable metrics CSV: {exc}") from None
-    df = pd.concat(frames, ignore_index=True)
+    df = pd.concat([read_table(path, what="metrics CSV") for path in csvs], ignore_index=True)
     df["model"] = df.get("model", pd.Series([""] * len(df))).fillna("")
     if "ssim_object" not in df:
         df["ssim_object"] = np.nan
@@ -230,8 +223,7 @@ def metric_bars(csvs: Sequence, groups: Sequence[Tuple[str, Dict[str, str]]], ou
     ``groups`` is a list of (bar label, {column: value}) selections, e.g. ("APS -> SLS",
     {"dataset": "shale-sls-n1", "model": "shale-aps-photons-1e3-d3-all"}).
     """
-    frames = [pd.read_csv(p) for p in csvs]
-    df = pd.concat(frames, ignore_index=True)
+    df = pd.concat([read_table(p, what="metrics CSV") for p in csvs], ignore_index=True)
     df["model"] = df["model"].fillna("") if "model" in df else ""
     metrics = [(metric, "field of view", "0.55", "//")]
     if f"{metric}_object" in df:
@@ -294,7 +286,7 @@ def timing_bars(timing_csv, out, *, speed_csv=None, title: str = "") -> None:
     """Per-slice time of each method (log scale), with its SSIM and speed-up against SIRT on the bars;
     with ``speed_csv`` (:mod:`analysis.inference_speed`), a second panel of the generator's GFLOP/s per
     execution variant against the matmul rate measured in the same process."""
-    df = pd.read_csv(timing_csv)
+    df = read_table(timing_csv, what="timing table", need=("method", "ms_per_slice"))
     width = max(7.0, 0.85 * len(df))
     if speed_csv:
         fig, (ax, ax2) = plt.subplots(1, 2, figsize=(width + 5.0, 3.6), gridspec_kw={"width_ratios": [width, 5.0]})
@@ -326,10 +318,7 @@ def timing_bars(timing_csv, out, *, speed_csv=None, title: str = "") -> None:
 
 def _speed_panel(ax, speed_csv) -> None:
     """Generator GFLOP/s of each inference variant at its best batch, against fp32 matmul GFLOP/s."""
-    try:
-        sp = pd.read_csv(speed_csv)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(speed_csv, f"not a readable speed CSV: {exc}") from None
+    sp = read_table(speed_csv, what="speed CSV", need=("variant", "gflops"))
     best = sp.dropna(subset=["gflops"]).sort_values("gflops").groupby("variant", sort=False).tail(1)
     best = best.set_index("variant").reindex([v for v in sp["variant"].unique() if v in set(best["variant"])])
     y = np.arange(len(best))
@@ -351,20 +340,63 @@ def _speed_panel(ax, speed_csv) -> None:
                  f"{sp['device'].iloc[0]} x{int(sp['threads'].iloc[0])} threads", fontsize=9)
 
 
-def training_curves(logs: Sequence[Tuple[str, str]], out, *, title: str = "") -> None:
-    """Generator MSE and validation SSIM against step, one line per trained model."""
+VERDICT_STYLE = {"supported": ("tab:green", "o"), "contradicted": ("tab:red", "s"),
+                 "equivalent": ("tab:blue", "D"), "inconclusive": ("0.5", "^")}
+
+
+def claims_forest(claims_csv, out, *, caveat: str = "", title: str = "") -> None:
+    """Each claim comparison's effect with its interval, in units of its margin, coloured by verdict.
+
+    Reads ``claims.csv`` (:mod:`analysis.claims`). Effects are oriented (right = the claim's direction) and divided
+    by the metric's margin, so one axis serves every metric and the shaded band [-1, 1] is "too small to matter".
+    The speed claim and claims this config does not run are listed under the plot instead.
+    """
+    df = read_table(claims_csv, what="claims table", need=("claim", "part", "metric", "verdict"))
+    judged = df[df["verdict"].isin(list(VERDICT_STYLE)) & (df["metric"] != "speedup")].reset_index(drop=True)
+    other = df[~df.index.isin(df.index[df["verdict"].isin(list(VERDICT_STYLE)) & (df["metric"] != "speedup")])]
+    fig, ax = plt.subplots(figsize=(9, 0.22 * max(len(judged), 4) + 1.6))
+    ax.axvspan(-1, 1, color="0.9", zorder=0)
+    ax.axvline(0, color="k", lw=0.6)
+    for i, row in judged.iterrows():
+        colour, marker = VERDICT_STYLE[row["verdict"]]
+        m = row["margin"] if row["margin"] > 0 else 1.0
+        ax.errorbar(row["effect"] / m, i, xerr=[[(row["effect"] - row["lo"]) / m], [(row["hi"] - row["effect"]) / m]],
+                    fmt=marker, color=colour, ms=4, lw=1, capsize=2)
+    ax.set_yticks(range(len(judged)), [f"{c}: {p} [{m}]" for c, p, m in zip(judged["claim"], judged["part"],
+                                                                            judged["metric"])], fontsize=5.5)
+    ax.set_ylim(len(judged) - 0.5, -0.5)
+    ax.set_xlabel("effect / margin (right: as claimed; band: within the margin)", fontsize=8)
+    handles = [plt.Line2D([], [], color=c, marker=mk, ls="", label=v) for v, (c, mk) in VERDICT_STYLE.items()]
+    ax.legend(handles=handles, fontsize=6, loc="lower right")
+    notes = [f"{r.claim}: {r.verdict}" + (f" (speed-up {r.effect:.2g}x, range {r.lo:.2g}-{r.hi:.2g}x, claimed "
+                                          f"{r.margin:g}x)" if r.metric == "speedup" else "")
+             for r in other.itertuples()]
+    if notes:
+        ax.text(0, -0.1, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=6)
+    ax.set_title("\n".join(t for t in (title, caveat) if t) or "The paper's claims", fontsize=9)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def training_curves(logs: Sequence[Tuple[str, Sequence[str]]], out, *, title: str = "") -> None:
+    """Generator MSE and validation SSIM against step: one line per run (the mean over its seeds' logs) and a
+    band from the lowest to the highest seed, so that the spread between trainings shows."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     styles = ["-", "--", ":", "-."]
-    for i, (label, path) in enumerate(logs):
-        try:
-            df = pd.read_csv(path)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputError(path, f"not a readable training log: {exc}") from None
+    for i, (label, paths) in enumerate(logs):
+        paths = [paths] if isinstance(paths, str) else list(paths)
+        frames = [read_table(p, what="training log", need=("step",)) for p in paths]
         style = dict(ls=styles[i % len(styles)], color=plt.cm.gray(0.8 * (i % 5) / 5), lw=1.1)
-        if "mse" in df:
-            a1.plot(df["step"], df["mse"], label=label, **style)
-        val = df.dropna(subset=["val_ssim"])
-        a2.plot(val["step"], val["val_ssim"], marker="o", ms=2.5, label=label, **style)
+        label = f"{label} ({len(frames)} seeds)" if len(frames) > 1 else label
+        for ax, column, kw in ((a1, "mse", {}), (a2, "val_ssim", dict(marker="o", ms=2.5))):
+            series = [df.dropna(subset=[column]).set_index("step")[column] for df in frames if column in df]
+            if not series:
+                continue
+            table = pd.concat(series, axis=1)
+            ax.plot(table.index, table.mean(axis=1), label=label, **style, **kw)
+            if table.shape[1] > 1:
+                ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=style["color"], alpha=0.2,
+                                lw=0)
     a1.set_yscale("log")
     a1.set_xlabel("step"), a1.set_ylabel("training MSE (network units)")
     a2.set_xlabel("step"), a2.set_ylabel("validation SSIM (field of view)")
@@ -395,13 +427,15 @@ def draw(spec: dict, out) -> None:
         feature_values(panels, out, title=title)
     elif kind == "timing":
         timing_bars(spec["timing"], out, speed_csv=spec.get("speed"), title=title)
+    elif kind == "claims":
+        claims_forest(spec["claims"], out, caveat=spec.get("caveat", ""), title=title)
     elif kind == "curves":
-        training_curves([(log["label"], log["path"]) for log in spec["logs"]], out, title=title)
+        training_curves([(log["label"], log["paths"]) for log in spec["logs"]], out, title=title)
     else:
         raise ValueError(f"unknown figure kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 
-KINDS = ("grid", "doses", "bars", "features", "timing", "curves")
+KINDS = ("grid", "doses", "bars", "features", "timing", "curves", "claims")
 
 
 @cli
@@ -411,18 +445,7 @@ def main(argv=None):
     p.add_argument("out", help="PNG to write (a PDF is written beside it)")
     p.add_argument("--spec", required=True, help="the figure's spec as JSON, or @FILE to read it from a file")
     args = p.parse_args(argv)
-    text = args.spec
-    where = "--spec"
-    if text.startswith("@"):
-        where = text[1:]
-        try:
-            text = Path(where).read_text()
-        except OSError as exc:
-            raise InputError(where, f"cannot read the figure spec: {exc.strerror}") from None
-    try:
-        spec = json.loads(text)
-    except ValueError as exc:
-        raise InputError(where, f"not JSON: {exc}") from None
+    spec, where = json_argument(args.spec, flag="--spec")
     if not isinstance(spec, dict) or spec.get("kind") not in KINDS:
         raise InputError(where, f"a figure spec needs a 'kind', one of {', '.join(KINDS)}")
     try:

@@ -18,6 +18,11 @@ Two regions are reported for every image (columns ``ssim``/``psnr`` and ``ssim_o
 * **field of view**: the circular mask above;
 * **object**: the part of the field of view the sample occupies (:func:`object_mask`), so that a method is
   not rewarded for flattening the empty background around the sample. The same ``data_range`` is used.
+
+Every per-slice row of the command also carries the columns of :func:`analysis.quality.slice_quality`
+(noise texture, resolution, pores found), after the columns above. With ``--phantom`` (the foam), the pore
+geometry comes from the phantom (:func:`read_phantom_geometry`); without it the pore columns are measured
+against the reference's own segmentation and the edge columns are NaN.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from simulate.io import dataset_shape, read_array, read_attrs
 from simulate.plumbing import InputError, atomic_path, circular_mask, cli
 
 __all__ = ["reference_range", "object_threshold", "object_mask", "masked_ssim", "masked_psnr", "compare_volumes",
-           "slice_indices", "read_slices", "main"]
+           "slice_indices", "read_slices", "read_phantom_geometry", "DIRECTIONS", "main"]
 
 # object mask settings (see object_mask)
 OBJECT_FRACTION = 0.5     # threshold = this fraction of the reference's high percentile
@@ -43,6 +48,13 @@ OBJECT_SIGMA = 2.0        # Gaussian smoothing before thresholding, pixels
 OBJECT_DILATE = 3         # dilation after hole filling, pixels
 
 logger = logging.getLogger(__name__)
+
+# Which way is better, for each per-slice metric a claim can be judged on (+1 higher, -1 lower). The noise texture
+# is judged by the noise spectrum's mean frequency: a denoiser that smooths leaves blotchy, low-frequency
+# residual noise (Kim et al., Med. Phys. 46:3906, 2019), so higher is the texture nearer the data's own.
+DIRECTIONS = {"ssim": 1, "psnr": 1, "ssim_object": 1, "psnr_object": 1,
+              "nps_mean_freq": 1, "noise_rel": -1, "noise_power_ratio": -1, "frc_cutoff": 1, "edge_width": -1,
+              "pore_detection": 1, "pore_detection_small": 1, "false_pores": -1, "psd_wasserstein": -1}
 
 
 def _check_pair(image, reference):
@@ -195,22 +207,85 @@ def read_slices(path, wanted, idx: np.ndarray | None = None, *, what: str = "eva
     return out
 
 
+def read_phantom_geometry(path, wanted, shape, *, fov) -> tuple[list, list]:
+    """The true pores and the sample region of the evaluated slices, from a foam phantom file.
+
+    Slice ``k`` of the volume (a detector row, as in a reconstruction's ``/slices``) is phantom slice ``k``;
+    its pores are the circles in which the spheres of ``/pores`` (``x, y, z, r`` in pixels) cut the plane
+    ``z = k + 0.5`` (:func:`simulate.phantoms.pore_sections`). The region where pores are looked for is the
+    phantom's cylinder (``/phantom > 0.5``, holes filled) eroded by
+    :data:`analysis.quality.PORE_MASK_ERODE` pixels, cut to ``fov``.
+
+    Parameters
+    ----------
+    path : str or Path
+        Phantom HDF5 (:mod:`simulate.phantoms`): ``/phantom`` (slices, rows, cols), ``/pores`` (n, 4).
+    wanted : list of int
+        Slice indices evaluated.
+    shape : tuple of int
+        ``(rows, cols)`` of the reconstructions; the phantom's slices must have it.
+    fov : ndarray of bool, shape ``shape``
+        Field of view.
+
+    Returns
+    -------
+    circles : list of ndarray, shape (n, 3)
+        ``x, y, r`` per evaluated slice (pixels from the slice centre, ``x`` along rows).
+    masks : list of ndarray of bool
+        The pore search region per evaluated slice.
+
+    Raises
+    ------
+    InputError
+        Missing or malformed ``/pores`` or ``/phantom``, a slice shape that differs from ``shape``, or an
+        evaluated slice the phantom does not have.
+    """
+    from analysis.quality import pore_region
+    from simulate.phantoms import pore_sections
+
+    pores = read_array(path, "/pores", ndim=2, dtype_kind="f", dtype=np.float64)
+    if pores.shape[1] != 4:
+        raise InputError(path, f"dataset '/pores' has shape {pores.shape}, expected (n, 4): x, y, z, r")
+    n_slices, *phantom_shape = dataset_shape(path, "/phantom", ndim=3)
+    if tuple(phantom_shape) != tuple(shape):
+        raise InputError(path, f"phantom slice shape {tuple(phantom_shape)} differs from the reconstructions' "
+                               f"{tuple(shape)}")
+    outside = sorted(k for k in wanted if not 0 <= k < n_slices)
+    if outside:
+        raise InputError(path, f"has {n_slices} slices; lacks evaluated slices {outside[:5]}")
+    order = np.argsort(wanted)
+    picked = read_array(path, "/phantom", ndim=3, dtype_kind="fiu", index=np.s_[sorted(wanted)])
+    phantom = np.empty_like(picked)
+    phantom[order] = picked
+    circles = [pore_sections(pores, k + 0.5) for k in wanted]
+    masks = [pore_region(ndimage.binary_fill_holes(sl > 0.5)) & fov for sl in phantom]
+    return circles, masks
+
+
 @cli
 def main(argv=None):
-    """``python -m analysis.metrics OUT.csv --reference REF.h5 RECON.h5 [RECON.h5 ...]``"""
+    """``python -m analysis.metrics OUT.csv --reference REF.h5 [--phantom PHANTOM.h5] RECON.h5 [RECON.h5 ...]``"""
+    from analysis.quality import quality_context, slice_quality
     from simulate.reconstruct import central_slices
 
-    p = argparse.ArgumentParser(description="SSIM/PSNR in the field of view against a reference, per slice.")
+    p = argparse.ArgumentParser(description="SSIM/PSNR in the field of view against a reference, and the quality "
+                                            "columns of analysis.quality, per slice.")
     p.add_argument("out", help="CSV to write")
     p.add_argument("--reference", required=True)
     p.add_argument("--slices", type=int, default=8, help="central slices of the reference evaluated (0: all)")
     p.add_argument("--fov-margin", type=float, default=2.0)
+    p.add_argument("--phantom", help="foam phantom HDF5 (/pores, /phantom): true pores for the edge and pore columns")
     p.add_argument("recons", nargs="+")
     args = p.parse_args(argv)
 
     ref_idx = slice_indices(args.reference)
     wanted = [int(s) for s in ref_idx[central_slices(len(ref_idx), args.slices)]]
     ref = read_slices(args.reference, wanted, ref_idx)  # only the evaluated slices are ever read
+    fov = circular_mask(ref.shape, margin=args.fov_margin)
+    circles, masks = [None] * len(wanted), [None] * len(wanted)
+    if args.phantom:
+        circles, masks = read_phantom_geometry(args.phantom, wanted, ref.shape[1:], fov=fov)
+    contexts = [quality_context(ref[i], fov, circles=circles[i], object_mask=masks[i]) for i in range(len(wanted))]
     rows = []
     for path in args.recons:
         if dataset_shape(path, "/recon")[1:] != ref.shape[1:]:
@@ -229,7 +304,8 @@ def main(argv=None):
                          "ssim": r["ssim"], "psnr": r["psnr"], "ssim_object": r["ssim_object"],
                          "psnr_object": r["psnr_object"], "object_fraction": r["object_fraction"],
                          "data_range": r["data_range"],
-                         "file": str(path)})
+                         "file": str(path),
+                         **slice_quality(rec[r["slice"]], ref[r["slice"]], fov, context=contexts[r["slice"]])})
     with atomic_path(args.out) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

@@ -60,6 +60,10 @@ def plan_figures(plan) -> Dict[str, FigureSpec]:
     fcfg = config.get("figures", {})
     doses = config["doses"]
 
+    def first(base):
+        """The first seed's run of a base: the one whose images a figure shows."""
+        return plan.bases[base][0].name
+
     # 1. overview: reference, FBP, TomoGAN, the authors' weights, for each (split, dose) listed
     rows = []
     for item in fcfg.get("overview", []):
@@ -77,9 +81,9 @@ def plan_figures(plan) -> Dict[str, FigureSpec]:
         base = plan.main_run(ab["split"], ab["dose"], where="tomogan.ablation")
         ds, dose = base.test[0], base.dose
         for name, members, bar_title in (
-                ("fig_depth", [(f"d = {d}", run_name(ab["split"], dose, d, "all")) for d in ab.get("depths", [])],
+                ("fig_depth", [(f"d = {d}", first(run_name(ab["split"], dose, d, "all"))) for d in ab.get("depths", [])],
                  "SSIM against depth d"),
-                ("fig_loss_terms", [(ls, run_name(ab["split"], dose, plan.depth, ls))
+                ("fig_loss_terms", [(ls, first(run_name(ab["split"], dose, plan.depth, ls)))
                                     for ls in ab.get("loss_sets", [])], "SSIM per loss set")):
             panels = [("reference", plan.reference(ds)), ("FBP", Paths.recon(ds, dose, "fbp"))]
             panels += [(label, Paths.enhanced(ds, dose, run)) for label, run in members]
@@ -139,11 +143,17 @@ def plan_figures(plan) -> Dict[str, FigureSpec]:
         spec.uses(*spec.spec["metrics"])
         figs["fig_cross_facility"] = spec
 
-    # 9. training curves of every model
-    spec = FigureSpec("curves", {"logs": [{"label": run.name, "path": Paths.train_log(run.name)}
-                                          for run in runs.values()]})
-    spec.uses(*[log["path"] for log in spec.spec["logs"]])
+    # 9. training curves of every model: one line per run base, the band spanning its seeds
+    spec = FigureSpec("curves", {"logs": [{"label": base, "paths": [Paths.train_log(r.name) for r in seeds]}
+                                          for base, seeds in plan.bases.items()]})
+    spec.uses(*[path for log in spec.spec["logs"] for path in log["paths"]])
     figs["fig_training_curves"] = spec
+
+    # 10. the claims: each comparison's effect with its interval, coloured by verdict
+    if plan.claim_comparisons():
+        spec = FigureSpec("claims", {"claims": Paths.claims(), "caveat": config["claims"].get("caveat", "")})
+        spec.uses(Paths.claims())
+        figs["fig_claims"] = spec
 
     # 7. timing (the CSVs come from rules timing and inference_speed)
     spec = FigureSpec("timing", {"timing": Paths.timing(), "speed": Paths.speed()})

@@ -16,7 +16,11 @@ block      file (under the results folder)       rendered as
 ``main``   ``tables/main.md``                    as it is (:mod:`analysis.tables` wrote it)
 ``speed``  ``bench/inference_speed.csv``         :func:`analysis.inference_speed.render`
 ``timing`` ``timing/timing.csv`` (if present)    one row per timed method
+``claims`` ``claims/claims.md`` (if present)     as it is (:mod:`analysis.claims` wrote it)
+``findings`` ``claims/claims_summary.csv``       :func:`render_findings`: per claim, holds on each metric
 =========  ====================================  ==========================================================
+
+``docs/results.md`` has the first four (the default of ``--blocks``); ``README.md`` has ``findings``.
 
 Each block starts with a line naming its file and the hash of the config that made it (the workflow's
 ``CONFIG_HASH``: the config after schema validation, as JSON with sorted keys, SHA-256, first 12 hex
@@ -40,9 +44,11 @@ from typing import Callable
 
 import pandas as pd
 
+from simulate.io import read_table
 from simulate.plumbing import InputError, cli, write_text
 
-__all__ = ["Block", "BLOCKS", "config_hash", "stated_hash", "render_timing", "replace_blocks", "build", "main"]
+__all__ = ["Block", "BLOCKS", "PAGE_BLOCKS", "config_hash", "stated_hash", "render_timing", "render_findings",
+           "replace_blocks", "build", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +67,28 @@ def _read_speed(path: Path) -> str:
 
 def _read_timing(path: Path) -> str:
     return render_timing(_read_csv(path, {"method", "ms_per_slice", "ssim", "psnr"}))
+
+
+def _read_findings(path: Path) -> str:
+    return render_findings(_read_csv(path, {"claim", "text", "metric", "holds", "comparisons"}))
+
+
+def render_findings(summary: pd.DataFrame) -> str:
+    """What the study finds: one row per claim, whether it holds on each metric (``analysis.claims`` summary).
+
+    >>> s = pd.DataFrame({"claim": ["c", "c"], "text": ["t", "t"], "metric": ["ssim", "psnr"],
+    ...                   "holds": ["yes", "unclear"], "comparisons": [2, 2], "seeds": [3, 3]})
+    >>> print(render_findings(s).splitlines()[4])
+    | c       | t      |             2 |       3 | yes    | unclear |
+    """
+    wide = summary.pivot_table(index=["claim", "text"], columns="metric", values="holds", aggfunc="first", sort=False)
+    wide = wide.reindex(columns=[m for m in summary["metric"].unique() if m in wide.columns])
+    counts = summary.groupby(["claim", "text"], sort=False).agg(
+        comparisons=("comparisons", "max"), **({"seeds": ("seeds", "min")} if "seeds" in summary else {}))
+    table = counts.join(wide).reset_index().fillna("")
+    return ("Does each claim hold? *yes*, *no* or *unclear* per metric, from the verdicts of all its comparisons "
+            "(docs/claims.md says how they are judged; docs/results.md has every effect and interval).\n\n"
+            + table.to_markdown(index=False))
 
 
 @dataclass(frozen=True)
@@ -89,17 +117,14 @@ BLOCKS = (
     Block("main", "tables/main.md", _read_text),
     Block("speed", "bench/inference_speed.csv", _read_speed),
     Block("timing", "timing/timing.csv", _read_timing, required=False),
+    Block("claims", "claims/claims.md", _read_text, required=False),
+    Block("findings", "claims/claims_summary.csv", _read_findings, required=False),
 )
+PAGE_BLOCKS = ("main", "speed", "timing", "claims")  # docs/results.md; README.md has "findings"
 
 
 def _read_csv(path: Path, need: set) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(path, f"not a readable CSV: {exc}") from None
-    if need - set(df.columns) or df.empty:
-        raise InputError(path, f"lacks columns {sorted(need - set(df.columns))} or rows")
-    return df
+    return read_table(path, what="CSV table", need=need)
 
 
 def config_hash(configfile) -> str:
@@ -200,7 +225,7 @@ def replace_blocks(text: str, blocks: dict, path) -> str:
     return text
 
 
-def build(page, results="results", configfile=ROOT / "config" / "default.yaml", blocks=BLOCKS) -> dict:
+def build(page, results="results", configfile=ROOT / "config" / "default.yaml", blocks=None) -> dict:
     """Rebuild every block of ``page`` from the files under ``results``.
 
     Parameters
@@ -211,8 +236,8 @@ def build(page, results="results", configfile=ROOT / "config" / "default.yaml", 
         The workflow's results folder.
     configfile : str or Path
         The config the results were made with; its hash labels every block.
-    blocks : sequence of Block
-        What to rebuild (default :data:`BLOCKS`).
+    blocks : sequence of Block, optional
+        What to rebuild (default: those of :data:`PAGE_BLOCKS`, the results page's).
 
     Returns
     -------
@@ -225,6 +250,7 @@ def build(page, results="results", configfile=ROOT / "config" / "default.yaml", 
         Missing page, marker, required file or config; a bad file; a main table made with another config.
     """
     page, results = Path(page), Path(results)
+    blocks = [b for b in BLOCKS if b.name in PAGE_BLOCKS] if blocks is None else blocks
     if not page.is_file():
         raise InputError(page, "file not found")
     text = page.read_text()
@@ -262,8 +288,11 @@ def main(argv=None):
     p.add_argument("--results", default="results", help="the workflow's results folder (default %(default)s)")
     p.add_argument("--configfile", default=str(ROOT / "config" / "default.yaml"),
                    help="the config the results were made with (default config/default.yaml)")
+    p.add_argument("--blocks", nargs="+", default=list(PAGE_BLOCKS), choices=[b.name for b in BLOCKS],
+                   help="the blocks the page has (default: %(default)s)")
     args = p.parse_args(argv)
-    for name, src in build(args.page, args.results, args.configfile).items():
+    blocks = [b for b in BLOCKS if b.name in args.blocks]
+    for name, src in build(args.page, args.results, args.configfile, blocks).items():
         logger.info("block %s <- %s", name, src)
     print(f"wrote {args.page}")
     return 0

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from simulate.plumbing import InputError, cli, write_csv
+from simulate.io import read_table
+from simulate.plumbing import cli, write_csv
 
 __all__ = ["summarise", "main"]
 
@@ -26,6 +27,8 @@ logger = logging.getLogger(__name__)
 GROUP = ["dataset", "source", "dose", "dose_mode", "dose_level", "method", "model", "vgg_weights", "tuning",
          "backend", "seed", "versions"]
 METRICS = ("ssim", "psnr", "ssim_object", "psnr_object")
+# noise texture, resolution and pores (analysis/quality.py): their means over the slices
+from analysis.quality import COLUMNS as QUALITY  # noqa: E402
 
 
 def _ci95(values) -> float:
@@ -52,6 +55,9 @@ def summarise(per_slice: pd.DataFrame) -> pd.DataFrame:
             row[f"{m}_mean"] = float(values.mean()) if len(values) else float("nan")
             row[f"{m}_std"] = float(values.std(ddof=1)) if len(values) > 1 else float("nan")
             row[f"{m}_ci95"] = _ci95(values)
+        for m in QUALITY:
+            if m in grp:
+                row[f"{m}_mean"] = float(grp[m].mean()) if grp[m].notna().any() else float("nan")
         row["n_slices"] = int(len(grp))
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -80,13 +86,8 @@ def main(argv=None):
     p.add_argument("inputs", nargs="+")
     p.add_argument("--config-hash", default="")
     args = p.parse_args(argv)
-    frames = []
-    for path in args.inputs:
-        try:
-            frames.append(pd.read_csv(path))
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputError(path, f"not a readable CSV: {exc}") from None
-    table = summarise(pd.concat(frames, ignore_index=True))
+    table = summarise(pd.concat([read_table(path, what="per-slice metrics CSV") for path in args.inputs],
+                                ignore_index=True))
     table.insert(len(table.columns) - 1, "config_hash", args.config_hash)
     out = write_csv(table, args.out)
     md = table.drop(columns=["versions"]).round(4).to_markdown(index=False)

@@ -7,22 +7,28 @@
   the validation slices. Written twice: in the field of view and inside the object (:mod:`analysis.metrics`).
 - **ablation**: every TomoGAN model on each (test volume, dose) where there are several, with its depth and loss set.
 
+A model trained at several seeds is one row: the mean over its seeds (``n_seeds``; the ablation table also gives
+the seeds' standard deviation of SSIM). Which run belongs to which model, split, depth and loss set comes from
+the study plan's run table (``--runs``, :meth:`tomogan_core.study.Plan.run_table`), never from parsing names.
+
 Written as Markdown (``results/tables/main.md``, pasted into docs/results.md by ``make readme``) and CSV.
-``python -m analysis.tables results/metrics/tomogan.csv results/tables/main.md --main VOLUME=RUN ...``
+``python -m analysis.tables results/metrics/tomogan.csv results/tables/main.md --runs JSON --main VOLUME=RUN ...``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 
 import pandas as pd
 
 from analysis.classical import METHODS as CLASSICAL
+from simulate.io import read_table
 from simulate.plumbing import InputError, cli, write_csv, write_text
 
-__all__ = ["main_table", "ablation_table", "render", "main"]
+__all__ = ["collapse_seeds", "main_table", "quality_table", "ablation_table", "render", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -35,16 +41,34 @@ REGIONS = {"fov": ("ssim", "psnr", "inside the circular field of view"),
 
 
 def _read(path) -> pd.DataFrame:
-    try:
-        df = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise InputError(path, f"not a readable summary table: {exc}") from None
-    need = {"dataset", "dose", "method", "model", "ssim_mean", "psnr_mean", "source", "vgg_weights"}
-    if need - set(df.columns):
-        raise InputError(path, f"lacks columns {sorted(need - set(df.columns))}")
+    df = read_table(path, what="summary table",
+                    need=("dataset", "dose", "method", "model", "ssim_mean", "psnr_mean", "source", "vgg_weights"))
     for col in ("model", "vgg_weights", "tuning"):
         df[col] = df[col].fillna("") if col in df else ""
     return df
+
+
+def collapse_seeds(df: pd.DataFrame, runs) -> pd.DataFrame:
+    """TomoGAN rows of one model at several seeds -> one row: the mean of each ``*_mean`` over the seeds.
+
+    ``runs`` is the plan's run table (rows with ``run``, ``base``, ``split``, ``depth``, ``loss_set``, ``seed``).
+    The row's ``model`` becomes the base name; ``n_seeds`` counts the seeds and ``ssim_seed_sd`` is the standard
+    deviation of the seeds' mean SSIM (NaN for one seed). Other methods' rows pass through with ``n_seeds`` 1.
+    """
+    table = pd.DataFrame(list(runs), columns=["run", "base", "split", "depth", "loss_set", "seed"])
+    tg = df[df["method"] == "tomogan"].merge(table.drop(columns="seed"), left_on="model", right_on="run", how="left")
+    unknown = sorted(set(tg.loc[tg["base"].isna(), "model"]))
+    if unknown:
+        raise ValueError(f"models {unknown[:3]} are not in the run table")
+    means = [c for c in df.columns if c.endswith("_mean")]
+    keys = ["dataset", "dose", "base"]
+    first = tg.groupby(keys, sort=False).first().reset_index()
+    avg = tg.groupby(keys, sort=False)[means].mean().reset_index()
+    out = first.drop(columns=means).merge(avg, on=keys)
+    stats = tg.groupby(keys, sort=False)["ssim_mean"].agg(n_seeds="count", ssim_seed_sd="std").reset_index()
+    out = out.merge(stats, on=keys).assign(model=lambda t: t["base"]).drop(columns=["run", "base"])
+    rest = df[df["method"] != "tomogan"].assign(n_seeds=1)
+    return pd.concat([rest, out], ignore_index=True)
 
 
 def main_table(df: pd.DataFrame, main_models: dict, region: str = "fov") -> pd.DataFrame:
@@ -77,7 +101,8 @@ def main_table(df: pd.DataFrame, main_models: dict, region: str = "fov") -> pd.D
             else:
                 row[label] = ""
         tg = grp[grp["method"] == "tomogan"]
-        row["model"] = tg["model"].iloc[0]
+        seeds = int(tg["n_seeds"].iloc[0]) if "n_seeds" in tg else 1
+        row["model"] = tg["model"].iloc[0] + (f" (mean of {seeds} seeds)" if seeds > 1 else "")
         row["vgg weights"] = tg["vgg_weights"].iloc[0]
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -85,15 +110,37 @@ def main_table(df: pd.DataFrame, main_models: dict, region: str = "fov") -> pd.D
     return out.drop(columns=empty)
 
 
+QUALITY_COLUMNS = {"nps_mean_freq": "NPS mean freq. (c/px)", "noise_rel": "noise / level", "frc_cutoff": "FRC 0.5 (c/px)",
+                   "edge_width": "edge 10-90 % (px)", "porosity_error": "porosity error",
+                   "pore_detection": "pores found", "pore_detection_small": "small pores found",
+                   "false_pores": "false pores / slice"}
+
+
+def quality_table(df: pd.DataFrame, main_models: dict) -> pd.DataFrame:
+    """Noise texture, resolution and the porosity task (:mod:`analysis.quality`) of every method on the main
+    table's rows: one row per (test volume, dose, method), means over the slices (and seeds)."""
+    have = [c for c in QUALITY_COLUMNS if f"{c}_mean" in df]
+    if not have:
+        return pd.DataFrame()
+    own = pd.Series([m in main_models.get(d, ()) for d, m in zip(df["dataset"], df["model"])], index=df.index)
+    keep = df[((df["method"] == "tomogan") & own) | (df["method"] != "tomogan")]
+    pairs = set(zip(keep.loc[keep["method"] == "tomogan", "dataset"], keep.loc[keep["method"] == "tomogan", "dose"]))
+    keep = keep[[(d, s) in pairs for d, s in zip(keep["dataset"], keep["dose"])]]
+    order = {m: i for i, m in enumerate(COLUMNS)}
+    out = keep.assign(method=keep["method"].map(COLUMNS).fillna(keep["method"]),
+                      _o=keep["method"].map(order)).sort_values(["dataset", "dose", "_o"])
+    out = out[["dataset", "dose", "method"] + [f"{c}_mean" for c in have]]
+    return out.rename(columns={f"{c}_mean": QUALITY_COLUMNS[c] for c in have}).round(3)
+
+
 def ablation_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Every TomoGAN model on the (test volume, dose) pairs that several models were tested on."""
+    """Every TomoGAN model on the (test volume, dose) pairs that several models were tested on (``df`` as
+    :func:`collapse_seeds` returns it)."""
     tg = df[df["method"] == "tomogan"].copy()
     counts = tg.groupby(["dataset", "dose"])["model"].transform("count")
     tg = tg[counts > 1]
-    parts = tg["model"].str.extract(r"^(?P<split>.+)-(?P<dose_>[^-]+-[^-]+)-d(?P<depth>\d+)-(?P<loss_set>.+)$")
-    tg = pd.concat([tg, parts], axis=1)
     cols = ["dataset", "dose", "model", "split", "depth", "loss_set", "ssim_mean", "psnr_mean"]
-    cols += [c for c in ("ssim_object_mean", "psnr_object_mean") if c in tg] + ["n_slices"]
+    cols += [c for c in ("ssim_object_mean", "psnr_object_mean") if c in tg] + ["n_slices", "n_seeds", "ssim_seed_sd"]
     out = tg[cols]
     return out.sort_values(["dataset", "dose", "split", "depth", "loss_set"]).round(4)
 
@@ -111,6 +158,13 @@ def render(df: pd.DataFrame, main_models: dict) -> str:
                  "`classical.grids`). "
                  f"Config hash `{df['config_hash'].iloc[0] if 'config_hash' in df else ''}`.", "",
                  main_table(df, main_models, region).to_markdown(index=False), ""]
+    quality = quality_table(df, main_models)
+    if len(quality):
+        text += ["Noise texture, resolution and the porosity task on the same slices (analysis/quality.py; NaN where "
+                 "a measure does not apply: no phantom, no uniform region or edge large enough). NPS mean frequency: "
+                 "higher is finer, less blotchy residual noise; noise / level, edge width and false pores: lower is "
+                 "better; FRC cutoff and pores found: higher is better; porosity error: 0 is best.", "",
+                 quality.to_markdown(index=False), ""]
     ab = ablation_table(df)
     if len(ab):
         text += ["Every model on the volumes several models were tested on (ablations, cross-facility):", "",
@@ -124,13 +178,22 @@ def main(argv=None):
     p.add_argument("summary", help="the summary table (analysis.summary output)")
     p.add_argument("out", help="Markdown file to write (a CSV of the main table is written beside it)")
     p.add_argument("--main", nargs="*", default=[], metavar="DATASET=RUN",
-                   help="each test volume's own model (the others are cross-facility applications)")
+                   help="each test volume's own models, every seed (the others are cross-facility applications)")
+    p.add_argument("--runs", required=True, help="the plan's run table as JSON (Plan.run_table)")
     args = p.parse_args(argv)
-    df = _read(args.summary)
+    try:
+        runs = json.loads(args.runs)
+    except ValueError as exc:
+        raise InputError("--runs", f"not JSON: {exc}") from None
+    try:
+        df = collapse_seeds(_read(args.summary), runs)
+    except ValueError as exc:
+        raise InputError(args.summary, str(exc)) from None
+    table = {r["run"]: r["base"] for r in runs}
     main_models = {}
     for item in args.main:
         ds, _, run = item.partition("=")
-        main_models.setdefault(ds, set()).add(run)
+        main_models.setdefault(ds, set()).add(table.get(run, run))
     md = render(df, main_models)
     out = Path(args.out)
     write_csv(main_table(df, main_models), out.with_suffix(".csv"))

@@ -22,6 +22,7 @@ import json
 import logging
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,20 +31,50 @@ import pandas as pd
 from simulate.io import cpu_name, read_array, software_versions
 from simulate.plumbing import InputError, cli, write_csv
 
-__all__ = ["median_time", "time_methods", "main"]
+__all__ = ["FBP_TOMOGAN", "Span", "sirt_label", "median_time", "time_methods", "main"]
 
 logger = logging.getLogger(__name__)
 
 
+FBP_TOMOGAN = "FBP+TomoGAN"  # the timing table's row of FBP followed by TomoGAN
+
+
+def sirt_label(n_iter: int) -> str:
+    """The timing table's row of plain SIRT at ``n_iter`` iterations (the paper's 400), e.g. ``SIRT (400 it.)``."""
+    return f"SIRT ({n_iter} it.)"
+
+
+@dataclass(frozen=True)
+class Span:
+    """Seconds of a timed step: the median of its repeats and the fastest and slowest repeat.
+
+    Steps add up by parts (FBP + TomoGAN: medians add, and so do the fastest and the slowest), so that a
+    speed-up's range can be bounded from the repeats (:mod:`analysis.claims`).
+    """
+
+    median: float
+    low: float
+    high: float
+
+    def __add__(self, other):
+        o = other if isinstance(other, Span) else Span(float(other), float(other), float(other))
+        return Span(self.median + o.median, self.low + o.low, self.high + o.high)
+
+    __radd__ = __add__
+
+    def scaled(self, factor: float) -> "Span":
+        return Span(self.median * factor, self.low * factor, self.high * factor)
+
+
 def median_time(fn, repeats: int):
-    """Run ``fn`` once to warm up, then ``repeats`` times; return (median seconds, last result)."""
+    """Run ``fn`` once to warm up, then ``repeats`` times; return (:class:`Span` of seconds, last result)."""
     result = fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         result = fn()
         times.append(time.perf_counter() - t0)
-    return statistics.median(times), result
+    return Span(statistics.median(times), min(times), max(times)), result
 
 
 def time_methods(sino, theta, reference, model, *, center, sirt_iter: int, repeats: int, backend: str,
@@ -83,17 +114,17 @@ def time_methods(sino, theta, reference, model, *, center, sirt_iter: int, repea
         return out
 
     t_fbp, rec_fbp_all = median_time(run_fbp, repeats)
-    t_fbp *= n / n_all  # per slice, times the inner slices
+    t_fbp = t_fbp.scaled(n / n_all)  # per slice, times the inner slices
     rec_fbp = rec_fbp_all[inner]
     t_gan, rec_gan = median_time(lambda: run_tomogan(rec_fbp_all), repeats)
     t_sirt, rec_sirt = median_time(lambda: sirt(sino[:, inner], theta, n_iter=sirt_iter, center=center, size=size,
                                                 backend=backend, threads=threads), max(1, repeats // 3))
     results = [("FBP", t_fbp, rec_fbp, "cpu", ""), ("TomoGAN", t_gan, rec_gan, model.device.type, ""),
-               ("FBP+TomoGAN", t_fbp + t_gan, rec_gan, f"cpu+{model.device.type}", ""),
-               (f"SIRT ({sirt_iter} it.)", t_sirt, rec_sirt, "cpu", "paper's iteration count")]
+               (FBP_TOMOGAN, t_fbp + t_gan, rec_gan, f"cpu+{model.device.type}", ""),
+               (sirt_label(sirt_iter), t_sirt, rec_sirt, "cpu", "paper's iteration count")]
     few = max(1, repeats // 3)  # the slow ones
     # input kind -> (seconds it took, a function that makes it); the projections are sliced inside the timing
-    inputs = {"projections": (0.0, lambda: Projections(sino[:, inner], theta, center, size)),
+    inputs = {"projections": (Span(0.0, 0.0, 0.0), lambda: Projections(sino[:, inner], theta, center, size)),
               "fbp": (t_fbp, lambda: rec_fbp)}
     values = {}
     for name, method in METHODS.items():
@@ -126,9 +157,11 @@ def time_methods(sino, theta, reference, model, *, center, sirt_iter: int, repea
         t_n, rec_n = median_time(run_n2i, few)
         results.append(("Noise2Inverse", t_n, rec_n, f"cpu+{model.device.type}", f"k={k}"))
     rows = []
-    for name, seconds, rec, device, setting in results:
+    for name, span, rec, device, setting in results:
         scores = compare_volumes(rec, reference, fov_margin=fov_margin)
+        seconds = span.median
         rows.append({"method": name, "ms_per_slice": 1000 * seconds / n, "seconds": seconds, "slices": n,
+                     "ms_per_slice_min": 1000 * span.low / n, "ms_per_slice_max": 1000 * span.high / n,
                      "ssim": float(np.mean([s["ssim"] for s in scores])),
                      "psnr": float(np.mean([s["psnr"] for s in scores])),
                      "ssim_object": float(np.nanmean([s["ssim_object"] for s in scores])),

@@ -1,6 +1,7 @@
 # Validate the config (the schema fills in every default), build the study plan, constrain the wildcards.
 # Everything the rules ask -- paths, flags, inputs, priorities -- comes from the plan
 # (tomogan_core/study.py), which has unit tests of its own; the functions here only pass wildcards on.
+import json
 import os
 import re
 

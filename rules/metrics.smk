@@ -6,6 +6,7 @@ rule conventional_metrics:
     input:
         reference=lambda w: PLAN.reference(w.dataset),
         recons=lambda w: PLAN.conventional_inputs(w.dataset),
+        phantom=lambda w: PLAN.phantom_of(w.dataset),
     output:
         P.metrics(kind="conventional"),
     log:
@@ -17,9 +18,10 @@ rule conventional_metrics:
     params:
         slices=config["metrics"]["slices"],
         margin=config["metrics"]["fov_margin"],
+        phantom=lambda w, input: f"--phantom {input.phantom}" if input.phantom else "",
     shell:
         "python -m analysis.metrics {output} --reference {input.reference} --slices {params.slices} "
-        "--fov-margin {params.margin} {input.recons} > {log} 2>&1"
+        "--fov-margin {params.margin} {params.phantom} {input.recons} > {log} 2>&1"
 
 
 rule conventional_summary:
@@ -43,6 +45,7 @@ rule tomogan_metrics:
     input:
         reference=lambda w: PLAN.reference(w.dataset),
         enhanced=lambda w: PLAN.tomogan_inputs(w.dataset),
+        phantom=lambda w: PLAN.phantom_of(w.dataset),
     output:
         P.metrics(kind="tomogan"),
     log:
@@ -54,9 +57,10 @@ rule tomogan_metrics:
     params:
         slices=config["metrics"]["slices"],
         margin=config["metrics"]["fov_margin"],
+        phantom=lambda w, input: f"--phantom {input.phantom}" if input.phantom else "",
     shell:
         "python -m analysis.metrics {output} --reference {input.reference} --slices {params.slices} "
-        "--fov-margin {params.margin} {input.enhanced} > {log} 2>&1"
+        "--fov-margin {params.margin} {params.phantom} {input.enhanced} > {log} 2>&1"
 
 
 rule tomogan_summary:
@@ -94,5 +98,6 @@ rule main_table:
         "../environment.yml"
     params:
         main=" ".join(f"{ds}={run}" for ds, run in PLAN.main_models()),
+        runs=json.dumps(PLAN.run_table()),
     shell:
-        "python -m analysis.tables {input} {output.md} --main {params.main} > {log} 2>&1"
+        "python -m analysis.tables {input} {output.md} --main {params.main} --runs {params.runs:q} > {log} 2>&1"

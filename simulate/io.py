@@ -28,6 +28,7 @@ __all__ = [
     "check_finite",
     "write_arrays",
     "to_h5_attr",
+    "read_table",
     "software_versions",
     "cpu_name",
 ]
@@ -173,6 +174,21 @@ def write_arrays(path, arrays: dict, attrs: dict | None = None, *, chunks_slices
             f.create_dataset(name, data=arr, chunks=chunks, compression=compression)
         for key, value in (attrs or {}).items():
             f.attrs[key] = to_h5_attr(value)
+
+
+def read_table(path, *, what: str = "CSV table", need=()):
+    """A CSV file as a pandas table; a missing, unreadable or empty file, or one lacking a ``need`` column, is an
+    :class:`~simulate.plumbing.InputError` naming ``what`` it should have been."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(path, f"not a readable {what}: {exc}") from None
+    missing = sorted(set(need) - set(table.columns))
+    if missing or table.empty:
+        raise InputError(path, f"{what} lacks columns {missing}" if missing else f"{what} has no rows")
+    return table
 
 
 def software_versions() -> dict:

@@ -32,7 +32,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["InputError", "cli", "atomic_path", "atomic_h5", "write_text", "write_json", "write_csv", "save_torch",
+__all__ = ["InputError", "cli", "json_argument", "atomic_path", "atomic_h5", "write_text", "write_json", "write_csv", "save_torch",
            "circular_mask"]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,27 @@ def cli(main):
             raise SystemExit(2) from None
 
     return wrapper
+
+
+def json_argument(text: str, *, flag: str):
+    """A command-line argument holding JSON, or ``@FILE`` naming a file of it: returns ``(value, where)``.
+
+    ``where`` is the file, or ``flag`` for inline JSON: what an :class:`InputError` about the value should name.
+
+    >>> json_argument('{"a": 1}', flag="--spec")
+    ({'a': 1}, '--spec')
+    """
+    where = flag
+    if text.startswith("@"):
+        where = text[1:]
+        try:
+            text = Path(where).read_text()
+        except OSError as exc:
+            raise InputError(where, f"cannot read: {exc.strerror}") from None
+    try:
+        return json.loads(text), where
+    except ValueError as exc:
+        raise InputError(where, f"not JSON: {exc}") from None
 
 
 # ----------------------------------------------------------------------------- atomic writers

@@ -51,8 +51,32 @@ def test_a_bad_spec_is_one_error_line_and_writes_nothing(tmp_path, spec, needle)
 
 def test_a_missing_input_names_the_file(tmp_path):
     out = tmp_path / "fig.png"
-    spec = json.dumps({"kind": "curves", "logs": [{"label": "m", "path": str(tmp_path / "nowhere.csv")}]})
+    spec = json.dumps({"kind": "curves", "logs": [{"label": "m", "paths": [str(tmp_path / "nowhere.csv")]}]})
     proc = subprocess.run([sys.executable, "-m", "analysis.figures", str(out), "--spec", spec],
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 2 and "nowhere.csv" in proc.stderr.strip().splitlines()[-1]
     assert not out.exists()
+
+
+def test_training_curves_show_the_spread_between_seeds(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import pandas as pd
+    from matplotlib import pyplot as plt
+
+    logs = []
+    for seed, shift in enumerate((0.0, 0.1)):
+        path = tmp_path / f"s{seed}.csv"
+        pd.DataFrame({"step": [1, 2, 3], "mse": [1.0, 0.5, 0.25], "val_ssim": [0.5 + shift, 0.6 + shift, 0.7 + shift]}
+                     ).to_csv(path, index=False)
+        logs.append(str(path))
+    calls = []
+    real = plt.Axes.fill_between
+    plt.Axes.fill_between = lambda self, x, lo, hi, **kw: calls.append((list(lo), list(hi))) or real(self, x, lo, hi, **kw)
+    try:
+        draw({"kind": "curves", "logs": [{"label": "run", "paths": logs}]}, tmp_path / "curves.png")
+    finally:
+        plt.Axes.fill_between = real
+    # one band per panel; the validation band spans the two seeds
+    assert len(calls) == 2 and np.allclose(calls[1], [[0.5, 0.6, 0.7], [0.6, 0.7, 0.8]])

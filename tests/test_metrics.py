@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from analysis.metrics import compare_volumes, masked_ssim, object_mask, object_threshold, reference_range
 from simulate.plumbing import circular_mask
@@ -61,3 +62,134 @@ def test_compare_volumes_reports_both_regions_with_one_threshold_per_volume():
     assert 0.2 < rows[0]["object_fraction"] < 0.6
     assert np.isnan(rows[2]["ssim_object"]) and rows[2]["object_fraction"] == 0.0
     assert all(np.isfinite(r["ssim"]) and np.isfinite(r["psnr"]) for r in rows)
+
+
+# ----------------------------------------------------------------------------- the command, with quality columns
+
+# the per-slice columns the command wrote before analysis.quality existed: names, order and values stay
+OLD_COLUMNS = ["dataset", "source", "dose", "dose_mode", "dose_level", "method", "model", "vgg_weights", "tuning",
+               "backend", "seed", "versions", "slice", "ssim", "psnr", "ssim_object", "psnr_object",
+               "object_fraction", "data_range", "file"]
+
+# spheres x, y, z, r (pixels; x along rows, y along columns from the centre, z from the bottom of slice 0)
+SPHERES = np.array([[-20.0, -18, 2.0, 9], [-18, 14, 2.5, 8], [14, -20, 1.5, 8], [16, 16, 2.0, 7.5],
+                    [0, 0, 2.0, 3.0], [2, -32, 2.0, 3.0], [-34, 0, 2.0, 2.5], [30, 0, 2.0, 3.5]])
+
+
+def _write_volume(path, volume, **attrs):
+    from simulate.io import write_arrays
+
+    write_arrays(path, {"/recon": volume.astype(np.float32), "/slices": np.arange(len(volume), dtype=np.int32)},
+                 {"dataset": "tiny", "source": "test", "dose": "x", **attrs})
+    return path
+
+
+def _tiny_study(tmp_path, n=96, slices=4, seed=0):
+    """A rendered foam phantom with a few pores, its reference, a blurred and a noisy reconstruction."""
+    from analysis.quality import render_circles
+    from simulate.io import write_arrays
+    from simulate.phantoms import pore_sections
+
+    rr, cc = np.mgrid[:n, :n] - (n - 1) / 2
+    cylinder = np.hypot(rr, cc) < 0.45 * n
+    phantom = np.stack([np.where(render_circles((n, n), pore_sections(SPHERES, k + 0.5)) > 0, 0.0, 1.0) * cylinder
+                        for k in range(slices)]).astype(np.float32)
+    write_arrays(tmp_path / "phantom.h5", {"/phantom": phantom, "/pores": SPHERES})
+    ref = ndimage.gaussian_filter(0.01 * phantom, (0, 0.6, 0.6))
+    rng = np.random.default_rng(seed)
+    paths = {"reference": _write_volume(tmp_path / "ref.h5", ref, method="fbp"),
+             "copy": _write_volume(tmp_path / "copy.h5", ref, method="copy"),
+             "blurred": _write_volume(tmp_path / "blur.h5", ndimage.gaussian_filter(ref, (0, 2, 2)), method="blur"),
+             "noisy": _write_volume(tmp_path / "noisy.h5", ref + rng.normal(0, 0.002, ref.shape), method="noisy")}
+    return phantom, ref, paths
+
+
+def _run(tmp_path, paths, *extra):
+    import pandas as pd
+
+    from analysis.metrics import main
+
+    out = tmp_path / f"out{len(list(tmp_path.glob('out*.csv')))}.csv"
+    main([str(out), "--reference", str(paths["reference"]), "--slices", "2", *extra,
+          str(paths["copy"]), str(paths["blurred"]), str(paths["noisy"])])
+    return pd.read_csv(out)
+
+
+def test_metrics_command_adds_quality_columns_and_keeps_the_old_ones(tmp_path):
+    from analysis.quality import COLUMNS, white_mean_frequency
+
+    _, ref, paths = _tiny_study(tmp_path)
+    table = _run(tmp_path, paths, "--phantom", str(tmp_path / "phantom.h5"))
+    assert list(table.columns) == OLD_COLUMNS + list(COLUMNS)
+    assert table["slice"].tolist() == [1, 2] * 3
+    # the old columns: the same values as before, and the same as without --phantom
+    plain = _run(tmp_path, paths)
+    assert list(plain.columns) == OLD_COLUMNS + list(COLUMNS)
+    assert table[OLD_COLUMNS].equals(plain[OLD_COLUMNS])
+    for method, path in (("copy", "copy"), ("blur", "blurred")):
+        from simulate.io import read_array
+
+        rows = compare_volumes(read_array(paths[path], "/recon")[1:3], ref[1:3].astype(np.float32))
+        got = table[table["method"] == method]
+        assert got["ssim"].tolist() == [r["ssim"] for r in rows]
+        assert got["psnr_object"].tolist() == [r["psnr_object"] for r in rows]
+
+    by = table.groupby("method").mean(numeric_only=True)
+    # the reference itself: perfect on every pore measure
+    assert (by.loc["copy", ["pore_detection", "pore_detection_small"]] == 1).all()
+    assert by.loc["copy", "false_pores"] == 0 and by.loc["copy", "porosity_error"] == pytest.approx(0, abs=0.003)
+    assert by.loc["copy", "frc_cutoff"] == 0.5 and by.loc["copy", "edge_width"] == by.loc["copy", "edge_width_ref"]
+    assert (table["n_edges"] >= 3).all() and (table["nps_rois"] > 0).all()
+    # blur widens the edges (sigma 2 adds about 2.56 x 2 pixels) and loses small pores
+    assert by.loc["blur", "edge_width"] > by.loc["copy", "edge_width"] + 3
+    assert by.loc["blur", "pore_detection_small"] < 1
+    # noise lowers the FRC cutoff and raises the noise
+    assert by.loc["noisy", "frc_cutoff"] < 0.45
+    assert by.loc["noisy", "noise_rel"] == pytest.approx(0.2, rel=0.2)   # noise 0.002 on a matrix of 0.01
+    assert by.loc["noisy", "nps_mean_freq"] == pytest.approx(white_mean_frequency(), rel=0.1)
+    # without a phantom: no edge widths, pores judged against the reference's segmentation
+    assert plain["edge_width"].isna().all() and (plain["n_edges"] == 0).all()
+    assert (plain.loc[plain["method"] == "copy", "pore_detection"] == 1).all()
+
+
+def _expect_input_error(capsys, argv, out, *needles):
+    from analysis.metrics import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert not out.exists() and not list(out.parent.glob(f".{out.stem}.*")), "output or temporary file left"
+
+
+def test_metrics_command_rejects_a_phantom_without_pores(tmp_path, capsys):
+    from simulate.io import write_arrays
+
+    phantom, _, paths = _tiny_study(tmp_path)
+    bad = tmp_path / "nopores.h5"
+    write_arrays(bad, {"/phantom": phantom})
+    out = tmp_path / "out.csv"
+    _expect_input_error(capsys, [str(out), "--reference", str(paths["reference"]), "--phantom", str(bad),
+                                 str(paths["copy"])], out, "nopores.h5", "missing dataset '/pores'")
+
+
+def test_metrics_command_rejects_a_phantom_of_another_size_or_height(tmp_path, capsys):
+    from simulate.io import write_arrays
+
+    phantom, _, paths = _tiny_study(tmp_path)
+    out = tmp_path / "out.csv"
+    small = tmp_path / "small.h5"
+    write_arrays(small, {"/phantom": phantom[:, :64, :64], "/pores": SPHERES})
+    _expect_input_error(capsys, [str(out), "--reference", str(paths["reference"]), "--phantom", str(small),
+                                 str(paths["copy"])], out, "small.h5", "(64, 64)", "(96, 96)")
+    short = tmp_path / "short.h5"
+    write_arrays(short, {"/phantom": phantom[:2], "/pores": SPHERES})
+    _expect_input_error(capsys, [str(out), "--reference", str(paths["reference"]), "--phantom", str(short),
+                                 "--slices", "0", str(paths["copy"])], out, "short.h5", "lacks evaluated slices [2, 3]")
+    flat = tmp_path / "flat.h5"
+    write_arrays(flat, {"/phantom": phantom, "/pores": SPHERES[:, :3]})
+    _expect_input_error(capsys, [str(out), "--reference", str(paths["reference"]), "--phantom", str(flat),
+                                 str(paths["copy"])], out, "flat.h5", "expected (n, 4)")

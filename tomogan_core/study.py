@@ -105,6 +105,7 @@ class Paths:
         "figure": "results/figures/{figure}.png",
         "timing": "results/timing/timing.csv",
         "speed": "results/bench/inference_speed.csv",
+        "claims": "results/claims/claims.csv",
         "released_weights": "tomogan_core/weights/TomoGAN.h5",
         "release_model": "results/models/release/served.pt",
     }
@@ -145,9 +146,13 @@ def run_name(split: str, dose: str, depth: int, loss_set: str, seed: Optional[in
 
 @dataclass
 class Run:
-    """One model of the study: what trains it and where it is applied."""
+    """One model of the study: what trains it and where it is applied.
+
+    Runs that differ only in their training seed share a ``base`` name; a claim compares bases, over their seeds.
+    """
 
     name: str
+    base: str  # the name without the seed: run_name(split, dose, depth, loss_set)
     split: str
     dose: str
     depth: int
@@ -173,7 +178,7 @@ class Run:
         return (self.val or self.train)[0]
 
 
-def _run(cfg: dict, split: str, dose: str, depth: int, loss_set: str) -> Run:
+def _run(cfg: dict, split: str, dose: str, depth: int, loss_set: str, seed: int, several_seeds: bool) -> Run:
     if split not in cfg["splits"]:
         raise ValueError(f"config 'tomogan': split '{split}' is not in tomogan.splits")
     if loss_set not in LOSS_SETS:
@@ -183,11 +188,17 @@ def _run(cfg: dict, split: str, dose: str, depth: int, loss_set: str) -> Run:
     for term, weight in _WEIGHT.items():
         if term not in LOSS_SETS[loss_set]:
             settings[weight] = 0.0
-    settings["seed"] = int(settings.get("seed", 0))
+    settings["seed"] = int(seed)
     sp = cfg["splits"][split]
-    return Run(name=run_name(split, dose, depth, loss_set), split=split, dose=dose, depth=depth,
-               loss_set=loss_set, train=list(sp["train"]), val=list(sp.get("val", [])), test=list(sp["test"]),
-               settings=settings)
+    base = run_name(split, dose, depth, loss_set)
+    return Run(name=run_name(split, dose, depth, loss_set, seed if several_seeds else None), base=base, split=split,
+               dose=dose, depth=depth, loss_set=loss_set, train=list(sp["train"]), val=list(sp.get("val", [])),
+               test=list(sp["test"]), settings=settings)
+
+
+def training_seeds(cfg: dict) -> List[int]:
+    """The training seeds of every run: ``tomogan.seeds``, else the one ``tomogan.train.seed``."""
+    return [int(s) for s in cfg.get("seeds") or [cfg.get("train", {}).get("seed", 0)]]
 
 
 def settings_flags(settings: dict) -> List[str]:
@@ -209,27 +220,30 @@ def plan_runs(cfg: dict) -> Dict[str, Run]:
     """
     runs: Dict[str, Run] = {}
     depth = int(cfg["train"]["depth"])
+    seeds = training_seeds(cfg)
 
-    def add(run: Run) -> Run:
-        return runs.setdefault(run.name, run)
+    def add(split, dose, d, loss_set) -> List[Run]:
+        """The run at every training seed (one model each); runs asked for twice are planned once."""
+        return [runs.setdefault(r.name, r) for r in
+                (_run(cfg, split, dose, d, loss_set, seed, len(seeds) > 1) for seed in seeds)]
 
     for entry in cfg.get("main", []):
         for dose in entry["doses"]:
-            add(_run(cfg, entry["split"], dose, depth, MAIN_LOSS_SET))
+            add(entry["split"], dose, depth, MAIN_LOSS_SET)
     ab = cfg.get("ablation")
     if ab:
         for d in ab.get("depths", []):
-            add(_run(cfg, ab["split"], ab["dose"], int(d), MAIN_LOSS_SET))
+            add(ab["split"], ab["dose"], int(d), MAIN_LOSS_SET)
         for loss_set in ab.get("loss_sets", []):
-            add(_run(cfg, ab["split"], ab["dose"], depth, loss_set))
+            add(ab["split"], ab["dose"], depth, loss_set)
     cross = cfg.get("cross_facility")
     if cross:
         for src, dst in cross["pairs"]:
             for dose in cross["doses"]:
-                run = add(_run(cfg, src, dose, depth, MAIN_LOSS_SET))
-                for dataset in cfg["splits"][dst]["test"]:
-                    if dataset not in run.applied_to:
-                        run.cross_test.append(dataset)
+                for run in add(src, dose, depth, MAIN_LOSS_SET):
+                    for dataset in cfg["splits"][dst]["test"]:
+                        if dataset not in run.applied_to:
+                            run.cross_test.append(dataset)
     return dict(sorted(runs.items()))
 
 
@@ -283,8 +297,10 @@ def load_config(config) -> dict:
             raise InputError(where, f"not a readable YAML config: {str(exc).splitlines()[0]}") from None
     try:
         validate(config, schema=str(SCHEMA))
-    except Exception as exc:  # snakemake's WorkflowError, with the schema's message
-        raise InputError(where, f"fails config/config.schema.yaml: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # snakemake's WorkflowError, with the schema's message on a later line
+        lines = str(exc).splitlines()
+        why = next((line for line in lines if line.startswith("ValidationError")), lines[0])
+        raise InputError(where, f"fails config/config.schema.yaml: {why}") from None
     return config
 
 
@@ -364,14 +380,12 @@ class Plan:
         # a scan gets its split's main run at each of its doses, applied as it is (like a cross-facility test)
         for name, scan in scans.items():
             for dose in scan["doses"]:
-                run = runs.get(plan.main_run_name(scan["split"], dose))
-                if run is None:
-                    raise ValueError(f"config 'scans.{name}': split '{scan['split']}' has no main run at dose "
-                                     f"'{dose}' (add it to tomogan.main)")
-                run.cross_test.append(name)
-        # The classical methods are tuned on the evaluated pair's run's validation slices; Noise2Inverse trains
-        # on the evaluated volume itself.
+                for run in plan.main_runs(scan["split"], dose, where=f"scans.{name}"):
+                    run.cross_test.append(name)
+        # The classical methods are tuned on the evaluated pair's run's validation slices (the same for every
+        # seed: the first seed's run stands for them); Noise2Inverse trains on the evaluated volume itself.
         plan.evaluated = {(ds, run.dose): run for run in runs.values() if plan.is_main(run)
+                          and run is plan.seeds_of(run)[0]
                           for ds in run.test + [c for c in run.cross_test if c in scans]}
         return plan
 
@@ -404,15 +418,29 @@ class Plan:
         return Paths.recon(dataset, ref["dose"], ref["method"])
 
     # -------------------------------------------------------------- runs
-    def main_run_name(self, split: str, dose: str) -> str:
-        return run_name(split, dose, self.depth, MAIN_LOSS_SET)
+    @property
+    def bases(self) -> Dict[str, List[Run]]:
+        """Runs by base name (the run without its seed), each list in seed order."""
+        out: Dict[str, List[Run]] = {}
+        for run in self.runs.values():
+            out.setdefault(run.base, []).append(run)
+        return {base: sorted(runs, key=lambda r: r.seed) for base, runs in out.items()}
+
+    def seeds_of(self, run: Run) -> List[Run]:
+        """Every seed's run of a run's base, in seed order."""
+        return self.bases[run.base]
+
+    def main_runs(self, split: str, dose: str, *, where: str = "tomogan.main") -> List[Run]:
+        """The main runs of a split at a dose (depth d of the config, every loss term), one per training seed."""
+        base = run_name(split, dose, self.depth, MAIN_LOSS_SET)
+        if base not in self.bases:
+            raise ValueError(f"config '{where}': split '{split}' has no main run at dose '{dose}' "
+                             f"(no trained run {base}; add it to tomogan.main)")
+        return self.bases[base]
 
     def main_run(self, split: str, dose: str, *, where: str = "tomogan.main") -> Run:
-        """The main run of a split at a dose (depth d of the config, every loss term)."""
-        name = self.main_run_name(split, dose)
-        if name not in self.runs:
-            raise ValueError(f"config '{where}': no trained run {name} (add it to tomogan.main)")
-        return self.runs[name]
+        """The first seed's main run of a split at a dose: the one figures show."""
+        return self.main_runs(split, dose, where=where)[0]
 
     def is_main(self, run: Run) -> bool:
         return run.depth == self.depth and run.loss_set == MAIN_LOSS_SET
@@ -422,8 +450,13 @@ class Plan:
         return next(r for r in self.evaluated.values() if r.split == split and r.dose == dose)
 
     def main_models(self) -> List[Tuple[str, str]]:
-        """``(volume, run name)`` of each evaluated pair's own model, for the main table."""
-        return [(ds, run.name) for (ds, _), run in sorted(self.evaluated.items())]
+        """``(volume, run name)`` of each evaluated pair's own models (every seed), for the main table."""
+        return [(ds, r.name) for (ds, _), run in sorted(self.evaluated.items()) for r in self.seeds_of(run)]
+
+    def run_table(self) -> List[dict]:
+        """One row per run: name, base, split, dose, depth, loss set and seed (tables and claims join on it)."""
+        return [{"run": r.name, "base": r.base, "split": r.split, "dose": r.dose, "depth": r.depth,
+                 "loss_set": r.loss_set, "seed": r.seed} for r in self.runs.values()]
 
     @property
     def timing_run(self) -> Run:
@@ -453,6 +486,10 @@ class Plan:
         """A dataset's reconstructions scored against its reference (the reference itself left out)."""
         ref = self.reference(dataset)
         return [p for p in self.reconstructions() if p.startswith(f"results/{dataset}/") and p != ref]
+
+    def phantom_of(self, dataset: str) -> List[str]:
+        """A dataset's phantom, whose known pores the metrics measure against: a foam's, none otherwise."""
+        return [Paths.phantom(dataset)] if dataset in self.foam else []
 
     def tomogan_inputs(self, dataset: str) -> List[str]:
         """A dataset's enhanced volumes, for its TomoGAN metrics."""
@@ -610,3 +647,94 @@ class Plan:
         if not run.val:
             flags += f" --held-out-fraction {train['val_fraction']}"
         return flags + ("" if sp["compile"] else " --no-compile")
+
+    # -------------------------------------------------------------- claims
+    def _side(self, label: str, dataset: str, dose: str, *, method: str, runs: Optional[List[Run]] = None) -> dict:
+        """One side of a comparison: what the per-slice metric rows of each of its seeds are selected by."""
+        if runs:
+            rows = [{"dataset": dataset, "dose": dose, "method": method, "model": r.name} for r in runs]
+        else:  # a method trained on nothing of ours: any model name (Noise2Inverse's names its volume)
+            rows = [{"dataset": dataset, "dose": dose, "method": method, "model": None}]
+        return {"label": label, "rows": rows}
+
+    def _method_side(self, name: str, dataset: str, dose: str) -> dict:
+        if name == "tomogan":
+            run = self.evaluated[(dataset, dose)]
+            return self._side(run.base, dataset, dose, method="tomogan", runs=self.seeds_of(run))
+        method = {"release": "tomogan-release"}.get(name, name)
+        return self._side(name, dataset, dose, method=method)
+
+    def claim_comparisons(self) -> List[dict]:
+        """Every claim of ``config['claims']`` as its pairwise comparisons.
+
+        Each comparison is a dict: ``claim``, ``text``, ``kind``, ``metrics``, ``part`` (what it compares, for
+        people), and sides ``a`` and ``b``, each ``{"label", "rows"}`` with one row per training seed selecting
+        per-slice metric rows by ``dataset``, ``dose``, ``method`` and ``model``. A speed claim has
+        ``factor`` instead of sides. Comparisons whose models this config does not train are left out, and a
+        claim left with none gets one comparison with ``part`` saying so (its verdict is then "not run").
+        """
+        if "claims" not in self.config or not self.runs:
+            return []
+        cl = self.config["claims"]
+        out = []
+        for claim in cl["list"]:
+            head = {"claim": claim["id"], "text": claim["text"], "kind": claim.get("kind", "better"),
+                    "metrics": list(claim.get("metrics") or cl["metrics"])}
+            parts = []
+            if claim["compare"] == "ablation":
+                ab = self.config["tomogan"].get("ablation") or {}
+                if ab:
+                    ds = self.main_run(ab["split"], ab["dose"], where="tomogan.ablation").test[0]
+
+                    def model(entry):
+                        base = run_name(ab["split"], ab["dose"], entry.get("depth", self.depth),
+                                        entry.get("loss_set", MAIN_LOSS_SET))
+                        return base, self.bases.get(base)
+
+                    for a in claim["a"]:
+                        for b in claim["b"]:
+                            (na, ra), (nb, rb) = model(a), model(b)
+                            if ra and rb:
+                                parts.append(dict(head, part=f"{na} vs {nb} on {ds}",
+                                                  a=self._side(na, ds, ab["dose"], method="tomogan", runs=ra),
+                                                  b=self._side(nb, ds, ab["dose"], method="tomogan", runs=rb)))
+            elif claim["compare"] == "methods":
+                split = claim.get("split", "foam")
+                for (ds, dose), run in sorted(self.evaluated.items()):
+                    if run.split != split or ds not in run.test:
+                        continue
+                    for a in claim["a"]:
+                        for b in claim["b"]:
+                            if b in self.classical + ["fbp", "tomogan", "release"] + (["n2i"] if self.n2i else []):
+                                parts.append(dict(head, part=f"{a} vs {b} on {ds} at {dose}",
+                                                  a=self._method_side(a, ds, dose), b=self._method_side(b, ds, dose)))
+            elif claim["compare"] == "cross-facility":
+                cross = self.config["tomogan"].get("cross_facility") or {}
+                for src, dst in cross.get("pairs", []):
+                    for dose in cross.get("doses", []):
+                        other, own = self.main_runs(src, dose), self.main_runs(dst, dose)
+                        for ds in self.config["tomogan"]["splits"][dst]["test"]:
+                            parts.append(dict(head, part=f"{src} model vs {dst} model on {ds} at {dose}",
+                                              a=self._side(other[0].base, ds, dose, method="tomogan", runs=other),
+                                              b=self._side(own[0].base, ds, dose, method="tomogan", runs=own)))
+            elif claim["compare"] == "speed" and "timing" in self.config:
+                sirt_iter = self.config["timing"]["sirt_iter"]
+                parts.append(dict(head, part=f"SIRT ({sirt_iter} it.) time over FBP+TomoGAN's",
+                                  factor=claim.get("factor", 1.0), sirt_iter=sirt_iter, metrics=["speedup"]))
+            out += parts or [dict(head, part="not run: this config trains none of the models it compares")]
+        return out
+
+    def claims_spec(self) -> dict:
+        """What ``python -m analysis.claims`` needs: the comparisons, margins, bootstrap settings, config hash."""
+        cl = self.config["claims"]
+        boot = dict(cl["bootstrap"], seed=self.config["seed"] + cl["bootstrap"]["seed"])
+        return {"comparisons": self.claim_comparisons(), "margins": cl["margins"], "bootstrap": boot,
+                "config_hash": self.config_hash, "caveat": cl.get("caveat", "")}
+
+    def claim_inputs(self) -> List[str]:
+        """The per-slice metric files (and the timing table) the claims read."""
+        comparisons = self.claim_comparisons()
+        datasets = sorted({row["dataset"] for c in comparisons for side in ("a", "b") if side in c
+                           for row in c[side]["rows"]})
+        files = [Paths.metrics(ds, kind) for ds in datasets for kind in ("conventional", "tomogan")]
+        return files + ([Paths.timing()] if any("factor" in c for c in comparisons) else [])

@@ -1,0 +1,139 @@
+"""Trained long enough to tell? The ablation's validation curves against training steps, and their ranking.
+
+A claim such as "MSE alone is the worst loss set" compares models that are still learning. If the ranking of
+the loss sets (or depths) on the validation slices still changes near the end of training, the verdict depends
+on where training stopped, not on the loss terms. This module reads the training logs of every run of one
+comparison group (the ablation's loss sets at one depth, or its depths), every seed, and reports:
+
+- the validation metric at each validated step: mean, lowest and highest over the seeds of each run;
+- the ranking of the runs by that mean at each validated step;
+- ``stable_since``: the first validated step from which the ranking no longer changes until the end, and
+  whether that covers the last ``fraction`` of training (``stable``).
+
+The budget of a config is long enough for its ablation claims when ``stable`` is true for the group: the
+ranking the claims judge is then the one the training settled on.
+
+Command::
+
+    python -m analysis.learning_curve OUT.csv --runs JSON --logs LOG.csv [LOG.csv ...] [--metric val_ssim]
+
+``--runs`` is the plan's run table (:meth:`tomogan_core.study.Plan.run_table`), restricted to the group; each
+log is a run's ``log.csv`` (:mod:`tomogan_core.train`), named by its folder. Writes the long table ``OUT.csv``
+(step, run, mean, lo, hi, n_seeds, rank) and ``OUT`` with ``_summary.csv``: the final ranking, ``stable_since``,
+``stable`` and the steps trained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+from typing import Dict
+
+import pandas as pd
+
+from simulate.io import read_table
+from simulate.plumbing import InputError, cli, write_csv
+
+__all__ = ["curves", "ranking_stability", "main"]
+
+logger = logging.getLogger(__name__)
+
+STABLE_FRACTION = 0.25  # the ranking must hold over at least this last share of training
+
+
+def curves(logs: Dict[str, pd.DataFrame], runs: pd.DataFrame, metric: str = "val_ssim") -> pd.DataFrame:
+    """Validation curves of each base run over its seeds.
+
+    Parameters
+    ----------
+    logs : dict of run name -> its log.csv as a DataFrame
+    runs : DataFrame with columns ``run`` and ``base`` (the plan's run table)
+    metric : a validation column of the logs (``val_ssim`` or ``val_psnr``)
+
+    Returns
+    -------
+    DataFrame with columns ``step``, ``base``, ``mean``, ``lo``, ``hi``, ``n_seeds``, ``rank`` (1 = best at that
+    step, by the mean; only steps every run was validated at).
+
+    Examples
+    --------
+    >>> logs = {"a-s0": pd.DataFrame({"step": [1, 2], "val_ssim": [0.5, 0.7]}),
+    ...         "b-s0": pd.DataFrame({"step": [1, 2], "val_ssim": [0.6, 0.65]})}
+    >>> runs = pd.DataFrame({"run": ["a-s0", "b-s0"], "base": ["a", "b"]})
+    >>> curves(logs, runs)[["step", "base", "rank"]].values.tolist()
+    [[1, 'a', 2], [1, 'b', 1], [2, 'a', 1], [2, 'b', 2]]
+    """
+    base_of = dict(zip(runs["run"], runs["base"]))
+    parts = []
+    for name, log in logs.items():
+        if name not in base_of:
+            raise ValueError(f"run '{name}' is not in the run table")
+        if metric not in log:
+            raise ValueError(f"the log of '{name}' has no column '{metric}'")
+        val = log.dropna(subset=[metric])[["step", metric]].assign(base=base_of[name], run=name)
+        parts.append(val)
+    table = pd.concat(parts, ignore_index=True)
+    grouped = table.groupby(["step", "base"])[metric].agg(mean="mean", lo="min", hi="max", n_seeds="count")
+    grouped = grouped.reset_index()
+    complete = grouped.groupby("step")["base"].transform("count") == grouped["base"].nunique()
+    grouped = grouped[complete].copy()
+    grouped["rank"] = grouped.groupby("step")["mean"].rank(ascending=False, method="min").astype(int)
+    return grouped.sort_values(["step", "base"]).reset_index(drop=True)
+
+
+def ranking_stability(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION) -> dict:
+    """When the ranking of :func:`curves` stopped changing, and whether that covers the last ``fraction`` of training.
+
+    Returns ``{"final_ranking": "b > a", "stable_since": step, "last_step": step, "stable": bool}``.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"step": [1, 1, 2, 2, 3, 3, 4, 4], "base": ["a", "b"] * 4, "rank": [2, 1, 1, 2, 1, 2, 1, 2]})
+    >>> ranking_stability(t, fraction=0.5)
+    {'final_ranking': 'a > b', 'stable_since': 2, 'last_step': 4, 'stable': True}
+    """
+    if table.empty:
+        raise ValueError("no step at which every run was validated")
+    order = {step: tuple(g.sort_values(["rank", "base"])["base"]) for step, g in table.groupby("step")}
+    steps = sorted(order)
+    final = order[steps[-1]]
+    since = steps[-1]
+    for step in reversed(steps):
+        if order[step] != final:
+            break
+        since = step
+    return {"final_ranking": " > ".join(final), "stable_since": int(since), "last_step": int(steps[-1]),
+            "stable": bool(since <= steps[-1] * (1 - fraction))}
+
+
+@cli
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Validation curves of a group of runs, and when their ranking settled.")
+    p.add_argument("out", help="CSV to write (a _summary.csv beside it)")
+    p.add_argument("--runs", required=True, help="the plan's run table of the group, as JSON")
+    p.add_argument("--logs", nargs="+", required=True, help="each run's log.csv (the folder names the run)")
+    p.add_argument("--metric", default="val_ssim", choices=["val_ssim", "val_psnr"])
+    p.add_argument("--fraction", type=float, default=STABLE_FRACTION)
+    args = p.parse_args(argv)
+    try:
+        runs = pd.DataFrame(json.loads(args.runs))
+    except ValueError as exc:
+        raise InputError("--runs", f"not JSON: {exc}") from None
+    logs = {Path(path).parent.name: read_table(path, what="training log", need=("step",)) for path in args.logs}
+    try:
+        table = curves(logs, runs, args.metric)
+        summary = ranking_stability(table, fraction=args.fraction)
+    except ValueError as exc:
+        raise InputError(args.logs[0], str(exc)) from None
+    out = write_csv(table.assign(metric=args.metric), args.out)
+    write_csv(pd.DataFrame([dict(summary, metric=args.metric, fraction=args.fraction,
+                                 runs=" ".join(sorted(set(table["base"]))))]),
+              out.with_name(out.stem + "_summary.csv"))
+    logger.info("%s: %s, stable since step %d of %d (%s)", args.metric, summary["final_ranking"],
+                summary["stable_since"], summary["last_step"], "stable" if summary["stable"] else "NOT stable")
+
+
+if __name__ == "__main__":
+    main()
