@@ -18,7 +18,9 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: all test venv dry-run report readme clean-results
 
+# after a crash, `make all` again: a killed run's lock is removed (a running one is reported), incomplete jobs rerun
 all: $(STAMP)
+	$(BIN)/python -m simulate.plumbing clear-stale-lock .
 	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete all --configfile $(CONFIG)
 	$(BIN)/snakemake --report report.html --configfile $(CONFIG)
 

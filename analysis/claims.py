@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -154,8 +155,9 @@ def _fmt(x, digits=3):
     return "" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}g}"
 
 
-def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "") -> str:
-    """claims.md: the rule, then per claim whether it holds on each metric and each comparison's numbers."""
+def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "", learning=None) -> str:
+    """claims.md: the rule, whether the ablation was trained long enough (``learning``: learning-curve summaries),
+    then per claim whether it holds on each metric and each comparison's numbers."""
     text = []
     if caveat:
         text += [f"**{caveat}**", ""]
@@ -166,6 +168,12 @@ def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "") -> st
              "*inconclusive* otherwise. A claim holds if each of its comparisons does, read by its kind "
              "(better: supported; not-worse: supported or equivalent; equivalent: equivalent). "
              f"Config hash `{config_hash}`.", ""]
+    if learning is not None and len(learning):
+        text += ["**Trained long enough to tell?** The ablation's runs ranked by validation metric (mean over "
+                 "seeds) at each validated step (analysis/learning_curve.py): the ranking at the end, the step since "
+                 "which it has not changed, and whether that covers the last quarter of training.", "",
+                 learning[["group", "metric", "final_ranking", "stable_since", "last_step", "stable"]]
+                 .to_markdown(index=False), ""]
     summary = summarise_claims(rows)
     for claim, grp in rows.groupby("claim", sort=False):
         first = grp.iloc[0]
@@ -202,6 +210,8 @@ def main(argv=None):
                    "(or @FILE)")
     p.add_argument("--metrics", nargs="+", required=True, help="per-slice metric CSVs")
     p.add_argument("--timing", help="the timing table (the speed claim)")
+    p.add_argument("--learning", nargs="*", default=[], help="learning-curve summaries (analysis.learning_curve): "
+                   "whether the ablation's ranking had settled when training stopped")
     args = p.parse_args(argv)
     spec = _load_spec(args.spec)
     table = read_metrics(args.metrics)
@@ -224,8 +234,11 @@ def main(argv=None):
     frame = frame.sort_values("claim", key=lambda s: s.map(order), kind="stable")
     out = write_csv(frame, args.out)
     write_csv(summarise_claims(frame), out.with_name(out.stem + "_summary.csv"))
+    learning = pd.concat([read_table(p, what="learning-curve summary", need=("final_ranking", "stable"))
+                          .assign(group=Path(p).stem.removeprefix("learning_curve_").removesuffix("_summary"))
+                          for p in args.learning], ignore_index=True) if args.learning else None
     write_text(out.with_suffix(".md"), render(frame, config_hash=spec.get("config_hash", ""),
-                                              caveat=spec.get("caveat", "")))
+                                              caveat=spec.get("caveat", ""), learning=learning))
     logger.info("wrote %s (%d comparisons)", out, len(frame))
 
 

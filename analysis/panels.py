@@ -149,6 +149,18 @@ def plan_figures(plan) -> Dict[str, FigureSpec]:
     spec.uses(*[path for log in spec.spec["logs"] for path in log["paths"]])
     figs["fig_training_curves"] = spec
 
+    # 9b. the learning curves of the ablation's groups (loss sets, depths): were they trained long enough to tell?
+    groups = plan.learning_curve_groups()
+    if groups:
+        bases = {}
+        for runs_ in groups.values():
+            for r in runs_:
+                bases.setdefault(r.base, []).append(Paths.train_log(r.name))
+        spec = FigureSpec("curves", {"logs": [{"label": b, "paths": p} for b, p in bases.items()],
+                                     "title": "Ablation: validation against training steps (band: seeds)"})
+        spec.uses(*[p for paths in bases.values() for p in paths])
+        figs["fig_learning_curve"] = spec
+
     # 10. the claims: each comparison's effect with its interval, coloured by verdict
     if plan.claim_comparisons():
         spec = FigureSpec("claims", {"claims": Paths.claims(), "caveat": config["claims"].get("caveat", "")})

@@ -55,7 +55,8 @@ def collapse_seeds(df: pd.DataFrame, runs) -> pd.DataFrame:
     The row's ``model`` becomes the base name; ``n_seeds`` counts the seeds and ``ssim_seed_sd`` is the standard
     deviation of the seeds' mean SSIM (NaN for one seed). Other methods' rows pass through with ``n_seeds`` 1.
     """
-    table = pd.DataFrame(list(runs), columns=["run", "base", "split", "depth", "loss_set", "seed"])
+    table = pd.DataFrame(list(runs), columns=["run", "base", "split", "depth", "loss_set", "seed", "mse_warmup"])
+    table["mse_warmup"] = table["mse_warmup"].fillna(0).astype(int)
     tg = df[df["method"] == "tomogan"].merge(table.drop(columns="seed"), left_on="model", right_on="run", how="left")
     unknown = sorted(set(tg.loc[tg["base"].isna(), "model"]))
     if unknown:
@@ -102,7 +103,9 @@ def main_table(df: pd.DataFrame, main_models: dict, region: str = "fov") -> pd.D
                 row[label] = ""
         tg = grp[grp["method"] == "tomogan"]
         seeds = int(tg["n_seeds"].iloc[0]) if "n_seeds" in tg else 1
-        row["model"] = tg["model"].iloc[0] + (f" (mean of {seeds} seeds)" if seeds > 1 else "")
+        warm = int(tg["mse_warmup"].iloc[0]) if "mse_warmup" in tg else 0
+        notes = ([f"mean of {seeds} seeds"] if seeds > 1 else []) + ([f"MSE warm start {warm} steps"] if warm else [])
+        row["model"] = tg["model"].iloc[0] + (f" ({', '.join(notes)})" if notes else "")
         row["vgg weights"] = tg["vgg_weights"].iloc[0]
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -139,7 +142,8 @@ def ablation_table(df: pd.DataFrame) -> pd.DataFrame:
     tg = df[df["method"] == "tomogan"].copy()
     counts = tg.groupby(["dataset", "dose"])["model"].transform("count")
     tg = tg[counts > 1]
-    cols = ["dataset", "dose", "model", "split", "depth", "loss_set", "ssim_mean", "psnr_mean"]
+    cols = ["dataset", "dose", "model", "split", "depth", "loss_set"] + (["mse_warmup"] if tg.get(
+        "mse_warmup", pd.Series(dtype=int)).fillna(0).any() else []) + ["ssim_mean", "psnr_mean"]
     cols += [c for c in ("ssim_object_mean", "psnr_object_mean") if c in tg] + ["n_slices", "n_seeds", "ssim_seed_sd"]
     out = tg[cols]
     return out.sort_values(["dataset", "dose", "split", "depth", "loss_set"]).round(4)

@@ -2,10 +2,34 @@
 # section, on the per-slice metrics of the test slices, with a bootstrap interval over seeds and slices.
 
 
+rule learning_curve:
+    # the ablation's validation curves over its seeds, and whether their ranking settled before training ended
+    input:
+        lambda w: [P.train_log(r.name) for r in PLAN.learning_curve_groups()[w.group]],
+    output:
+        csv=P.learning_curve(),
+        summary=P.learning_curve().replace(".csv", "_summary.csv"),
+    log:
+        "results/logs/learning_curve/{group}.log",
+    benchmark:
+        "results/benchmarks/learning_curve/{group}.tsv"
+    wildcard_constraints:
+        group="loss-sets|depths",
+    conda:
+        "../environment.yml"
+    params:
+        runs=lambda w: json.dumps(
+            [r for r in PLAN.run_table() if r["run"] in {x.name for x in PLAN.learning_curve_groups()[w.group]}]
+        ),
+    shell:
+        "python -m analysis.learning_curve {output.csv} --runs {params.runs:q} --logs {input} > {log} 2>&1"
+
+
 rule claims:
     input:
-        metrics=lambda w: [p for p in PLAN.claim_inputs() if p.endswith(".csv") and p != P.timing()],
+        metrics=lambda w: [p for p in PLAN.claim_inputs() if p.startswith("results/metrics/")],
         timing=lambda w: [p for p in PLAN.claim_inputs() if p == P.timing()],
+        learning=lambda w: [p for p in PLAN.claim_inputs() if "learning_curve" in p],
     output:
         csv=report(P.claims(), caption="../report/claims.rst", category="Claims"),
         md=P.claims().replace(".csv", ".md"),
@@ -19,6 +43,8 @@ rule claims:
     params:
         spec=lambda w: json.dumps(PLAN.claims_spec()),
         timing=lambda w, input: f"--timing {input.timing}" if input.timing else "",
+        learning=lambda w, input: f"--learning {input.learning}" if input.learning else "",
     shell:
         "python -m analysis.claims {output.csv} --spec {params.spec:q} --metrics {input.metrics} {params.timing} "
+        "{params.learning} "
         "> {log} 2>&1"

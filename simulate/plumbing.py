@@ -9,6 +9,9 @@
   :func:`write_csv` and :func:`save_torch` are built on it.
 - **The field of view.** :func:`circular_mask`, the disc a parallel-beam scan determines; every metric and
   figure looks only inside it.
+- **Restarting after a crash.** A killed Snakemake leaves its lock behind; :func:`clear_stale_lock` removes it
+  when no Snakemake runs in that folder any more (``make all`` calls ``python -m simulate.plumbing
+  clear-stale-lock .`` first), and says so in one line when one still does.
 
 Examples
 --------
@@ -32,7 +35,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["InputError", "cli", "json_argument", "atomic_path", "atomic_h5", "write_text", "write_json", "write_csv", "save_torch",
+__all__ = ["InputError", "cli", "json_argument", "clear_stale_lock", "running_snakemake", "atomic_path", "atomic_h5", "write_text", "write_json", "write_csv", "save_torch",
            "circular_mask"]
 
 logger = logging.getLogger(__name__)
@@ -184,3 +187,63 @@ def circular_mask(shape, *, margin: float = 0.0) -> np.ndarray:
     x = np.arange(cols) - (cols - 1) / 2
     radius = min(rows, cols) / 2 - margin
     return (y[:, None] ** 2 + x[None, :] ** 2) <= radius ** 2
+
+
+# ----------------------------------------------------------------------------- restarting a workflow
+
+def running_snakemake(workdir, *, proc=Path("/proc")) -> list:
+    """Process ids of the Snakemake runs working in ``workdir`` (Linux: from ``/proc``; elsewhere none found).
+
+    A Snakemake process changes into its working directory (``--directory``), so a run is recognised by a
+    command line that names snakemake and a current directory that is ``workdir``.
+    """
+    workdir = Path(workdir).resolve()
+    me, pids = os.getpid(), []
+    for entry in proc.glob("[0-9]*"):
+        try:
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = Path(os.readlink(entry / "cwd"))
+        except OSError:
+            continue
+        if int(entry.name) != me and cwd == workdir and any(b"snakemake" in part for part in cmdline):
+            pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def clear_stale_lock(workdir) -> bool:
+    """Remove the lock a killed Snakemake left in ``workdir``; True if there was one.
+
+    Raises :class:`InputError` (one line) when a Snakemake still runs there: its lock is not stale.
+    """
+    locks = Path(workdir) / ".snakemake" / "locks"
+    held = sorted(locks.glob("*.lock")) if locks.is_dir() else []
+    if not held:
+        return False
+    pids = running_snakemake(workdir)
+    if pids:
+        raise InputError(locks, f"Snakemake is still running in this folder (pid {', '.join(map(str, pids))}); "
+                                "wait for it or stop it, then run the same command again")
+    for lock in held:
+        lock.unlink(missing_ok=True)
+    logger.info("removed the lock of a Snakemake run that no longer runs (%s)", locks)
+    return True
+
+
+@cli
+def main(argv=None):
+    """``python -m simulate.plumbing clear-stale-lock [DIR]``: what ``make all`` runs before Snakemake."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m simulate.plumbing")
+    sub = p.add_subparsers(dest="command", required=True)
+    clear = sub.add_parser("clear-stale-lock", help="remove a killed Snakemake run's lock from a working directory")
+    clear.add_argument("workdir", nargs="?", default=".")
+    args = p.parse_args(argv)
+    if clear_stale_lock(args.workdir):
+        print(f"removed a stale Snakemake lock in {args.workdir}: the run continues where it stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    main()
+

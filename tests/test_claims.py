@@ -134,3 +134,33 @@ def test_a_metric_that_does_not_apply_is_not_measured_not_an_error(smoke_plan):
     rows = pd.DataFrame(judge_comparisons(comps, table, margins={"ssim": 0.01, "edge_width": 0.25}, n_boot=200,
                                           level=0.95, seed=0))
     assert list(rows["verdict"])[1] == "not measured" and list(summarise_claims(rows)["holds"])[1] == "n/a"
+
+
+def test_learning_curve_groups_and_their_ranking_settle(tmp_path):
+    plan = Plan.from_config(load_config(ROOT / "config" / "default.yaml"))
+    groups = plan.learning_curve_groups()
+    ab = plan.config["tomogan"]["ablation"]
+    assert {r.loss_set for r in groups["loss-sets"]} == set(ab["loss_sets"])
+    assert {r.depth for r in groups["depths"]} == set(ab["depths"])
+    # two runs, two seeds each: "b" leads early, "a" overtakes at step 30 and keeps the lead
+    runs, logs = [], []
+    for base, curve in (("a", [0.5, 0.6, 0.8, 0.85]), ("b", [0.6, 0.7, 0.7, 0.72])):
+        for seed in (0, 1):
+            name = f"{base}-s{seed}"
+            runs.append({"run": name, "base": base})
+            path = tmp_path / name / "log.csv"
+            path.parent.mkdir()
+            pd.DataFrame({"step": [10, 20, 30, 40], "val_ssim": np.add(curve, 0.01 * seed)}).to_csv(path, index=False)
+            logs.append(str(path))
+    out = tmp_path / "lc.csv"
+    cmd = [sys.executable, "-m", "analysis.learning_curve", str(out), "--runs", json.dumps(runs), "--logs", *logs]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    summary = pd.read_csv(tmp_path / "lc_summary.csv").iloc[0]
+    assert summary["final_ranking"] == "a > b" and summary["stable_since"] == 30 and bool(summary["stable"])
+    table = pd.read_csv(out)
+    assert table.loc[(table["step"] == 10) & (table["base"] == "a"), "n_seeds"].item() == 2
+    # the ranking settled at step 30 of 40: it does not cover the last 60 % of training
+    proc = subprocess.run(cmd[:3] + [str(tmp_path / "short.csv"), "--runs", json.dumps(runs), "--fraction", "0.6",
+                                      "--logs", *logs], capture_output=True, text=True, cwd=ROOT)
+    assert not bool(pd.read_csv(tmp_path / "short_summary.csv").iloc[0]["stable"])

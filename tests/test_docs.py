@@ -81,6 +81,7 @@ PLACEHOLDERS = {
     "<new-low-dose.h5>": "volume",
     "<projections.h5>": "projections",
     "<my-config.yaml>": "config-with-scan",
+    "<override.yaml>": "config-override",
 }
 
 SHELL_BLOCKS = {"bash", "sh", "shell", "console"}
@@ -186,6 +187,11 @@ def _fixture(kind_: str, folder: Path) -> Path:
         cfg["scans"].update(example)
         path = folder / "my-config.yaml"
         path.write_text(yaml.safe_dump(cfg))
+        return path
+    if kind_ == "config-override":
+        # a partial config merged over another: the learning-curve experiment of docs/claims.md
+        path = folder / "override.yaml"
+        path.write_text(yaml.safe_dump({"tomogan": {"seeds": [0, 1, 2], "train": {"max_iter": 600, "val_every": 25}}}))
         return path
     raise KeyError(kind_)
 

@@ -6,6 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -305,3 +306,22 @@ def test_saved_generator_is_the_best_validated_step_by_the_chosen_metric(tmp_pat
     assert saved["step"] == best_step  # a NaN score (step 4) never wins
     with pytest.raises(ValueError, match="select"):
         replace(TINY, select="mse")
+
+
+def test_a_warm_start_trains_mse_alone_first_and_saves_a_full_loss_step(tmp_path):
+    """mse_warmup: the first steps have no adversarial or perceptual term and no critic update; the saved
+    generator is one of the steps after them, and a killed warm-started run resumes to the same weights."""
+    cfg = replace(TINY, mse_warmup=3, max_iter=6, val_every=1)
+    pairs, val = [_volume(1)], [_volume(2)]
+    model = train(cfg, pairs, val, tmp_path / "warm", progress=False)
+    log = pd.read_csv(tmp_path / "warm" / "log.csv").set_index("step")
+    assert (log.loc[1:3, ["adv", "perceptual"]].fillna(0) == 0).all().all() and log.loc[1:3, "loss_d"].isna().all()
+    assert (log.loc[4:6, "adv"] != 0).all() and log.loc[4:6, "loss_d"].notna().all()
+    assert torch.load(model, weights_only=False)["step"] > 3
+    with pytest.raises(ValueError, match="mse_warmup"):
+        replace(TINY, mse_warmup=-1)
+    # killed after the warm start and resumed: the same weights as the uninterrupted run
+    train(cfg, pairs, val, tmp_path / "killed", progress=False, stop_after=4)
+    resumed = train(cfg, pairs, val, tmp_path / "killed", progress=False)
+    a, b = _weights(model), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)

@@ -159,7 +159,8 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
     import matplotlib.image as mpimg
 
     names = ["fig_overview", "fig_depth", "fig_loss_terms", "fig_sparse_views", "fig_exposure",
-             "fig_feature_values", "fig_timing", "fig_cross_facility", "fig_training_curves", "fig_claims"]
+             "fig_feature_values", "fig_timing", "fig_cross_facility", "fig_training_curves", "fig_claims",
+             "fig_learning_curve"]
     for name in names:
         png = results / "figures" / f"{name}.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name

@@ -106,6 +106,7 @@ class Paths:
         "timing": "results/timing/timing.csv",
         "speed": "results/bench/inference_speed.csv",
         "claims": "results/claims/claims.csv",
+        "learning_curve": "results/claims/learning_curve_{group}.csv",
         "released_weights": "tomogan_core/weights/TomoGAN.h5",
         "release_model": "results/models/release/served.pt",
     }
@@ -456,7 +457,8 @@ class Plan:
     def run_table(self) -> List[dict]:
         """One row per run: name, base, split, dose, depth, loss set and seed (tables and claims join on it)."""
         return [{"run": r.name, "base": r.base, "split": r.split, "dose": r.dose, "depth": r.depth,
-                 "loss_set": r.loss_set, "seed": r.seed} for r in self.runs.values()]
+                 "loss_set": r.loss_set, "seed": r.seed, "mse_warmup": int(r.settings.get("mse_warmup", 0))}
+                for r in self.runs.values()]
 
     @property
     def timing_run(self) -> Run:
@@ -724,6 +726,18 @@ class Plan:
             out += parts or [dict(head, part="not run: this config trains none of the models it compares")]
         return out
 
+    def learning_curve_groups(self) -> Dict[str, List[Run]]:
+        """The ablation's comparison groups whose validation curves tell whether training was long enough:
+        ``loss-sets`` (every loss set at the main depth) and ``depths`` (every depth with all loss terms), each
+        every seed's run; a group of fewer than two models is left out."""
+        ab = (self.config.get("tomogan") or {}).get("ablation")
+        if not ab:
+            return {}
+        at = [r for r in self.runs.values() if r.split == ab["split"] and r.dose == ab["dose"]]
+        groups = {"loss-sets": [r for r in at if r.depth == self.depth and r.loss_set in ab.get("loss_sets", [])],
+                  "depths": [r for r in at if r.loss_set == MAIN_LOSS_SET and r.depth in ab.get("depths", [])]}
+        return {name: runs for name, runs in groups.items() if len({r.base for r in runs}) > 1}
+
     def claims_spec(self) -> dict:
         """What ``python -m analysis.claims`` needs: the comparisons, margins, bootstrap settings, config hash."""
         cl = self.config["claims"]
@@ -737,4 +751,5 @@ class Plan:
         datasets = sorted({row["dataset"] for c in comparisons for side in ("a", "b") if side in c
                            for row in c[side]["rows"]})
         files = [Paths.metrics(ds, kind) for ds in datasets for kind in ("conventional", "tomogan")]
+        files += [Paths.learning_curve(group).replace(".csv", "_summary.csv") for group in self.learning_curve_groups()]
         return files + ([Paths.timing()] if any("factor" in c for c in comparisons) else [])

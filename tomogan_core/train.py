@@ -33,7 +33,7 @@ import dataclasses
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -95,6 +95,7 @@ class TrainConfig:
     device: str = "auto"  # auto = CUDA when available, else CPU
     precision: str = "fp32"  # "bf16": forward passes and losses under bfloat16 autocast (2x faster on AMX CPUs)
     select: str = "psnr"  # validation metric that picks the saved generator among the validated steps: psnr, ssim
+    mse_warmup: int = 0  # first steps with pixel MSE alone (no critic, no VGG), then the full loss: a warm start
 
     def __post_init__(self):
         GeneratorConfig(in_slices=self.depth, upsample=self.upsample)  # validates depth and upsampling
@@ -120,6 +121,13 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.select not in SELECT_METRICS:
             raise ValueError(f"select must be one of {SELECT_METRICS}, got {self.select!r}")
+        if self.mse_warmup < 0 or (self.mse_warmup and self.lambda_mse <= 0):
+            raise ValueError(f"mse_warmup must be >= 0 and needs lambda_mse > 0, got {self.mse_warmup}")
+
+    @property
+    def warm_start(self) -> "TrainConfig":
+        """The settings of the warm-start steps: this run's, with the pixel MSE alone."""
+        return replace(self, lambda_adv=0.0, lambda_vgg=0.0, mse_warmup=0)
 
     @property
     def needs_critic(self) -> bool:
@@ -322,6 +330,8 @@ def keep_best(run: Run, metrics: Dict[str, float], *, always: bool = False) -> N
     """Keep the generator as the run's best when its ``cfg.select`` metric beats the best so far (NaN never
     does), or ``always``."""
     score, prev = metrics[f"val_{run.cfg.select}"], run.best[f"val_{run.cfg.select}"]
+    if run.step <= run.cfg.mse_warmup < run.cfg.max_iter and not always:
+        return  # a warm-start generator (MSE alone) is not this run's model while full-loss steps follow
     if always or (not np.isnan(score) and not score <= prev):  # prev is -inf, or NaN from an old run, at first
         run.best = {"step": run.step, **metrics,
                     "generator": {k: v.detach().cpu().clone() for k, v in run.generator.state_dict().items()}}
@@ -480,9 +490,12 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
     bar = _progress_bar(cfg, run.step, files.folder.name, progress and ctx.is_main)
     sync_critic = (lambda: ctx.average_gradients(run.critic)) if ctx.enabled else None
     run.generator.train()
+    warm = cfg.warm_start if cfg.mse_warmup else cfg
     while run.step < cfg.max_iter:
-        losses.add(train_step(cfg, run.gen_step, run.critic, run.opt_g, run.opt_d, run.sampler, vgg=run.vgg,
-                              vgg_input=run.vgg_input, gp_rng=run.gp_rng, device=device, sync_critic=sync_critic))
+        step_cfg = warm if run.step < cfg.mse_warmup else cfg  # a warm start: MSE alone first, then the full loss
+        losses.add(train_step(step_cfg, run.gen_step, run.critic, run.opt_g, run.opt_d, run.sampler,
+                              vgg=run.vgg if step_cfg is cfg else None, vgg_input=run.vgg_input, gp_rng=run.gp_rng,
+                              device=device, sync_critic=sync_critic))
         run.step += 1
         bar.update(1)
         log_and_validate(run, losses, val_pairs, bar, validate_here=ctx.is_main)  # rank 0 alone validates

@@ -1,0 +1,352 @@
+"""Held-out view residual (analysis.crossval): calibrated to the noise, blind to the left-out views, in one geometry.
+
+The scan is a 48 x 48 x 2 phantom of discs drawn here (a body disc with pores and inclusions), projected at
+72 angles with the astra CPU backend, scaled to a largest line integral of 2, with Poisson noise from a
+seeded generator. The numbers in the comments were measured on it.
+"""
+
+import csv
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from analysis import crossval as cv
+from analysis.classical import METHODS, Method, each_value
+from simulate.acquire import write_projections
+from simulate.noise import short_exposure
+from simulate.reconstruct import fbp, project, sirt, tv_denoise
+
+N, SLICES, ANGLES = 48, 2, 72
+
+
+def _discs(n, slices, seed=0):
+    """Body disc (radius 0.42 n, attenuation 1) with six pores or inclusions per slice."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:n, :n] - (n - 1) / 2
+    vol = np.zeros((slices, n, n), np.float32)
+    for s in range(slices):
+        img = ((x ** 2 + y ** 2) <= (0.42 * n) ** 2).astype(np.float32)
+        for _ in range(6):
+            cx, cy = rng.uniform(-0.22 * n, 0.22 * n, 2)
+            r = rng.uniform(0.04 * n, 0.12 * n)
+            img[(x - cx) ** 2 + (y - cy) ** 2 <= r * r] = rng.choice([0.3, 2.0])
+        vol[s] = img
+    return vol
+
+
+@pytest.fixture(scope="module")
+def scan():
+    """(image, theta, noiseless projections): the image's own projections, largest line integral 2."""
+    vol = _discs(N, SLICES)
+    theta = np.linspace(0, np.pi, ANGLES, endpoint=False)
+    clean = project(vol, theta, backend="astra")
+    scale = 2.0 / float(clean.max())
+    return vol * scale, theta, clean * scale
+
+
+def _noisy(clean, i0, seed):
+    # seeded: the measured numbers in the comments depend on it
+    return short_exposure(clean, i0, rng=np.random.default_rng(seed))
+
+
+def _fixed(image):
+    """A 'method' that returns ``image`` whatever it is given (the truth, a blurred or streaky image)."""
+    def rec(data, theta, center, size, *, backend="auto", threads=1):
+        return image
+    return rec
+
+
+# ----------------------------------------------------------------------------- folds
+
+@pytest.mark.parametrize("n, k", [(72, 4), (10, 4), (9, 3), (17, 5)])
+def test_folds_partition_the_views_interleaved(n, k):
+    fs = cv.folds(n, k)
+    assert len(fs) == k
+    for j, f in enumerate(fs):
+        assert f[0] == j and np.all(np.diff(f) == k)  # every k-th view from j, sorted
+    joined = np.concatenate(fs)
+    assert len(joined) == n and np.array_equal(np.sort(joined), np.arange(n))
+
+
+def test_folds_refuse_too_few_views_or_folds():
+    with pytest.raises(ValueError, match="too few"):
+        cv.folds(7, 4)
+    with pytest.raises(ValueError, match="k >= 2"):
+        cv.folds(10, 1)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+def test_true_image_scores_the_noise_level(scan):
+    vol, theta, clean = scan
+    i0 = 1000.0
+    noisy = _noisy(clean, i0, 1)
+    weighted = cv.holdout_residual(noisy, theta, _fixed(vol), incident=i0, backend="astra")
+    # measured 0.998 (folds 0.989-1.007) over 6624 rays
+    assert weighted.weighted and weighted.k == 4 and len(weighted.fold_scores) == 4
+    assert 0.9 < weighted.score < 1.1, weighted
+    plain = cv.holdout_residual(noisy, theta, _fixed(vol), backend="astra")
+    rays = cv.fov_rays(N, N / 2, N)
+    expected = float(np.mean(np.exp(clean[:, :, rays]) / i0))  # var(p) = exp(p) / I0, mean over scored rays
+    # measured 0.00280 against 0.00277
+    assert not plain.weighted
+    assert plain.score == pytest.approx(expected, rel=0.1), (plain.score, expected)
+
+
+def test_weights_per_detector_pixel(scan):
+    """I0 that varies across the detector (a beam profile) is still calibrated."""
+    vol, theta, clean = scan
+    i0 = np.linspace(300.0, 3000.0, N)
+    rng = np.random.default_rng(2)
+    noisy = (-np.log(np.maximum(rng.poisson(i0 * np.exp(-clean)), 1) / i0)).astype(np.float32)
+    res = cv.holdout_residual(noisy, theta, _fixed(vol), incident=i0, backend="astra")
+    assert 0.9 < res.score < 1.1, res  # measured 1.03
+    # a single I0 of the mean would misweight: the score drifts from 1
+    wrong = cv.holdout_residual(noisy, theta, _fixed(vol), incident=3000.0, backend="astra")
+    assert wrong.score > 1.5 * res.score  # measured 2.59
+
+
+def test_blurred_and_streaky_images_score_worse(scan):
+    vol, theta, clean = scan
+    i0 = 1000.0
+    noisy = _noisy(clean, i0, 1)
+    true = cv.holdout_residual(noisy, theta, _fixed(vol), incident=i0, backend="astra").score
+    blurred = ndimage.gaussian_filter(vol, (0, 1.0, 1.0))
+    streaky = fbp(clean[::9], theta[::9], backend="astra")  # noiseless FBP from 8 views
+    blur = cv.holdout_residual(noisy, theta, _fixed(blurred), incident=i0, backend="astra").score
+    streak = cv.holdout_residual(noisy, theta, _fixed(streaky), incident=i0, backend="astra").score
+    # measured: true 1.00, blurred 1.62, streaky 3.14
+    assert blur > true + 0.3, (true, blur)
+    assert streak > true + 1.0, (true, streak)
+
+
+# ----------------------------------------------------------------------------- the left-out views are never seen
+
+def test_reconstruction_never_sees_the_left_out_views(scan):
+    _, theta, clean = scan
+    data = _noisy(clean, 1000.0, 3)
+    calls = []
+
+    def recording(d, t, center, size, *, backend="auto", threads=1):
+        calls.append((d, t.copy(), center, size))
+        return fbp(d, t, center=center, size=size, backend=backend)
+
+    cv.holdout_residual(data, theta, recording, k=4, backend="astra")
+    assert len(calls) == 4
+    for fold, (d, t, center, size) in zip(cv.folds(ANGLES, 4), calls):
+        kept = np.setdiff1d(np.arange(ANGLES), fold)
+        assert not np.isin(t, theta[fold]).any()          # no left-out angle
+        assert np.array_equal(t, theta[kept])              # exactly the others, in order
+        assert np.array_equal(d, data[kept])               # and their projections
+        assert not np.shares_memory(d, data)               # a copy: the full scan is out of reach
+        assert (center, size) == (N / 2, N)
+
+
+# ----------------------------------------------------------------------------- one geometry
+
+def _off_centre_scan(vol, theta, shift):
+    """Projections of ``vol`` on a 48-pixel detector whose axis is at 24 + shift (shift >= 0).
+
+    Made without any shifting: project on a wider detector (axis at its middle) and crop its right end.
+    """
+    wide = project(vol, theta, n_det=N + int(round(2 * shift)), backend="astra")
+    return wide[:, :, :N], N / 2 + shift
+
+
+@pytest.mark.parametrize("shift, tol", [(3.0, 1e-10), (2.5, 2e-3)])
+def test_own_image_forward_projects_to_its_off_centre_projections(scan, shift, tol):
+    _, theta, _ = scan
+    small = _discs(40, SLICES, seed=1) * 0.05  # a 40-pixel grid on a 48-pixel detector: size != detector
+    data, center = _off_centre_scan(small, theta, shift)
+    res = cv.holdout_residual(data, theta, _fixed(small), center=center, size=40, backend="astra")
+    rays = cv.fov_rays(N, center, 40)
+    power = float(np.mean(data[:, :, rays] ** 2))
+    # relative residual measured: 4e-14 at 3 px, 5e-4 at 2.5 px (linear interpolation); wrong centre 0.1, 0.08
+    assert res.score / power < tol, (res.score, power)
+    wrong = cv.holdout_residual(data, theta, _fixed(small), center=N / 2, size=40, backend="astra")
+    assert wrong.score / power > 0.02  # the shift matters, in this direction
+
+
+def test_fbp_of_an_off_centre_scan_predicts_the_left_out_views(scan):
+    """fbp's centring and the forward projection's un-centring are inverse: FBP agrees with its own data."""
+    _, theta, _ = scan
+    small = _discs(40, SLICES, seed=1) * 0.05
+    data, center = _off_centre_scan(small, theta, 2.5)
+    rays = cv.fov_rays(N, center, 40)
+    power = float(np.mean(data[:, :, rays] ** 2))
+    right = cv.holdout_residual(data, theta, cv.fbp_reconstructor(), center=center, size=40, backend="astra")
+    wrong = cv.holdout_residual(data, theta, cv.fbp_reconstructor(), center=center + 2, size=40,
+                                backend="astra")
+    # measured: 0.11 % of the power with the right centre, 0.68 % with the axis 2 px off
+    assert right.score / power < 0.005
+    assert wrong.score > 3 * right.score
+
+
+# ----------------------------------------------------------------------------- tuning and ranking
+
+WIDE_TV_GRID = [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]
+
+
+def test_tv_weight_chosen_by_holdout_is_moderate_at_low_dose(scan):
+    vol, theta, clean = scan
+    i0 = 200.0
+    noisy = _noisy(clean, i0, 4)
+    result = cv.tune_by_holdout(noisy, theta, "fbp-tv", WIDE_TV_GRID, incident=i0, backend="astra")
+    # measured scores: 1.25 1.24 1.23 1.21 1.32 2.05 6.83 -> 0.03; plain FBP 1.25
+    assert result.parameter == "weight" and set(result.scores) == set(WIDE_TV_GRID)
+    assert result.chosen not in (WIDE_TV_GRID[0], WIDE_TV_GRID[-1]), result.chosen
+    scores = {w: r.score for w, r in result.scores.items()}
+    assert scores[result.chosen] == min(scores.values())
+    none = cv.holdout_residual(noisy, theta, cv.fbp_reconstructor(), incident=i0, backend="astra").score
+    assert scores[result.chosen] < none - 0.02, (scores, none)  # smoothing beats none
+    assert scores[result.chosen] < scores[WIDE_TV_GRID[0]]
+    # and against the truth (full-view FBP+TV), the chosen weight is within one grid step of the best
+    # (measured: image MSE is smallest at 0.1, one step more smoothing than the holdout's 0.03)
+    full = fbp(noisy, theta, backend="astra")
+    disc = cv.circular_mask((N, N))
+    mse = {w: float(np.mean((tv_denoise(full, weight=w) - vol)[:, disc] ** 2)) for w in WIDE_TV_GRID}
+    best = min(mse, key=mse.get)
+    assert abs(WIDE_TV_GRID.index(result.chosen) - WIDE_TV_GRID.index(best)) <= 1, (result.chosen, mse)
+
+
+def test_tuning_scores_equal_the_reconstructor_scores(scan):
+    """The fast path (one FBP per fold for the whole grid) scores as the registry reconstructor does."""
+    _, theta, clean = scan
+    noisy = _noisy(clean, 500.0, 5)
+    tuned = cv.tune_by_holdout(noisy, theta, "fbp-tv", [0.05], incident=500.0, slices=1, backend="astra")
+    direct = cv.holdout_residual(noisy, theta, cv.fbp_tv_reconstructor(0.05), incident=500.0, slices=1,
+                                 backend="astra")
+    assert tuned.scores[0.05] == direct
+
+
+def test_classical_reconstructor_starts_from_the_needed_method(scan):
+    _, theta, clean = scan
+    d, t = clean[::2], theta[::2]
+    rec = cv.classical_reconstructor("sirt-tv", 0.05, needs={"sirt": 5})
+    expected = tv_denoise(sirt(d, t, n_iter=5, backend="astra"), weight=0.05, n_iter=1000)
+    np.testing.assert_allclose(rec(d, t, N / 2, N, backend="astra"), expected, atol=1e-6)
+    same = cv.classical_reconstructor("sirt-tv", 0.05, needs={"sirt_n_iter": 5})  # tuning key also works
+    np.testing.assert_allclose(same(d, t, N / 2, N, backend="astra"), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="starts from sirt"):
+        cv.classical_reconstructor("sirt-tv", 0.05)
+    with pytest.raises(ValueError, match="unknown method"):
+        cv.classical_reconstructor("art", 1)
+
+
+def test_a_new_registry_entry_needs_no_code_here(scan, monkeypatch):
+    vol, theta, clean = scan
+    noisy = _noisy(clean, 200.0, 6)
+
+    def gauss(x, value, *, backend="auto", threads=1):
+        return ndimage.gaussian_filter(x, (0, value, value))
+    monkeypatch.setitem(METHODS, "fbp-gauss", Method("fbp-gauss", "FBP+G", "sigma", "s", (0.5, 1.0), "fbp",
+                                                     candidates=each_value(gauss), apply=gauss))
+    result = cv.tune_by_holdout(noisy, theta, "fbp-gauss", [0.1, 0.6, 4.0], incident=200.0, backend="astra")
+    # measured 1.19, 1.15, 2.9: a 0.1 px blur keeps the noise, a 4 px blur wipes out the discs
+    assert result.chosen == 0.6
+    direct = cv.holdout_residual(noisy, theta, cv.classical_reconstructor("fbp-gauss", 0.6), incident=200.0,
+                                 backend="astra")
+    assert direct.score == result.scores[0.6].score
+
+
+def test_rank_methods_orders_by_score(scan):
+    vol, theta, clean = scan
+    noisy = _noisy(clean, 1000.0, 7)
+    table = cv.rank_methods({"streaky": _fixed(fbp(clean[::9], theta[::9], backend="astra")),
+                             "truth": _fixed(vol), "fbp": cv.fbp_reconstructor()},
+                            noisy, theta, incident=1000.0, backend="astra")
+    assert list(table["method"]) == ["truth", "fbp", "streaky"]
+    assert list(table["rank"]) == [1, 2, 3]
+    assert {"fold_1", "fold_4", "weighted"} <= set(table.columns) and table["weighted"].all()
+
+
+def test_a_denoiser_model_on_the_fbp(scan):
+    """The model path: an identity 'model' of depth 3 on a 2-slice stack (edges repeated) is the FBP."""
+    torch = pytest.importorskip("torch")
+    from tomogan_core.modelfile import LoadedModel
+
+    _, theta, clean = scan
+    noisy = _noisy(clean, 1000.0, 8)
+    identity = LoadedModel(lambda x: x[:, 1:2], 3, {}, torch.device("cpu"))
+    with_model = cv.holdout_residual(noisy, theta, cv.model_reconstructor(identity), incident=1000.0,
+                                     backend="astra")
+    plain = cv.holdout_residual(noisy, theta, cv.fbp_reconstructor(), incident=1000.0, backend="astra")
+    assert with_model.score == pytest.approx(plain.score, rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- the command
+
+def _write_scan(path, data, theta, **attrs):
+    write_projections(path, data, theta, {"dataset": "discs", "center": data.shape[-1] / 2, **attrs})
+    return path
+
+
+def test_command_writes_scores(scan, tmp_path):
+    _, theta, clean = scan
+    proj = _write_scan(tmp_path / "photons.h5", _noisy(clean, 200.0, 9), theta, dose_mode="photons",
+                       dose_level=200.0)
+    out = tmp_path / "scores.csv"
+    cv.main([str(out), str(proj), "--method", "fbp", "fbp-tv", "--grid", "0.003", "0.03", "0.3",
+             "--slices", "1", "--backend", "astra"])
+    rows = list(csv.DictReader(out.open()))
+    assert [r["method"] for r in rows] == ["fbp", "fbp-tv", "fbp-tv", "fbp-tv"]
+    assert {"score", "fold_1", "fold_2", "fold_3", "fold_4", "chosen", "weighted", "value"} <= set(rows[0])
+    assert all(r["weighted"] == "True" for r in rows)  # auto: the file is a photons dose
+    tv = rows[1:]
+    chosen = [r for r in tv if r["chosen"] == "True"]
+    assert len(chosen) == 1 and float(chosen[0]["score"]) == min(float(r["score"]) for r in tv)
+    for r in rows:
+        folds = [float(r[f"fold_{j}"]) for j in range(1, 5)]
+        assert float(r["score"]) == pytest.approx(np.mean(folds))
+
+
+def test_command_scores_plainly_without_a_photons_dose(scan, tmp_path):
+    _, theta, clean = scan
+    proj = _write_scan(tmp_path / "sparse.h5", clean[::2], theta[::2], dose_mode="sparse", dose_level=2)
+    out = tmp_path / "scores.csv"
+    cv.main([str(out), str(proj), "--method", "fbp", "--slices", "1", "--backend", "astra"])
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["weighted"] == "False" and float(row["score"]) < 0.01
+
+
+def _expect_error(capsys, argv, out, *needles):
+    with pytest.raises(SystemExit) as exc:
+        cv.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    for needle in needles:
+        assert needle in err, (needle, err)
+    assert not out.exists()
+    assert not list(out.parent.glob(f".{out.stem}.*")), "temporary file left behind"
+
+
+def test_command_refuses_a_bad_file(scan, tmp_path, capsys):
+    _, theta, clean = scan
+    out = tmp_path / "scores.csv"
+    bad = tmp_path / "bad.h5"
+    bad.write_bytes(b"not an HDF5 file at all")
+    _expect_error(capsys, [str(out), str(bad), "--method", "fbp"], out, "bad.h5", "not a readable HDF5")
+    few = _write_scan(tmp_path / "few.h5", clean[:6], theta[:6])
+    _expect_error(capsys, [str(out), str(few), "--method", "fbp"], out, "few.h5", "too few for 4 folds")
+    no_level = _write_scan(tmp_path / "nolevel.h5", clean, theta, dose_mode="photons", dose_level="high")
+    _expect_error(capsys, [str(out), str(no_level), "--method", "fbp"], out, "nolevel.h5", "dose_level")
+
+
+def test_command_chains_a_method_to_the_choice_it_starts_from(scan, tmp_path, capsys):
+    _, theta, clean = scan
+    proj = _write_scan(tmp_path / "photons.h5", _noisy(clean, 500.0, 10), theta, dose_mode="photons",
+                       dose_level=500.0)
+    out = tmp_path / "scores.csv"
+    cv.main([str(out), str(proj), "--method", "sirt-tv", "sirt", "--slices", "1", "--backend", "astra"])
+    rows = list(csv.DictReader(out.open()))
+    sirt_rows = [r for r in rows if r["method"] == "sirt"]
+    assert [int(r["value"]) for r in sirt_rows] == list(METHODS["sirt"].grid)
+    assert sum(r["chosen"] == "True" for r in sirt_rows) == 1
+    assert len([r for r in rows if r["method"] == "sirt-tv"]) == len(METHODS["sirt-tv"].grid)
+    # without sirt's choice, sirt-tv is refused before anything is read
+    with pytest.raises(SystemExit) as exc:
+        cv.main([str(tmp_path / "x.csv"), str(proj), "--method", "sirt-tv"])
+    assert exc.value.code == 2 and "--needs sirt=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "x.csv").exists()
