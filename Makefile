@@ -33,7 +33,7 @@ report: $(STAMP)
 # rebuild docs/results.md: the main, inference-speed and timing tables of a run on $(CONFIG) (made now if
 # missing or out of date), pasted between the page's generated-block markers with their config hash
 readme: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) results/tables/main.md results/bench/inference_speed.csv results/timing/timing.csv results/claims/claims.csv --configfile $(CONFIG)
+	$(BIN)/snakemake --cores $(CORES) results/tables/main.md results/bench/inference_speed.csv results/timing/timing.csv results/claims/claims.csv results/crossval/check.csv --configfile $(CONFIG)
 	$(BIN)/python -m analysis.results_page docs/results.md --configfile $(CONFIG)
 	$(BIN)/python -m analysis.results_page README.md --blocks findings --configfile $(CONFIG)
 

@@ -28,6 +28,7 @@ include: "rules/train.smk"
 include: "rules/infer.smk"
 include: "rules/metrics.smk"
 include: "rules/claims.smk"
+include: "rules/crossval.smk"
 include: "rules/report.smk"
 
 
@@ -40,4 +41,5 @@ rule all:
         PLAN.enhanced(),
         [P.summary("tomogan"), P.table("main.md")] if PLAN.runs else [],
         [P.claims()] if PLAN.claim_comparisons() else [],
+        [P.crossval_check()] if PLAN.crossval_pairs() else [],
         PLAN.figure_targets(),

@@ -46,14 +46,43 @@ Cost: per fold, one run of the method on ``(K-1)/K`` of the views plus one forwa
 holdout 1.0 s (4.4x). For denoisers (TV, BM3D, a model) the forward projections are noise in the cost.
 :func:`tune_by_holdout` makes each fold's FBP (or SIRT run, for all counts at once) once for the grid.
 
-Command::
+Against a reference (``--reference``): where a normal-dose reconstruction exists (the simulated datasets,
+the demo scan), every candidate -- each method at each value -- is also reconstructed from *all* the views
+of the file, by the same reconstructor (the same start: the FBP, SIRT's iterates, the needed method at its
+holdout-chosen value), and scored against the reference with :func:`analysis.metrics.compare_volumes`
+(:func:`against_reference`: the mean over the slices of SSIM and PSNR in the field of view, and of SSIM in the
+object region). Per method the value with the best SSIM is ``chosen_by_reference``, beside the holdout's
+``chosen``. The slices scored are the reference's slices of the *same detector rows* as the projections
+scored (matched through the reference's ``/slices``), so both choices are judged on one set of rows. Cost:
+one more reconstruction per candidate -- ``K + 1`` runs of each method instead of ``K`` (the all-view start is
+made once per method, as each fold's is) -- plus the SSIM maps.
+
+:func:`check` gathers such tables (one per dataset and dose) and says how often the holdout choice agrees
+with the reference's: per method, the two values, whether they agree, the SSIM at each and the SSIM the
+holdout choice loses; per scan, the Spearman correlation of the methods' two rankings, whether the top
+method agrees, and the SSIM the fully automatic choice (the best holdout score of all) loses.
+
+Commands::
 
     python -m analysis.crossval OUT.csv PROJECTIONS.h5 --method fbp-tv [--grid 0.01 0.05 ...] [--k 4] \\
-        [--incident I0|auto|none] [--model MODEL.pt ...] [--slices N] [--center C] [--needs sirt=50]
+        [--incident I0|auto|none] [--model MODEL.pt ...] [--slices N] [--center C] [--needs sirt=50] \\
+        [--reference REF.h5]
+    python -m analysis.crossval check OUT.csv IN.csv [IN.csv ...]
 
-writes one row per method and value: ``score``, ``fold_1 .. fold_K``, ``chosen`` (the smallest score of
-its method's grid), ``weighted``. ``--incident auto`` (the default) weights by the file's dose when its
-``dose_mode`` is ``photons`` (``dose_level`` is then I0) and scores plainly otherwise.
+The first writes one row per method and value: ``dataset``, ``dose`` (the projection file's attributes),
+``method``, ``parameter``, ``value``, ``score``, ``fold_1 .. fold_K``, ``weighted``, ``k``, ``n_rays``,
+``chosen`` (the smallest score of its method's grid); with ``--reference`` also ``ssim``, ``psnr``,
+``ssim_object`` (all views, against the reference) and ``chosen_by_reference`` (the best ``ssim`` of its
+method's grid). ``--incident auto`` (the default) weights by the file's dose when its ``dose_mode`` is
+``photons`` (``dose_level`` is then I0) and scores plainly otherwise. ``--slices N`` takes the ``N`` central
+detector rows of the projection file (:func:`simulate.reconstruct.central_slices`), with or without a
+reference; the reference must hold those rows among its ``/slices``, and slices of ``detector x detector``
+pixels.
+
+``check`` (the first word; to write a CSV named ``check`` with the first command, call it ``./check``) reads
+tables made with ``--reference`` and writes OUT.csv and a Markdown twin (OUT with suffix ``.md``): the
+columns of :func:`check`'s ``methods``, one row per (dataset, dose, method), followed by those of its
+``scans``, repeated on each row of that dataset and dose (take them once per scan).
 
 Limits: the sample must lie inside the reconstruction disc. For a scan of a sample wider than the field
 of view (local tomography) every held-out ray also crosses material outside the disc, which adds a floor
@@ -75,23 +104,33 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
+import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Mapping, Optional, Protocol, Sequence, Tuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Dict, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 import numpy as np
 from scipy import ndimage
 
 from analysis.classical import METHODS, Projections, format_value
-from simulate.plumbing import InputError, circular_mask, cli, write_csv
+from analysis.metrics import compare_volumes, read_slices, slice_indices
+from simulate.plumbing import InputError, circular_mask, cli, json_argument, write_csv, write_text
 from simulate.reconstruct import central_slices, fbp, project, resolve_backend, sirt
+
+if TYPE_CHECKING:  # pandas is imported where tables are made
+    import pandas
 
 __all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "folds", "fov_rays", "fbp_reconstructor",
            "sirt_reconstructor", "fbp_tv_reconstructor", "fbp_bm3d_reconstructor", "model_reconstructor",
-           "classical_reconstructor", "holdout_residual", "tune_by_holdout", "rank_methods", "main"]
+           "classical_reconstructor", "holdout_residual", "tune_by_holdout", "rank_methods",
+           "against_reference", "tune_against_reference", "CheckResult", "check", "check_markdown", "main"]
 
 logger = logging.getLogger(__name__)
 
 FOV_MARGIN = 1.0  # pixels: rays closer than this to the rim of the reconstruction disc are not scored
+REFERENCE_COLUMNS = ("ssim", "psnr", "ssim_object")  # the columns --reference adds (and chosen_by_reference)
+REFERENCE_FOV_MARGIN = 2.0  # pixels left out at the rim when scoring against a reference (analysis.metrics' default)
 
 
 class Reconstructor(Protocol):
@@ -405,6 +444,14 @@ def holdout_residual(data, theta, reconstructor: Reconstructor, *, k: int = 4, c
     return _result(scores, k, incident is not None, n_rays)
 
 
+def _grid(method, grid) -> list:
+    """The values searched: ``grid`` (default the method's own), typed, without repeats, in order."""
+    grid = list(dict.fromkeys(method.value_type(v) for v in (method.grid if grid is None else grid)))
+    if not grid:
+        raise ValueError(f"method '{method.name}': empty grid")
+    return grid
+
+
 def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float]] = None, *, k: int = 4,
                     center=None, size=None, incident=None, slices=None,
                     needs: Optional[Mapping[str, float]] = None, backend: str = "auto",
@@ -422,9 +469,7 @@ def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float
         ``chosen`` (the first of equal minima), and every value's :class:`HoldoutResult`.
     """
     method = METHODS[method_name]
-    grid = list(dict.fromkeys(method.value_type(v) for v in (method.grid if grid is None else grid)))
-    if not grid:
-        raise ValueError(f"method '{method_name}': empty grid")
+    grid = _grid(method, grid)
     per_value = {v: [] for v in grid}
     n_rays = 0
     for kept_data, kept_theta, c, s, scorer in _folds_of(data, theta, k=k, center=center, size=size,
@@ -471,6 +516,310 @@ def _score_columns(res: HoldoutResult) -> dict:
     return cols
 
 
+# ----------------------------------------------------------------------------- against a reference
+
+def against_reference(volume, reference, *, fov_margin: float = REFERENCE_FOV_MARGIN) -> Dict[str, float]:
+    """SSIM and PSNR of a volume against the normal-dose reference, as :mod:`analysis.metrics` scores them.
+
+    Parameters
+    ----------
+    volume, reference : ndarray, shape (slices, rows, cols)
+        The same slices (detector rows), in the same order.
+    fov_margin : float
+        Pixels left out at the rim of the field of view (:func:`analysis.metrics.compare_volumes`).
+
+    Returns
+    -------
+    dict
+        ``ssim``, ``psnr``: means over the slices in the field of view (one ``data_range`` for the volume,
+        the reference's); ``ssim_object``: mean over the slices that have an object region (NaN if none has).
+    """
+    rows = compare_volumes(volume, reference, fov_margin=fov_margin)
+    obj = [r["ssim_object"] for r in rows if np.isfinite(r["ssim_object"])]
+    return {"ssim": float(np.mean([r["ssim"] for r in rows])), "psnr": float(np.mean([r["psnr"] for r in rows])),
+            "ssim_object": float(np.mean(obj)) if obj else float("nan")}
+
+
+def _best_by_ssim(metrics: Mapping) -> object:
+    """The key with the highest ``ssim`` (the first of equal maxima, in order)."""
+    keys = list(metrics)
+    return max(keys, key=lambda v: (metrics[v]["ssim"], -keys.index(v)))
+
+
+def tune_against_reference(data, theta, method_name: str, grid: Optional[Sequence[float]], reference, *,
+                           center=None, size=None, slices=None, needs: Optional[Mapping[str, float]] = None,
+                           fov_margin: float = REFERENCE_FOV_MARGIN, backend: str = "auto",
+                           threads: int = 1) -> Dict[float, Dict[str, float]]:
+    """Each value of a registry method's grid, reconstructed from *all* the views, scored against a reference.
+
+    The counterpart of :func:`tune_by_holdout` with the truth: the same start (made once, from every view)
+    and the same ``candidates``, so each value's image is what ``classical_reconstructor(method_name, value,
+    needs=needs)`` makes of the whole scan. One more run of the method than the holdout's ``K``.
+
+    Parameters
+    ----------
+    data : ndarray, shape (angles, rows, detector)
+        Measured line integrals (all the views).
+    reference : ndarray, shape (slices, size, size)
+        The reference's slices of the detector rows used (all rows, or those ``slices`` selects), in order.
+    slices, center, size, needs, backend, threads
+        As for :func:`tune_by_holdout`.
+
+    Returns
+    -------
+    dict
+        ``{value: {"ssim", "psnr", "ssim_object"}}`` in grid order (:func:`against_reference`); the best
+        value by reference is the one with the highest ``ssim``.
+
+    Raises
+    ------
+    ValueError
+        A reference whose shape is not ``(rows used, size, size)``.
+    """
+    method = METHODS[method_name]
+    grid = _grid(method, grid)
+    data, theta, center, size, _, _ = _check(data, theta, center, size, None, slices)
+    reference = np.asarray(reference, dtype=np.float32)
+    if reference.shape != (data.shape[1], size, size):
+        raise ValueError(f"reference of shape {reference.shape} for reconstructions of shape "
+                         f"({data.shape[1]}, {size}, {size})")
+    x = _start(method, data, theta, center, size, needs, backend, threads)
+    return {method.value_type(v): against_reference(volume, reference, fov_margin=fov_margin)
+            for v, volume in method.candidates(x, grid, backend=backend, threads=threads)}
+
+
+# ----------------------------------------------------------------------------- checking the choices
+
+CHECK_NEEDS = ("dataset", "dose", "method", "value", "score", "chosen", "ssim", "chosen_by_reference")
+
+
+class CheckResult(NamedTuple):
+    """What :func:`check` finds.
+
+    Attributes
+    ----------
+    methods : pandas.DataFrame
+        One row per (dataset, dose, method): ``dataset, dose, method, parameter``; ``holdout_value``,
+        ``reference_value`` (as the tables write them; empty for a method without a parameter); ``agree``;
+        ``grid_steps`` (how far apart they are among the method's values sorted increasingly; 1: neighbours);
+        ``score`` (the holdout score at ``holdout_value``); ``ssim_holdout``, ``ssim_reference`` (the
+        SSIM at each value); ``ssim_lost = ssim_reference - ssim_holdout`` (>= 0).
+    scans : pandas.DataFrame
+        One row per (dataset, dose): ``n_methods``; ``spearman``, the Spearman correlation between the
+        methods' holdout ranking (each at its holdout value, by ``score``, lower better) and their reference
+        ranking (each at its reference value, by SSIM, higher better) -- 1: the same order, -1: reversed,
+        NaN with fewer than 3 methods; ``top_holdout``, ``top_reference`` (the first of each ranking) and
+        ``top_agrees``; ``ssim_auto`` (the SSIM of the automatic choice, ``top_holdout`` at its holdout value),
+        ``ssim_best`` (the best SSIM of any method at any value) and ``auto_ssim_lost = ssim_best -
+        ssim_auto`` (>= 0).
+    """
+
+    methods: "pandas.DataFrame"
+    scans: "pandas.DataFrame"
+
+
+def _label(value) -> str:
+    """A cell as text: empty for a missing value, a number as :func:`analysis.classical.format_value` writes it."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, (bool, np.bool_)):
+        return str(bool(value))
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return format_value(value.item() if isinstance(value, np.generic) else value)
+    return str(value)
+
+
+def _flag(series, name: str, where) -> np.ndarray:
+    """A column of True/False (bools, or the words as a CSV holds them) as bools."""
+    words = {"true": True, "false": False, "1": True, "0": False, "1.0": True, "0.0": False}
+    out = []
+    for v in series:
+        key = str(bool(v)).lower() if isinstance(v, (bool, np.bool_)) else str(v).strip().lower()
+        if key not in words:
+            raise InputError(where, f"column '{name}' holds {v!r}, expected True or False")
+        out.append(words[key])
+    return np.array(out, dtype=bool)
+
+
+def _gather(tables) -> "pandas.DataFrame":
+    """One table of all candidate rows, with ``_source`` naming where each came from; checked."""
+    import pandas as pd
+
+    from simulate.io import read_table
+
+    parts = []
+    for i, table in enumerate(tables):
+        if isinstance(table, pd.DataFrame):
+            where = f"table {i + 1}"
+            missing = sorted(set(CHECK_NEEDS) - set(table.columns))
+            if missing:
+                raise InputError(where, f"lacks columns {missing}")
+        else:
+            where = str(table)
+            table = read_table(table, what="crossval table", need=CHECK_NEEDS)
+        table = table.copy()
+        for col in ("dataset", "dose", "method", "parameter", "value"):
+            table[col] = [_label(v) for v in table[col]] if col in table else ""
+        for col in ("chosen", "chosen_by_reference"):
+            table[col] = _flag(table[col], col, where)
+        for col in ("score", "ssim"):
+            table[col] = pd.to_numeric(table[col], errors="coerce")
+            if table[col].isna().any():
+                raise InputError(where, f"column '{col}' has missing or non-numeric values"
+                                        + (" (made without --reference?)" if col == "ssim" else ""))
+        table["_source"] = where
+        parts.append(table)
+    if not parts:
+        raise ValueError("check needs at least one table")
+    rows = pd.concat(parts, ignore_index=True)
+    key = ["dataset", "dose", "method", "value"]
+    twice = rows[rows.duplicated(key, keep=False)]
+    if not twice.empty:
+        dataset, dose, method, value = twice.iloc[0][key]
+        same = twice[(twice[key] == [dataset, dose, method, value]).all(axis=1)]
+        raise InputError(same["_source"].iloc[-1], f"{dataset}/{dose}: {method} {value or '(no parameter)'} "
+                                                   f"appears twice (in {', '.join(dict.fromkeys(same['_source']))})")
+    for col in ("k", "weighted", "n_rays"):  # scores compared across methods must be of one kind
+        if col in rows:
+            mixed = rows.groupby(["dataset", "dose"], sort=False)[col].nunique(dropna=False)
+            if (mixed > 1).any():
+                dataset, dose = mixed[mixed > 1].index[0]
+                sources = sorted(set(rows.loc[(rows.dataset == dataset) & (rows.dose == dose), "_source"]))
+                raise InputError(sources[-1], f"{dataset}/{dose}: scores with different {col} (other --k, "
+                                              f"--slices or --incident?) cannot be compared")
+    return rows
+
+
+def _numeric_order(values) -> list:
+    """The positions of ``values`` (labels) in increasing numeric order (text after numbers)."""
+    def key(i):
+        try:
+            return (0, float(values[i]), i)
+        except ValueError:
+            return (1, 0.0, i)
+    return sorted(range(len(values)), key=key)
+
+
+def _spearman(holdout_scores, reference_ssims) -> float:
+    """Spearman's rho between ranking by score (lower better) and by SSIM (higher better); NaN below 3."""
+    from scipy.stats import spearmanr
+
+    if len(holdout_scores) < 3:
+        return float("nan")
+    with warnings.catch_warnings():  # a constant column: rho is undefined, NaN
+        warnings.simplefilter("ignore")
+        rho = spearmanr(np.asarray(holdout_scores, float), -np.asarray(reference_ssims, float)).statistic
+    return float(rho)
+
+
+def check(tables) -> CheckResult:
+    """How often the held-out choice agrees with the reference's, from the tables of ``--reference`` runs.
+
+    Parameters
+    ----------
+    tables : sequence of pandas.DataFrame or path
+        Tables as the command writes them with ``--reference`` (one per dataset and dose, or several per
+        scan with different methods), with at least the columns ``dataset, dose, method, value, score,
+        chosen, ssim, chosen_by_reference``. Each (dataset, dose, method) needs exactly one ``chosen`` and
+        one ``chosen_by_reference`` row, and those must hold its smallest score and its highest SSIM.
+
+    Returns
+    -------
+    CheckResult
+        ``methods`` and ``scans`` (see :class:`CheckResult`), in the order the tables list them.
+
+    Raises
+    ------
+    InputError
+        A table that lacks a column, has no SSIM, repeats a candidate, marks no or several choices, or marks
+        one that is not the best; scores of one scan made with different ``k``, slices or weighting.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"dataset": "d", "dose": "x", "method": "fbp-tv", "value": [0.01, 0.1, 1.0],
+    ...                   "score": [1.2, 1.1, 1.5], "chosen": [False, True, False], "ssim": [0.6, 0.7, 0.8],
+    ...                   "chosen_by_reference": [False, False, True]})
+    >>> row = check([t]).methods.iloc[0]
+    >>> row.holdout_value, row.reference_value, bool(row.agree), int(row.grid_steps), round(float(row.ssim_lost), 6)
+    ('0.1', '1', False, 1, 0.1)
+    """
+    import pandas as pd
+
+    rows = _gather(tables)
+    methods = []
+    for (dataset, dose, method), g in rows.groupby(["dataset", "dose", "method"], sort=False):
+        where = g["_source"].iloc[-1]
+        picked = {}
+        for col, best, what in (("chosen", g["score"].min(), "smallest score"),
+                                ("chosen_by_reference", g["ssim"].max(), "highest ssim")):
+            marked = g[g[col]]
+            if len(marked) != 1:
+                raise InputError(where, f"{dataset}/{dose}: {method} has {len(marked)} rows marked {col}, "
+                                        "expected 1")
+            value = marked["score" if col == "chosen" else "ssim"].iloc[0]
+            if value != best:
+                raise InputError(where, f"{dataset}/{dose}: {method}'s {col} row is not its {what}")
+            picked[col] = marked.iloc[0]
+        hold, ref = picked["chosen"], picked["chosen_by_reference"]
+        values = list(g["value"])
+        order = _numeric_order(values)
+        steps = abs(order.index(values.index(hold["value"])) - order.index(values.index(ref["value"])))
+        methods.append({"dataset": dataset, "dose": dose, "method": method,
+                        "parameter": _label(hold.get("parameter", "")),
+                        "holdout_value": hold["value"], "reference_value": ref["value"],
+                        "agree": hold["value"] == ref["value"], "grid_steps": steps, "score": float(hold["score"]),
+                        "ssim_holdout": float(hold["ssim"]), "ssim_reference": float(ref["ssim"]),
+                        "ssim_lost": float(ref["ssim"] - hold["ssim"])})
+    methods = pd.DataFrame(methods)
+    scans = []
+    for (dataset, dose), g in methods.groupby(["dataset", "dose"], sort=False):
+        top_h = g.loc[g["score"].idxmin()]           # first of equal minima
+        top_r = g.loc[g["ssim_reference"].idxmax()]  # first of equal maxima
+        scans.append({"dataset": dataset, "dose": dose, "n_methods": len(g),
+                      "spearman": _spearman(g["score"], g["ssim_reference"]),
+                      "top_holdout": top_h["method"], "top_reference": top_r["method"],
+                      "top_agrees": bool(top_h["method"] == top_r["method"]),
+                      "ssim_auto": float(top_h["ssim_holdout"]), "ssim_best": float(top_r["ssim_reference"]),
+                      "auto_ssim_lost": float(top_r["ssim_reference"] - top_h["ssim_holdout"])})
+    return CheckResult(methods, pd.DataFrame(scans))
+
+
+def check_markdown(result: CheckResult) -> str:
+    """The Markdown twin of :func:`check`'s result: a summary line, then the two tables."""
+    m, s = result.methods, result.scans
+    tuned = m[m["holdout_value"] != ""]  # methods without a parameter agree by construction
+    rho = s["spearman"].dropna()
+    summary = [f"The holdout chose the reference's value for {int(tuned['agree'].sum())} of {len(tuned)} tuned "
+               f"methods (within one grid step: {int((tuned['grid_steps'] <= 1).sum())}); SSIM lost: mean "
+               f"{tuned['ssim_lost'].mean():.4f}, largest {tuned['ssim_lost'].max():.4f}." if len(tuned) else
+               "No method has a parameter.",
+               f"The top method agreed in {int(s['top_agrees'].sum())} of {len(s)} scans; the automatic choice lost "
+               f"{s['auto_ssim_lost'].mean():.4f} SSIM on average.",
+               f"Spearman rho of the rankings: median {rho.median():.2f} over the {len(rho)} scans with 3 or more "
+               "methods." if len(rho) else "No scan has 3 or more methods to rank."]
+    lines = ["# Held-out choices against the reference", "", " ".join(summary),
+             "", "## Per method", "", _markdown_table(m), "", "## Per scan", "", _markdown_table(s), ""]
+    return "\n".join(lines)
+
+
+_MARKDOWN_FORMATS = {"score": "{:.4g}", "spearman": "{:.2f}"}  # other numbers: 4 decimals (SSIM)
+
+
+def _markdown_table(table) -> str:
+    """A table as Markdown with its cells formatted here (parameter values stay as the tables write them)."""
+    def cell(col, v):
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
+        if isinstance(v, (float, np.floating)):
+            return "n/a" if math.isnan(v) else _MARKDOWN_FORMATS.get(col, "{:.4f}").format(v)
+        return str(v)
+    shown = table.copy()
+    for col in shown.columns:
+        shown[col] = [cell(col, v) for v in table[col]]
+    return shown.to_markdown(index=False, disable_numparse=True)
+
+
 # ----------------------------------------------------------------------------- command line
 
 def _incident_from(attrs: dict, option: str, path):
@@ -498,7 +847,8 @@ def _incident_from(attrs: dict, option: str, path):
 
 
 def _read_scan(path, slices: int):
-    """The projections of ``slices`` central rows (0: all), angles in radians, attributes."""
+    """The projections of ``slices`` central rows (0: all), angles in radians, attributes, the detector rows
+    read and the detector's row count."""
     from simulate.io import dataset_shape, read_array, read_attrs
 
     n_angles, n_rows, _ = dataset_shape(path, "/exchange/data", ndim=3)
@@ -508,7 +858,33 @@ def _read_scan(path, slices: int):
     theta = np.radians(read_array(path, "/exchange/theta", ndim=1, dtype=np.float64))
     if theta.shape[0] != n_angles:
         raise InputError(path, f"{theta.shape[0]} angles in /exchange/theta for {n_angles} projections")
-    return data, theta, read_attrs(path)
+    return data, theta, read_attrs(path), rows, n_rows
+
+
+def _read_reference(path, rows, n_rows: int, size: int) -> np.ndarray:
+    """The reference's slices of detector rows ``rows`` (matched through its ``/slices``), in that order.
+
+    A reference that is not of this detector -- a slice index beyond its ``n_rows`` rows, slices that are
+    not ``size x size``, or without the rows scored -- or that is constant in the field of view is an
+    :class:`InputError` naming it.
+    """
+    from analysis.metrics import reference_range
+    from simulate.io import dataset_shape
+
+    idx = slice_indices(path)
+    shape = tuple(dataset_shape(path, "/recon", ndim=3)[1:])
+    if shape != (size, size):
+        raise InputError(path, f"slice shape {shape} differs from the reconstructions' ({size}, {size}) "
+                               f"(the scan's detector is {size} pixels wide)")
+    beyond = sorted({int(i) for i in idx if not 0 <= i < n_rows})
+    if beyond:
+        raise InputError(path, f"slices {beyond[:5]} are not rows of the scan's {n_rows}-row detector")
+    reference = read_slices(path, [int(r) for r in rows], idx, what="scored").astype(np.float32)
+    try:
+        reference_range(reference, circular_mask(reference.shape, margin=REFERENCE_FOV_MARGIN))
+    except ValueError as exc:
+        raise InputError(path, f"{exc} (slices {[int(r) for r in rows]})") from None
+    return reference
 
 
 def _needs_argument(items) -> dict:
@@ -524,21 +900,53 @@ def _needs_argument(items) -> dict:
 
 @cli
 def main(argv=None):
+    """``python -m analysis.crossval OUT.csv PROJ.h5 ...`` or ``... check OUT.csv IN.csv ...`` (see the module)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] == "check":
+        return _check_command(argv[1:])
+    return _score_command(argv)
+
+
+def _check_command(argv):
+    p = argparse.ArgumentParser(prog="python -m analysis.crossval check",
+                                description="How often the held-out choices agree with the reference's: from "
+                                            "tables of 'python -m analysis.crossval ... --reference REF.h5'.")
+    p.add_argument("out", help="CSV to write (a .md twin is written beside it)")
+    p.add_argument("tables", nargs="+", help="crossval tables made with --reference, one per dataset and dose")
+    args = p.parse_args(argv)
+    result = check(args.tables)
+    table = result.methods.merge(result.scans, on=["dataset", "dose"], how="left")
+    markdown = check_markdown(result)
+    out = Path(args.out)
+    write_csv(table, out)
+    write_text(out.with_suffix(".md"), markdown)
+    logger.info("%d methods of %d scans -> %s (+ .md)", len(result.methods), len(result.scans), out)
+
+
+def _score_command(argv):
     p = argparse.ArgumentParser(prog="python -m analysis.crossval",
                                 description="Score methods on a scan without a reference: K-fold held-out "
-                                            "residual of the views (lower is better).")
+                                            "residual of the views (lower is better). With --reference, also "
+                                            "score each candidate, made from all the views, against it.",
+                                epilog="python -m analysis.crossval check OUT.csv IN.csv [IN.csv ...]: compare "
+                                       "the holdout and reference choices of such tables.")
     p.add_argument("out", help="CSV to write")
     p.add_argument("proj", help="projection file (DXchange layout)")
     p.add_argument("--method", nargs="+", default=[], choices=["fbp", *METHODS],
                    help="methods to score; a registry method is tuned over its grid")
     p.add_argument("--grid", type=float, nargs="+", help="values (with one tuned method; default its grid)")
+    p.add_argument("--grids", help="grids of several methods as JSON, e.g. '{\"fbp-tv\": [0.05, 0.2]}' (the "
+                   "config's classical.grids); a method it leaves out takes its registry grid")
     p.add_argument("--model", nargs="+", default=[], help="denoiser model files, each applied to the FBP")
     p.add_argument("--needs", nargs="+", help="chosen values of start methods, e.g. sirt=50 (for sirt-tv)")
     p.add_argument("--k", type=int, default=4, help="folds")
     p.add_argument("--incident", default="auto",
                    help="I0 photons per pixel for noise-weighted scores; auto: the file's photons dose; none")
-    p.add_argument("--slices", type=int, default=0, help="use only the N central slices (0: all)")
+    p.add_argument("--slices", type=int, default=0,
+                   help="use only the N central detector rows (0: all); the reference's slices of the same rows")
     p.add_argument("--center", type=float, help="rotation axis, detector pixels (default: from the file)")
+    p.add_argument("--reference", help="normal-dose reconstruction (/recon, /slices): also score every candidate, "
+                                       "made from all the views, against it (one more reconstruction each)")
     p.add_argument("--backend", default="auto")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -547,6 +955,9 @@ def main(argv=None):
         p.error("give at least one --method or --model")
     if args.grid and len(tuned) != 1:
         p.error("--grid needs exactly one tuned method")
+    grids = json_argument(args.grids, flag="--grids")[0] if args.grids else {}
+    if args.grid:
+        grids[tuned[0]] = args.grid
     if args.k < 2:
         p.error(f"--k must be >= 2, got {args.k}")
 
@@ -558,30 +969,47 @@ def main(argv=None):
         if start not in ("projections", "fbp", *tuned) and not {start, METHODS[start].tuning_key} & set(needs):
             p.error(f"{name} starts from {start}: add --method {start} or --needs {start}=VALUE")
 
-    data, theta, attrs = _read_scan(args.proj, args.slices)
+    data, theta, attrs, rows_read, n_rows = _read_scan(args.proj, args.slices)
     incident = _incident_from(attrs, args.incident, args.proj)
     center = float(attrs.get("center", data.shape[-1] / 2)) if args.center is None else args.center
+    size = data.shape[-1]
+    reference = None if args.reference is None else _read_reference(args.reference, rows_read, n_rows, size)
     backend = resolve_backend(args.backend)
     opts = dict(k=args.k, center=center, incident=incident, backend=backend, threads=args.threads)
+    full = dict(center=center, size=size, backend=backend, threads=args.threads)
+    scan = {"dataset": _label(attrs.get("dataset", "")), "dose": _label(attrs.get("dose", ""))}
+
+    def single(method, rec):  # a method without a parameter: one row, chosen either way
+        row = {**scan, "method": method, "parameter": "", "value": "",
+               **_score_columns(holdout_residual(data, theta, rec, **opts)), "chosen": True}
+        if reference is not None:
+            row.update(against_reference(rec(data, theta, center, size, backend=backend, threads=args.threads),
+                                         reference), chosen_by_reference=True)
+        return row
+
     rows = []
     try:
         folds(data.shape[0], args.k)
-        for name in args.method:
-            if name == "fbp":
-                res = holdout_residual(data, theta, fbp_reconstructor(), **opts)
-                rows.append({"method": "fbp", "parameter": "", "value": "", **_score_columns(res), "chosen": True})
+        if "fbp" in args.method:
+            rows.append(single("fbp", fbp_reconstructor()))
         for name in tuned:
-            result = tune_by_holdout(data, theta, name, args.grid, needs=needs, **opts)
+            result = tune_by_holdout(data, theta, name, grids.get(name), needs=needs, **opts)
+            truth = None
+            if reference is not None:  # the same start (needs: the holdout's choices) from all views
+                truth = tune_against_reference(data, theta, name, grids.get(name), reference, needs=needs, **full)
+                by_reference = _best_by_ssim(truth)
             needs.setdefault(name, result.chosen)
             for value, res in result.scores.items():
-                rows.append({"method": name, "parameter": result.parameter, "value": format_value(value),
-                             **_score_columns(res), "chosen": value == result.chosen})
-            logger.info("%s: %s = %s (score %.4g)", name, result.parameter, result.chosen,
-                        result.scores[result.chosen].score)
+                row = {**scan, "method": name, "parameter": result.parameter, "value": format_value(value),
+                       **_score_columns(res), "chosen": value == result.chosen}
+                if truth is not None:
+                    row.update(truth[value], chosen_by_reference=value == by_reference)
+                rows.append(row)
+            logger.info("%s: %s = %s (score %.4g)%s", name, result.parameter, result.chosen,
+                        result.scores[result.chosen].score, "" if truth is None else
+                        f"; by reference {by_reference} (ssim {truth[by_reference]['ssim']:.4f})")
         for path in args.model:
-            res = holdout_residual(data, theta, model_reconstructor(path), **opts)
-            rows.append({"method": f"fbp+model:{path}", "parameter": "", "value": "", **_score_columns(res),
-                         "chosen": True})
+            rows.append(single(f"fbp+model:{path}", model_reconstructor(path)))
     except ValueError as exc:
         if isinstance(exc, InputError):
             raise
@@ -590,9 +1018,9 @@ def main(argv=None):
     import pandas as pd
 
     write_csv(pd.DataFrame(rows), args.out)
-    logger.info("%d rows -> %s (%s)", len(rows), args.out,
-                "relative to the noise level" if incident is not None else "plain mean squared residual")
-
+    logger.info("%d rows -> %s (%s%s)", len(rows), args.out,
+                "relative to the noise level" if incident is not None else "plain mean squared residual",
+                "" if reference is None else f"; against {args.reference}")
 
 if __name__ == "__main__":
     main()

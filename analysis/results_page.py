@@ -18,9 +18,10 @@ block      file (under the results folder)       rendered as
 ``timing`` ``timing/timing.csv`` (if present)    one row per timed method
 ``claims`` ``claims/claims.md`` (if present)     as it is (:mod:`analysis.claims` wrote it)
 ``findings`` ``claims/claims_summary.csv``       :func:`render_findings`: per claim, holds on each metric
+``crossval`` ``crossval/check.md`` (if present)  as it is: held-out choices against the reference's
 =========  ====================================  ==========================================================
 
-``docs/results.md`` has the first four (the default of ``--blocks``); ``README.md`` has ``findings``.
+``docs/results.md`` has all but ``findings`` (the default of ``--blocks``); ``README.md`` has ``findings``.
 
 Each block starts with a line naming its file and the hash of the config that made it (the workflow's
 ``CONFIG_HASH``: the config after schema validation, as JSON with sorted keys, SHA-256, first 12 hex
@@ -119,8 +120,9 @@ BLOCKS = (
     Block("timing", "timing/timing.csv", _read_timing, required=False),
     Block("claims", "claims/claims.md", _read_text, required=False),
     Block("findings", "claims/claims_summary.csv", _read_findings, required=False),
+    Block("crossval", "crossval/check.md", _read_text, required=False),
 )
-PAGE_BLOCKS = ("main", "speed", "timing", "claims")  # docs/results.md; README.md has "findings"
+PAGE_BLOCKS = ("main", "speed", "timing", "claims", "crossval")  # docs/results.md; README.md has "findings"
 
 
 def _read_csv(path: Path, need: set) -> pd.DataFrame:

@@ -6,16 +6,20 @@ seeded generator. The numbers in the comments were measured on it.
 """
 
 import csv
+import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import ndimage
 
 from analysis import crossval as cv
 from analysis.classical import METHODS, Method, each_value
 from simulate.acquire import write_projections
+from analysis.metrics import read_slices
+from simulate.io import write_arrays
 from simulate.noise import short_exposure
-from simulate.reconstruct import fbp, project, sirt, tv_denoise
+from simulate.reconstruct import fbp, project, reconstruct_file, sirt, tv_denoise
 
 N, SLICES, ANGLES = 48, 2, 72
 
@@ -284,13 +288,15 @@ def _write_scan(path, data, theta, **attrs):
 
 def test_command_writes_scores(scan, tmp_path):
     _, theta, clean = scan
-    proj = _write_scan(tmp_path / "photons.h5", _noisy(clean, 200.0, 9), theta, dose_mode="photons",
-                       dose_level=200.0)
+    proj = _write_scan(tmp_path / "photons.h5", _noisy(clean, 200.0, 9), theta, dose="photons-200",
+                       dose_mode="photons", dose_level=200.0)
     out = tmp_path / "scores.csv"
     cv.main([str(out), str(proj), "--method", "fbp", "fbp-tv", "--grid", "0.003", "0.03", "0.3",
              "--slices", "1", "--backend", "astra"])
     rows = list(csv.DictReader(out.open()))
     assert [r["method"] for r in rows] == ["fbp", "fbp-tv", "fbp-tv", "fbp-tv"]
+    assert all((r["dataset"], r["dose"]) == ("discs", "photons-200") for r in rows)  # from the file's attributes
+    assert not {"ssim", "chosen_by_reference"} & set(rows[0])  # no reference, no reference columns
     assert {"score", "fold_1", "fold_2", "fold_3", "fold_4", "chosen", "weighted", "value"} <= set(rows[0])
     assert all(r["weighted"] == "True" for r in rows)  # auto: the file is a photons dose
     tv = rows[1:]
@@ -350,3 +356,202 @@ def test_command_chains_a_method_to_the_choice_it_starts_from(scan, tmp_path, ca
         cv.main([str(tmp_path / "x.csv"), str(proj), "--method", "sirt-tv"])
     assert exc.value.code == 2 and "--needs sirt=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+# ----------------------------------------------------------------------------- against a reference
+
+TV_GRID = ["0.003", "0.03", "0.3"]
+
+
+@pytest.fixture(scope="module")
+def full_dose(scan, tmp_path_factory):
+    """(noiseless projection file, its FBP reconstruction of every row as the normal-dose reference)."""
+    _, theta, clean = scan
+    folder = tmp_path_factory.mktemp("full")
+    proj = _write_scan(folder / "full.h5", clean, theta, dose="full", dose_mode="full", dose_level=1)
+    ref = folder / "ref.h5"
+    reconstruct_file(proj, ref, "fbp", backend="astra")
+    return proj, ref
+
+
+def _rows(path):
+    return pd.read_csv(path, dtype={"value": str, "dose": str}, keep_default_na=False, na_values=[""])
+
+
+def test_noiseless_reference_picks_the_least_smoothing_and_the_holdout_agrees(scan, full_dose, tmp_path):
+    _, theta, clean = scan
+    proj, ref = full_dose
+    out = tmp_path / "full.csv"
+    cv.main([str(out), str(proj), "--method", "fbp", "fbp-tv", "--grid", *TV_GRID, "--slices", "1",
+             "--backend", "astra", "--reference", str(ref)])
+    rows = _rows(out)
+    assert {"dataset", "dose", "ssim", "psnr", "ssim_object", "chosen", "chosen_by_reference"} <= set(rows.columns)
+    assert set(rows["dataset"]) == {"discs"} and set(rows["dose"]) == {"full"}
+    # the FBP of all the views of the reference's own projections, on the same detector row, is the reference
+    (plain,) = rows[rows.method == "fbp"].itertuples()
+    assert plain.ssim == 1.0 and plain.psnr == math.inf and plain.chosen and plain.chosen_by_reference
+    tv = rows[rows.method == "fbp-tv"].reset_index(drop=True)
+    assert list(tv["value"]) == TV_GRID
+    # measured ssim 0.995, 0.970, 0.835: every step of smoothing moves away from the noiseless reference
+    assert np.all(np.diff(tv["ssim"]) < 0) and np.all(np.diff(tv["psnr"]) < 0), tv
+    assert tv["chosen_by_reference"].tolist() == [True, False, False]
+    # measured scores 2.1e-4, 3.0e-4, 5.3e-3: the holdout picks the same weight (one grid step would be allowed)
+    assert tv["chosen"].tolist() == tv["chosen_by_reference"].tolist(), tv
+    # each candidate was made from all the views of row 0 (the central one of two) and scored on its slice
+    expected = cv.against_reference(METHODS["fbp-tv"].apply(fbp(clean[:, :1], theta, backend="astra"), 0.03),
+                                     _ref_slices(ref)[:1])
+    assert tv.loc[1, ["ssim", "psnr", "ssim_object"]].tolist() == pytest.approx(
+        [expected["ssim"], expected["psnr"], expected["ssim_object"]], rel=1e-6)
+    # and the check of that table: the holdout agrees, nothing lost
+    result = cv.check([out])
+    assert result.methods.set_index("method").loc["fbp-tv", ["agree", "grid_steps", "ssim_lost"]].tolist() == \
+        [True, 0, 0.0]
+
+
+def _ref_slices(ref):
+    return read_slices(ref, [0, 1])
+
+
+def test_at_low_dose_the_reference_smooths_one_step_more(scan, full_dose, tmp_path):
+    """I0 = 200 against the normal-dose FBP: as with the image MSE above, the truth wants one step more smoothing."""
+    _, theta, clean = scan
+    _, ref = full_dose
+    proj = _write_scan(tmp_path / "low.h5", _noisy(clean, 200.0, 9), theta, dose="photons-200", dose_mode="photons",
+                       dose_level=200.0)
+    out = tmp_path / "low.csv"
+    cv.main([str(out), str(proj), "--method", "fbp", "fbp-tv", "--grid", *TV_GRID, "--slices", "1",
+             "--backend", "astra", "--reference", str(ref)])
+    (tv,) = cv.check([out]).methods.query("method == 'fbp-tv'").itertuples()
+    # measured: holdout 0.03 (ssim 0.692), reference 0.3 (ssim 0.775); plain FBP 0.573
+    assert tv.grid_steps == 1 and float(tv.reference_value) > float(tv.holdout_value), tv
+    # what the holdout's weight loses (0.082) is less than what it gains over no smoothing (0.119)
+    assert 0 < tv.ssim_lost < tv.ssim_holdout - float(_rows(out).query("method == 'fbp'")["ssim"].iloc[0])
+
+
+def test_reference_slices_are_matched_by_detector_row(full_dose, tmp_path):
+    """The reference's slices are found through its /slices, whatever their order, for the rows --slices picks."""
+    proj, ref = full_dose
+    both = _ref_slices(ref)
+    assert cv.against_reference(both[1:], both[:1])["ssim"] < 0.99  # a row mix-up would show
+    swapped = tmp_path / "swapped.h5"
+    write_arrays(swapped, {"/recon": both[::-1].copy(), "/slices": np.array([1, 0], np.int32)})
+    for slices, n in (("1", 1), ("0", 2)):  # the central row (row 0 of 2), then both
+        out = tmp_path / f"fbp-{slices}.csv"
+        cv.main([str(out), str(proj), "--method", "fbp", "--slices", slices, "--backend", "astra",
+                 "--reference", str(swapped)])
+        (row,) = _rows(out).itertuples()
+        assert row.ssim == 1.0 and row.n_rays == n * ANGLES * int(cv.fov_rays(N, N / 2, N).sum())
+
+
+def test_command_refuses_a_bad_reference(full_dose, tmp_path, capsys):
+    """Another detector's slice size or rows, rows missing, or nothing to compare with: one line, exit 2, no CSV."""
+    proj, ref = full_dose
+    out = tmp_path / "scores.csv"
+    argv = [str(out), str(proj), "--method", "fbp", "fbp-tv", "--grid", "0.03", "--slices", "1"]
+    small = tmp_path / "small.h5"
+    write_arrays(small, {"/recon": np.ones((2, 40, 40), np.float32), "/slices": np.array([0, 1], np.int32)})
+    _expect_error(capsys, argv + ["--reference", str(small)], out, "small.h5", "slice shape (40, 40)", "(48, 48)")
+    other = tmp_path / "other.h5"
+    write_arrays(other, {"/recon": _ref_slices(ref), "/slices": np.array([0, 5], np.int32)})
+    _expect_error(capsys, argv + ["--reference", str(other)], out, "other.h5", "[5]", "2-row detector")
+    row_one = tmp_path / "row1.h5"
+    write_arrays(row_one, {"/recon": _ref_slices(ref)[1:], "/slices": np.array([1], np.int32)})
+    _expect_error(capsys, argv + ["--reference", str(row_one)], out, "row1.h5", "lacks scored slices [0]")
+    flat = tmp_path / "flat.h5"
+    write_arrays(flat, {"/recon": np.ones((2, N, N), np.float32), "/slices": np.array([0, 1], np.int32)})
+    _expect_error(capsys, argv + ["--reference", str(flat)], out, "flat.h5", "constant")
+
+
+# ----------------------------------------------------------------------------- checking the choices
+
+def _table(dataset, dose, methods):
+    """A crossval table by hand: ``methods`` maps name -> [(value, score, ssim), ...]; the choices are marked
+    as the command marks them (smallest score, highest ssim)."""
+    rows = []
+    for name, cands in methods.items():
+        best_score = min(c[1] for c in cands)
+        best_ssim = max(c[2] for c in cands)
+        for value, score, ssim in cands:
+            rows.append({"dataset": dataset, "dose": dose, "method": name, "parameter": "p" if value != "" else "",
+                         "value": value, "score": score, "chosen": score == best_score, "ssim": ssim,
+                         "psnr": 20.0, "ssim_object": ssim, "chosen_by_reference": ssim == best_ssim})
+    return pd.DataFrame(rows)
+
+
+# Scan "a": the holdout ranks the methods (at its values) m1 < m2 < m3 by score, the reference ranks them
+# (at its values) m1 > m2 > m3 by SSIM: the same order. Scan "b": the reverse. Scan "c": two methods.
+# SSIMs are binary fractions, so differences are exact.
+A = {"m1": [(0.1, 1.3, 0.5), (0.2, 1.1, 0.75), (0.4, 1.2, 0.875)],   # holdout 0.2, reference 0.4: 1 step, 0.125 lost
+     "m2": [("", 1.2, 0.625)],                                      # no parameter: agrees
+     "m3": [(10, 1.5, 0.25), (20, 1.4, 0.5), (50, 1.45, 0.375), (100, 1.6, 0.125)]}  # both 20
+B = {"m1": [(0.1, 1.0, 0.25), (0.2, 1.1, 0.125), (0.4, 1.3, 0.0625)],  # both 0.1
+     "m2": [("", 1.2, 0.5)],
+     "m3": [(10, 1.4, 0.5), (20, 1.3, 0.625), (50, 1.5, 0.75), (100, 1.6, 0.5)]}  # holdout 20, reference 50
+C = {"m1": [(0.1, 1.0, 0.5), (0.2, 1.1, 0.75)], "m2": [("", 0.9, 0.25)]}
+
+
+def test_check_computes_agreement_loss_and_rank_correlation():
+    tables = [_table("a", "x", A), _table("b", "x", {k: B[k] for k in ("m1", "m2")}),
+              _table("b", "x", {"m3": B["m3"]}), _table("c", "y", C)]  # scan b split over two tables
+    result = cv.check(tables)
+    m = result.methods.set_index(["dataset", "method"])
+    assert list(result.methods["method"]) == ["m1", "m2", "m3"] * 2 + ["m1", "m2"]
+    expect = {("a", "m1"): ("0.2", "0.4", False, 1, 0.75, 0.875, 0.125),
+              ("a", "m2"): ("", "", True, 0, 0.625, 0.625, 0.0),
+              ("a", "m3"): ("20", "20", True, 0, 0.5, 0.5, 0.0),
+              ("b", "m1"): ("0.1", "0.1", True, 0, 0.25, 0.25, 0.0),
+              ("b", "m3"): ("20", "50", False, 1, 0.625, 0.75, 0.125),
+              ("c", "m1"): ("0.1", "0.2", False, 1, 0.5, 0.75, 0.25)}
+    cols = ["holdout_value", "reference_value", "agree", "grid_steps", "ssim_holdout", "ssim_reference", "ssim_lost"]
+    for key, want in expect.items():
+        assert m.loc[key, cols].tolist() == list(want), key
+    assert (result.methods["ssim_lost"] >= 0).all()
+    s = result.scans.set_index("dataset")
+    # a: holdout scores at its values m1 1.1, m2 1.2, m3 1.4; reference SSIMs m1 .875, m2 .625, m3 .5 -> same order
+    assert s.loc["a", "spearman"] == pytest.approx(1.0, abs=1e-12)
+    # b: holdout m1 1.0, m2 1.2, m3 1.3; reference m1 .25, m2 .5, m3 .75 -> reversed
+    assert s.loc["b", "spearman"] == pytest.approx(-1.0, abs=1e-12)
+    assert math.isnan(s.loc["c", "spearman"]) and s.loc["c", "n_methods"] == 2
+    assert s.loc["a", ["top_holdout", "top_reference", "top_agrees", "ssim_auto", "ssim_best", "auto_ssim_lost"]
+                 ].tolist() == ["m1", "m1", True, 0.75, 0.875, 0.125]
+    assert s.loc["b", ["top_holdout", "top_reference", "top_agrees", "ssim_auto", "ssim_best", "auto_ssim_lost"]
+                 ].tolist() == ["m1", "m3", False, 0.25, 0.75, 0.5]
+    # c: m2 (no parameter) has the best score; the best SSIM is m1 at 0.2
+    assert s.loc["c", ["top_holdout", "top_reference", "ssim_auto", "ssim_best", "auto_ssim_lost"]].tolist() == \
+        ["m2", "m1", 0.25, 0.75, 0.5]
+
+
+def test_check_command_writes_the_table_and_its_markdown_twin(tmp_path, capsys):
+    paths = []
+    for name, methods in (("a", A), ("b", B)):
+        paths.append(tmp_path / f"{name}.csv")
+        _table(name, "photons-1e3", methods).to_csv(paths[-1], index=False)
+    out = tmp_path / "check" / "check.csv"
+    cv.main(["check", str(out), *map(str, paths)])
+    written = _rows(out)
+    expected = cv.check(paths)
+    assert len(written) == 6 and list(written.columns[:3]) == ["dataset", "dose", "method"]
+    assert set(written["dose"]) == {"photons-1e3"}  # a dose label stays a label
+    assert written["ssim_lost"].tolist() == expected.methods["ssim_lost"].tolist() == [0.125, 0, 0, 0, 0, 0.125]
+    assert written.groupby("dataset")["spearman"].first().tolist() == pytest.approx([1.0, -1.0])
+    md = out.with_suffix(".md").read_text()
+    assert "## Per method" in md and "## Per scan" in md and "| m3 " in md
+    assert "for 2 of 4 tuned methods" in md  # a.m1, b.m3 disagree; a.m3, b.m1 agree
+
+    # a table made without --reference, and one whose reference choice is not its best SSIM: refused
+    plain = tmp_path / "plain.csv"
+    _table("a", "x", A).drop(columns=["ssim", "chosen_by_reference"]).to_csv(plain, index=False)
+    bad_out = tmp_path / "bad.csv"
+    _expect_check_error(capsys, ["check", str(bad_out), str(plain)], bad_out, "plain.csv", "ssim")
+    wrong = _table("a", "x", A)
+    wrong["chosen_by_reference"] = wrong["chosen"]
+    wrong.to_csv(tmp_path / "wrong.csv", index=False)
+    _expect_check_error(capsys, ["check", str(bad_out), str(tmp_path / "wrong.csv")], bad_out, "wrong.csv",
+                        "m1", "not its highest ssim")
+    _expect_check_error(capsys, ["check", str(bad_out), str(paths[0]), str(paths[0])], bad_out, "a.csv",
+                        "appears twice")
+
+
+def _expect_check_error(capsys, argv, out, *needles):
+    _expect_error(capsys, argv, out, *needles)
+    assert not out.with_suffix(".md").exists()

@@ -107,6 +107,8 @@ class Paths:
         "speed": "results/bench/inference_speed.csv",
         "claims": "results/claims/claims.csv",
         "learning_curve": "results/claims/learning_curve_{group}.csv",
+        "crossval": "results/{dataset}/crossval/{dose}.csv",
+        "crossval_check": "results/crossval/check.csv",
         "released_weights": "tomogan_core/weights/TomoGAN.h5",
         "release_model": "results/models/release/served.pt",
     }
@@ -737,6 +739,22 @@ class Plan:
         groups = {"loss-sets": [r for r in at if r.depth == self.depth and r.loss_set in ab.get("loss_sets", [])],
                   "depths": [r for r in at if r.loss_set == MAIN_LOSS_SET and r.depth in ab.get("depths", [])]}
         return {name: runs for name, runs in groups.items() if len({r.base for r in runs}) > 1}
+
+    def crossval_pairs(self) -> List[Tuple[str, str]]:
+        """(volume, dose) pairs ranked by held-out projections: every scan at its doses, and the config's
+        ``crossval.datasets`` at the doses they are evaluated at."""
+        if "crossval" not in self.config:
+            return []
+        cv = self.config["crossval"]
+        doses = cv.get("doses")
+        return sorted((ds, dose) for ds, dose in self.evaluated
+                      if ds in self.scans or (ds in cv["datasets"] and (doses is None or dose in doses)))
+
+    def crossval_inputs(self, dataset: str, dose: str) -> Dict[str, str]:
+        """The projections ranked, the normal-dose reference, and the evaluated model (first seed) ranked with the rest."""
+        run = self.evaluated[(dataset, dose)]
+        return {"proj": Paths.projections(dataset, dose), "reference": self.reference(dataset),
+                "model": Paths.model(run.name)}
 
     def claims_spec(self) -> dict:
         """What ``python -m analysis.claims`` needs: the comparisons, margins, bootstrap settings, config hash."""

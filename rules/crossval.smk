@@ -1,0 +1,44 @@
+# Every method ranked and tuned on a scan without a reference (analysis/crossval.py): held-out views, Poisson-
+# weighted residual. On the study's simulated data the same choices are checked against the reference.
+
+
+rule crossval:
+    input:
+        unpack(lambda w: PLAN.crossval_inputs(w.dataset, w.dose)),
+    output:
+        P.crossval(),
+    log:
+        "results/logs/crossval/{dataset}/{dose}.log",
+    benchmark:
+        "results/benchmarks/crossval/{dataset}/{dose}.tsv"
+    conda:
+        "../environment.yml"
+    threads: job_threads("reconstruct")
+    resources:
+        **job_resources("reconstruct"),
+    params:
+        methods=["fbp", *PLAN.classical],
+        grids=lambda w: json.dumps(config["classical"].get("grids", {})),
+        k=config.get("crossval", {}).get("k"),
+        slices=config.get("crossval", {}).get("slices"),
+        backend=config["backend"],
+    shell:
+        "python -m analysis.crossval {output} {input.proj} --method {params.methods} --grids {params.grids:q} "
+        "--model {input.model} --reference {input.reference} --k {params.k} --slices {params.slices} "
+        "--backend {params.backend} --threads {threads} > {log} 2>&1"
+
+
+rule crossval_check:
+    input:
+        [P.crossval(ds, dose) for ds, dose in PLAN.crossval_pairs()],
+    output:
+        csv=report(P.crossval_check(), caption="../report/crossval.rst", category="Your scan"),
+        md=P.crossval_check().replace(".csv", ".md"),
+    log:
+        "results/logs/crossval_check.log",
+    benchmark:
+        "results/benchmarks/crossval_check.tsv"
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m analysis.crossval check {output.csv} {input} > {log} 2>&1"
