@@ -171,9 +171,11 @@ def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "", learn
     if learning is not None and len(learning):
         text += ["**Trained long enough to tell?** The ablation's runs ranked by validation metric (mean over "
                  "seeds) at each validated step (analysis/learning_curve.py): the ranking at the end, the step since "
-                 "which it has not changed, and whether that covers the last quarter of training.", "",
-                 learning[["group", "metric", "final_ranking", "stable_since", "last_step", "stable"]]
-                 .to_markdown(index=False), ""]
+                 "which it has not changed, and whether that covers the last quarter of training (`stable`); and, "
+                 "on curves smoothed over a few validations, whether every pair of runs stayed in order (>) or "
+                 "within the margin (~) over that stretch (`settled`; ? marks a pair that crossed).", "",
+                 learning[[c for c in ("group", "metric", "final_ranking", "stable_since", "last_step", "stable",
+                                       "settled", "pairs") if c in learning]].to_markdown(index=False), ""]
     summary = summarise_claims(rows)
     for claim, grp in rows.groupby("claim", sort=False):
         first = grp.iloc[0]

@@ -8,10 +8,15 @@ comparison group (the ablation's loss sets at one depth, or its depths), every s
 - the validation metric at each validated step: mean, lowest and highest over the seeds of each run;
 - the ranking of the runs by that mean at each validated step;
 - ``stable_since``: the first validated step from which the ranking no longer changes until the end, and
-  whether that covers the last ``fraction`` of training (``stable``).
+  whether that covers the last ``fraction`` of training (``stable``);
+- per pair of runs, whether it had settled over that last stretch (:func:`pairs_settled`), on the curves
+  smoothed over ``window`` validations: *ordered* (one stayed ahead), *equivalent* (they stayed within the
+  margin of each other), or *unsettled* (they crossed by more than the margin) -- and ``settled`` when no pair
+  is unsettled.
 
-The budget of a config is long enough for its ablation claims when ``stable`` is true for the group: the
-ranking the claims judge is then the one the training settled on.
+The exact ranking is the strict reading: two runs whose difference is smaller than the validation noise swap
+places at every step and never "settle", though nothing about them is still changing. ``settled`` is the reading
+the budget is chosen by: when it holds, the claims judge models whose relations training had already decided.
 
 Command::
 
@@ -36,11 +41,13 @@ import pandas as pd
 from simulate.io import read_table
 from simulate.plumbing import InputError, cli, write_csv
 
-__all__ = ["curves", "ranking_stability", "main"]
+__all__ = ["curves", "ranking_stability", "pairs_settled", "main"]
 
 logger = logging.getLogger(__name__)
 
 STABLE_FRACTION = 0.25  # the ranking must hold over at least this last share of training
+WINDOW = 4              # validations the curves are averaged over for the pairwise reading
+MARGIN = 0.01           # validation SSIM: closer than this, two runs are equivalent (claims.margins' ssim)
 
 
 def curves(logs: Dict[str, pd.DataFrame], runs: pd.DataFrame, metric: str = "val_ssim") -> pd.DataFrame:
@@ -108,6 +115,34 @@ def ranking_stability(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION)
             "stable": bool(since <= steps[-1] * (1 - fraction))}
 
 
+def pairs_settled(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION, window: int = WINDOW,
+                  margin: float = MARGIN) -> list:
+    """How each pair of runs stood over the last ``fraction`` of training, on curves smoothed over ``window``.
+
+    Returns one dict per pair ``(a, b)`` (names in order of the final smoothed mean, best first): ``state`` is
+    ``"ordered"`` if ``a`` stayed ahead at every step of the stretch, ``"equivalent"`` if the two stayed within
+    ``margin`` of each other, else ``"unsettled"``; ``gap`` is the final smoothed difference.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"step": [1, 2, 3, 4] * 3, "base": ["a"] * 4 + ["b"] * 4 + ["c"] * 4,
+    ...                   "mean": [.5, .8, .8, .8] + [.6, .6, .6, .6] + [.55, .81, .79, .805]})
+    >>> [(p["a"], p["b"], p["state"]) for p in pairs_settled(t, fraction=0.5, window=1, margin=0.02)]
+    [('c', 'a', 'equivalent'), ('c', 'b', 'ordered'), ('a', 'b', 'ordered')]
+    """
+    wide = table.pivot(index="step", columns="base", values="mean").sort_index()
+    smooth = wide.rolling(window, min_periods=1).mean()
+    last = smooth[smooth.index >= smooth.index[-1] * (1 - fraction)]
+    names = list(smooth.iloc[-1].sort_values(ascending=False).index)
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            d = last[a] - last[b]
+            state = "ordered" if (d > 0).all() else "equivalent" if (d.abs() <= margin).all() else "unsettled"
+            out.append({"a": a, "b": b, "state": state, "gap": float(d.iloc[-1])})
+    return out
+
+
 @cli
 def main(argv=None):
     p = argparse.ArgumentParser(description="Validation curves of a group of runs, and when their ranking settled.")
@@ -116,6 +151,8 @@ def main(argv=None):
     p.add_argument("--logs", nargs="+", required=True, help="each run's log.csv (the folder names the run)")
     p.add_argument("--metric", default="val_ssim", choices=["val_ssim", "val_psnr"])
     p.add_argument("--fraction", type=float, default=STABLE_FRACTION)
+    p.add_argument("--window", type=int, default=WINDOW, help="validations the pairwise reading averages over")
+    p.add_argument("--margin", type=float, default=MARGIN, help="closer than this, two runs are equivalent")
     args = p.parse_args(argv)
     try:
         runs = pd.DataFrame(json.loads(args.runs))
@@ -125,10 +162,15 @@ def main(argv=None):
     try:
         table = curves(logs, runs, args.metric)
         summary = ranking_stability(table, fraction=args.fraction)
+        pairs = pairs_settled(table, fraction=args.fraction, window=args.window, margin=args.margin)
     except ValueError as exc:
         raise InputError(args.logs[0], str(exc)) from None
     out = write_csv(table.assign(metric=args.metric), args.out)
-    write_csv(pd.DataFrame([dict(summary, metric=args.metric, fraction=args.fraction,
+    signs = {"ordered": ">", "equivalent": "~", "unsettled": "?"}
+    write_csv(pd.DataFrame([dict(summary, settled=all(p["state"] != "unsettled" for p in pairs),
+                                 pairs="; ".join(f"{p['a']} {signs[p['state']]} {p['b']} ({p['gap']:+.3f})"
+                                                 for p in pairs),
+                                 metric=args.metric, fraction=args.fraction, window=args.window, margin=args.margin,
                                  runs=" ".join(sorted(set(table["base"]))))]),
               out.with_name(out.stem + "_summary.csv"))
     logger.info("%s: %s, stable since step %d of %d (%s)", args.metric, summary["final_ranking"],

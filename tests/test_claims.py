@@ -158,6 +158,7 @@ def test_learning_curve_groups_and_their_ranking_settle(tmp_path):
     assert proc.returncode == 0, proc.stderr[-1500:]
     summary = pd.read_csv(tmp_path / "lc_summary.csv").iloc[0]
     assert summary["final_ranking"] == "a > b" and summary["stable_since"] == 30 and bool(summary["stable"])
+    assert not bool(summary["settled"]) and summary["pairs"].startswith("a ? b")  # smoothed, the lead is too recent
     table = pd.read_csv(out)
     assert table.loc[(table["step"] == 10) & (table["base"] == "a"), "n_seeds"].item() == 2
     # the ranking settled at step 30 of 40: it does not cover the last 60 % of training
