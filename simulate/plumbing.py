@@ -5,7 +5,8 @@
   ``error: <file>: <problem>`` on stderr, and exit status 2. That is the only way a command reports bad input.
 - **Atomic writers.** Every file is written to a temporary name in the target's folder, which replaces the
   target only once it is complete (:func:`atomic_path`); a killed job or a failed write never leaves a
-  half-written file under the final name. :func:`atomic_h5`, :func:`write_text`, :func:`write_json`,
+  half-written file under the final name. A write that fails for lack of room becomes :class:`OutputError`,
+  ``error: <file>: no space left on device (...)``, whatever words the library used. :func:`atomic_h5`, :func:`write_text`, :func:`write_json`,
   :func:`write_csv` and :func:`save_torch` are built on it.
 - **The field of view.** :func:`circular_mask`, the disc a parallel-beam scan determines; every metric and
   figure looks only inside it.
@@ -23,10 +24,12 @@ Examples
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 from contextlib import contextmanager
@@ -35,7 +38,7 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["InputError", "cli", "json_argument", "clear_stale_lock", "running_snakemake", "atomic_path", "atomic_h5", "write_text", "write_json", "write_csv", "save_torch",
+__all__ = ["InputError", "OutputError", "cli", "json_argument", "clear_stale_lock", "running_snakemake", "atomic_path", "atomic_h5", "write_text", "write_json", "write_csv", "save_torch",
            "circular_mask"]
 
 logger = logging.getLogger(__name__)
@@ -53,6 +56,38 @@ class InputError(ValueError):
         self.path = str(path)
         self.problem = problem.removeprefix(f"{path}: ")  # a library's message may name the file already
         super().__init__(f"{path}: {self.problem}")
+
+
+class OutputError(InputError):
+    """A file could not be written (a full disk, a quota, an I/O error): one line naming the file and why."""
+
+
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+FREE_FLOOR = 1 << 20  # bytes: a folder with less than this free after a failed write is taken as full
+
+
+def _free_bytes(folder) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return -1
+
+
+def _write_failure(path: Path, exc: BaseException):
+    """The :class:`OutputError` a failed write means, or None when it was not the disk.
+
+    Libraries report a full disk in their own words (``torch.save``: "basic_ios::clear: iostream error",
+    "unexpected pos ..."; HDF5: "Can't write data"): besides ENOSPC/EDQUOT/EFBIG, any failure of a write after
+    which the folder has less than :data:`FREE_FLOOR` bytes free is taken as a full disk.
+    """
+    free = _free_bytes(path.parent)
+    errnum = getattr(exc, "errno", None)
+    if errnum in _FULL or 0 <= free < FREE_FLOOR:
+        return OutputError(path, f"no space left on device ({free if free >= 0 else 'unknown'} bytes free in "
+                                 f"{path.parent}; {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})")
+    if isinstance(exc, OSError) and errnum == errno.EIO:
+        return OutputError(path, f"input/output error while writing ({exc.strerror})")
+    return None
 
 
 def cli(main):
@@ -105,15 +140,21 @@ def atomic_path(path) -> Iterator[Path]:
     (matplotlib) still do.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    except OSError as exc:
+        raise (_write_failure(path, exc) or exc) from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        failure = None if isinstance(exc, (InputError, KeyboardInterrupt, SystemExit)) else _write_failure(path, exc)
+        if failure is not None:
+            raise failure from None
         raise
 
 
