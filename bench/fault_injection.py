@@ -115,9 +115,10 @@ def main(argv=None):
         ref = top / "reference"
         t0 = time.perf_counter()
         rc = _snakemake(ref, log=log).wait()
+        n, bad = readable(ref / "results")
         rows.append({"scenario": "uninterrupted", "first_rc": rc, "restart_rc": rc,
-                     "seconds": round(time.perf_counter() - t0, 1), "max_difference": 0.0,
-                     **dict(zip(("files_checked", "unreadable"), (lambda n, b: (n, "; ".join(b)))(*readable(ref / "results"))))})
+                     "seconds": round(time.perf_counter() - t0, 1), "max_difference": 0.0, "files_checked": n,
+                     "unreadable": "; ".join(bad)})
         if rc != 0:
             raise SystemExit(f"error: {top / 'log.txt'}: the uninterrupted smoke run failed")
         for delay in args.kill_after:
