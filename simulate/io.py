@@ -164,10 +164,20 @@ def write_arrays(path, arrays: dict, attrs: dict | None = None, *, chunks_slices
         Dataset path -> array. 3-D arrays are chunked one slice (first axis) at a time.
     attrs : dict, optional
         Root attributes (provenance). Dicts are stored as JSON strings.
+    compression : str, optional
+        HDF5 filter for every dataset (none by default).
+
+    Raises
+    ------
+    OutputError
+        The disk has no room: checked before the file is made (the arrays' ``nbytes`` summed, when
+        uncompressed; a compressed file's size is not known beforehand, so it is not checked), or the write
+        failed for lack of room. No file is left behind.
     """
-    with atomic_h5(path) as f:
+    arrays = {name: np.asarray(arr) for name, arr in arrays.items()}
+    nbytes = 0 if compression else sum(arr.nbytes for arr in arrays.values())
+    with atomic_h5(path, nbytes=nbytes) as f:
         for name, arr in arrays.items():
-            arr = np.asarray(arr)
             chunks = None
             if chunks_slices and arr.ndim == 3 and arr.shape[0] > 0:
                 chunks = (min(chunks_slices, arr.shape[0]),) + arr.shape[1:]

@@ -6,8 +6,10 @@
 - **Atomic writers.** Every file is written to a temporary name in the target's folder, which replaces the
   target only once it is complete (:func:`atomic_path`); a killed job or a failed write never leaves a
   half-written file under the final name. A write that fails for lack of room becomes :class:`OutputError`,
-  ``error: <file>: no space left on device (...)``, whatever words the library used. :func:`atomic_h5`, :func:`write_text`, :func:`write_json`,
-  :func:`write_csv` and :func:`save_torch` are built on it.
+  ``error: <file>: no space left on device (...)``, whatever words the library used. Before a large write whose
+  size is known (a volume, a checkpoint) the free space is checked first (:func:`nbytes_of`,
+  :func:`check_free_space`), so such a write stops before it creates any file. :func:`atomic_h5`,
+  :func:`write_text`, :func:`write_json`, :func:`write_csv` and :func:`save_torch` are built on it.
 - **The field of view.** :func:`circular_mask`, the disc a parallel-beam scan determines; every metric and
   figure looks only inside it.
 - **Restarting after a crash.** A killed Snakemake leaves its lock behind; :func:`clear_stale_lock` removes it
@@ -39,7 +41,7 @@ from typing import Iterator
 import numpy as np
 
 __all__ = ["InputError", "OutputError", "cli", "json_argument", "clear_stale_lock", "running_snakemake", "atomic_path", "atomic_h5", "write_text", "write_json", "write_csv", "save_torch",
-           "circular_mask"]
+           "nbytes_of", "check_free_space", "circular_mask"]
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +66,7 @@ class OutputError(InputError):
 
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 FREE_FLOOR = 1 << 20  # bytes: a folder with less than this free after a failed write is taken as full
+HEADROOM = 1 << 20  # bytes: a write checked beforehand must leave at least this much free besides its estimate
 
 
 def _free_bytes(folder) -> int:
@@ -88,6 +91,90 @@ def _write_failure(path: Path, exc: BaseException):
     if isinstance(exc, OSError) and errnum == errno.EIO:
         return OutputError(path, f"input/output error while writing ({exc.strerror})")
     return None
+
+
+def _size(nbytes: int) -> str:
+    """``nbytes`` for a reader: ``'512 B'``, ``'12.3 MiB'``.
+
+    >>> _size(512), _size(4 << 20), _size(int(12.34 * 2**20))
+    ('512 B', '4.0 MiB', '12.3 MiB')
+    """
+    if nbytes < 1024:
+        return f"{nbytes} B"
+    value = float(nbytes)
+    for unit in ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        value /= 1024
+        if value < 1024 or unit == "EiB":
+            return f"{value:.1f} {unit}"
+
+
+def nbytes_of(obj) -> int:
+    """The bytes the arrays and tensors in ``obj`` hold: a cheap lower bound on the size of a file that stores it.
+
+    numpy arrays count ``nbytes``, torch tensors their storage's bytes (``numel() * element_size()`` unless a
+    view; sparse ones nothing), a torch module its state dict; dicts (values), lists, tuples and sets are
+    searched, anything else (numbers, strings, pickled objects) counts 0. An object found twice counts once, and
+    so does a storage several tensors view, as :func:`torch.save` writes it once. Nothing is copied or moved;
+    torch is not imported for this.
+
+    >>> nbytes_of({"w": np.zeros((3, 4), np.float32), "meta": {"steps": 7, "b": [np.ones(2)]}})
+    64
+    """
+    torch = sys.modules.get("torch")
+    seen, storages, total = set(), set(), 0
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if torch is not None and isinstance(item, torch.Tensor):
+            if item.layout != torch.strided:
+                continue  # sparse: numel() counts the zeros that are not stored
+            try:  # torch.save writes a tensor's whole storage, once however many tensors view it
+                storage = item.untyped_storage()
+                ptr, size = storage.data_ptr(), storage.nbytes()
+            except (RuntimeError, NotImplementedError, AttributeError):
+                ptr, size = 0, item.numel() * item.element_size()
+            if ptr and ptr in storages:
+                continue
+            storages.add(ptr)
+            total += size
+        elif torch is not None and isinstance(item, torch.nn.Module):
+            stack.append(item.state_dict(keep_vars=True))
+        elif isinstance(item, np.ndarray):
+            total += item.nbytes
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+    return int(total)
+
+
+def check_free_space(path, nbytes: int, *, headroom: int = HEADROOM) -> None:
+    """Raise :class:`OutputError` when writing ``nbytes`` to ``path`` would leave less than ``headroom`` free.
+
+    The free space is that of ``path``'s folder (or of its nearest existing parent, as nothing is created here).
+    ``nbytes`` of 0 or less means the size is unknown: nothing is checked, nor when the free space cannot be
+    read. The estimate may be wrong either way, so a write that passes may still fail for lack of room; that
+    failure is reported as before (:func:`atomic_path`).
+
+    >>> check_free_space("/tmp/small.h5", 1024)
+    >>> try:
+    ...     check_free_space("/tmp/big.h5", 1 << 60)
+    ... except OutputError as exc:
+    ...     print(exc)  # doctest: +ELLIPSIS
+    /tmp/big.h5: no space left on device (needs ~1.0 EiB, ... free on /tmp)
+    """
+    if nbytes <= 0:
+        return
+    path = Path(path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    free = _free_bytes(folder)
+    if 0 <= free < nbytes + headroom:
+        raise OutputError(path, f"no space left on device (needs ~{_size(nbytes)}, {_size(free)} free on {folder})")
 
 
 def cli(main):
@@ -132,14 +219,17 @@ def json_argument(text: str, *, flag: str):
 # ----------------------------------------------------------------------------- atomic writers
 
 @contextmanager
-def atomic_path(path) -> Iterator[Path]:
+def atomic_path(path, *, nbytes: int = 0) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; it replaces ``path`` when the block ends without an exception.
 
     On any exception (including a kill signal turned into one) the temporary file is removed and ``path``
     is left as it was. The temporary name keeps the suffix, so libraries that choose a format by it
-    (matplotlib) still do.
+    (matplotlib) still do. ``nbytes``, an estimate of the size to be written, is checked against the free
+    space first (:func:`check_free_space`): too little raises :class:`OutputError` before any file or folder
+    is made.
     """
     path = Path(path)
+    check_free_space(path, nbytes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
@@ -159,11 +249,16 @@ def atomic_path(path) -> Iterator[Path]:
 
 
 @contextmanager
-def atomic_h5(path):
-    """Open ``path`` for writing through :func:`atomic_path`; yields an open :class:`h5py.File`."""
+def atomic_h5(path, *, nbytes: int = 0):
+    """Open ``path`` for writing through :func:`atomic_path`; yields an open :class:`h5py.File`.
+
+    ``nbytes``: the size of the datasets to be written when known (the arrays' ``nbytes`` summed), checked
+    against the free space before the file is made. That is the uncompressed size, an upper bound for
+    compressed datasets: pass 0 (no check) for those rather than refuse a write that would fit.
+    """
     import h5py
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, nbytes=nbytes) as tmp:
         with h5py.File(tmp, "w") as f:
             yield f
 
@@ -188,10 +283,14 @@ def write_csv(table, path) -> Path:
 
 
 def save_torch(obj, path) -> Path:
-    """``torch.save`` to ``path`` atomically; returns the path."""
+    """``torch.save`` to ``path`` atomically; returns the path.
+
+    The tensors in ``obj`` (:func:`nbytes_of`, a lower bound on the file's size) are checked against the free
+    space first: a checkpoint that cannot fit raises :class:`OutputError` before any file is made.
+    """
     import torch
 
-    with atomic_path(path) as tmp:
+    with atomic_path(path, nbytes=nbytes_of(obj)) as tmp:
         torch.save(obj, tmp)
     return Path(path)
 

@@ -433,7 +433,7 @@ def reconstruct_file(proj_path, out_path, method: str, *, slices: int = 0, slab_
     attrs = recon_attrs(src, method=method, algorithm=method, backend=backend,
                          filter=filter_name if method == "fbp" else "none", n_iter=n_iter or 0, center=center,
                          parent=str(proj_path), slab_slices=step)
-    with atomic_h5(out_path) as f:
+    with atomic_h5(out_path, nbytes=4 * len(idx) * size * size) as f:  # refused up front if the disk lacks room
         rec = f.create_dataset("/recon", shape=(len(idx), size, size), dtype=np.float32,
                                chunks=(1, size, size))
         f.create_dataset("/slices", data=idx.astype(np.int32))

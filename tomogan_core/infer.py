@@ -113,7 +113,7 @@ def denoise_file(src, out, model: LoadedModel, *, key: Optional[str] = None, sli
         if step < n:
             mapping["input_mapping"] += f" (percentiles of {len(sample)} evenly spaced slices)"
     t0 = time.perf_counter()
-    with atomic_h5(out) as f:
+    with atomic_h5(out, nbytes=4 * len(pick) * rows * cols) as f:  # refused up front if the disk lacks room
         dset = f.create_dataset("/recon", shape=(len(pick), rows, cols), dtype=np.float32, chunks=(1, rows, cols))
         f.create_dataset("/slices", data=idx[pick])
         for a in range(0, len(pick), step):
