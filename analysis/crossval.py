@@ -39,6 +39,14 @@ per-fold start -- the FBP, or SIRT's iterates -- between the values), :func:`ran
 reconstructors. :func:`classical_reconstructor` turns any entry of :data:`analysis.classical.METHODS` into
 a reconstructor, so a new registry entry is cross-validated without code here.
 
+TomoGAN models (:func:`model_reconstructor`) are applied to the FBP of the kept views; each is a method of
+its own, named ``tomogan:<label>`` (:data:`MODEL_PREFIX`), without a parameter. The workflow ranks every
+seed's model of the scan's evaluated run (labelled by run name, ``tomogan:foam-sparse-8-d3-all-s0``) and the
+authors' released generator (``tomogan:release``). The release works on 0..255 grey levels, so it is applied as
+``tomogan-infer --grey255-from-input`` applies it (:func:`tomogan_core.infer.grey255_from_input`): the input's
+own 0.5..99.5 percentile range -- here that of the FBP it denoises, per fold and for the all-view candidate,
+of the rows scored -- mapped to 0..255 before the model and back after; no reference is used.
+
 Cost: per fold, one run of the method on ``(K-1)/K`` of the views plus one forward projection of the
 ``N/K`` left-out views; in all about ``K`` times the method itself. Measured on one 256 x 256 slice,
 360 views, astra CPU, one thread (on a loaded 2-core machine): FBP 58 ms, its 4-fold holdout 0.30 s
@@ -65,15 +73,20 @@ method agrees, and the SSIM the fully automatic choice (the best holdout score o
 Commands::
 
     python -m analysis.crossval OUT.csv PROJECTIONS.h5 --method fbp-tv [--grid 0.01 0.05 ...] [--k 4] \\
-        [--incident I0|auto|none] [--model MODEL.pt ...] [--slices N] [--center C] [--needs sirt=50] \\
-        [--reference REF.h5]
+        [--incident I0|auto|none] [--model [LABEL=]MODEL.pt ...] [--grey255-model [LABEL=]MODEL.pt ...] \\
+        [--slices N] [--center C] [--needs sirt=50] [--reference REF.h5]
     python -m analysis.crossval check OUT.csv IN.csv [IN.csv ...]
 
 The first writes one row per method and value: ``dataset``, ``dose`` (the projection file's attributes),
 ``method``, ``parameter``, ``value``, ``score``, ``fold_1 .. fold_K``, ``weighted``, ``k``, ``n_rays``,
 ``chosen`` (the smallest score of its method's grid); with ``--reference`` also ``ssim``, ``psnr``,
 ``ssim_object`` (all views, against the reference) and ``chosen_by_reference`` (the best ``ssim`` of its
-method's grid). ``--incident auto`` (the default) weights by the file's dose when its ``dose_mode`` is
+method's grid). A model's row is ``tomogan:<label>`` without a parameter or value (chosen either way). Each
+``--model`` and ``--grey255-model`` entry is ``LABEL=PATH`` or a plain ``PATH``, labelled by :func:`model_label`
+(its run folder's name for a file the tools write in one -- ``model.pt``, ``checkpoint.pt``, ``served.pt`` --
+else the file's stem); a label is letters, digits and ``. _ + -``, given once over both options, and the first
+``=`` ends it (a path holding ``=`` needs a label). ``--grey255-model`` models (the release) are applied with the
+grey-level mapping above. ``--incident auto`` (the default) weights by the file's dose when its ``dose_mode`` is
 ``photons`` (``dose_level`` is then I0) and scores plainly otherwise. ``--slices N`` takes the ``N`` central
 detector rows of the projection file (:func:`simulate.reconstruct.central_slices`), with or without a
 reference; the reference must hold those rows among its ``/slices``, and slices of ``detector x detector``
@@ -82,7 +95,8 @@ pixels.
 ``check`` (the first word; to write a CSV named ``check`` with the first command, call it ``./check``) reads
 tables made with ``--reference`` and writes OUT.csv and a Markdown twin (OUT with suffix ``.md``): the
 columns of :func:`check`'s ``methods``, one row per (dataset, dose, method), followed by those of its
-``scans``, repeated on each row of that dataset and dose (take them once per scan).
+``scans``, repeated on each row of that dataset and dose (take them once per scan). Each model label is a
+method of its own (each seed's model, the release); having no parameter, its two choices agree by construction.
 
 Limits: the sample must lie inside the reconstruction disc. For a scan of a sample wider than the field
 of view (local tomography) every held-out ray also crosses material outside the disc, which adds a floor
@@ -104,6 +118,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import re
 import sys
 import warnings
 from dataclasses import dataclass
@@ -121,16 +136,20 @@ from simulate.reconstruct import central_slices, fbp, project, resolve_backend, 
 if TYPE_CHECKING:  # pandas is imported where tables are made
     import pandas
 
-__all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "folds", "fov_rays", "fbp_reconstructor",
-           "sirt_reconstructor", "fbp_tv_reconstructor", "fbp_bm3d_reconstructor", "model_reconstructor",
-           "classical_reconstructor", "holdout_residual", "tune_by_holdout", "rank_methods",
-           "against_reference", "tune_against_reference", "CheckResult", "check", "check_markdown", "main"]
+__all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "ModelEntry", "MODEL_PREFIX", "folds", "fov_rays",
+           "fbp_reconstructor", "sirt_reconstructor", "fbp_tv_reconstructor", "fbp_bm3d_reconstructor",
+           "model_reconstructor", "model_label", "model_entries", "classical_reconstructor", "holdout_residual",
+           "tune_by_holdout", "rank_methods", "against_reference", "tune_against_reference", "CheckResult", "check",
+           "check_markdown", "main"]
 
 logger = logging.getLogger(__name__)
 
 FOV_MARGIN = 1.0  # pixels: rays closer than this to the rim of the reconstruction disc are not scored
 REFERENCE_COLUMNS = ("ssim", "psnr", "ssim_object")  # the columns --reference adds (and chosen_by_reference)
 REFERENCE_FOV_MARGIN = 2.0  # pixels left out at the rim when scoring against a reference (analysis.metrics' default)
+MODEL_PREFIX = "tomogan:"  # a model's method name: tomogan:<label>
+RUN_FOLDER_FILES = ("model.pt", "checkpoint.pt", "served.pt")  # what the tools write in a run's folder
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
 
 class Reconstructor(Protocol):
@@ -262,7 +281,7 @@ def fbp_bm3d_reconstructor(sigma: float) -> Reconstructor:
     return classical_reconstructor("fbp-bm3d", sigma)
 
 
-def model_reconstructor(model, *, batch: int = 4, device: str = "auto") -> Reconstructor:
+def model_reconstructor(model, *, batch: int = 4, device: str = "auto", grey255: bool = False) -> Reconstructor:
     """A denoiser model applied to the FBP of the kept views.
 
     Parameters
@@ -271,16 +290,81 @@ def model_reconstructor(model, *, batch: int = 4, device: str = "auto") -> Recon
         What :func:`tomogan_core.modelfile.load_any` returns, or a file it reads (loaded once, here).
         It is applied with :func:`tomogan_core.modelfile.denoise` and ``repeat_edges=True``, so a stack
         of fewer slices than the model's depth works (its neighbours repeated).
+    grey255 : bool
+        For a model on 0..255 grey levels (the authors' release): wrap it, for each FBP it is given, with
+        :func:`tomogan_core.infer.grey255_from_input` of that FBP (its own 0.5..99.5 percentile range mapped
+        to 0..255 and back), as ``tomogan-infer --grey255-from-input`` does. A constant FBP is a ValueError.
     """
     from tomogan_core.modelfile import LoadedModel, denoise, load_any
 
     if not isinstance(model, LoadedModel):
         model = load_any(model, device=device)
+    if grey255:
+        from tomogan_core.infer import grey255_from_input
 
     def rec(data, theta, center, size, *, backend="auto", threads=1):
         base = fbp(data, theta, center=center, size=size, backend=backend, threads=threads)
-        return denoise(base, model, batch=batch, repeat_edges=True)
+        applied = grey255_from_input(model, base)[0] if grey255 else model
+        return denoise(base, applied, batch=batch, repeat_edges=True)
     return rec
+
+
+class ModelEntry(NamedTuple):
+    """A model to rank: ``method`` (``tomogan:<label>``), its file, and whether it works on 0..255 grey levels."""
+
+    label: str
+    path: str
+    grey255: bool = False
+
+    @property
+    def method(self) -> str:
+        return MODEL_PREFIX + self.label
+
+
+def model_label(path) -> str:
+    """The label of a model file given without one: its run folder's name for a file the tools write in one
+    (:data:`RUN_FOLDER_FILES`), else the file's stem.
+
+    >>> model_label("results/models/foam-sparse-8-d3-all-s0/model.pt")
+    'foam-sparse-8-d3-all-s0'
+    >>> model_label("results/models/release/served.pt"), model_label("served/foam.pt")
+    ('release', 'foam')
+    """
+    path = Path(path)
+    return path.parent.name if path.name in RUN_FOLDER_FILES and path.parent.name else path.stem
+
+
+def model_entries(models: Sequence[str] = (), grey255_models: Sequence[str] = ()) -> List[ModelEntry]:
+    """The ``--model`` and ``--grey255-model`` entries, ``LABEL=PATH`` or ``PATH`` (:func:`model_label`), in order.
+
+    Raises
+    ------
+    InputError
+        Naming the option: an empty label or path, a label that is not letters, digits and ``. _ + -`` (a
+        path holding ``=`` needs a label), or a label given twice.
+
+    >>> for e in model_entries(["a=m.pt", "runs/foam-s1/model.pt"], ["x/served.pt"]):
+    ...     print(e.method, e.path, e.grey255)
+    tomogan:a m.pt False
+    tomogan:foam-s1 runs/foam-s1/model.pt False
+    tomogan:x x/served.pt True
+    """
+    out: List[ModelEntry] = []
+    for flag, items, grey255 in (("--model", models, False), ("--grey255-model", grey255_models, True)):
+        for item in items or ():
+            label, eq, path = item.partition("=")
+            if not eq:
+                label, path = model_label(item), item
+            elif not _LABEL.fullmatch(label):
+                raise InputError(flag, f"'{item}': expected LABEL=PATH or PATH, with a label of letters, digits "
+                                       "and . _ + - (a path holding '=' needs a label)")
+            if not path or not label:
+                raise InputError(flag, f"'{item}': expected LABEL=PATH or PATH, got no "
+                                       f"{'path' if not path else 'label'}")
+            if any(e.label == label for e in out):
+                raise InputError(flag, f"'{item}': label '{label}' is given twice (method {MODEL_PREFIX}{label})")
+            out.append(ModelEntry(label, path, grey255))
+    return out
 
 
 def _needed_value(name: str, needs: Optional[Mapping[str, float]], wanted_by: str):
@@ -937,7 +1021,12 @@ def _score_command(argv):
     p.add_argument("--grid", type=float, nargs="+", help="values (with one tuned method; default its grid)")
     p.add_argument("--grids", help="grids of several methods as JSON, e.g. '{\"fbp-tv\": [0.05, 0.2]}' (the "
                    "config's classical.grids); a method it leaves out takes its registry grid")
-    p.add_argument("--model", nargs="+", default=[], help="denoiser model files, each applied to the FBP")
+    p.add_argument("--model", nargs="+", default=[], metavar="[LABEL=]PATH",
+                   help="denoiser model files, each applied to the FBP; method tomogan:LABEL (default label: the "
+                        "run folder's name for model.pt, checkpoint.pt or served.pt, else the file's stem)")
+    p.add_argument("--grey255-model", nargs="+", default=[], metavar="[LABEL=]PATH",
+                   help="models on 0..255 grey levels (the authors' release), applied as tomogan-infer "
+                        "--grey255-from-input does: the FBP's own 0.5..99.5 percentile range mapped to 0..255 and back")
     p.add_argument("--needs", nargs="+", help="chosen values of start methods, e.g. sirt=50 (for sirt-tv)")
     p.add_argument("--k", type=int, default=4, help="folds")
     p.add_argument("--incident", default="auto",
@@ -951,8 +1040,8 @@ def _score_command(argv):
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     tuned = [m for m in args.method if m != "fbp"]
-    if not args.method and not args.model:
-        p.error("give at least one --method or --model")
+    if not args.method and not args.model and not args.grey255_model:
+        p.error("give at least one --method, --model or --grey255-model")
     if args.grid and len(tuned) != 1:
         p.error("--grid needs exactly one tuned method")
     grids = json_argument(args.grids, flag="--grids")[0] if args.grids else {}
@@ -969,6 +1058,8 @@ def _score_command(argv):
         if start not in ("projections", "fbp", *tuned) and not {start, METHODS[start].tuning_key} & set(needs):
             p.error(f"{name} starts from {start}: add --method {start} or --needs {start}=VALUE")
 
+    models = [(e.method, model_reconstructor(e.path, grey255=e.grey255))  # loaded now: a bad file fails first
+              for e in model_entries(args.model, args.grey255_model)]
     data, theta, attrs, rows_read, n_rows = _read_scan(args.proj, args.slices)
     incident = _incident_from(attrs, args.incident, args.proj)
     center = float(attrs.get("center", data.shape[-1] / 2)) if args.center is None else args.center
@@ -1008,8 +1099,9 @@ def _score_command(argv):
             logger.info("%s: %s = %s (score %.4g)%s", name, result.parameter, result.chosen,
                         result.scores[result.chosen].score, "" if truth is None else
                         f"; by reference {by_reference} (ssim {truth[by_reference]['ssim']:.4f})")
-        for path in args.model:
-            rows.append(single(f"fbp+model:{path}", model_reconstructor(path)))
+        for method, rec in models:
+            rows.append(single(method, rec))
+            logger.info("%s: score %.4g", method, rows[-1]["score"])
     except ValueError as exc:
         if isinstance(exc, InputError):
             raise

@@ -22,10 +22,13 @@ rule crossval:
         k=config.get("crossval", {}).get("k"),
         slices=config.get("crossval", {}).get("slices"),
         backend=config["backend"],
+        # every seed's model by run name (tomogan:<run>); the release on its 0..255 grey levels (tomogan:release)
+        models=lambda w: [f"{run}={path}" for run, path in PLAN.crossval_models(w.dataset, w.dose).items()],
+        release=RELEASE,
     shell:
         "python -m analysis.crossval {output} {input.proj} --method {params.methods} --grids {params.grids:q} "
-        "--model {input.model} --reference {input.reference} --k {params.k} --slices {params.slices} "
-        "--backend {params.backend} --threads {threads} > {log} 2>&1"
+        "--model {params.models} --grey255-model {params.release}={input.release} --reference {input.reference} "
+        "--k {params.k} --slices {params.slices} --backend {params.backend} --threads {threads} > {log} 2>&1"
 
 
 rule crossval_check:

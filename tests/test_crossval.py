@@ -279,6 +279,33 @@ def test_a_denoiser_model_on_the_fbp(scan):
     assert with_model.score == pytest.approx(plain.score, rel=1e-6)
 
 
+def test_a_grey255_model_sees_the_fbp_on_0_255_and_answers_in_its_units(scan):
+    """--grey255-model: the FBP's own 0.5..99.5 percentile range is mapped to 0..255 before the model and back after
+    (as tomogan-infer --grey255-from-input); a model that squares its input shows whether the mapping was applied."""
+    torch = pytest.importorskip("torch")
+    from tomogan_core.modelfile import LoadedModel
+
+    _, theta, clean = scan
+    noisy = _noisy(clean, 1000.0, 8)
+    seen = []
+
+    def square(x):  # g -> g^2 / 255: maps 0..255 onto itself, but not equivariant to the input's scale
+        seen.append(x[:, 1].cpu().numpy())
+        return x[:, 1:2] ** 2 / 255
+
+    model = LoadedModel(square, 3, {}, torch.device("cpu"))
+    base = fbp(noisy, theta, center=N / 2, size=N, backend="astra")
+    lo, hi = np.percentile(base, [0.5, 99.5])
+    step = (hi - lo) / 255
+    grey = cv.model_reconstructor(model, grey255=True)(noisy, theta, N / 2, N, backend="astra")
+    assert np.percentile(np.concatenate(seen), [0.5, 99.5]) == pytest.approx([0, 255], abs=1e-2)
+    g = (base - lo) / step
+    np.testing.assert_allclose(grey, g ** 2 / 255 * step + lo, rtol=1e-4, atol=1e-4 * (hi - lo))
+    plain = cv.model_reconstructor(model)(noisy, theta, N / 2, N, backend="astra")  # data units straight in
+    np.testing.assert_allclose(plain, base ** 2 / 255, rtol=1e-4, atol=1e-6)
+    assert np.abs(grey - plain).max() > 0.1 * (hi - lo)
+
+
 # ----------------------------------------------------------------------------- the command
 
 def _write_scan(path, data, theta, **attrs):
@@ -356,6 +383,104 @@ def test_command_chains_a_method_to_the_choice_it_starts_from(scan, tmp_path, ca
         cv.main([str(tmp_path / "x.csv"), str(proj), "--method", "sirt-tv"])
     assert exc.value.code == 2 and "--needs sirt=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_model_entries_take_a_label_or_the_run_folders_name():
+    entries = cv.model_entries(["a=x/model.pt", "results/models/foam-sparse-8-d3-all-s0/model.pt",
+                                "runs/foam/checkpoint.pt", "served/foam-v2.pt", "x=runs/lr=0.1/model.pt"],
+                               ["results/models/release/served.pt"])
+    assert [(e.method, e.path, e.grey255) for e in entries] == [
+        ("tomogan:a", "x/model.pt", False),
+        ("tomogan:foam-sparse-8-d3-all-s0", "results/models/foam-sparse-8-d3-all-s0/model.pt", False),
+        ("tomogan:foam", "runs/foam/checkpoint.pt", False),
+        ("tomogan:foam-v2", "served/foam-v2.pt", False),  # not in a run folder: its stem
+        ("tomogan:x", "runs/lr=0.1/model.pt", False),  # the first '=' ends the label
+        ("tomogan:release", "results/models/release/served.pt", True)]
+    assert cv.model_entries([], []) == []
+
+
+@pytest.mark.parametrize("argv, needles", [
+    (["--model", "=m.pt"], ["--model: '=m.pt'", "LABEL=PATH"]),
+    (["--model", "a="], ["--model: 'a='", "no path"]),
+    (["--model", "runs/lr=0.1/model.pt"], ["--model", "needs a label"]),
+    (["--model", "bad label=m.pt"], ["--model", "letters, digits"]),
+    (["--model", "a/s0/model.pt", "s0=b.pt"], ["--model: 's0=b.pt'", "label 's0' is given twice"]),
+    (["--model", "release=a.pt", "--grey255-model", "results/models/release/served.pt"],
+     ["--grey255-model", "label 'release' is given twice"]),
+    (["--model", "missing/model.pt"], ["missing/model.pt", "model file not found"]),
+])
+def test_command_refuses_a_bad_model_entry(scan, tmp_path, capsys, argv, needles):
+    _, theta, clean = scan
+    proj = _write_scan(tmp_path / "sparse.h5", clean[::2], theta[::2], dose_mode="sparse", dose_level=2)
+    out = tmp_path / "scores.csv"
+    _expect_error(capsys, [str(out), str(proj), "--method", "fbp", *argv], out, *needles)
+
+
+def test_command_names_each_model_and_check_takes_them(scan, full_dose, tmp_path, monkeypatch):
+    """Each model is a method of its own, tomogan:<label>, without a parameter; check compares them like any
+    method. (Identity 'models' here: each scores as the FBP does.)"""
+    torch = pytest.importorskip("torch")
+    from tomogan_core import modelfile
+
+    loaded = []
+
+    def fake_load_any(path, **kwargs):
+        loaded.append(str(path))
+        return modelfile.LoadedModel(lambda x: x[:, 1:2], 3, {}, torch.device("cpu"))
+
+    monkeypatch.setattr(modelfile, "load_any", fake_load_any)
+    _, theta, clean = scan
+    _, ref = full_dose
+    proj = _write_scan(tmp_path / "low.h5", _noisy(clean, 1000.0, 11), theta, dose="photons-1000",
+                       dose_mode="photons", dose_level=1000.0)
+    out = tmp_path / "models.csv"
+    seeds = [f"results/models/foam-photons-1e3-d3-all-s{s}/model.pt" for s in (1, 2)]
+    cv.main([str(out), str(proj), "--method", "fbp", "--model", f"first={seeds[0]}", seeds[1],
+             "--grey255-model", "results/models/release/served.pt", "--slices", "1", "--backend", "astra",
+             "--reference", str(ref)])
+    assert loaded == [*seeds, "results/models/release/served.pt"]
+    rows = _rows(out)
+    assert rows["method"].tolist() == ["fbp", "tomogan:first", "tomogan:foam-photons-1e3-d3-all-s2",
+                                       "tomogan:release"]
+    models = rows[rows.method.str.startswith("tomogan:")]
+    assert models["parameter"].isna().all() and models["value"].isna().all()
+    assert models["chosen"].all() and models["chosen_by_reference"].all()
+    fbp_row = rows.iloc[0]
+    for _, row in models.iterrows():  # an identity model is the FBP, with or without the grey-level mapping
+        assert row["score"] == pytest.approx(fbp_row["score"], rel=1e-5)
+        assert row["ssim"] == pytest.approx(fbp_row["ssim"], abs=1e-5)
+    result = cv.check([out])
+    m = result.methods.set_index("method")
+    assert list(m.index) == rows["method"].tolist()
+    assert m.loc["tomogan:release", ["parameter", "holdout_value", "reference_value", "agree", "ssim_lost"]
+                 ].tolist() == ["", "", "", True, 0.0]
+    assert result.scans["n_methods"].tolist() == [4]
+    assert "| tomogan:release " in cv.check_markdown(result)
+
+
+def test_command_applies_the_release_on_its_grey_levels(scan, tmp_path):
+    """The authors' release (d = 1, trained on 0..255 grey levels) ranked as tomogan:release: with the mapping it
+    predicts the left-out views; fed line integrals as they are, it does not."""
+    from tomogan_core.export import export_served
+    from tomogan_core.keras_import import load_keras_generator, released_weights_path
+    from tomogan_core.modelfile import load_any
+
+    release = tmp_path / "models" / "release" / "served.pt"
+    export_served(load_keras_generator(released_weights_path()), release,
+                  {"input_scale": {"kind": "affine", "offset": 0.0, "scale": 1.0}, "source": "test"})
+    _, theta, clean = scan
+    proj = _write_scan(tmp_path / "low.h5", _noisy(clean, 1000.0, 8), theta, dose_mode="photons", dose_level=1000.0)
+    out = tmp_path / "release.csv"
+    cv.main([str(out), str(proj), "--model", f"raw={release}", "--grey255-model", str(release), "--slices", "1",
+             "--backend", "astra"])
+    rows = _rows(out).set_index("method")
+    assert rows.index.tolist() == ["tomogan:raw", "tomogan:release"]
+    data = _noisy(clean, 1000.0, 8)
+    expected = cv.holdout_residual(data, theta, cv.model_reconstructor(load_any(release), grey255=True),
+                                   incident=1000.0, slices=1, backend="astra")
+    assert rows.loc["tomogan:release", "score"] == pytest.approx(expected.score, rel=1e-5)
+    # measured 18 with the mapping, 1.3e7 without
+    assert rows.loc["tomogan:raw", "score"] > 1000 * rows.loc["tomogan:release", "score"]
 
 
 # ----------------------------------------------------------------------------- against a reference

@@ -61,11 +61,12 @@ def test_default_plan_shares_the_main_model_with_the_ablations(default_plan):
     depths = {r.depth for r in runs.values() if r.dose == ab["dose"] and r.loss_set == "all" and r.split == ab["split"]}
     assert depths == set(ab["depths"])
     main = default_plan.main_run(ab["split"], ab["dose"])
-    assert main.name == run_name(ab["split"], ab["dose"], cfg["tomogan"]["train"]["depth"], "all")
+    assert main.base == run_name(ab["split"], ab["dose"], cfg["tomogan"]["train"]["depth"], "all")
+    by_base = {r.base: r for r in runs.values()}  # one seed's run of each base
     # a dropped loss term has weight 0, a kept one keeps the config's weight
-    mse = runs[run_name(ab["split"], ab["dose"], 3, "mse")].settings
+    mse = by_base[run_name(ab["split"], ab["dose"], 3, "mse")].settings
     assert mse["lambda_adv"] == 0 and mse["lambda_vgg"] == 0 and mse["lambda_mse"] == cfg["tomogan"]["train"]["lambda_mse"]
-    adv = runs[run_name(ab["split"], ab["dose"], 3, "mse-adv")].settings
+    adv = by_base[run_name(ab["split"], ab["dose"], 3, "mse-adv")].settings
     assert adv["lambda_adv"] == cfg["tomogan"]["train"]["lambda_adv"] and adv["lambda_vgg"] == 0
     for run in runs.values():  # every run's settings make a valid TrainConfig
         TrainConfig(**run.settings)
@@ -127,6 +128,26 @@ def test_inputs_follow_the_method_registry(smoke_plan):
         for method in smoke_plan.classical:
             for path in smoke_plan.tune_inputs(split, dose, method).values():
                 assert not any(f"results/{t}/" in path for t in smoke_plan.tuning_run(split, dose).test)
+
+
+@pytest.mark.parametrize("config", ["smoke.yaml", "paper.yaml", "default.yaml"])
+def test_crossval_ranks_every_seeds_model_and_the_release(config):
+    plan = Plan.from_config(_cfg(config))
+    seeds = plan.config["tomogan"].get("seeds") or [None]
+    pairs = plan.crossval_pairs()
+    assert pairs
+    for ds, dose in pairs:
+        run = plan.evaluated[(ds, dose)]
+        models = plan.crossval_models(ds, dose)
+        # labelled by run name, one per training seed, each seed's own model file
+        assert list(models) == [r.name for r in plan.seeds_of(run)] and len(models) == len(seeds)
+        assert list(models.values()) == [Paths.model(name) for name in models]
+        if len(seeds) > 1:
+            assert list(models) == [f"{run.base}-s{seed}" for seed in sorted(seeds)]
+        inputs = plan.crossval_inputs(ds, dose)
+        assert inputs["model"] == list(models.values())
+        assert inputs["release"] == Paths.release_model()  # what rule import_release writes
+        assert inputs["proj"] == Paths.projections(ds, dose) and inputs["reference"] == plan.reference(ds)
 
 
 def test_targets_cover_every_dataset_and_dose(smoke_plan):

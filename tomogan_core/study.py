@@ -750,18 +750,25 @@ class Plan:
         return sorted((ds, dose) for ds, dose in self.evaluated
                       if ds in self.scans or (ds in cv["datasets"] and (doses is None or dose in doses)))
 
-    def crossval_inputs(self, dataset: str, dose: str) -> Dict[str, str]:
-        """The projections ranked, the normal-dose reference, and the evaluated model (first seed) ranked with the rest."""
-        run = self.evaluated[(dataset, dose)]
+    def crossval_models(self, dataset: str, dose: str) -> Dict[str, str]:
+        """The trained models ranked on a scan, by label (run name): every seed's model of the evaluated run's base."""
+        return {run.name: Paths.model(run.name) for run in self.seeds_of(self.evaluated[(dataset, dose)])}
+
+    def crossval_inputs(self, dataset: str, dose: str) -> Dict[str, object]:
+        """The projections ranked, the normal-dose reference, and the models ranked with the rest: ``model``, every
+        seed's (:meth:`crossval_models`), and ``release``, the authors' released generator."""
         return {"proj": Paths.projections(dataset, dose), "reference": self.reference(dataset),
-                "model": Paths.model(run.name)}
+                "model": list(self.crossval_models(dataset, dose).values()), "release": Paths.release_model()}
 
     def claims_spec(self) -> dict:
         """What ``python -m analysis.claims`` needs: the comparisons, margins, bootstrap settings, config hash."""
         cl = self.config["claims"]
         boot = dict(cl["bootstrap"], seed=self.config["seed"] + cl["bootstrap"]["seed"])
+        train = self.config["tomogan"]["train"]
         return {"comparisons": self.claim_comparisons(), "margins": cl["margins"], "bootstrap": boot,
-                "config_hash": self.config_hash, "caveat": cl.get("caveat", "")}
+                "config_hash": self.config_hash, "caveat": cl.get("caveat", ""),
+                "training": {"max_iter": int(train["max_iter"]), "mse_warmup": int(train.get("mse_warmup", 0)),
+                             "seeds": training_seeds(self.config["tomogan"])}}
 
     def claim_inputs(self) -> List[str]:
         """The per-slice metric files (and the timing table) the claims read."""
