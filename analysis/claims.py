@@ -155,9 +155,28 @@ def _fmt(x, digits=3):
     return "" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}g}"
 
 
-def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "", learning=None) -> str:
-    """claims.md: the rule, whether the ablation was trained long enough (``learning``: learning-curve summaries),
-    then per claim whether it holds on each metric and each comparison's numbers."""
+def training_line(training: dict) -> str:
+    """How the compared models were trained, in one sentence (``training``: ``max_iter``, ``mse_warmup``, ``seeds``).
+
+    >>> training_line({"max_iter": 375, "mse_warmup": 300, "seeds": [0, 1, 2]})
+    'Trained models: 375 steps each, the first 300 with pixel MSE alone (a warm start), 3 seeds.'
+    >>> training_line({"max_iter": 8000, "mse_warmup": 0, "seeds": [0]})
+    'Trained models: 8000 steps each, 1 seed.'
+    """
+    if not training:
+        return ""
+    warm = int(training.get("mse_warmup") or 0)
+    seeds = len(training.get("seeds", [])) or 1
+    return (f"Trained models: {int(training['max_iter'])} steps each"
+            + (f", the first {warm} with pixel MSE alone (a warm start)" if warm else "")
+            + f", {seeds} seed{'s' if seeds > 1 else ''}.")
+
+
+def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "", learning=None,
+           training: Optional[dict] = None) -> str:
+    """claims.md: the rule, how the models were trained (``training``), whether the ablation was trained long enough
+    (``learning``: learning-curve summaries), then per claim whether it holds on each metric and each comparison's
+    numbers."""
     text = []
     if caveat:
         text += [f"**{caveat}**", ""]
@@ -168,10 +187,13 @@ def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "", learn
              "*inconclusive* otherwise. A claim holds if each of its comparisons does, read by its kind "
              "(better: supported; not-worse: supported or equivalent; equivalent: equivalent). "
              f"Config hash `{config_hash}`.", ""]
+    if training:
+        text += [training_line(training), ""]
     if learning is not None and len(learning):
         text += ["**Trained long enough to tell?** The ablation's runs ranked by validation metric (mean over "
                  "seeds) at each validated step (analysis/learning_curve.py): the ranking at the end, the step since "
-                 "which it has not changed, and whether that covers the last quarter of training (`stable`); and, "
+                 "which it has not changed, and whether that covers the last quarter of training after any warm "
+                 "start (`stable`); and, "
                  "on curves smoothed over a few validations, whether every pair of runs stayed in order (>) or "
                  "within the margin (~) over that stretch (`settled`; ? marks a pair that crossed).", "",
                  learning[[c for c in ("group", "metric", "final_ranking", "stable_since", "last_step", "stable",
@@ -232,7 +254,9 @@ def main(argv=None):
             except ValueError as exc:
                 raise InputError(args.timing, str(exc)) from None
     order = {c["claim"]: i for i, c in enumerate(spec["comparisons"])}
-    frame = pd.DataFrame(rows).assign(config_hash=spec.get("config_hash", ""))
+    training = spec.get("training", {})  # the trained models' budget, in every row (a warm start included)
+    frame = pd.DataFrame(rows).assign(config_hash=spec.get("config_hash", ""),
+                                      **{k: training[k] for k in ("max_iter", "mse_warmup") if k in training})
     frame = frame.sort_values("claim", key=lambda s: s.map(order), kind="stable")
     out = write_csv(frame, args.out)
     write_csv(summarise_claims(frame), out.with_name(out.stem + "_summary.csv"))
@@ -240,7 +264,7 @@ def main(argv=None):
                           .assign(group=Path(p).stem.removeprefix("learning_curve_").removesuffix("_summary"))
                           for p in args.learning], ignore_index=True) if args.learning else None
     write_text(out.with_suffix(".md"), render(frame, config_hash=spec.get("config_hash", ""),
-                                              caveat=spec.get("caveat", ""), learning=learning))
+                                              caveat=spec.get("caveat", ""), learning=learning, training=training))
     logger.info("wrote %s (%d comparisons)", out, len(frame))
 
 

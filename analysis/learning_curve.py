@@ -14,6 +14,10 @@ comparison group (the ablation's loss sets at one depth, or its depths), every s
   margin of each other), or *unsettled* (they crossed by more than the margin) -- and ``settled`` when no pair
   is unsettled.
 
+With a warm start (``tomogan.train.mse_warmup``: every run of the group trains with pixel MSE alone up to that
+step, then with its own loss terms) the runs differ only after it, so "training" above means the steps after the
+warm start: the last ``fraction`` of those is the stretch judged, and the curves are smoothed from there on.
+
 The exact ranking is the strict reading: two runs whose difference is smaller than the validation noise swap
 places at every step and never "settle", though nothing about them is still changing. ``settled`` is the reading
 the budget is chosen by: when it holds, the claims judge models whose relations training had already decided.
@@ -41,7 +45,7 @@ import pandas as pd
 from simulate.io import read_table
 from simulate.plumbing import InputError, cli, write_csv
 
-__all__ = ["curves", "ranking_stability", "pairs_settled", "main"]
+__all__ = ["curves", "stretch_start", "ranking_stability", "pairs_settled", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +94,18 @@ def curves(logs: Dict[str, pd.DataFrame], runs: pd.DataFrame, metric: str = "val
     return grouped.sort_values(["step", "base"]).reset_index(drop=True)
 
 
-def ranking_stability(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION) -> dict:
-    """When the ranking of :func:`curves` stopped changing, and whether that covers the last ``fraction`` of training.
+def stretch_start(last_step: int, start: int, fraction: float) -> float:
+    """The first step of the stretch judged: the last ``fraction`` of the steps after ``start`` (a warm start's end).
+
+    >>> stretch_start(600, 0, 0.25), stretch_start(400, 300, 0.5)
+    (450.0, 350.0)
+    """
+    return start + (last_step - start) * (1 - fraction)
+
+
+def ranking_stability(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION, start: int = 0) -> dict:
+    """When the ranking of :func:`curves` stopped changing, and whether that covers the last ``fraction`` of the
+    steps after ``start`` (the end of a warm start; 0 without one).
 
     Returns ``{"final_ranking": "b > a", "stable_since": step, "last_step": step, "stable": bool}``.
 
@@ -112,12 +126,13 @@ def ranking_stability(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION)
             break
         since = step
     return {"final_ranking": " > ".join(final), "stable_since": int(since), "last_step": int(steps[-1]),
-            "stable": bool(since <= steps[-1] * (1 - fraction))}
+            "stable": bool(since <= stretch_start(steps[-1], start, fraction))}
 
 
 def pairs_settled(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION, window: int = WINDOW,
-                  margin: float = MARGIN) -> list:
-    """How each pair of runs stood over the last ``fraction`` of training, on curves smoothed over ``window``.
+                  margin: float = MARGIN, start: int = 0) -> list:
+    """How each pair of runs stood over the last ``fraction`` of training after ``start`` (a warm start's end), on
+    curves smoothed over ``window`` validations after ``start``.
 
     Returns one dict per pair ``(a, b)`` (names in order of the final smoothed mean, best first): ``state`` is
     ``"ordered"`` if ``a`` stayed ahead at every step of the stretch, ``"equivalent"`` if the two stayed within
@@ -131,8 +146,9 @@ def pairs_settled(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION, win
     [('c', 'a', 'equivalent'), ('c', 'b', 'ordered'), ('a', 'b', 'ordered')]
     """
     wide = table.pivot(index="step", columns="base", values="mean").sort_index()
+    wide = wide[wide.index > start] if (wide.index > start).any() else wide.iloc[-1:]
     smooth = wide.rolling(window, min_periods=1).mean()
-    last = smooth[smooth.index >= smooth.index[-1] * (1 - fraction)]
+    last = smooth[smooth.index >= stretch_start(smooth.index[-1], start, fraction)]
     names = list(smooth.iloc[-1].sort_values(ascending=False).index)
     out = []
     for i, a in enumerate(names):
@@ -159,10 +175,11 @@ def main(argv=None):
     except ValueError as exc:
         raise InputError("--runs", f"not JSON: {exc}") from None
     logs = {Path(path).parent.name: read_table(path, what="training log", need=("step",)) for path in args.logs}
+    start = int(runs["mse_warmup"].fillna(0).max()) if "mse_warmup" in runs else 0  # one warm start per group
     try:
         table = curves(logs, runs, args.metric)
-        summary = ranking_stability(table, fraction=args.fraction)
-        pairs = pairs_settled(table, fraction=args.fraction, window=args.window, margin=args.margin)
+        summary = ranking_stability(table, fraction=args.fraction, start=start)
+        pairs = pairs_settled(table, fraction=args.fraction, window=args.window, margin=args.margin, start=start)
     except ValueError as exc:
         raise InputError(args.logs[0], str(exc)) from None
     out = write_csv(table.assign(metric=args.metric), args.out)
@@ -171,6 +188,7 @@ def main(argv=None):
                                  pairs="; ".join(f"{p['a']} {signs[p['state']]} {p['b']} ({p['gap']:+.3f})"
                                                  for p in pairs),
                                  metric=args.metric, fraction=args.fraction, window=args.window, margin=args.margin,
+                                 warm_start=start,
                                  runs=" ".join(sorted(set(table["base"]))))]),
               out.with_name(out.stem + "_summary.csv"))
     logger.info("%s: %s, stable since step %d of %d (%s)", args.metric, summary["final_ranking"],

@@ -20,6 +20,7 @@ block      file (under the results folder)       rendered as
 ``findings`` ``claims/claims_summary.csv``       :func:`render_findings`: per claim, holds on each metric
 ``crossval`` ``crossval/check.md`` (if present)  as it is: held-out choices against the reference's
 ``faults``  ``bench/fault_injection.md``           as it is (``bench/fault_injection.py``; docs/performance.md)
+``budget``  ``bench/learning_curve_budget.md``      as it is (``bench/learning_curve_budget.py``; docs/claims.md)
 =========  ====================================  ==========================================================
 
 ``docs/results.md`` has all but ``findings`` (the default of ``--blocks``); ``README.md`` has ``findings``.
@@ -123,9 +124,11 @@ BLOCKS = (
     Block("findings", "claims/claims_summary.csv", _read_findings, required=False),
     Block("crossval", "crossval/check.md", _read_text, required=False),
     Block("faults", "bench/fault_injection.md", _read_text, required=False),
+    Block("budget", "bench/learning_curve_budget.md", _read_text, required=False),
 )
 PAGE_BLOCKS = ("main", "speed", "timing", "claims", "crossval")  # docs/results.md; README.md has "findings"
 # ("faults": docs/performance.md, from `python bench/fault_injection.py` on the smoke config)
+# ("budget": docs/claims.md, from `python bench/learning_curve_budget.py`, the learning-curve experiments)
 
 
 def _read_csv(path: Path, need: set) -> pd.DataFrame:

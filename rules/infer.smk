@@ -1,5 +1,6 @@
 # TomoGAN inference: each run's model applied to the FBP of the volumes it is applied to, at its dose;
-# and the authors' released generator, applied as it is wherever a trained model is.
+# and the authors' released generator, applied as it is wherever a trained model is. Like the classical methods,
+# only the evaluated central slices (metrics.slices) are enhanced, their neighbours read as the d-slice context.
 
 
 rule infer:
@@ -18,11 +19,12 @@ rule infer:
     resources:
         **job_resources("infer"),
     params:
+        slices=config["metrics"]["slices"],
         slab_mb=SLAB_MB,
         batch=INFER_BATCH,
     shell:
         "python -m tomogan_core.infer -ld {input.ld} -model {input.model} -o {output} --method tomogan "
-        "--run {wildcards.run} --repeat-edges --slab-mb {params.slab_mb} --batch {params.batch} --threads {threads} --quiet > {log} 2>&1"
+        "--run {wildcards.run} --slices {params.slices} --repeat-edges --slab-mb {params.slab_mb} --batch {params.batch} --threads {threads} --quiet > {log} 2>&1"
 
 
 rule import_release:
@@ -59,9 +61,10 @@ rule infer_release:
         **job_resources("infer"),
     params:
         run=RELEASE,
+        slices=config["metrics"]["slices"],
         slab_mb=SLAB_MB,
         batch=INFER_BATCH,
     shell:
         "python -m tomogan_core.infer -ld {input.ld} -model {input.model} -o {output} --method tomogan-release "
-        "--run {params.run} --grey255-from-input --repeat-edges --slab-mb {params.slab_mb} --batch {params.batch} --threads {threads} --quiet "
+        "--run {params.run} --slices {params.slices} --grey255-from-input --repeat-edges --slab-mb {params.slab_mb} --batch {params.batch} --threads {threads} --quiet "
         "> {log} 2>&1"

@@ -165,3 +165,19 @@ def test_learning_curve_groups_and_their_ranking_settle(tmp_path):
     proc = subprocess.run(cmd[:3] + [str(tmp_path / "short.csv"), "--runs", json.dumps(runs), "--fraction", "0.6",
                                       "--logs", *logs], capture_output=True, text=True, cwd=ROOT)
     assert not bool(pd.read_csv(tmp_path / "short_summary.csv").iloc[0]["stable"])
+
+
+def test_learning_curve_judges_the_steps_after_a_warm_start():
+    from analysis.learning_curve import pairs_settled, ranking_stability
+
+    # "a" trails during the warm start (steps <= 40) and leads by 0.05 at every validation after it
+    steps = [10, 20, 30, 40, 50, 60, 70, 80]
+    table = pd.DataFrame({"step": steps * 2, "base": ["a"] * 8 + ["b"] * 8,
+                          "mean": [.5, .55, .6, .62, .75, .78, .8, .81] + [.6, .65, .7, .72, .7, .73, .75, .76]})
+    table["rank"] = table.groupby("step")["mean"].rank(ascending=False, method="min").astype(int)
+    # judged over the last half of all 80 steps, smoothing reaches back into the warm start: not settled
+    assert pairs_settled(table, fraction=0.5, window=4)[0]["state"] == "unsettled"
+    # judged over the last half of the 40 steps after the warm start, smoothed from there: a stays ahead
+    assert pairs_settled(table, fraction=0.5, window=4, start=40)[0]["state"] == "ordered"
+    assert ranking_stability(table, fraction=0.5, start=40)["stable"]
+    assert not ranking_stability(table, fraction=0.95, start=40)["stable"]  # the lead begins at step 50
