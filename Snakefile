@@ -42,4 +42,5 @@ rule all:
         [P.summary("tomogan"), P.table("main.md")] if PLAN.runs else [],
         [P.claims()] if PLAN.claim_comparisons() else [],
         [P.crossval_check()] if PLAN.crossval_pairs() else [],
+        PLAN.crossval_figures(),
         PLAN.figure_targets(),

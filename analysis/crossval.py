@@ -74,8 +74,9 @@ Commands::
 
     python -m analysis.crossval OUT.csv PROJECTIONS.h5 --method fbp-tv [--grid 0.01 0.05 ...] [--k 4] \\
         [--incident I0|auto|none] [--model [LABEL=]MODEL.pt ...] [--grey255-model [LABEL=]MODEL.pt ...] \\
-        [--slices N] [--center C] [--needs sirt=50] [--reference REF.h5]
+        [--slices N] [--center C] [--needs sirt=50] [--reference REF.h5] [--images IMAGES.h5]
     python -m analysis.crossval check OUT.csv IN.csv [IN.csv ...]
+    python -m analysis.crossval figure IMAGES.h5 OUT.png
 
 The first writes one row per method and value: ``dataset``, ``dose`` (the projection file's attributes),
 ``method``, ``parameter``, ``value``, ``score``, ``fold_1 .. fold_K``, ``weighted``, ``k``, ``n_rays``,
@@ -90,7 +91,17 @@ grey-level mapping above. ``--incident auto`` (the default) weights by the file'
 ``photons`` (``dose_level`` is then I0) and scores plainly otherwise. ``--slices N`` takes the ``N`` central
 detector rows of the projection file (:func:`simulate.reconstruct.central_slices`), with or without a
 reference; the reference must hold those rows among its ``/slices``, and slices of ``detector x detector``
-pixels.
+pixels. ``--images IMAGES.h5`` also writes (:func:`write_images`) each method's image at its ``chosen`` value, made
+from all the views, of the central row scored: ``/recon`` ``(methods, rows, cols)``, ``/method``, ``/label``
+(:func:`candidate_label`, ``FBP+TV (weight 0.05)``), ``/score``, ``/rank`` (by score, 1 = best), and with
+``--reference`` ``/ssim`` and that row of the reference, ``/reference``. With ``--reference`` those images are the
+all-view candidates already made for the SSIM (one row of each kept); without, only the chosen value of each
+method is made from all the views (one more run of it).
+
+``figure`` (:func:`images_figure`) draws such a file: the images ranked best first, each titled with its rank,
+label, held-out score and SSIM when known, the reference last; one grey scale, the reference's 0.5..99.5
+percentile range (else the FBP's); PNG at OUT.png and PDF beside it. (Like ``check``, ``figure`` is the first
+word: to write a CSV named ``figure`` with the first command, call it ``./figure``.)
 
 ``check`` (the first word; to write a CSV named ``check`` with the first command, call it ``./check``) reads
 tables made with ``--reference`` and writes OUT.csv and a Markdown twin (OUT with suffix ``.md``): the
@@ -139,7 +150,8 @@ if TYPE_CHECKING:  # pandas is imported where tables are made
 __all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "ModelEntry", "MODEL_PREFIX", "folds", "fov_rays",
            "fbp_reconstructor", "sirt_reconstructor", "fbp_tv_reconstructor", "fbp_bm3d_reconstructor",
            "model_reconstructor", "model_label", "model_entries", "classical_reconstructor", "holdout_residual",
-           "tune_by_holdout", "rank_methods", "against_reference", "tune_against_reference", "CheckResult", "check",
+           "tune_by_holdout", "rank_methods", "against_reference", "tune_against_reference", "all_view_candidates",
+           "candidate_label", "RankedImages", "write_images", "read_images", "images_figure", "CheckResult", "check",
            "check_markdown", "main"]
 
 logger = logging.getLogger(__name__)
@@ -660,16 +672,168 @@ def tune_against_reference(data, theta, method_name: str, grid: Optional[Sequenc
     ValueError
         A reference whose shape is not ``(rows used, size, size)``.
     """
-    method = METHODS[method_name]
-    grid = _grid(method, grid)
     data, theta, center, size, _, _ = _check(data, theta, center, size, None, slices)
     reference = np.asarray(reference, dtype=np.float32)
     if reference.shape != (data.shape[1], size, size):
         raise ValueError(f"reference of shape {reference.shape} for reconstructions of shape "
                          f"({data.shape[1]}, {size}, {size})")
+    return {v: against_reference(volume, reference, fov_margin=fov_margin)
+            for v, volume in all_view_candidates(data, theta, method_name, grid, center=center, size=size,
+                                                 needs=needs, backend=backend, threads=threads)}
+
+
+def all_view_candidates(data, theta, method_name: str, grid: Optional[Sequence[float]] = None, *, center=None,
+                        size=None, slices=None, needs: Optional[Mapping[str, float]] = None, backend: str = "auto",
+                        threads: int = 1):
+    """Yield ``(value, volume)`` for each value of a registry method's grid, made from *all* the views.
+
+    The start (the FBP, SIRT's iterates, the needed method at its value from ``needs``) is made once and the
+    registry's ``candidates`` make the grid's images from it, lazily, one at a time: each volume is what
+    ``classical_reconstructor(method_name, value, needs=needs)`` makes of the whole scan. A one-value grid makes
+    only that value's image (SIRT: only as many iterations).
+    """
+    method = METHODS[method_name]
+    grid = _grid(method, grid)
+    data, theta, center, size, _, _ = _check(data, theta, center, size, None, slices)
     x = _start(method, data, theta, center, size, needs, backend, threads)
-    return {method.value_type(v): against_reference(volume, reference, fov_margin=fov_margin)
-            for v, volume in method.candidates(x, grid, backend=backend, threads=threads)}
+    for v, volume in method.candidates(x, grid, backend=backend, threads=threads):
+        yield method.value_type(v), volume
+
+
+# ----------------------------------------------------------------------------- the images
+
+class RankedImages(NamedTuple):
+    """What ``--images`` writes (:func:`write_images`) and :func:`read_images` reads back, one entry per method.
+
+    ``recon`` ``(methods, rows, cols)``: each method's image at its holdout choice, made from all the views, of
+    one detector row; ``method``, ``label`` (the method at its value, :func:`candidate_label`), ``score`` (held
+    out), ``rank`` (by score, 1 = best); ``ssim`` and ``reference`` (that row of the reference) when the scan was
+    scored against one, else None; ``attrs``, the file's attributes (``dataset``, ``dose``, ``row``, ...).
+    """
+
+    recon: np.ndarray
+    method: List[str]
+    label: List[str]
+    score: np.ndarray
+    rank: np.ndarray
+    ssim: Optional[np.ndarray]
+    reference: Optional[np.ndarray]
+    attrs: dict
+
+
+def candidate_label(method: str, value="") -> str:
+    """A method at a value as a figure names it.
+
+    >>> candidate_label("fbp-tv", "0.05"), candidate_label("sirt", 50)
+    ('FBP+TV (weight 0.05)', 'SIRT (n_iter 50)')
+    >>> candidate_label("fbp"), candidate_label("tomogan:release")
+    ('FBP', 'TomoGAN release')
+    """
+    if method.startswith(MODEL_PREFIX):
+        return "TomoGAN " + method[len(MODEL_PREFIX):]
+    if method in METHODS:
+        return f"{METHODS[method].label} ({METHODS[method].parameter} {_label(value)})"
+    return "FBP" if method == "fbp" else method
+
+
+def _ranks(scores) -> np.ndarray:
+    """Rank by score, 1 = the smallest (equal scores: in order).
+
+    >>> _ranks([1.2, 0.9, 1.2, 1.0]).tolist()
+    [3, 1, 4, 2]
+    """
+    ranks = np.empty(len(scores), np.int32)
+    ranks[np.argsort(np.asarray(scores, dtype=np.float64), kind="stable")] = np.arange(1, len(scores) + 1)
+    return ranks
+
+
+def write_images(path, methods: Sequence[str], labels: Sequence[str], images: Sequence[np.ndarray],
+                 scores: Sequence[float], *, ssim: Optional[Sequence[float]] = None,
+                 reference: Optional[np.ndarray] = None, attrs: Optional[dict] = None) -> None:
+    """Write the methods' images with their names, labels, scores and ranks (:class:`RankedImages`) atomically.
+
+    Datasets ``/recon`` (float32), ``/method`` and ``/label`` (UTF-8 text), ``/score``, ``/rank``, and with a
+    reference ``/ssim`` and ``/reference``; ``attrs`` become the root attributes (its ``reference`` names the
+    reference file given there, ``"none"`` without one).
+    """
+    from simulate.io import write_arrays
+
+    arrays = {"/recon": np.stack([np.asarray(im, dtype=np.float32) for im in images]),
+              "/method": np.array([m.encode() for m in methods]), "/label": np.array([t.encode() for t in labels]),
+              "/score": np.asarray(scores, dtype=np.float64), "/rank": _ranks(scores)}
+    if reference is not None:
+        arrays.update({"/ssim": np.asarray(ssim, dtype=np.float64),
+                       "/reference": np.asarray(reference, dtype=np.float32)})
+    attrs = dict(attrs or {})
+    attrs["reference"] = "none" if reference is None else str(attrs.get("reference") or "unnamed")
+    write_arrays(path, arrays, attrs)
+
+
+def read_images(path) -> RankedImages:
+    """What :func:`write_images` wrote, checked: a missing or unreadable file, a missing dataset, or arrays that
+    do not agree in length, size or ranks are an :class:`InputError` naming the file."""
+    from simulate.io import read_array, read_attrs
+
+    recon = read_array(path, "/recon", ndim=3, dtype_kind="f")
+    text = {name: [b.decode(errors="replace") for b in read_array(path, f"/{name}", ndim=1, dtype_kind="S",
+                                                                     dtype=None, finite=False).tolist()]
+            for name in ("method", "label")}
+    score = read_array(path, "/score", ndim=1, dtype_kind="f", dtype=np.float64, finite=False)
+    rank = read_array(path, "/rank", ndim=1, dtype_kind="iu", dtype=np.int64)
+    attrs = read_attrs(path)
+    ssim = reference = None
+    if attrs.get("reference", "none") != "none":
+        ssim = read_array(path, "/ssim", ndim=1, dtype_kind="f", dtype=np.float64, finite=False)
+        reference = read_array(path, "/reference", ndim=2, dtype_kind="f")
+    n = recon.shape[0]
+    lengths = {"method": len(text["method"]), "label": len(text["label"]), "score": len(score), "rank": len(rank),
+               **({} if ssim is None else {"ssim": len(ssim)})}
+    if n == 0 or any(v != n for v in lengths.values()):
+        raise InputError(path, f"{n} images in /recon for " + ", ".join(f"{v} {k}" for k, v in lengths.items()))
+    if sorted(rank.tolist()) != list(range(1, n + 1)):
+        raise InputError(path, f"/rank holds {rank.tolist()}, expected the ranks 1..{n} once each")
+    if reference is not None and reference.shape != recon.shape[1:]:
+        raise InputError(path, f"/reference of shape {reference.shape} for images of shape {recon.shape[1:]}")
+    return RankedImages(recon, text["method"], text["label"], score, rank, ssim, reference, attrs)
+
+
+def images_figure(path, out) -> None:
+    """The methods' images ranked best first (:func:`read_images`), the reference last when there is one.
+
+    Each panel is titled with its rank, label, held-out score and SSIM when known; all share one grey scale, the
+    0.5..99.5 percentile range of the reference, else of the FBP, else of the best method's image
+    (:mod:`analysis.figures`' window). Written as PNG at ``out`` and PDF beside it, atomically.
+    """
+    images = read_images(path)
+    from analysis.figures import UNITS, grey_window, save_figure  # matplotlib, on the Agg backend
+    import matplotlib.pyplot as plt
+
+    order = np.argsort(images.rank, kind="stable")
+    panels = []
+    for i in order:
+        text = f"{images.rank[i]}. {images.label[i]}\nscore {images.score[i]:.4g}"
+        if images.ssim is not None:
+            text += f", SSIM {images.ssim[i]:.3f}"
+        panels.append((text, images.recon[i]))
+    if images.reference is not None:
+        panels.append(("reference (normal dose)", images.reference))
+    window = (images.reference if images.reference is not None else
+              images.recon[images.method.index("fbp")] if "fbp" in images.method else panels[0][1])
+    vmin, vmax = grey_window(window)
+    ncols = min(len(panels), 4)
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(2.6 * ncols, 2.8 * nrows), squeeze=False, layout="constrained")
+    for ax, (text, img) in zip(axes.flat, panels):
+        im = ax.imshow(img, cmap="gray", vmin=vmin, vmax=vmax)
+        ax.set_title(text, fontsize=8)
+        ax.set_xticks([]), ax.set_yticks([])
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.02, pad=0.01).set_label(UNITS, fontsize=7)
+    a = images.attrs
+    fig.suptitle(f"{a.get('dataset', '')} {a.get('dose', '')}, detector row {a.get('row', '?')}: ranked by held-out "
+                 "score (lower is better)", fontsize=9)
+    save_figure(fig, out)
 
 
 # ----------------------------------------------------------------------------- checking the choices
@@ -984,11 +1148,24 @@ def _needs_argument(items) -> dict:
 
 @cli
 def main(argv=None):
-    """``python -m analysis.crossval OUT.csv PROJ.h5 ...`` or ``... check OUT.csv IN.csv ...`` (see the module)."""
+    """``python -m analysis.crossval OUT.csv PROJ.h5 ...``, ``... check OUT.csv IN.csv ...`` or ``... figure IN.h5
+    OUT.png`` (see the module)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "check":
         return _check_command(argv[1:])
+    if argv and argv[0] == "figure":
+        return _figure_command(argv[1:])
     return _score_command(argv)
+
+
+def _figure_command(argv):
+    p = argparse.ArgumentParser(prog="python -m analysis.crossval figure",
+                                description="Draw the methods' images of 'python -m analysis.crossval ... --images "
+                                            "IN.h5', ranked best first (PNG, and a PDF beside it).")
+    p.add_argument("images", help="images file written with --images")
+    p.add_argument("out", help="PNG to write (a PDF is written beside it)")
+    args = p.parse_args(argv)
+    images_figure(args.images, args.out)
 
 
 def _check_command(argv):
@@ -1013,7 +1190,8 @@ def _score_command(argv):
                                             "residual of the views (lower is better). With --reference, also "
                                             "score each candidate, made from all the views, against it.",
                                 epilog="python -m analysis.crossval check OUT.csv IN.csv [IN.csv ...]: compare "
-                                       "the holdout and reference choices of such tables.")
+                                       "the holdout and reference choices of such tables; python -m analysis.crossval "
+                                       "figure IN.h5 OUT.png: draw the images of --images.")
     p.add_argument("out", help="CSV to write")
     p.add_argument("proj", help="projection file (DXchange layout)")
     p.add_argument("--method", nargs="+", default=[], choices=["fbp", *METHODS],
@@ -1036,6 +1214,10 @@ def _score_command(argv):
     p.add_argument("--center", type=float, help="rotation axis, detector pixels (default: from the file)")
     p.add_argument("--reference", help="normal-dose reconstruction (/recon, /slices): also score every candidate, "
                                        "made from all the views, against it (one more reconstruction each)")
+    p.add_argument("--images", metavar="OUT.h5",
+                   help="also write each method's image at its holdout choice, made from all the views, of the "
+                        "central row scored, with its label, score and rank (with --reference: its SSIM and the "
+                        "reference's row)")
     p.add_argument("--backend", default="auto")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
@@ -1069,13 +1251,19 @@ def _score_command(argv):
     opts = dict(k=args.k, center=center, incident=incident, backend=backend, threads=args.threads)
     full = dict(center=center, size=size, backend=backend, threads=args.threads)
     scan = {"dataset": _label(attrs.get("dataset", "")), "dose": _label(attrs.get("dose", ""))}
+    all_views = reference is not None or args.images is not None  # candidates made from all the views too
+    mid = len(rows_read) // 2  # the central row scored: the one --images keeps
+    kept = {}  # method -> its all-view image at the holdout choice, of that row
 
     def single(method, rec):  # a method without a parameter: one row, chosen either way
         row = {**scan, "method": method, "parameter": "", "value": "",
                **_score_columns(holdout_residual(data, theta, rec, **opts)), "chosen": True}
-        if reference is not None:
-            row.update(against_reference(rec(data, theta, center, size, backend=backend, threads=args.threads),
-                                         reference), chosen_by_reference=True)
+        if all_views:
+            volume = rec(data, theta, center, size, backend=backend, threads=args.threads)
+            if reference is not None:
+                row.update(against_reference(volume, reference), chosen_by_reference=True)
+            if args.images is not None:
+                kept[method] = np.array(volume[mid], dtype=np.float32)
         return row
 
     rows = []
@@ -1085,19 +1273,25 @@ def _score_command(argv):
             rows.append(single("fbp", fbp_reconstructor()))
         for name in tuned:
             result = tune_by_holdout(data, theta, name, grids.get(name), needs=needs, **opts)
-            truth = None
-            if reference is not None:  # the same start (needs: the holdout's choices) from all views
-                truth = tune_against_reference(data, theta, name, grids.get(name), reference, needs=needs, **full)
-                by_reference = _best_by_ssim(truth)
+            truth = {}
+            if all_views:  # the same start (needs: the holdout's choices) from all views; without a reference
+                #           only the chosen value is made
+                grid = grids.get(name) if reference is not None else [result.chosen]
+                for value, volume in all_view_candidates(data, theta, name, grid, needs=needs, **full):
+                    if reference is not None:
+                        truth[value] = against_reference(volume, reference)
+                    if args.images is not None and value == result.chosen:
+                        kept[name] = np.array(volume[mid], dtype=np.float32)
+            by_reference = _best_by_ssim(truth) if truth else None
             needs.setdefault(name, result.chosen)
             for value, res in result.scores.items():
                 row = {**scan, "method": name, "parameter": result.parameter, "value": format_value(value),
                        **_score_columns(res), "chosen": value == result.chosen}
-                if truth is not None:
+                if truth:
                     row.update(truth[value], chosen_by_reference=value == by_reference)
                 rows.append(row)
             logger.info("%s: %s = %s (score %.4g)%s", name, result.parameter, result.chosen,
-                        result.scores[result.chosen].score, "" if truth is None else
+                        result.scores[result.chosen].score, "" if not truth else
                         f"; by reference {by_reference} (ssim {truth[by_reference]['ssim']:.4f})")
         for method, rec in models:
             rows.append(single(method, rec))
@@ -1113,6 +1307,19 @@ def _score_command(argv):
     logger.info("%d rows -> %s (%s%s)", len(rows), args.out,
                 "relative to the noise level" if incident is not None else "plain mean squared residual",
                 "" if reference is None else f"; against {args.reference}")
+    if args.images is not None:
+        from simulate.io import software_versions
+
+        chosen = [row for row in rows if row["chosen"]]
+        write_images(args.images, [row["method"] for row in chosen],
+                     [candidate_label(row["method"], row["value"]) for row in chosen],
+                     [kept[row["method"]] for row in chosen], [row["score"] for row in chosen],
+                     ssim=None if reference is None else [row["ssim"] for row in chosen],
+                     reference=None if reference is None else reference[mid],
+                     attrs={**scan, "row": int(rows_read[mid]), "k": args.k, "weighted": incident is not None,
+                            "projections": str(args.proj), "reference": args.reference,
+                            "versions": software_versions()})
+        logger.info("%d images of row %d, ranked -> %s", len(chosen), int(rows_read[mid]), args.images)
 
 if __name__ == "__main__":
     main()

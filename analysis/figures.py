@@ -28,7 +28,7 @@ from simulate.io import read_array, read_attrs, read_table  # noqa: E402
 from simulate.plumbing import InputError, atomic_path, cli, json_argument  # noqa: E402
 
 __all__ = ["read_slice", "profile", "image_grid", "dose_series", "metric_bars", "feature_values",
-           "timing_bars", "training_curves", "claims_forest", "draw", "main"]
+           "timing_bars", "training_curves", "claims_forest", "grey_window", "save_figure", "draw", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,12 +65,13 @@ def profile(image: np.ndarray, length: int = PROFILE_LENGTH) -> Tuple[np.ndarray
     return x, image[rows // 2, start:start + n]
 
 
-def _window(reference: np.ndarray) -> Tuple[float, float]:
+def grey_window(reference: np.ndarray) -> Tuple[float, float]:
+    """The grey-level window every panel of a figure shares: the 0.5 and 99.5 percentiles of ``reference``."""
     lo, hi = np.percentile(reference, [0.5, 99.5])
     return float(lo), float(hi)
 
 
-def _save(fig, out) -> None:
+def save_figure(fig, out) -> None:
     """The figure as PNG at ``out`` and PDF beside it, each written atomically (the PNG, the rule's target, last)."""
     out = Path(out)
     with atomic_path(out.with_suffix(".pdf")) as pdf:
@@ -140,7 +141,7 @@ def image_grid(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], out, *, me
                              layout="constrained")
     for r, (label, panels) in enumerate(rows):
         ref, index, _ = read_slice(panels[0][1])
-        vmin, vmax = _window(ref)
+        vmin, vmax = grey_window(ref)
         scores = []
         for c, (name, path) in enumerate(panels):
             img = ref if c == 0 else read_slice(path, index)[0]
@@ -173,7 +174,7 @@ def image_grid(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], out, *, me
             ax.set_title(bars, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def dose_series(levels: Sequence[Tuple[str, str, str]], reference, out, *, metrics: Sequence = (),
@@ -193,7 +194,7 @@ def dose_series(levels: Sequence[Tuple[str, str, str]], reference, out, *, metri
         conv, index, _ = read_slice(conv_path)
         ref = read_slice(reference, index)[0]
         tg = read_slice(tg_path, index)[0]
-        vmin, vmax = _window(ref)
+        vmin, vmax = grey_window(ref)
         for c, (name, img, path) in enumerate((("FBP", conv, conv_path), ("TomoGAN", tg, tg_path))):
             im = axes[r, c].imshow(img, cmap="gray", vmin=vmin, vmax=vmax)
             text = f"{label}: {name}"
@@ -213,7 +214,7 @@ def dose_series(levels: Sequence[Tuple[str, str, str]], reference, out, *, metri
         ax.legend(fontsize=7, loc="upper right")
     if title:
         fig.suptitle(title, fontsize=10)
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def metric_bars(csvs: Sequence, groups: Sequence[Tuple[str, Dict[str, str]]], out, *, title: str = "",
@@ -247,7 +248,7 @@ def metric_bars(csvs: Sequence, groups: Sequence[Tuple[str, Dict[str, str]]], ou
     if title:
         ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def feature_values(panels: Sequence[Tuple[str, str, str, str]], out, *, title: str = "") -> None:
@@ -279,7 +280,7 @@ def feature_values(panels: Sequence[Tuple[str, str, str, str]], out, *, title: s
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def timing_bars(timing_csv, out, *, speed_csv=None, title: str = "") -> None:
@@ -313,7 +314,7 @@ def timing_bars(timing_csv, out, *, speed_csv=None, title: str = "") -> None:
     if speed_csv:
         _speed_panel(ax2, speed_csv)
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def _speed_panel(ax, speed_csv) -> None:
@@ -375,7 +376,7 @@ def claims_forest(claims_csv, out, *, caveat: str = "", title: str = "") -> None
         ax.text(0, -0.1, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=6)
     ax.set_title("\n".join(t for t in (title, caveat) if t) or "The paper's claims", fontsize=9)
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def training_curves(logs: Sequence[Tuple[str, Sequence[str]]], out, *, title: str = "") -> None:
@@ -404,7 +405,7 @@ def training_curves(logs: Sequence[Tuple[str, Sequence[str]]], out, *, title: st
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 # -----------------------------------------------------------------------------

@@ -6,7 +6,8 @@ rule crossval:
     input:
         unpack(lambda w: PLAN.crossval_inputs(w.dataset, w.dose)),
     output:
-        P.crossval(),
+        csv=P.crossval(),
+        images=P.crossval_images(),
     log:
         "results/logs/crossval/{dataset}/{dose}.log",
     benchmark:
@@ -26,9 +27,32 @@ rule crossval:
         models=lambda w: [f"{run}={path}" for run, path in PLAN.crossval_models(w.dataset, w.dose).items()],
         release=RELEASE,
     shell:
-        "python -m analysis.crossval {output} {input.proj} --method {params.methods} --grids {params.grids:q} "
+        "python -m analysis.crossval {output.csv} {input.proj} --method {params.methods} --grids {params.grids:q} "
         "--model {params.models} --grey255-model {params.release}={input.release} --reference {input.reference} "
-        "--k {params.k} --slices {params.slices} --backend {params.backend} --threads {threads} > {log} 2>&1"
+        "--k {params.k} --slices {params.slices} --images {output.images} --backend {params.backend} "
+        "--threads {threads} > {log} 2>&1"
+
+
+# each method's image at its held-out choice, ranked best first, beside the reference (the central row scored)
+rule crossval_figure:
+    input:
+        P.crossval_images(),
+    output:
+        png=report(
+            P.crossval_figure(),
+            caption="../report/crossval_figure.rst",
+            category="Your scan",
+            labels=lambda w: {"scan": w.dataset, "dose": w.dose},
+        ),
+        pdf=P.crossval_figure().replace(".png", ".pdf"),
+    log:
+        "results/logs/crossval_figure/{dataset}/{dose}.log",
+    benchmark:
+        "results/benchmarks/crossval_figure/{dataset}/{dose}.tsv"
+    conda:
+        "../environment.yml"
+    shell:
+        "python -m analysis.crossval figure {input} {output.png} > {log} 2>&1"
 
 
 rule crossval_check:

@@ -587,6 +587,123 @@ def test_command_refuses_a_bad_reference(full_dose, tmp_path, capsys):
     _expect_error(capsys, argv + ["--reference", str(flat)], out, "flat.h5", "constant")
 
 
+# ----------------------------------------------------------------------------- the images
+
+IMAGE_GRIDS = '{"fbp-tv": [0.003, 0.3], "sirt": [5, 20]}'
+
+
+@pytest.fixture(scope="module")
+def ranked(scan, full_dose, tmp_path_factory):
+    """(table, images file, the scan's projections) of fbp, fbp-tv and sirt at I0 = 200, against the reference."""
+    _, theta, clean = scan
+    _, ref = full_dose
+    folder = tmp_path_factory.mktemp("ranked")
+    data = _noisy(clean, 200.0, 12)
+    proj = _write_scan(folder / "low.h5", data, theta, dose="photons-200", dose_mode="photons", dose_level=200.0)
+    out, images = folder / "low.csv", folder / "low-images.h5"
+    cv.main([str(out), str(proj), "--method", "fbp", "fbp-tv", "sirt", "--grids", IMAGE_GRIDS, "--slices", "1",
+             "--backend", "astra", "--reference", str(ref), "--images", str(images)])
+    return _rows(out), images, data
+
+
+def _h5(path):
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        arrays = {name: f[name][()] for name in f}
+        return arrays, dict(f.attrs)
+
+
+def test_images_hold_each_methods_chosen_slice_ranked_by_score(scan, full_dose, ranked, tmp_path):
+    _, theta, _ = scan
+    _, ref = full_dose
+    table, images, data = ranked
+    chosen = table[table["chosen"]].reset_index(drop=True)
+    arrays, attrs = _h5(images)
+    methods = [m.decode() for m in arrays["method"]]
+    assert methods == ["fbp", "fbp-tv", "sirt"] == chosen["method"].tolist()
+    values = dict(zip(chosen["method"], chosen["value"]))
+    assert [t.decode() for t in arrays["label"]] == ["FBP", f"FBP+TV (weight {values['fbp-tv']})",
+                                                     f"SIRT (n_iter {values['sirt']})"]
+    assert arrays["recon"].shape == (3, N, N) and arrays["recon"].dtype == np.float32  # one slice per method
+    np.testing.assert_allclose(arrays["score"], chosen["score"], rtol=1e-12)
+    np.testing.assert_allclose(arrays["ssim"], chosen["ssim"], rtol=1e-12)
+    # rank 1 is the smallest score, and the ranks follow the scores
+    rank = arrays["rank"]
+    assert sorted(rank.tolist()) == [1, 2, 3] and rank[np.argmin(arrays["score"])] == 1
+    assert [methods[i] for i in np.argsort(rank)] == chosen.sort_values("score")["method"].tolist()
+    # the central row scored (row 0 of 2 with --slices 1), made from all the views at the holdout's choice
+    assert attrs["row"] == 0 and attrs["dataset"] == "discs" and attrs["dose"] == "photons-200"
+    assert attrs["reference"] == str(ref)
+    base = fbp(data[:, :1], theta, backend="astra")
+    np.testing.assert_allclose(arrays["recon"][0], base[0], atol=1e-6)
+    tv = METHODS["fbp-tv"].apply(base, float(values["fbp-tv"]))
+    np.testing.assert_allclose(arrays["recon"][1], tv[0], atol=1e-6)
+    scale = float(np.abs(base).max())  # SIRT's iterates of one run (5, then 20) against a run of its own
+    np.testing.assert_allclose(arrays["recon"][2], sirt(data[:, :1], theta, n_iter=int(values["sirt"]),
+                                                         backend="astra")[0], atol=1e-4 * scale)
+    np.testing.assert_array_equal(arrays["reference"], _ref_slices(ref)[0])
+    # the SSIM beside each image is that image's against that reference row
+    assert cv.against_reference(arrays["recon"][1:2], arrays["reference"][None])["ssim"] == pytest.approx(
+        arrays["ssim"][1], rel=1e-6)
+    # without a reference: the same images and ranks, no SSIM, no reference
+    out, plain = tmp_path / "plain.csv", tmp_path / "plain.h5"
+    proj = _write_scan(tmp_path / "low.h5", data, theta, dose="photons-200", dose_mode="photons", dose_level=200.0)
+    cv.main([str(out), str(proj), "--method", "fbp", "fbp-tv", "sirt", "--grids", IMAGE_GRIDS, "--slices", "1",
+             "--backend", "astra", "--images", str(plain)])
+    alone, alone_attrs = _h5(plain)
+    assert "ssim" not in alone and "reference" not in alone and alone_attrs["reference"] == "none"
+    np.testing.assert_allclose(alone["recon"], arrays["recon"], atol=1e-4 * scale)
+    np.testing.assert_array_equal(alone["rank"], rank)
+
+
+def test_figure_draws_the_images_ranked_best_first(ranked, tmp_path, monkeypatch):
+    import matplotlib.image as mpimg
+
+    from analysis import figures
+
+    _, images, _ = ranked
+    out = tmp_path / "figs" / "crossval.png"
+    cv.main(["figure", str(images), str(out)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert mpimg.imread(out).shape[0] > 100 and out.with_suffix(".pdf").stat().st_size > 0
+    # the panels: best first, each with its rank, label, score and SSIM; the reference last; one grey scale
+    drawn = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.append(fig))
+    cv.images_figure(images, tmp_path / "unused.png")
+    axes = [ax for ax in drawn[0].axes if ax.images]
+    titles = [ax.get_title() for ax in axes]
+    arrays, _ = _h5(images)
+    order = np.argsort(arrays["rank"])
+    assert len(titles) == 4 and titles[-1].startswith("reference")
+    for n, (title, i) in enumerate(zip(titles, order), start=1):
+        assert title.startswith(f"{n}. {arrays['label'][i].decode()}\n"), title
+        assert f"score {arrays['score'][i]:.4g}" in title and f"SSIM {arrays['ssim'][i]:.3f}" in title
+    lo, hi = np.percentile(arrays["reference"], [0.5, 99.5])
+    for ax in axes:
+        assert ax.images[0].get_clim() == pytest.approx((lo, hi))
+
+
+def test_figure_refuses_a_bad_images_file(ranked, tmp_path, capsys):
+    _, images, _ = ranked
+    out = tmp_path / "fig.png"
+    _expect_error(capsys, ["figure", str(tmp_path / "missing.h5"), str(out)], out, "missing.h5", "file not found")
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not an HDF5 file at all")
+    _expect_error(capsys, ["figure", str(junk), str(out)], out, "junk.h5", "not a readable HDF5")
+    arrays, attrs = _h5(images)
+    no_recon = tmp_path / "norecon.h5"
+    write_arrays(no_recon, {k: v for k, v in arrays.items() if k != "recon"}, attrs)
+    _expect_error(capsys, ["figure", str(no_recon), str(out)], out, "norecon.h5", "missing dataset '/recon'")
+    short = tmp_path / "short.h5"
+    write_arrays(short, {**arrays, "score": arrays["score"][:2]}, attrs)
+    _expect_error(capsys, ["figure", str(short), str(out)], out, "short.h5", "3 images", "2 score")
+    ranks = tmp_path / "ranks.h5"
+    write_arrays(ranks, {**arrays, "rank": np.array([1, 1, 2], np.int32)}, attrs)
+    _expect_error(capsys, ["figure", str(ranks), str(out)], out, "ranks.h5", "/rank")
+    assert not out.with_suffix(".pdf").exists()
+
+
 # ----------------------------------------------------------------------------- checking the choices
 
 def _table(dataset, dose, methods):

@@ -148,6 +148,11 @@ def test_crossval_ranks_every_seeds_model_and_the_release(config):
         assert inputs["model"] == list(models.values())
         assert inputs["release"] == Paths.release_model()  # what rule import_release writes
         assert inputs["proj"] == Paths.projections(ds, dose) and inputs["reference"] == plan.reference(ds)
+        # the ranked images beside the table, and their figure among the targets of `all`
+        assert Paths.crossval_images(ds, dose) == Paths.crossval(ds, dose).replace(".csv", ".h5")
+    figures = plan.crossval_figures()
+    assert figures == [f"results/figures/crossval_{ds}_{dose}.png" for ds, dose in pairs]
+    assert not set(figures) & set(plan.figure_targets())  # none is a figure of rule `figure`
 
 
 def test_targets_cover_every_dataset_and_dose(smoke_plan):

@@ -108,6 +108,8 @@ class Paths:
         "claims": "results/claims/claims.csv",
         "learning_curve": "results/claims/learning_curve_{group}.csv",
         "crossval": "results/{dataset}/crossval/{dose}.csv",
+        "crossval_images": "results/{dataset}/crossval/{dose}.h5",
+        "crossval_figure": "results/figures/crossval_{dataset}_{dose}.png",
         "crossval_check": "results/crossval/check.csv",
         "released_weights": "tomogan_core/weights/TomoGAN.h5",
         "release_model": "results/models/release/served.pt",
@@ -753,6 +755,10 @@ class Plan:
     def crossval_models(self, dataset: str, dose: str) -> Dict[str, str]:
         """The trained models ranked on a scan, by label (run name): every seed's model of the evaluated run's base."""
         return {run.name: Paths.model(run.name) for run in self.seeds_of(self.evaluated[(dataset, dose)])}
+
+    def crossval_figures(self) -> List[str]:
+        """The ranked images of every :meth:`crossval_pairs` entry (rule ``crossval_figure``), for ``all``."""
+        return [Paths.crossval_figure(ds, dose) for ds, dose in self.crossval_pairs()]
 
     def crossval_inputs(self, dataset: str, dose: str) -> Dict[str, object]:
         """The projections ranked, the normal-dose reference, and the models ranked with the rest: ``model``, every
