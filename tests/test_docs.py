@@ -442,9 +442,9 @@ def test_results_page_is_built_from_the_files(tmp_path, default_hash):
     assert sources["timing"] == "absent" and sources["main"].endswith("main.md")
     assert "old" not in text.replace("old timing", "") and "old timing" not in text
     assert text.startswith("# Results\n\nhand-written\n") and "\nmiddle\n" in text and text.endswith("end\n")
-    assert f"from `{results / 'tables' / 'main.md'}`, config hash `{default_hash}`" in text
+    assert f"from `results/tables/main.md`, config hash `{default_hash}`" in text  # the workflow's path, not the folder's
     assert "| foam3 | sparse-8 | 0.442 / 17.0 |" in text and "channels_last" in text and "test-cpu" in text
-    assert f"no `{results / 'timing' / 'timing.csv'}`" in text
+    assert "no `results/timing/timing.csv`" in text and str(results) not in text
     results_page.build(page, results)
     assert page.read_text() == text  # a rebuild from the same files changes nothing
     _results(tmp_path / "with-timing", default_hash, timing=True)
