@@ -48,10 +48,9 @@ own 0.5..99.5 percentile range -- here that of the FBP it denoises, per fold and
 of the rows scored -- mapped to 0..255 before the model and back after; no reference is used.
 
 Cost: per fold, one run of the method on ``(K-1)/K`` of the views plus one forward projection of the
-``N/K`` left-out views; in all about ``K`` times the method itself. Measured on one 256 x 256 slice,
-360 views, astra CPU, one thread (on a loaded 2-core machine): FBP 58 ms, its 4-fold holdout 0.30 s
-(5.1x: astra's forward projection of 90 views takes 31 ms, half an FBP of 360); FBP+TV 0.24 s, its
-holdout 1.0 s (4.4x). For denoisers (TV, BM3D, a model) the forward projections are noise in the cost.
+``N/K`` left-out views; in all about ``K`` times the method itself (the workflow's benchmark files,
+``results/benchmarks/crossval/``, time each job). For denoisers (TV, BM3D, a model) the forward projections
+are a small part of the cost.
 :func:`tune_by_holdout` makes each fold's FBP (or SIRT run, for all counts at once) once for the grid.
 
 Against a reference (``--reference``): where a normal-dose reconstruction exists (the simulated datasets,

@@ -45,7 +45,7 @@ import pandas as pd
 from simulate.io import read_table
 from simulate.plumbing import InputError, cli, write_csv
 
-__all__ = ["curves", "stretch_start", "ranking_stability", "pairs_settled", "main"]
+__all__ = ["curves", "stretch_start", "ranking_stability", "pairs_settled", "format_pairs", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +159,18 @@ def pairs_settled(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION, win
     return out
 
 
+SIGNS = {"ordered": ">", "equivalent": "~", "unsettled": "?"}  # how the summary writes each pair's state
+
+
+def format_pairs(pairs: list) -> str:
+    """The summary's ``pairs`` text of :func:`pairs_settled`'s result.
+
+    >>> format_pairs([{"a": "x", "b": "y", "state": "ordered", "gap": 0.0123}])
+    'x > y (+0.012)'
+    """
+    return "; ".join(f"{p['a']} {SIGNS[p['state']]} {p['b']} ({p['gap']:+.3f})" for p in pairs)
+
+
 @cli
 def main(argv=None):
     p = argparse.ArgumentParser(description="Validation curves of a group of runs, and when their ranking settled.")
@@ -183,10 +195,8 @@ def main(argv=None):
     except ValueError as exc:
         raise InputError(args.logs[0], str(exc)) from None
     out = write_csv(table.assign(metric=args.metric), args.out)
-    signs = {"ordered": ">", "equivalent": "~", "unsettled": "?"}
     write_csv(pd.DataFrame([dict(summary, settled=all(p["state"] != "unsettled" for p in pairs),
-                                 pairs="; ".join(f"{p['a']} {signs[p['state']]} {p['b']} ({p['gap']:+.3f})"
-                                                 for p in pairs),
+                                 pairs=format_pairs(pairs),
                                  metric=args.metric, fraction=args.fraction, window=args.window, margin=args.margin,
                                  warm_start=start,
                                  runs=" ".join(sorted(set(table["base"]))))]),

@@ -43,13 +43,13 @@ sys.path.insert(0, str(ROOT))
 
 from simulate.io import cpu_name  # noqa: E402
 from simulate.plumbing import cli, write_csv, write_text  # noqa: E402
+from tomogan_core import study  # noqa: E402
 
 EXPERIMENTS = ROOT / "config" / "experiments"
 TARGET = "results/claims/learning_curve_loss-sets_summary.csv"
 CURVES = "results/claims/learning_curve_loss-sets.csv"
-LOSS_SETS = ("mse", "mse-adv", "mse-vgg", "all")  # the ablation's, in the order of the tables
+LOSS_SETS = tuple(study.LOSS_SETS)  # the study's loss sets, in the order of the tables
 EVERY = 75  # the SSIM is shown at every EVERY-th step (and at the warm start's end and the last step)
-SIGNS = {">": "ordered", "~": "equivalent", "?": "unsettled"}
 
 
 def _snakemake(workdir: Path, name: str, *, log) -> subprocess.Popen:
@@ -121,8 +121,7 @@ def complete_summary(summary: dict, curves: pd.DataFrame, warm_start: int) -> di
     if pd.isna(out.get("pairs", np.nan)) or pd.isna(out.get("settled", np.nan)):
         pairs = lc.pairs_settled(curves, fraction=float(out["fraction"]), window=int(out["window"]),
                                  margin=float(out["margin"]), start=int(out["warm_start"]))
-        signs = {v: k for k, v in SIGNS.items()}
-        out["pairs"] = "; ".join(f"{p['a']} {signs[p['state']]} {p['b']} ({p['gap']:+.3f})" for p in pairs)
+        out["pairs"] = lc.format_pairs(pairs)
         out["settled"] = all(p["state"] != "unsettled" for p in pairs)
         filled += ["pairs", "settled"]
     out["note"] = f"recomputed from the curves: {', '.join(filled)}" if filled else ""
