@@ -34,6 +34,14 @@ Scores:
 - without ``incident``: the plain mean squared residual, in (line integral)^2 -- for a perfect image,
   the mean noise variance of the held-out projections.
 
+Which residual (``residual``, :func:`residual_kind`): the plain one charges an image's error at spatial frequency
+``f`` by ``1 / |f|`` (Fourier slice theorem), so noise left in an image costs little and the plain score prefers
+too little smoothing. On photon-limited data (``auto`` with ``incident``) each fold's residual is first filtered by
+``sqrt(|f|)`` along the detector (``ramp``), which makes its sum of squares the image-domain squared error, every
+pixel alike; it is divided by the noise level the filter passes (its mean power times the mean Poisson variance of
+the rays), so a perfect image still scores about 1. Sparse-view data without noise keep the plain residual
+(:func:`residual_kind` says why).
+
 Lower is better. :func:`tune_by_holdout` picks a registry method's parameter on a grid (sharing the
 per-fold start -- the FBP, or SIRT's iterates -- between the values), :func:`rank_methods` ranks any
 reconstructors. :func:`classical_reconstructor` turns any entry of :data:`analysis.classical.METHODS` into
@@ -72,13 +80,16 @@ method agrees, and the SSIM the fully automatic choice (the best holdout score o
 Commands::
 
     python -m analysis.crossval OUT.csv PROJECTIONS.h5 --method fbp-tv [--grid 0.01 0.05 ...] [--k 4] \\
-        [--incident I0|auto|none] [--model [LABEL=]MODEL.pt ...] [--grey255-model [LABEL=]MODEL.pt ...] \\
-        [--slices N] [--center C] [--needs sirt=50] [--reference REF.h5] [--images IMAGES.h5]
+        [--incident I0|auto|none] [--residual auto|plain|ramp] [--model [LABEL=]MODEL.pt ...] \\
+        [--grey255-model [LABEL=]MODEL.pt ...] [--n2i JSON] [--slices N] [--center C] [--needs sirt=50] \\
+        [--reference REF.h5] [--images IMAGES.h5]
     python -m analysis.crossval check OUT.csv IN.csv [IN.csv ...]
     python -m analysis.crossval figure IMAGES.h5 OUT.png
 
 The first writes one row per method and value: ``dataset``, ``dose`` (the projection file's attributes),
-``method``, ``parameter``, ``value``, ``score``, ``fold_1 .. fold_K``, ``weighted``, ``k``, ``n_rays``,
+``method``, ``parameter``, ``value``, ``score``, ``fold_1 .. fold_K``, ``score_plain``, ``score_ramp`` (the
+score in each residual kind; ``score`` is one of them), ``weighted``, ``residual`` (the kind ``score`` is), ``k``,
+``n_rays``,
 ``chosen`` (the smallest score of its method's grid); with ``--reference`` also ``ssim``, ``psnr``,
 ``ssim_object`` (all views, against the reference) and ``chosen_by_reference`` (the best ``ssim`` of its
 method's grid). A model's row is ``tomogan:<label>`` without a parameter or value (chosen either way). Each
@@ -126,12 +137,13 @@ Examples
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import math
 import re
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
@@ -146,12 +158,12 @@ from simulate.reconstruct import central_slices, fbp, project, resolve_backend, 
 if TYPE_CHECKING:  # pandas is imported where tables are made
     import pandas
 
-__all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "ModelEntry", "MODEL_PREFIX", "folds", "fov_rays",
-           "fbp_reconstructor", "sirt_reconstructor", "fbp_tv_reconstructor", "fbp_bm3d_reconstructor",
-           "model_reconstructor", "model_label", "model_entries", "classical_reconstructor", "holdout_residual",
-           "tune_by_holdout", "rank_methods", "against_reference", "tune_against_reference", "all_view_candidates",
-           "candidate_label", "RankedImages", "write_images", "read_images", "images_figure", "CheckResult", "check",
-           "check_markdown", "main"]
+__all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "ModelEntry", "StartCache", "MODEL_PREFIX", "RESIDUALS",
+           "folds", "fov_rays", "residual_kind", "fbp_reconstructor", "sirt_reconstructor", "fbp_tv_reconstructor",
+           "fbp_bm3d_reconstructor", "model_reconstructor", "n2i_reconstructor", "model_label", "model_entries",
+           "classical_reconstructor", "holdout_residual", "tune_by_holdout", "rank_methods", "against_reference",
+           "tune_against_reference", "all_view_candidates", "candidate_label", "RankedImages", "write_images",
+           "read_images", "images_figure", "CheckResult", "check", "check_markdown", "cost_table", "cost_markdown", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +171,11 @@ FOV_MARGIN = 1.0  # pixels: rays closer than this to the rim of the reconstructi
 REFERENCE_COLUMNS = ("ssim", "psnr", "ssim_object")  # the columns --reference adds (and chosen_by_reference)
 REFERENCE_FOV_MARGIN = 2.0  # pixels left out at the rim when scoring against a reference (analysis.metrics' default)
 MODEL_PREFIX = "tomogan:"  # a model's method name: tomogan:<label>
+#: how a fold's residual is scored: ``plain`` squared residual; ``ramp``, filtered by ``sqrt(|f|)`` along the
+#: detector first, so that its sum is the image-domain squared error (:func:`residual_kind`); ``auto`` -- ramp
+#: on photon-limited data (weighted), plain otherwise
+RESIDUALS = ("auto", "plain", "ramp")
+KINDS = ("plain", "ramp")  # the residuals every score is also given in (score_plain, score_ramp)
 RUN_FOLDER_FILES = ("model.pt", "checkpoint.pt", "served.pt")  # what the tools write in a run's folder
 _LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*")
 
@@ -205,6 +222,11 @@ class HoldoutResult:
         False: plain mean squared residual, (line integral)^2.
     n_rays : int
         Rays scored over all folds (field-of-view rays of the held-out views and slices).
+    residual : str
+        ``plain`` or ``ramp`` (filtered along the detector first, :data:`RESIDUALS`): the kind ``score`` is.
+    by_residual : dict
+        The mean score of each kind, ``{"plain": ..., "ramp": ...}`` (both come from one forward projection):
+        what the other residual would have said, for :func:`check`'s comparison.
     """
 
     score: float
@@ -212,6 +234,8 @@ class HoldoutResult:
     k: int
     weighted: bool
     n_rays: int
+    residual: str = "plain"
+    by_residual: Dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -222,6 +246,45 @@ class TuneResult:
     parameter: str
     chosen: float
     scores: Dict[float, HoldoutResult]
+
+
+class StartCache:
+    """Images of the methods others start from (SIRT, for SIRT+TV), kept by method, value and the views used.
+
+    :func:`tune_by_holdout` and :func:`all_view_candidates` make a start method's image at every value of its grid
+    (per fold, and from all the views); a method tuned after it that starts from its chosen value
+    (``needs``) then takes those images instead of running the start again: ``K + 1`` SIRT runs saved, the dearest
+    part of SIRT+TV's cross-validation on a scan of many views.
+    An entry is keyed by a digest of the very views and angles it was made from, so a hit is the image the
+    start would make again (the reconstructors are deterministic). It holds one image stack per fold (and all
+    views) per grid value: a few MiB for the rows a scan is scored on.
+    """
+
+    #: the registry methods some other method starts from
+    STARTS = frozenset(m.input for m in METHODS.values()) - {"projections", "fbp"}
+
+    def __init__(self):
+        self._images: Dict[tuple, np.ndarray] = {}
+        self.hits = 0
+
+    @staticmethod
+    def _key(name, value, data, theta, center, size) -> tuple:
+        digest = hashlib.blake2b(digest_size=16)
+        for array in (np.ascontiguousarray(data), np.ascontiguousarray(theta)):
+            digest.update(str((array.dtype, array.shape)).encode())
+            digest.update(array.view(np.uint8))
+        return name, METHODS[name].value_type(value), float(center), int(size), digest.hexdigest()
+
+    def put(self, name, value, data, theta, center, size, image) -> None:
+        """Keep ``image``, method ``name`` at ``value`` made from these views (ignored unless a start)."""
+        if name in self.STARTS:
+            self._images[self._key(name, value, data, theta, center, size)] = image
+
+    def get(self, name, value, data, theta, center, size) -> Optional[np.ndarray]:
+        """The kept image of method ``name`` at ``value`` made from these views, or None."""
+        image = self._images.get(self._key(name, value, data, theta, center, size))
+        self.hits += image is not None
+        return image
 
 
 # ----------------------------------------------------------------------------- folds and rays
@@ -320,6 +383,49 @@ def model_reconstructor(model, *, batch: int = 4, device: str = "auto", grey255:
     return rec
 
 
+def n2i_reconstructor(settings: Mapping, *, k: int = 4, batch: int = 4, device: str = "auto") -> Reconstructor:
+    """Noise2Inverse trained on the views it is given, then applied to them (method ``n2i``).
+
+    Per call: the ``k`` interleaved subsets of the given views are reconstructed by FBP
+    (:func:`tomogan_core.noise2inverse.subset_reconstructions`), the generator is trained on them
+    (:func:`tomogan_core.noise2inverse.train_n2i`, in a temporary folder) and applied
+    (:func:`tomogan_core.noise2inverse.denoise_n2i`). So, unlike a model trained once on the whole scan,
+    each fold's network never sees the views left out: ``K + 1`` trainings per scan (``K`` folds and the
+    all-view candidate), each on the rows scored.
+
+    Parameters
+    ----------
+    settings : mapping
+        :class:`tomogan_core.train.TrainConfig` fields (the config's ``noise2inverse.train``); the loss is
+        pixel MSE whatever they say.
+    k : int
+        Angle subsets of each call's views (the config's ``noise2inverse.k``).
+
+    Raises
+    ------
+    ValueError
+        Settings TrainConfig refuses (at once), or, per call, slices smaller than the patch or a grid other than
+        the detector width.
+    """
+    import tempfile
+
+    from tomogan_core.noise2inverse import denoise_n2i, n2i_config, subset_reconstructions, train_n2i
+    from tomogan_core.train import TrainConfig
+
+    cfg = n2i_config(TrainConfig(**dict(settings)))
+
+    def rec(data, theta, center, size, *, backend="auto", threads=1):
+        if size != data.shape[-1]:
+            raise ValueError(f"Noise2Inverse reconstructs on the detector's grid ({data.shape[-1]}), not {size}")
+        if size < cfg.patch:
+            raise ValueError(f"slices of {size} pixels are smaller than Noise2Inverse's patch ({cfg.patch})")
+        subsets = subset_reconstructions(data, theta, k=k, center=center, backend=backend, threads=threads)
+        with tempfile.TemporaryDirectory(prefix="crossval-n2i-") as tmp:
+            model = train_n2i(subsets, tmp, cfg, progress=False)
+            return denoise_n2i(subsets, model, batch=batch, device=device)
+    return rec
+
+
 class ModelEntry(NamedTuple):
     """A model to rank: ``method`` (``tomogan:<label>``), its file, and whether it works on 0..255 grey levels."""
 
@@ -388,15 +494,20 @@ def _needed_value(name: str, needs: Optional[Mapping[str, float]], wanted_by: st
                      f"as needs={{'{name}': value}}")
 
 
-def _start(method, data, theta, center, size, needs, backend, threads):
-    """The input a registry method works on, made from the kept views only."""
+def _start(method, data, theta, center, size, needs, backend, threads, cache=None):
+    """The input a registry method works on, made from the kept views only (or taken from ``cache``)."""
     if method.input == "projections":
         return Projections(data, theta, center, size)
     if method.input == "fbp":
         return fbp(data, theta, center=center, size=size, backend=backend, threads=threads)
     value = _needed_value(method.input, needs, method.name)
-    return classical_reconstructor(method.input, value, needs=needs)(data, theta, center, size,
-                                                                    backend=backend, threads=threads)
+    image = None if cache is None else cache.get(method.input, value, data, theta, center, size)
+    if image is None:
+        image = classical_reconstructor(method.input, value, needs=needs)(data, theta, center, size,
+                                                                         backend=backend, threads=threads)
+        if cache is not None:
+            cache.put(method.input, value, data, theta, center, size, image)
+    return image
 
 
 def classical_reconstructor(method_name: str, value, *, needs: Optional[Mapping[str, float]] = None
@@ -459,10 +570,31 @@ def _check(data, theta, center, size, incident, slices):
     return data, theta, center, size, weights, rays
 
 
+def residual_kind(residual: str, weighted: bool) -> str:
+    """The residual a score uses: ``plain`` or ``ramp``; ``auto`` is ``ramp`` when ``weighted`` (photon-limited).
+
+    Why: by the Fourier slice theorem, a projection's detector frequency ``f`` samples the image's spectrum on a
+    line through the origin, so the plain squared residual weights the image's error at spatial frequency ``f``
+    by ``1 / |f|``: high-frequency noise left in an image costs it little, and the held-out residual then
+    prefers too little smoothing. Filtering the residual by ``sqrt(|f|)`` first undoes that weight -- the sum of
+    squares becomes the image-domain squared error at the held-out angles -- which is what the reference's SSIM
+    and PSNR see. On sparse-view data, though, the folds' reconstructions from ``(K-1)/K`` of the views carry
+    more streaks than the scan's own, and the ramp weight makes the score pick more smoothing than the whole
+    scan needs; so ``auto`` keeps the plain residual there. ``bench/crossval_residual.py`` measures both
+    against the reference.
+
+    >>> residual_kind("auto", True), residual_kind("auto", False), residual_kind("ramp", False)
+    ('ramp', 'plain', 'ramp')
+    """
+    if residual not in RESIDUALS:
+        raise ValueError(f"residual must be one of {', '.join(RESIDUALS)}, got '{residual}'")
+    return ("ramp" if weighted else "plain") if residual == "auto" else residual
+
+
 class _Scorer:
     """Scores a fold's prediction against its measured projections (one geometry, one set of rays)."""
 
-    def __init__(self, data, theta, held, center, size, i0, rays, backend, threads):
+    def __init__(self, data, theta, held, center, size, i0, rays, backend, threads, residual="plain"):
         self.theta = theta[held]
         self.measured = data[held][:, :, rays].astype(np.float64)
         # Poisson weights from the measured counts, 1 / var(p) = I0 exp(-p)
@@ -470,8 +602,21 @@ class _Scorer:
         self.center, self.size, self.n_det, self.rays = center, size, data.shape[-1], rays
         self.disc = circular_mask((size, size))
         self.backend, self.threads = backend, threads
+        self.residual = residual
+        # sqrt(|f|) on a zero-padded detector (no wrap-around). Its mean power is the variance it leaves of unit
+        # white noise, so with Poisson noise of variance 1 / w per ray the filtered noise level is that power times
+        # the mean variance: a perfect image's ramp score is then about 1
+        n_fft = 2 * self.n_det
+        self.ramp = np.sqrt(np.abs(np.fft.rfftfreq(n_fft)))
+        ramp_power = float(np.mean(np.abs(np.fft.fftfreq(n_fft))))
+        self.ramp_noise = None if self.weights is None else ramp_power * float(np.mean(1.0 / self.weights))
 
     def __call__(self, volume) -> float:
+        """The score of this scorer's residual."""
+        return self.scores(volume)[self.residual]
+
+    def scores(self, volume) -> Dict[str, float]:
+        """The score of every residual kind (:data:`KINDS`), from one forward projection."""
         volume = np.asarray(volume, dtype=np.float32)
         if volume.ndim != 3 or volume.shape[1:] != (self.size, self.size) or \
                 volume.shape[0] != self.measured.shape[1]:
@@ -479,31 +624,44 @@ class _Scorer:
                              f"({self.measured.shape[1]}, {self.size}, {self.size})")
         pred = project(volume * self.disc, self.theta, n_det=self.n_det, backend=self.backend,
                        threads=self.threads)
-        r2 = (_to_detector(pred, self.center)[:, :, self.rays] - self.measured) ** 2
-        return float(np.mean(r2 if self.weights is None else self.weights * r2))
+        r = _to_detector(pred, self.center)[:, :, self.rays] - self.measured
+        r2 = r ** 2
+        out = {"plain": float(np.mean(r2 if self.weights is None else self.weights * r2))}
+        # not whitened: every ray, so every pixel of the image, counts alike (whitening would discount the rays
+        # through dense material, and with them the errors there); relative to the noise the filter passes
+        full = np.zeros(r.shape[:2] + (self.n_det,))  # rays outside the field of view add nothing
+        full[:, :, self.rays] = r
+        spectrum = np.fft.rfft(full, n=2 * self.n_det, axis=-1) * self.ramp
+        filtered = np.fft.irfft(spectrum, n=2 * self.n_det, axis=-1)[:, :, :self.n_det][:, :, self.rays]
+        out["ramp"] = float(np.mean(filtered ** 2) / (1.0 if self.weights is None else self.ramp_noise))
+        return out
 
     @property
     def n_rays(self) -> int:
         return int(self.measured.size)
 
 
-def _folds_of(data, theta, *, k, center, size, incident, slices, backend, threads):
+def _folds_of(data, theta, *, k, center, size, incident, slices, backend, threads, residual="auto"):
     """Yield ``(kept_data, kept_theta, scorer)`` per fold; the kept arrays are copies without the fold."""
     data, theta, center, size, i0, rays = _check(data, theta, center, size, incident, slices)
     all_views = np.arange(data.shape[0])
+    residual = residual_kind(residual, i0 is not None)
     for held in folds(data.shape[0], k):
         kept = np.setdiff1d(all_views, held)
-        scorer = _Scorer(data, theta, held, center, size, i0, rays, backend, threads)
+        scorer = _Scorer(data, theta, held, center, size, i0, rays, backend, threads, residual)
         yield np.ascontiguousarray(data[kept]), theta[kept].copy(), center, size, scorer
 
 
-def _result(fold_scores, k, weighted, n_rays) -> HoldoutResult:
-    return HoldoutResult(float(np.mean(fold_scores)), tuple(float(s) for s in fold_scores), int(k),
-                         bool(weighted), int(n_rays))
+def _result(fold_scores, k, weighted, n_rays, residual) -> HoldoutResult:
+    """From each fold's scores of every kind (dicts), the result in ``residual``'s kind."""
+    main = [f[residual] for f in fold_scores]
+    return HoldoutResult(float(np.mean(main)), tuple(float(s) for s in main), int(k), bool(weighted), int(n_rays),
+                         residual, {kind: float(np.mean([f[kind] for f in fold_scores])) for kind in KINDS})
 
 
 def holdout_residual(data, theta, reconstructor: Reconstructor, *, k: int = 4, center=None, size=None,
-                     incident=None, slices=None, backend: str = "auto", threads: int = 1) -> HoldoutResult:
+                     incident=None, slices=None, residual: str = "auto", backend: str = "auto",
+                     threads: int = 1) -> HoldoutResult:
     """K-fold held-out residual of a method on a scan (see the module docstring).
 
     Parameters
@@ -525,18 +683,20 @@ def holdout_residual(data, theta, reconstructor: Reconstructor, *, k: int = 4, c
         to the Poisson noise level. None: plain mean squared residual.
     slices : int or sequence of int, optional
         Detector rows to use: ``N`` central ones, or these indices (default all).
+    residual : str
+        ``plain``, ``ramp`` or ``auto`` (ramp when ``incident`` is given), :func:`residual_kind`.
 
     Returns
     -------
     HoldoutResult
     """
-    scores, n_rays = [], 0
+    scores, n_rays, scorer = [], 0, None
     for kept_data, kept_theta, c, s, scorer in _folds_of(data, theta, k=k, center=center, size=size,
                                                          incident=incident, slices=slices, backend=backend,
-                                                         threads=threads):
-        scores.append(scorer(reconstructor(kept_data, kept_theta, c, s, backend=backend, threads=threads)))
+                                                         threads=threads, residual=residual):
+        scores.append(scorer.scores(reconstructor(kept_data, kept_theta, c, s, backend=backend, threads=threads)))
         n_rays += scorer.n_rays
-    return _result(scores, k, incident is not None, n_rays)
+    return _result(scores, k, incident is not None, n_rays, scorer.residual)
 
 
 def _grid(method, grid) -> list:
@@ -548,15 +708,16 @@ def _grid(method, grid) -> list:
 
 
 def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float]] = None, *, k: int = 4,
-                    center=None, size=None, incident=None, slices=None,
+                    center=None, size=None, incident=None, slices=None, residual: str = "auto",
                     needs: Optional[Mapping[str, float]] = None, backend: str = "auto",
-                    threads: int = 1) -> TuneResult:
+                    threads: int = 1, cache: Optional[StartCache] = None) -> TuneResult:
     """The parameter value of a registry method with the smallest held-out residual.
 
     Per fold, the method's start (its projections bundle, the FBP, or the needed method at its chosen
     value) is made once from the kept views, and the registry's ``candidates`` produce the grid's images
     from it (SIRT: all counts from one run). Each value's score equals ``holdout_residual`` of
-    ``classical_reconstructor(method_name, value)``.
+    ``classical_reconstructor(method_name, value)``. With a :class:`StartCache`, a start method's fold images
+    are kept there, and a needed start is taken from it when it holds one.
 
     Returns
     -------
@@ -566,15 +727,17 @@ def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float
     method = METHODS[method_name]
     grid = _grid(method, grid)
     per_value = {v: [] for v in grid}
-    n_rays = 0
+    n_rays, scorer = 0, None
     for kept_data, kept_theta, c, s, scorer in _folds_of(data, theta, k=k, center=center, size=size,
                                                          incident=incident, slices=slices, backend=backend,
-                                                         threads=threads):
-        x = _start(method, kept_data, kept_theta, c, s, needs, backend, threads)
+                                                         threads=threads, residual=residual):
+        x = _start(method, kept_data, kept_theta, c, s, needs, backend, threads, cache)
         for value, volume in method.candidates(x, grid, backend=backend, threads=threads):
-            per_value[method.value_type(value)].append(scorer(volume))
+            per_value[method.value_type(value)].append(scorer.scores(volume))
+            if cache is not None:
+                cache.put(method_name, value, kept_data, kept_theta, c, s, volume)
         n_rays += scorer.n_rays
-    scores = {v: _result(per_value[v], k, incident is not None, n_rays) for v in grid}
+    scores = {v: _result(per_value[v], k, incident is not None, n_rays, scorer.residual) for v in grid}
     chosen = min(grid, key=lambda v: scores[v].score)
     if len(grid) > 2 and chosen in (grid[0], grid[-1]):
         logger.warning("%s: the chosen %s = %s is at the edge of the grid; widen it", method_name,
@@ -583,7 +746,7 @@ def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float
 
 
 def rank_methods(candidates: Mapping[str, Reconstructor], data, theta, *, k: int = 4, center=None, size=None,
-                 incident=None, slices=None, backend: str = "auto", threads: int = 1):
+                 incident=None, slices=None, residual: str = "auto", backend: str = "auto", threads: int = 1):
     """Held-out residuals of several methods, best first.
 
     Returns
@@ -597,7 +760,7 @@ def rank_methods(candidates: Mapping[str, Reconstructor], data, theta, *, k: int
     rows = []
     for name, rec in candidates.items():
         res = holdout_residual(data, theta, rec, k=k, center=center, size=size, incident=incident,
-                               slices=slices, backend=backend, threads=threads)
+                               slices=slices, residual=residual, backend=backend, threads=threads)
         rows.append({"method": name, **_score_columns(res)})
     table = pd.DataFrame(rows).sort_values("score", kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
@@ -607,7 +770,8 @@ def rank_methods(candidates: Mapping[str, Reconstructor], data, theta, *, k: int
 def _score_columns(res: HoldoutResult) -> dict:
     cols = {"score": res.score}
     cols.update({f"fold_{j + 1}": s for j, s in enumerate(res.fold_scores)})
-    cols.update(weighted=res.weighted, k=res.k, n_rays=res.n_rays)
+    cols.update({f"score_{kind}": v for kind, v in res.by_residual.items()})
+    cols.update(weighted=res.weighted, residual=res.residual, k=res.k, n_rays=res.n_rays)
     return cols
 
 
@@ -683,19 +847,21 @@ def tune_against_reference(data, theta, method_name: str, grid: Optional[Sequenc
 
 def all_view_candidates(data, theta, method_name: str, grid: Optional[Sequence[float]] = None, *, center=None,
                         size=None, slices=None, needs: Optional[Mapping[str, float]] = None, backend: str = "auto",
-                        threads: int = 1):
+                        threads: int = 1, cache: Optional[StartCache] = None):
     """Yield ``(value, volume)`` for each value of a registry method's grid, made from *all* the views.
 
     The start (the FBP, SIRT's iterates, the needed method at its value from ``needs``) is made once and the
     registry's ``candidates`` make the grid's images from it, lazily, one at a time: each volume is what
     ``classical_reconstructor(method_name, value, needs=needs)`` makes of the whole scan. A one-value grid makes
-    only that value's image (SIRT: only as many iterations).
+    only that value's image (SIRT: only as many iterations). ``cache``: as for :func:`tune_by_holdout`.
     """
     method = METHODS[method_name]
     grid = _grid(method, grid)
     data, theta, center, size, _, _ = _check(data, theta, center, size, None, slices)
-    x = _start(method, data, theta, center, size, needs, backend, threads)
+    x = _start(method, data, theta, center, size, needs, backend, threads, cache)
     for v, volume in method.candidates(x, grid, backend=backend, threads=threads):
+        if cache is not None:
+            cache.put(method_name, v, data, theta, center, size, volume)
         yield method.value_type(v), volume
 
 
@@ -725,14 +891,16 @@ def candidate_label(method: str, value="") -> str:
 
     >>> candidate_label("fbp-tv", "0.05"), candidate_label("sirt", 50)
     ('FBP+TV (weight 0.05)', 'SIRT (n_iter 50)')
-    >>> candidate_label("fbp"), candidate_label("tomogan:release")
-    ('FBP', 'TomoGAN release')
+    >>> candidate_label("fbp"), candidate_label("n2i"), candidate_label("tomogan:release")
+    ('FBP', 'Noise2Inverse', 'TomoGAN release')
     """
+    from analysis.tables import COLUMNS
+
     if method.startswith(MODEL_PREFIX):
         return "TomoGAN " + method[len(MODEL_PREFIX):]
     if method in METHODS:
         return f"{METHODS[method].label} ({METHODS[method].parameter} {_label(value)})"
-    return "FBP" if method == "fbp" else method
+    return COLUMNS.get(method, method)
 
 
 def _ranks(scores) -> np.ndarray:
@@ -859,10 +1027,17 @@ class CheckResult(NamedTuple):
         ``top_agrees``; ``ssim_auto`` (the SSIM of the automatic choice, ``top_holdout`` at its holdout value),
         ``ssim_best`` (the best SSIM of any method at any value) and ``auto_ssim_lost = ssim_best -
         ssim_auto`` (>= 0).
+    residuals : pandas.DataFrame
+        What each residual kind (:data:`KINDS`) would have chosen, from the tables' ``score_<kind>`` columns,
+        one row per kind and kind of data (``data``: ``photon-limited`` for weighted scores, else
+        ``unweighted``): ``in_use`` (the scans whose ``score`` is that kind, of ``n_scans``), ``n_tuned``,
+        ``agree``, ``within_one_step``, ``ssim_lost_mean``, ``ssim_lost_max`` (over the tuned methods) and
+        ``auto_ssim_lost_mean`` (over the scans). Empty when the tables lack those columns.
     """
 
     methods: "pandas.DataFrame"
     scans: "pandas.DataFrame"
+    residuals: "pandas.DataFrame" = None
 
 
 def _label(value) -> str:
@@ -1029,7 +1204,48 @@ def check(tables) -> CheckResult:
                       "top_agrees": bool(top_h["method"] == top_r["method"]),
                       "ssim_auto": float(top_h["ssim_holdout"]), "ssim_best": float(top_r["ssim_reference"]),
                       "auto_ssim_lost": float(top_r["ssim_reference"] - top_h["ssim_holdout"])})
-    return CheckResult(methods, pd.DataFrame(scans))
+    return CheckResult(methods, pd.DataFrame(scans), _residual_comparison(rows))
+
+
+def _residual_comparison(rows) -> "pandas.DataFrame":
+    """:class:`CheckResult`'s ``residuals``: each kind's choices, from its score column, against the reference's."""
+    import pandas as pd
+
+    kinds = [kind for kind in KINDS if f"score_{kind}" in rows and rows[f"score_{kind}"].notna().all()]
+    out = []
+    for kind in kinds:
+        col = f"score_{kind}"
+        per_scan = []
+        for (dataset, dose), scan in rows.groupby(["dataset", "dose"], sort=False):
+            best_ssim = float(scan["ssim"].max())
+            picks = []  # per method: (its score at its choice, ssim there, agrees, grid steps, tuned)
+            for _, g in scan.groupby("method", sort=False):
+                choice = g.loc[pd.to_numeric(g[col]).idxmin()]
+                ref = g[g["chosen_by_reference"]].iloc[0]
+                values = list(g["value"])
+                order = _numeric_order(values)
+                steps = abs(order.index(values.index(choice["value"])) - order.index(values.index(ref["value"])))
+                picks.append((float(choice[col]), float(choice["ssim"]), choice["value"] == ref["value"], steps,
+                              len(g) > 1, float(ref["ssim"])))
+            auto = min(picks, key=lambda t: t[0])
+            weighted = _flag(scan["weighted"], "weighted", "") if "weighted" in scan else np.zeros(len(scan), bool)
+            in_use = "residual" in scan and (scan["residual"].astype(str) == kind).all()
+            per_scan.append({"data": "photon-limited" if weighted.all() else "unweighted", "in_use": bool(in_use),
+                             "tuned": [t for t in picks if t[4]], "auto_lost": best_ssim - auto[1]})
+        for data in ("photon-limited", "unweighted"):
+            scans = [sc for sc in per_scan if sc["data"] == data]
+            if not scans:
+                continue
+            tuned = [t for sc in scans for t in sc["tuned"]]
+            lost = [t[5] - t[1] for t in tuned]
+            out.append({"residual": kind, "data": data, "in_use": sum(sc["in_use"] for sc in scans),
+                        "n_scans": len(scans), "n_tuned": len(tuned), "agree": sum(t[2] for t in tuned),
+                        "within_one_step": sum(t[3] <= 1 for t in tuned),
+                        "ssim_lost_mean": float(np.mean(lost)) if lost else float("nan"),
+                        "ssim_lost_max": float(np.max(lost)) if lost else float("nan"),
+                        "auto_ssim_lost_mean": float(np.mean([sc["auto_lost"] for sc in scans]))})
+    return pd.DataFrame(out, columns=["residual", "data", "in_use", "n_scans", "n_tuned", "agree", "within_one_step",
+                                      "ssim_lost_mean", "ssim_lost_max", "auto_ssim_lost_mean"])
 
 
 def check_markdown(result: CheckResult) -> str:
@@ -1045,8 +1261,56 @@ def check_markdown(result: CheckResult) -> str:
                f"{s['auto_ssim_lost'].mean():.4f} SSIM on average.",
                f"Spearman rho of the rankings: median {rho.median():.2f} over the {len(rho)} scans with 3 or more "
                "methods." if len(rho) else "No scan has 3 or more methods to rank."]
-    lines = ["# Held-out choices against the reference", "", " ".join(summary),
-             "", "## Per method", "", _markdown_table(m), "", "## Per scan", "", _markdown_table(s), ""]
+    lines = ["# Held-out choices against the reference", "", " ".join(summary), ""]
+    r = result.residuals
+    if r is not None and len(r):
+        lines += ["## Which residual", "",
+                  "Every candidate is scored with both residuals (`score_plain`, `score_ramp`); the choices each "
+                  "would have made, against the reference's, by kind of data (`in_use`: scans whose ranking used "
+                  "it):", "", _markdown_table(r), ""]
+    lines += ["## Per method", "", _markdown_table(m), "", "## Per scan", "", _markdown_table(s), ""]
+    return "\n".join(lines)
+
+
+def cost_table(benchmarks) -> "pandas.DataFrame":
+    """What the cross-validation of each scan and dose cost, beside the rest of that scan's work at that dose.
+
+    From a workflow's benchmark files (``results/benchmarks``): ``crossval`` (the job's wall seconds,
+    ``crossval/<dataset>/<dose>.tsv``) and ``other`` (every other job of that dataset and dose -- its low-dose
+    variant, FBP, each method applied, each model's inference, Noise2Inverse -- found by its path:
+    ``<rule>/<dataset>/<dose>.tsv``, ``<rule>/<dataset>/<dose>/*.tsv`` or ``<rule>/<dataset>-<dose>.tsv``; the
+    figure of the ranking left out), ``ratio = crossval / other``. The trainings shared by every volume are not
+    in ``other``. Empty when there is no crossval benchmark.
+    """
+    import pandas as pd
+
+    root = Path(benchmarks)
+
+    def seconds(files):
+        return float(sum(pd.read_csv(f, sep="\t")["s"].iloc[-1] for f in files))
+
+    rows = []
+    for f in sorted(root.glob("crossval/*/*.tsv")):
+        dataset, dose = f.parent.name, f.stem
+        others = [g for g in [*root.glob(f"*/{dataset}/{dose}.tsv"), *root.glob(f"*/{dataset}/{dose}/*.tsv"),
+                              *root.glob(f"*/{dataset}-{dose}.tsv")]
+                  if g.relative_to(root).parts[0] not in ("crossval", "crossval_figure")]
+        cv_s, other_s = seconds([f]), seconds(others)
+        rows.append({"dataset": dataset, "dose": dose, "crossval_s": cv_s, "other_jobs": len(others),
+                     "other_s": other_s, "ratio": cv_s / other_s if other_s else float("nan")})
+    return pd.DataFrame(rows, columns=["dataset", "dose", "crossval_s", "other_jobs", "other_s", "ratio"])
+
+
+def cost_markdown(table, *, rows_scored=None, rows_processed=None, cpu: str = "") -> str:
+    """:func:`cost_table` as a Markdown section (numbers to 1 decimal), with what the rows are."""
+    if table is None or not len(table):
+        return ""
+    where = (f"The held-out ranking scores {rows_scored} detector row(s) of each scan; the other jobs process the "
+             f"{rows_processed} evaluated slices. " if rows_scored and rows_processed else "")
+    lines = ["## What it costs", "",
+             f"Wall seconds of each scan's `crossval` job (one core) beside those of its other jobs at that dose"
+             f"{' (' + cpu + ')' if cpu else ''}. {where}The trainings, shared by every volume, are not counted.",
+             "", table.to_markdown(index=False, floatfmt=".1f"), ""]
     return "\n".join(lines)
 
 
@@ -1145,6 +1409,16 @@ def _needs_argument(items) -> dict:
     return needs
 
 
+def _n2i_argument(text) -> Reconstructor:
+    spec = json_argument(text, flag="--n2i")[0]
+    if not isinstance(spec, dict) or set(spec) - {"k", "train"}:
+        raise InputError("--n2i", "expected a JSON object with 'k' and 'train' (the config's noise2inverse section)")
+    try:
+        return n2i_reconstructor(spec.get("train") or {}, k=int(spec.get("k", 4)))
+    except (TypeError, ValueError) as exc:
+        raise InputError("--n2i", f"bad Noise2Inverse settings: {exc}") from None
+
+
 @cli
 def main(argv=None):
     """``python -m analysis.crossval OUT.csv PROJ.h5 ...``, ``... check OUT.csv IN.csv ...`` or ``... figure IN.h5
@@ -1204,10 +1478,17 @@ def _score_command(argv):
     p.add_argument("--grey255-model", nargs="+", default=[], metavar="[LABEL=]PATH",
                    help="models on 0..255 grey levels (the authors' release), applied as tomogan-infer "
                         "--grey255-from-input does: the FBP's own 0.5..99.5 percentile range mapped to 0..255 and back")
+    p.add_argument("--n2i", metavar="JSON",
+                   help="also rank Noise2Inverse (method n2i), trained per fold on the kept views and once on all: "
+                        "the config's noise2inverse section as JSON, '{\"k\": 4, \"train\": {\"max_iter\": 150, ...}}' "
+                        "(K + 1 trainings)")
     p.add_argument("--needs", nargs="+", help="chosen values of start methods, e.g. sirt=50 (for sirt-tv)")
     p.add_argument("--k", type=int, default=4, help="folds")
     p.add_argument("--incident", default="auto",
                    help="I0 photons per pixel for noise-weighted scores; auto: the file's photons dose; none")
+    p.add_argument("--residual", default="auto", choices=RESIDUALS,
+                   help="plain squared residual, or ramp: filtered by sqrt(|f|) along the detector first (the image's "
+                        "squared error); auto (default): ramp on photon-limited data, plain otherwise")
     p.add_argument("--slices", type=int, default=0,
                    help="use only the N central detector rows (0: all); the reference's slices of the same rows")
     p.add_argument("--center", type=float, help="rotation axis, detector pixels (default: from the file)")
@@ -1221,8 +1502,8 @@ def _score_command(argv):
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     tuned = [m for m in args.method if m != "fbp"]
-    if not args.method and not args.model and not args.grey255_model:
-        p.error("give at least one --method, --model or --grey255-model")
+    if not args.method and not args.model and not args.grey255_model and not args.n2i:
+        p.error("give at least one --method, --model, --grey255-model or --n2i")
     if args.grid and len(tuned) != 1:
         p.error("--grid needs exactly one tuned method")
     grids = json_argument(args.grids, flag="--grids")[0] if args.grids else {}
@@ -1241,18 +1522,22 @@ def _score_command(argv):
 
     models = [(e.method, model_reconstructor(e.path, grey255=e.grey255))  # loaded now: a bad file fails first
               for e in model_entries(args.model, args.grey255_model)]
+    if args.n2i:
+        models.append(("n2i", _n2i_argument(args.n2i)))
     data, theta, attrs, rows_read, n_rows = _read_scan(args.proj, args.slices)
     incident = _incident_from(attrs, args.incident, args.proj)
     center = float(attrs.get("center", data.shape[-1] / 2)) if args.center is None else args.center
     size = data.shape[-1]
     reference = None if args.reference is None else _read_reference(args.reference, rows_read, n_rows, size)
     backend = resolve_backend(args.backend)
-    opts = dict(k=args.k, center=center, incident=incident, backend=backend, threads=args.threads)
+    opts = dict(k=args.k, center=center, incident=incident, residual=args.residual, backend=backend,
+                threads=args.threads)
     full = dict(center=center, size=size, backend=backend, threads=args.threads)
     scan = {"dataset": _label(attrs.get("dataset", "")), "dose": _label(attrs.get("dose", ""))}
     all_views = reference is not None or args.images is not None  # candidates made from all the views too
     mid = len(rows_read) // 2  # the central row scored: the one --images keeps
     kept = {}  # method -> its all-view image at the holdout choice, of that row
+    cache = StartCache()  # SIRT's images, per fold and from all views, for SIRT+TV to start from
 
     def single(method, rec):  # a method without a parameter: one row, chosen either way
         row = {**scan, "method": method, "parameter": "", "value": "",
@@ -1271,12 +1556,13 @@ def _score_command(argv):
         if "fbp" in args.method:
             rows.append(single("fbp", fbp_reconstructor()))
         for name in tuned:
-            result = tune_by_holdout(data, theta, name, grids.get(name), needs=needs, **opts)
+            result = tune_by_holdout(data, theta, name, grids.get(name), needs=needs, cache=cache, **opts)
             truth = {}
             if all_views:  # the same start (needs: the holdout's choices) from all views; without a reference
                 #           only the chosen value is made
                 grid = grids.get(name) if reference is not None else [result.chosen]
-                for value, volume in all_view_candidates(data, theta, name, grid, needs=needs, **full):
+                for value, volume in all_view_candidates(data, theta, name, grid, needs=needs, cache=cache,
+                                                         **full):
                     if reference is not None:
                         truth[value] = against_reference(volume, reference)
                     if args.images is not None and value == result.chosen:
@@ -1303,8 +1589,8 @@ def _score_command(argv):
     import pandas as pd
 
     write_csv(pd.DataFrame(rows), args.out)
-    logger.info("%d rows -> %s (%s%s)", len(rows), args.out,
-                "relative to the noise level" if incident is not None else "plain mean squared residual",
+    logger.info("%d rows -> %s (%s residual, %s%s)", len(rows), args.out, rows[0]["residual"] if rows else "no",
+                "relative to the noise level" if incident is not None else "mean squared",
                 "" if reference is None else f"; against {args.reference}")
     if args.images is not None:
         from simulate.io import software_versions

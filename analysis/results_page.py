@@ -18,7 +18,8 @@ block      file (under the results folder)       rendered as
 ``timing`` ``timing/timing.csv`` (if present)    one row per timed method
 ``claims`` ``claims/claims.md`` (if present)     as it is (:mod:`analysis.claims` wrote it)
 ``findings`` ``claims/claims_summary.csv``       :func:`render_findings`: per claim, holds on each metric
-``crossval`` ``crossval/check.md`` (if present)  as it is: held-out choices against the reference's
+``crossval`` ``crossval/check.md`` (if present)  as it is: held-out choices against the reference's; then what
+                                                each scan's ranking cost (``benchmarks/``, :func:`analysis.crossval.cost_table`)
 ``faults``  ``bench/fault_injection.md``           as it is (``bench/fault_injection.py``; docs/performance.md)
 ``budget``  ``bench/learning_curve_budget.md``      as it is (``bench/learning_curve_budget.py``; docs/claims.md)
 =========  ====================================  ==========================================================
@@ -60,6 +61,21 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _read_text(path: Path) -> str:
     return path.read_text()
+
+
+def _read_crossval(path: Path) -> str:
+    """The check (``crossval/check.md``) and, from the run's benchmark files, what the ranking cost (on the CPU
+    the run's timing table names, ``timing/timing.csv``'s ``host``)."""
+    from analysis.crossval import cost_markdown, cost_table
+
+    results = path.parent.parent
+    table = cost_table(results / "benchmarks")
+    timing = results / "timing" / "timing.csv"
+    cpu = "CPU not recorded"
+    if timing.exists():
+        hosts = pd.read_csv(timing).get("host")
+        cpu = str(hosts.dropna().iloc[0]) if hosts is not None and hosts.notna().any() else cpu
+    return path.read_text().rstrip("\n") + ("\n\n" + cost_markdown(table, cpu=cpu) if len(table) else "\n")
 
 
 def _read_speed(path: Path) -> str:
@@ -122,7 +138,7 @@ BLOCKS = (
     Block("timing", "timing/timing.csv", _read_timing, required=False),
     Block("claims", "claims/claims.md", _read_text, required=False),
     Block("findings", "claims/claims_summary.csv", _read_findings, required=False),
-    Block("crossval", "crossval/check.md", _read_text, required=False),
+    Block("crossval", "crossval/check.md", _read_crossval, required=False),
     Block("faults", "bench/fault_injection.md", _read_text, required=False),
     Block("budget", "bench/learning_curve_budget.md", _read_text, required=False),
 )

@@ -26,10 +26,11 @@ rule crossval:
         # every seed's model by run name (tomogan:<run>); the release on its 0..255 grey levels (tomogan:release)
         models=lambda w: [f"{run}={path}" for run, path in PLAN.crossval_models(w.dataset, w.dose).items()],
         release=RELEASE,
+        n2i=lambda w: PLAN.crossval_n2i(w.dataset),  # --n2i JSON: Noise2Inverse trained per fold, or ""
     shell:
         "python -m analysis.crossval {output.csv} {input.proj} --method {params.methods} --grids {params.grids:q} "
         "--model {params.models} --grey255-model {params.release}={input.release} --reference {input.reference} "
-        "--k {params.k} --slices {params.slices} --images {output.images} --backend {params.backend} "
+        "{params.n2i} --k {params.k} --slices {params.slices} --images {output.images} --backend {params.backend} "
         "--threads {threads} > {log} 2>&1"
 
 

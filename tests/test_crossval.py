@@ -6,6 +6,7 @@ seeded generator. The numbers in the comments were measured on it.
 """
 
 import csv
+import json
 import math
 
 import numpy as np
@@ -86,10 +87,13 @@ def test_true_image_scores_the_noise_level(scan):
     vol, theta, clean = scan
     i0 = 1000.0
     noisy = _noisy(clean, i0, 1)
-    weighted = cv.holdout_residual(noisy, theta, _fixed(vol), incident=i0, backend="astra")
+    weighted = cv.holdout_residual(noisy, theta, _fixed(vol), incident=i0, residual="plain", backend="astra")
     # measured 0.998 (folds 0.989-1.007) over 6624 rays
     assert weighted.weighted and weighted.k == 4 and len(weighted.fold_scores) == 4
-    assert 0.9 < weighted.score < 1.1, weighted
+    assert weighted.residual == "plain" and 0.9 < weighted.score < 1.1, weighted
+    # filtered by sqrt(|f|), whitened noise keeps its level: still about 1 (measured 1.006); auto is that
+    ramp = cv.holdout_residual(noisy, theta, _fixed(vol), incident=i0, backend="astra")
+    assert ramp.residual == "ramp" and 0.9 < ramp.score < 1.1, ramp
     plain = cv.holdout_residual(noisy, theta, _fixed(vol), backend="astra")
     rays = cv.fov_rays(N, N / 2, N)
     expected = float(np.mean(np.exp(clean[:, :, rays]) / i0))  # var(p) = exp(p) / I0, mean over scored rays
@@ -104,25 +108,49 @@ def test_weights_per_detector_pixel(scan):
     i0 = np.linspace(300.0, 3000.0, N)
     rng = np.random.default_rng(2)
     noisy = (-np.log(np.maximum(rng.poisson(i0 * np.exp(-clean)), 1) / i0)).astype(np.float32)
-    res = cv.holdout_residual(noisy, theta, _fixed(vol), incident=i0, backend="astra")
-    assert 0.9 < res.score < 1.1, res  # measured 1.03
-    # a single I0 of the mean would misweight: the score drifts from 1
-    wrong = cv.holdout_residual(noisy, theta, _fixed(vol), incident=3000.0, backend="astra")
-    assert wrong.score > 1.5 * res.score  # measured 2.59
+    for residual in ("plain", "ramp"):
+        res = cv.holdout_residual(noisy, theta, _fixed(vol), incident=i0, residual=residual, backend="astra")
+        assert 0.9 < res.score < 1.1, res  # measured 1.03 (plain)
+        # a single I0 of the mean would misweight: the score drifts from 1
+        wrong = cv.holdout_residual(noisy, theta, _fixed(vol), incident=3000.0, residual=residual, backend="astra")
+        assert wrong.score > 1.5 * res.score  # measured 2.59 (plain)
 
 
-def test_blurred_and_streaky_images_score_worse(scan):
+@pytest.mark.parametrize("residual", ["plain", "ramp"])
+def test_blurred_and_streaky_images_score_worse(scan, residual):
     vol, theta, clean = scan
     i0 = 1000.0
     noisy = _noisy(clean, i0, 1)
-    true = cv.holdout_residual(noisy, theta, _fixed(vol), incident=i0, backend="astra").score
+    opts = dict(incident=i0, residual=residual, backend="astra")
+    true = cv.holdout_residual(noisy, theta, _fixed(vol), **opts).score
     blurred = ndimage.gaussian_filter(vol, (0, 1.0, 1.0))
     streaky = fbp(clean[::9], theta[::9], backend="astra")  # noiseless FBP from 8 views
-    blur = cv.holdout_residual(noisy, theta, _fixed(blurred), incident=i0, backend="astra").score
-    streak = cv.holdout_residual(noisy, theta, _fixed(streaky), incident=i0, backend="astra").score
-    # measured: true 1.00, blurred 1.62, streaky 3.14
+    blur = cv.holdout_residual(noisy, theta, _fixed(blurred), **opts).score
+    streak = cv.holdout_residual(noisy, theta, _fixed(streaky), **opts).score
+    # measured: true 1.00, blurred 1.62, streaky 3.14 (plain); 1.01, 1.58, 3.17 (ramp)
     assert blur > true + 0.3, (true, blur)
     assert streak > true + 1.0, (true, streak)
+
+
+def test_ramp_residual_weighs_image_frequencies_as_the_image_does(scan):
+    """Two errors of equal energy in the image, one smooth and one white: the plain residual charges the smooth one
+    far more (the projection integrates the white one away, the Fourier slice theorem's 1/|f|); filtered by
+    sqrt(|f|), the two cost about the same."""
+    vol, theta, clean = scan
+    rng = np.random.default_rng(0)
+    disc = cv.circular_mask((N, N))
+    errors = {"white": rng.standard_normal(vol.shape) * disc,
+              "smooth": ndimage.gaussian_filter(rng.standard_normal(vol.shape), (0, 4, 4)) * disc}
+    ratio = {}
+    for residual in ("plain", "ramp"):
+        cost = {}
+        for name, e in errors.items():
+            e = 0.05 * e / np.sqrt(np.mean(e[:, disc] ** 2))
+            cost[name] = cv.holdout_residual(clean, theta, _fixed((vol + e).astype(np.float32)), residual=residual,
+                                             backend="astra").score
+        ratio[residual] = cost["smooth"] / cost["white"]
+    # measured: plain 13.4, ramp 1.9 (the linear projector still damps the finest detail a little)
+    assert ratio["plain"] > 5 and 0.5 < ratio["ramp"] < 3, ratio
 
 
 # ----------------------------------------------------------------------------- the left-out views are never seen
@@ -196,13 +224,14 @@ def test_tv_weight_chosen_by_holdout_is_moderate_at_low_dose(scan):
     vol, theta, clean = scan
     i0 = 200.0
     noisy = _noisy(clean, i0, 4)
-    result = cv.tune_by_holdout(noisy, theta, "fbp-tv", WIDE_TV_GRID, incident=i0, backend="astra")
+    result = cv.tune_by_holdout(noisy, theta, "fbp-tv", WIDE_TV_GRID, incident=i0, residual="plain", backend="astra")
     # measured scores: 1.25 1.24 1.23 1.21 1.32 2.05 6.83 -> 0.03; plain FBP 1.25
     assert result.parameter == "weight" and set(result.scores) == set(WIDE_TV_GRID)
     assert result.chosen not in (WIDE_TV_GRID[0], WIDE_TV_GRID[-1]), result.chosen
     scores = {w: r.score for w, r in result.scores.items()}
     assert scores[result.chosen] == min(scores.values())
-    none = cv.holdout_residual(noisy, theta, cv.fbp_reconstructor(), incident=i0, backend="astra").score
+    none = cv.holdout_residual(noisy, theta, cv.fbp_reconstructor(), incident=i0, residual="plain",
+                               backend="astra").score
     assert scores[result.chosen] < none - 0.02, (scores, none)  # smoothing beats none
     assert scores[result.chosen] < scores[WIDE_TV_GRID[0]]
     # and against the truth (full-view FBP+TV), the chosen weight is within one grid step of the best
@@ -212,6 +241,13 @@ def test_tv_weight_chosen_by_holdout_is_moderate_at_low_dose(scan):
     mse = {w: float(np.mean((tv_denoise(full, weight=w) - vol)[:, disc] ** 2)) for w in WIDE_TV_GRID}
     best = min(mse, key=mse.get)
     assert abs(WIDE_TV_GRID.index(result.chosen) - WIDE_TV_GRID.index(best)) <= 1, (result.chosen, mse)
+    # the ramp residual charges the noise the lighter weight leaves as the image does: the image-MSE-best weight's
+    # excess over the minimum shrinks (measured: plain 0.107 at 0.1 against 1.210 at 0.03, ramp 0.002 against 1.175)
+    ramp = cv.tune_by_holdout(noisy, theta, "fbp-tv", WIDE_TV_GRID, incident=i0, backend="astra")
+    assert ramp.scores[best].residual == "ramp"
+    excess = {name: (r.scores[best].score - r.scores[r.chosen].score) / r.scores[r.chosen].score
+              for name, r in (("plain", result), ("ramp", ramp))}
+    assert excess["ramp"] < excess["plain"] / 4, excess
 
 
 def test_tuning_scores_equal_the_reconstructor_scores(scan):
@@ -236,6 +272,35 @@ def test_classical_reconstructor_starts_from_the_needed_method(scan):
         cv.classical_reconstructor("sirt-tv", 0.05)
     with pytest.raises(ValueError, match="unknown method"):
         cv.classical_reconstructor("art", 1)
+
+
+def test_a_needed_start_is_taken_from_the_cache_not_run_again(scan, monkeypatch):
+    """SIRT+TV tuned after SIRT with one StartCache: no SIRT is run for it, and the scores are those without."""
+    import simulate.reconstruct as rc
+
+    _, theta, clean = scan
+    noisy = _noisy(clean, 500.0, 6)
+    opts = dict(incident=500.0, slices=1, backend="astra")
+    runs = []
+    for name in ("sirt", "sirt_iterates"):
+        real = getattr(rc, name)
+        monkeypatch.setattr(rc, name, lambda *a, _real=real, _name=name, **kw: runs.append(_name) or _real(*a, **kw))
+    plain = cv.tune_by_holdout(noisy, theta, "sirt-tv", [0.02, 0.1], needs={"sirt": 10}, **opts)
+    assert runs.count("sirt") == 4  # one SIRT per fold without a cache
+
+    cache, runs[:] = cv.StartCache(), []
+    cv.tune_by_holdout(noisy, theta, "sirt", [5, 10], cache=cache, **opts)
+    assert runs == ["sirt_iterates"] * 4
+    cached = cv.tune_by_holdout(noisy, theta, "sirt-tv", [0.02, 0.1], needs={"sirt": 10}, cache=cache, **opts)
+    assert runs == ["sirt_iterates"] * 4 and cache.hits == 4
+    assert cached.scores == plain.scores  # iterates and a fresh run of that count are the same image
+    # from all the views too; another count or other views are not hits
+    list(cv.all_view_candidates(noisy, theta, "sirt", [10], slices=1, backend="astra", cache=cache))
+    list(cv.all_view_candidates(noisy, theta, "sirt-tv", [0.1], slices=1, needs={"sirt": 10}, backend="astra",
+                                cache=cache))
+    assert cache.hits == 5 and runs.count("sirt") == 0
+    cv.tune_by_holdout(noisy, theta, "sirt-tv", [0.1], needs={"sirt": 5}, k=3, cache=cache, **opts)
+    assert runs.count("sirt") == 3 and cache.hits == 5
 
 
 def test_a_new_registry_entry_needs_no_code_here(scan, monkeypatch):
@@ -383,6 +448,47 @@ def test_command_chains_a_method_to_the_choice_it_starts_from(scan, tmp_path, ca
         cv.main([str(tmp_path / "x.csv"), str(proj), "--method", "sirt-tv"])
     assert exc.value.code == 2 and "--needs sirt=VALUE" in capsys.readouterr().err
     assert not (tmp_path / "x.csv").exists()
+
+
+N2I_TINY = {"k": 4, "train": {"depth": 3, "patch": 32, "batch": 2, "max_iter": 3, "val_every": 3, "ckpt_every": 3,
+                               "val_slices": 1, "seed": 0}}
+
+
+def test_noise2inverse_trains_per_fold_on_the_kept_views_only(scan, tmp_path, monkeypatch):
+    """Each fold's Noise2Inverse splits, trains on and denoises the kept views alone; the command ranks it."""
+    import tomogan_core.noise2inverse as n2i
+
+    _, theta, clean = scan
+    data = _noisy(clean, 1000.0, 11)
+    seen = []
+    real = n2i.subset_reconstructions
+    monkeypatch.setattr(n2i, "subset_reconstructions",
+                        lambda d, t, **kw: seen.append(t.copy()) or real(d, t, **kw))
+    rec = cv.n2i_reconstructor(N2I_TINY["train"], k=N2I_TINY["k"])
+    res = cv.holdout_residual(data, theta, rec, k=4, incident=1000.0, slices=1, backend="astra")
+    assert len(seen) == 4 and np.isfinite(res.score) and res.score > 0
+    for fold, t in zip(cv.folds(ANGLES, 4), seen):
+        assert np.array_equal(t, theta[np.setdiff1d(np.arange(ANGLES), fold)])
+    with pytest.raises(ValueError, match="patch"):
+        cv.n2i_reconstructor({**N2I_TINY["train"], "patch": 64})(data, theta, N / 2, N)
+
+    proj = _write_scan(tmp_path / "photons.h5", data, theta, dose_mode="photons", dose_level=1000.0)
+    out = tmp_path / "scores.csv"
+    seen.clear()
+    cv.main([str(out), str(proj), "--method", "fbp", "--n2i", json.dumps(N2I_TINY), "--slices", "1",
+             "--backend", "astra", "--images", str(tmp_path / "images.h5")])
+    rows = {r["method"]: r for r in csv.DictReader(out.open())}
+    assert set(rows) == {"fbp", "n2i"} and rows["n2i"]["chosen"] == "True" and rows["n2i"]["value"] == ""
+    assert len(seen) == 5  # four folds, then once from all the views for its image
+    assert "Noise2Inverse" in list(cv.read_images(tmp_path / "images.h5").label)
+
+
+@pytest.mark.parametrize("spec, needle", [("[4]", "JSON object"), ('{"k": 4, "train": {"patch": 0}}', "settings"),
+                                          ('{"k": 4, "train": {"no_such": 1}}', "settings")])
+def test_command_refuses_bad_noise2inverse_settings(scan, tmp_path, capsys, spec, needle):
+    _, theta, clean = scan
+    proj = _write_scan(tmp_path / "p.h5", clean, theta)
+    _expect_error(capsys, [str(tmp_path / "o.csv"), str(proj), "--n2i", spec], tmp_path / "o.csv", "--n2i", needle)
 
 
 def test_model_entries_take_a_label_or_the_run_folders_name():
@@ -763,6 +869,35 @@ def test_check_computes_agreement_loss_and_rank_correlation():
         ["m2", "m1", 0.25, 0.75, 0.5]
 
 
+def test_check_says_what_each_residual_would_have_chosen():
+    """Scan "a" (photon-limited, ranked by the ramp residual) and "b" (unweighted, by the plain one): for each
+    kind, the choices its own score column makes, against the reference's."""
+    a = _table("a", "x", A).assign(weighted=True, residual="ramp")
+    b = _table("b", "x", B).assign(weighted=False, residual="plain")
+    for t in (a, b):
+        t["score_" + t["residual"].iloc[0]] = t["score"]
+    # the other kind: in "a" it would pick m1 0.1 (reference 0.4) and m3 10 (reference 20), and rank m3 first;
+    # in "b" m1 0.4 (reference 0.1) and m3 50 (= reference)
+    a["score_plain"] = [1.0, 1.2, 1.3, 1.4, 1.45, 1.5, 1.6, 1.7]
+    b["score_ramp"] = [1.4, 1.3, 1.2, 1.5, 1.6, 1.5, 1.35, 1.7]
+    r = cv.check([a, b]).residuals.set_index(["residual", "data"])
+    cols = ["in_use", "n_scans", "n_tuned", "agree", "within_one_step", "ssim_lost_mean", "ssim_lost_max",
+            "auto_ssim_lost_mean"]
+    # ramp on "a": m1 0.2 (0.125 lost), m3 20 (agrees); its top is m1 at 0.2: 0.875 - 0.75
+    assert r.loc[("ramp", "photon-limited"), cols].tolist() == [1, 1, 2, 1, 2, 0.0625, 0.125, 0.125]
+    # plain on "a": m1 0.1 (2 steps, 0.375 lost), m3 10 (1 step, 0.25 lost); its top m1 at 0.1: 0.875 - 0.5
+    assert r.loc[("plain", "photon-limited"), cols].tolist() == [0, 1, 2, 0, 1, 0.3125, 0.375, 0.375]
+    # plain on "b" (the one in use): m1 0.1 agrees, m3 20 (0.125 lost); top m1 at 0.1: 0.75 - 0.25
+    assert r.loc[("plain", "unweighted"), cols].tolist() == [1, 1, 2, 1, 2, 0.0625, 0.125, 0.5]
+    # ramp on "b": m1 0.4 (2 steps, 0.1875 lost), m3 50 agrees; top m1 at 0.4 (1.2 < m3's 1.35): 0.75 - 0.0625
+    assert r.loc[("ramp", "unweighted"), cols].tolist() == [0, 1, 2, 1, 1, 0.09375, 0.1875, 0.6875]
+    markdown = cv.check_markdown(cv.check([a, b]))
+    assert "## Which residual" in markdown
+    # tables without the kinds' columns: no comparison, and none in the Markdown
+    bare = cv.check([_table("a", "x", A)])
+    assert bare.residuals.empty and "Which residual" not in cv.check_markdown(bare)
+
+
 def test_check_command_writes_the_table_and_its_markdown_twin(tmp_path, capsys):
     paths = []
     for name, methods in (("a", A), ("b", B)):
@@ -797,3 +932,25 @@ def test_check_command_writes_the_table_and_its_markdown_twin(tmp_path, capsys):
 def _expect_check_error(capsys, argv, out, *needles):
     _expect_error(capsys, argv, out, *needles)
     assert not out.with_suffix(".md").exists()
+
+
+def test_cost_table_sets_each_scans_ranking_beside_its_other_jobs(tmp_path):
+    def bench(rel, s):
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f"s\th:m:s\n{s}\t0:00:{s}\n")
+
+    bench("crossval/scan/photons-1e3.tsv", 12.0)
+    bench("crossval_figure/scan/photons-1e3.tsv", 100.0)   # the ranking's own figure: not "other"
+    bench("fbp/scan/photons-1e3.tsv", 2.0)
+    bench("apply_classical/scan/photons-1e3/fbp-tv.tsv", 3.0)
+    bench("apply_classical/scan/photons-1e3/sirt.tsv", 1.0)
+    bench("n2i_train/scan-photons-1e3.tsv", 2.0)
+    bench("fbp/scan/sparse-4.tsv", 50.0)                   # another dose
+    bench("fbp/other/photons-1e3.tsv", 50.0)               # another volume
+    table = cv.cost_table(tmp_path)
+    assert table.to_dict("records") == [{"dataset": "scan", "dose": "photons-1e3", "crossval_s": 12.0, "other_jobs": 4,
+                                         "other_s": 8.0, "ratio": 1.5}]
+    text = cv.cost_markdown(table, cpu="Some CPU")
+    assert "## What it costs" in text and "Some CPU" in text and "| scan" in text
+    assert cv.cost_table(tmp_path / "none").empty and cv.cost_markdown(cv.cost_table(tmp_path / "none")) == ""

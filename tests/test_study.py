@@ -155,6 +155,37 @@ def test_crossval_ranks_every_seeds_model_and_the_release(config):
     assert not set(figures) & set(plan.figure_targets())  # none is a figure of rule `figure`
 
 
+def test_crossval_checks_all_or_the_listed_volumes_and_doses():
+    cfg = _cfg("default.yaml")
+    plan = Plan.from_config(cfg)
+    assert cfg["crossval"]["datasets"] == "all" and set(plan.crossval_pairs()) == set(plan.evaluated)
+    cfg["crossval"] = {"k": 4, "slices": 2, "datasets": ["foam3"], "doses": ["sparse-4"]}
+    assert Plan.from_config(cfg).crossval_pairs() == sorted(
+        [(ds, dose) for ds, dose in plan.evaluated if ds in plan.scans] + [("foam3", "sparse-4")])
+    cfg["crossval"]["datasets"] = []
+    assert {ds for ds, _ in Plan.from_config(cfg).crossval_pairs()} == set(plan.scans)
+
+
+def test_crossval_ranks_noise2inverse_with_the_studys_settings_where_asked():
+    import shlex
+
+    cfg = _cfg("default.yaml")
+    plan = Plan.from_config(cfg)
+    scan, simulated = "demo-scan", "foam3"
+    assert scan in plan.scans and cfg["crossval"].get("noise2inverse", "scans") == "scans"
+    flag, spec = shlex.split(plan.crossval_n2i(scan))
+    assert flag == "--n2i" and json.loads(spec) == {"k": cfg["noise2inverse"]["k"],
+                                                    "train": cfg["noise2inverse"]["train"]}
+    assert plan.crossval_n2i(simulated) == ""  # the default ranks it on the user's scans only
+    cfg["crossval"]["noise2inverse"] = "all"
+    assert Plan.from_config(cfg).crossval_n2i(simulated) == plan.crossval_n2i(scan)
+    cfg["crossval"]["noise2inverse"] = "none"
+    assert Plan.from_config(cfg).crossval_n2i(scan) == ""
+    cfg["crossval"]["noise2inverse"] = "all"
+    del cfg["noise2inverse"]
+    assert Plan.from_config(cfg).crossval_n2i(scan) == ""
+
+
 def test_targets_cover_every_dataset_and_dose(smoke_plan):
     data = smoke_plan.simulated_data()
     assert len(data) == sum(len(smoke_plan.doses_of(d)) for d in smoke_plan.datasets)

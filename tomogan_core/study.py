@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -744,17 +745,31 @@ class Plan:
 
     def crossval_pairs(self) -> List[Tuple[str, str]]:
         """(volume, dose) pairs ranked by held-out projections: every scan at its doses, and the config's
-        ``crossval.datasets`` at the doses they are evaluated at."""
+        ``crossval.datasets`` (``all``: every simulated volume the study evaluates) at the doses they are evaluated
+        at (``crossval.doses``: only those)."""
         if "crossval" not in self.config:
             return []
         cv = self.config["crossval"]
-        doses = cv.get("doses")
-        return sorted((ds, dose) for ds, dose in self.evaluated
-                      if ds in self.scans or (ds in cv["datasets"] and (doses is None or dose in doses)))
+        names, doses = cv.get("datasets", []), cv.get("doses")
+
+        def checked(ds, dose):
+            return (names == "all" or ds in names) and (doses is None or dose in doses)
+        return sorted((ds, dose) for ds, dose in self.evaluated if ds in self.scans or checked(ds, dose))
 
     def crossval_models(self, dataset: str, dose: str) -> Dict[str, str]:
         """The trained models ranked on a scan, by label (run name): every seed's model of the evaluated run's base."""
         return {run.name: Paths.model(run.name) for run in self.seeds_of(self.evaluated[(dataset, dose)])}
+
+    def crossval_n2i(self, dataset: str) -> str:
+        """The ``--n2i`` option of ``analysis.crossval`` for a volume (Noise2Inverse trained per fold, with the
+        config's ``noise2inverse`` settings), or "" where it is not ranked: ``crossval.noise2inverse`` is
+        ``scans`` (the default: only the scans of ``scans:``), ``all`` or ``none``; nor without Noise2Inverse in
+        the study."""
+        where = self.config.get("crossval", {}).get("noise2inverse", "scans")
+        if not self.n2i or where == "none" or (where == "scans" and dataset not in self.scans):
+            return ""
+        spec = {"k": self.config["noise2inverse"]["k"], "train": self.config["noise2inverse"].get("train", {})}
+        return "--n2i " + shlex.quote(json.dumps(spec, sort_keys=True))
 
     def crossval_figures(self) -> List[str]:
         """The ranked images of every :meth:`crossval_pairs` entry (rule ``crossval_figure``), for ``all``."""
