@@ -178,3 +178,74 @@ def test_inference_does_not_import_training():
                           capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "tomogan_core.train" not in proc.stdout and "tomogan_core.modelfile" in proc.stdout
+
+
+# --------------------------------------------------------------------------- normalisation "input", read_generator
+
+
+def _squares(per_input):
+    """d = 3, output = the squared centre slice: not equivariant unless normalised per input."""
+    return mf.LoadedModel(lambda x: x[:, 1:2] ** 2, 3, {}, torch.device("cpu"), per_input=per_input)
+
+
+def test_a_per_input_model_maps_each_volume_by_its_own_mean_and_std():
+    from tomogan_core.data import input_stats
+
+    rng = np.random.default_rng(1)
+    vol = rng.normal(5.0, 2.0, size=(6, 8, 8)).astype(np.float32)
+    m, s = input_stats(vol)
+    assert (m, s) == pytest.approx((vol.astype(np.float64).mean(), vol.astype(np.float64).std()), rel=1e-12)
+    got = mf.denoise(vol, _squares(True), indices=[4, 1])  # the map is the whole volume's, whatever slices
+    np.testing.assert_allclose(got, (((vol - m) / s) ** 2 * s + m)[[4, 1]], rtol=1e-5)
+    a, b = 123.0, -9.5
+    np.testing.assert_allclose(mf.denoise(vol * a + b, _squares(True)), a * mf.denoise(vol, _squares(True)) + b,
+                               rtol=1e-4, atol=1e-4 * a)
+    assert not np.allclose(mf.denoise(vol * a + b, _squares(False)), a * mf.denoise(vol, _squares(False)) + b,
+                           rtol=1e-2)
+    bound = _squares(True).for_input(m, s)
+    assert not bound.per_input and bound.info["input_map"] == {"offset": m, "scale": s}
+    np.testing.assert_allclose(mf.denoise(vol, bound), mf.denoise(vol, _squares(True)), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="constant"):
+        mf.denoise(np.ones((3, 4, 4), np.float32), _squares(True))
+    with pytest.raises(ValueError, match="fixed map"):
+        _squares(False).for_input(0.0, 1.0)
+
+
+def test_n2i_with_a_per_input_model_maps_each_pass_by_its_own_input():
+    """Pass j's input (the mean of the other k - 1) by its own mean and std, as training pair j was mapped."""
+    rng = np.random.default_rng(2)
+    subsets = rng.normal(3.0, 1.0, size=(3, 5, 6, 6)).astype(np.float32)
+    others = [((subsets.sum(axis=0, dtype=np.float64) - subsets[j]) / 2).astype(np.float32) for j in range(3)]
+    want = []
+    for o in others:
+        m, s = o.astype(np.float64).mean(), o.astype(np.float64).std()
+        want.append(((o - m) / s) ** 2 * s + m)
+    got = mf.denoise(subsets, _squares(True), n2i=True)
+    np.testing.assert_allclose(got, np.mean(want, axis=0), rtol=1e-5)
+    a, b = 0.02, 40.0
+    np.testing.assert_allclose(mf.denoise(subsets * a + b, _squares(True), n2i=True), a * got + b, rtol=1e-5,
+                               atol=1e-4 * a)
+
+
+def test_read_generator_reads_every_kind_and_refuses_what_holds_none(trained, tmp_path):
+    cfg, weights, summary = mf.read_generator(trained["model"])
+    assert cfg == {"in_slices": 3, "upsample": "bilinear"} and summary["kind"] == "model.pt"
+    assert summary["provenance"] == {"note": "modelfile test"} and summary["normalization"] == "grey255"
+    for name, kind in (("checkpoint", "checkpoint.pt"), ("served", "served")):
+        c, w, s = mf.read_generator(trained[name])
+        assert c == cfg and s["kind"] == kind and set(w) == set(weights)
+        assert all(torch.equal(w[k], weights[k]) for k in weights)
+    assert mf.read_generator(trained["served"])[2]["provenance"] == {"note": "modelfile test"}
+    with pytest.raises(InputError, match="none.pt: model file not found"):
+        mf.read_generator(tmp_path / "none.pt")
+    cut = tmp_path / "cut.pt"
+    state = torch.load(trained["model"], weights_only=False)
+    state["generator"] = {k: v for i, (k, v) in enumerate(state["generator"].items()) if i}  # a weight missing
+    torch.save(state, cut)
+    with pytest.raises(InputError, match="cut.pt: holds no usable generator"):
+        mf.read_generator(cut)
+    ckpt = torch.load(trained["checkpoint"], weights_only=False)
+    ckpt["best"]["generator"] = None
+    torch.save(ckpt, tmp_path / "early.pt")
+    with pytest.raises(InputError, match="no validated generator"):
+        mf.read_generator(tmp_path / "early.pt")

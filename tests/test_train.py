@@ -341,3 +341,245 @@ def test_runs_of_one_seed_share_their_warm_start_whatever_their_loss_terms(tmp_p
     other = train(replace(TINY, mse_warmup=3, max_iter=6, ckpt_every=3, val_every=3, seed=6), pairs, val,
                   tmp_path / "other", progress=False, stop_after=3)
     assert not all(torch.equal(weights["all"][k], v) for k, v in torch.load(other, weights_only=False)["generator"].items())
+
+
+# --------------------------------------------------------------------------- init: fine-tuning from a model
+
+
+@pytest.fixture(scope="module")
+def init_models(tmp_path_factory):
+    """A tiny trained model (d = 3) to start from, with its checkpoint and its served export."""
+    folder = tmp_path_factory.mktemp("init")
+    cfg = replace(TINY, max_iter=2, lambda_vgg=0.0, val_every=1, ckpt_every=1, seed=11)
+    model = train(cfg, [_volume(1)], [_volume(2)], folder / "generalist", progress=False,
+                  provenance={"run": "generalist", "corpus": ["foam", "shale"]})
+    export_trained(model, folder / "served.pt")
+    return {"model": model, "checkpoint": folder / "generalist" / "checkpoint.pt", "served": folder / "served.pt"}
+
+
+def _state(module):
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+@pytest.mark.parametrize("kind", ["model", "checkpoint", "served"])
+def test_init_starts_from_exactly_the_init_models_generator(init_models, kind):
+    from tomogan_core.distributed import Context
+    from tomogan_core.train import build
+
+    want = _weights(init_models["model"])  # the checkpoint's best generator is the model's, the served copy too
+    cfg = replace(TINY, lambda_vgg=0.0, init=str(init_models[kind]))
+    run = build(cfg, [_volume(1)], Context(), torch.device("cpu"))
+    got = _state(run.generator)
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+    assert run.init["init"] == str(init_models[kind]) and run.init["init_model"]["kind"] in (
+        "model.pt", "checkpoint.pt", "served")
+    # without init the seed's random generator; and a resumed run (fresh=False) does not read the init file
+    plain = _state(build(replace(cfg, init=""), [_volume(1)], Context(), torch.device("cpu")).generator)
+    assert not all(torch.equal(plain[k], want[k]) for k in want)
+    resumed = build(replace(cfg, init=str(init_models[kind]) + ".gone"), [_volume(1)], Context(),
+                    torch.device("cpu"), fresh=False)
+    assert all(torch.equal(v, plain[k]) for k, v in _state(resumed.generator).items()) and resumed.init == {}
+
+
+def test_a_run_with_init_and_no_steps_saves_the_init_weights_and_records_where_it_started(init_models, tmp_path):
+    cfg = replace(TINY, max_iter=0, lambda_vgg=0.0, init=str(init_models["model"]))
+    model = train(cfg, [_volume(3)], [_volume(4)], tmp_path / "ft", progress=False, provenance={"run": "user-scan"})
+    want, got = _weights(init_models["model"]), _weights(model)
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    prov = torch.load(model, weights_only=False)["provenance"]
+    assert prov["run"] == "user-scan" and prov["init"] == str(init_models["model"])
+    assert prov["init_provenance"] == {"run": "generalist", "corpus": ["foam", "shale"]}
+    assert prov["init_model"]["kind"] == "model.pt" and prov["init_model"]["train_data"] == ["synthetic-1"]
+    # the served card says it was fine-tuned from the generalist, and what that was
+    export_trained(model, tmp_path / "ft.pt")
+    _, card = load_served(tmp_path / "ft.pt")
+    assert card["provenance"]["init"] == str(init_models["model"])
+    assert card["provenance"]["init_provenance"]["run"] == "generalist"
+    # a run without init records none
+    plain = train(replace(cfg, init=""), [_volume(3)], [_volume(4)], tmp_path / "plain", progress=False)
+    assert "init" not in torch.load(plain, weights_only=False)["provenance"]
+
+
+def test_a_fine_tune_trains_on_from_the_init_and_resumes_without_it(init_models, tmp_path):
+    """Killed and resumed: the same weights as uninterrupted, the init's provenance kept from the checkpoint
+    (the init file is not read again), and a checkpoint of another init refused."""
+    import shutil
+
+    init = tmp_path / "init.pt"
+    shutil.copy(init_models["model"], init)
+    cfg = replace(TINY, max_iter=4, lambda_vgg=0.0, init=str(init))
+    full = train(cfg, [_volume(3)], [_volume(4)], tmp_path / "full", progress=False)
+    train(cfg, [_volume(3)], [_volume(4)], tmp_path / "cut", progress=False, stop_after=2)
+    with pytest.raises(InputError, match="init"):
+        train(replace(cfg, init=str(init_models["served"])), [_volume(3)], [_volume(4)], tmp_path / "cut",
+              progress=False)
+    with pytest.raises(InputError, match="init"):
+        train(replace(cfg, init=""), [_volume(3)], [_volume(4)], tmp_path / "cut", progress=False)
+    init.unlink()
+    resumed = train(cfg, [_volume(3)], [_volume(4)], tmp_path / "cut", progress=False)
+    a, b = _weights(full), _weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert torch.load(resumed, weights_only=False)["provenance"]["init_provenance"]["run"] == "generalist"
+    # fine-tuning moved the weights away from the init
+    assert not all(torch.equal(a[k], v) for k, v in _weights(init_models["model"]).items())
+
+
+def test_init_bad_input_is_one_error_line(init_models, tmp_path, capsys):
+    from tomogan_core.train import build_parser, main
+
+    assert "--init" in build_parser().format_help()
+    ld, nd = _files(tmp_path, 1)
+    vld, vnd = _files(tmp_path, 2)
+    out = tmp_path / "run"
+    common = ["-ld", ld, "-nd", nd, "-vld", vld, "-vnd", vnd, "-o", out, "-psz", "16", "-mbsz", "2", "-maxiter",
+              "1", "-lperc", "0", "--quiet"]
+    _expect(capsys, main, [*common, "-depth", "5", "--init", init_models["model"]],
+            "init generator takes d = 3 slices, this run has depth 5", out)
+    _expect(capsys, main, [*common, "--upsample", "nearest", "--init", init_models["served"]], "upsamples", out)
+    _expect(capsys, main, [*common, "--init", tmp_path / "none.pt"], "none.pt: model file not found", out)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model")
+    _expect(capsys, main, [*common, "--init", junk], "junk.pt: not a readable PyTorch file", out)
+    tensor = tmp_path / "tensor.pt"
+    torch.save({"format": "tomogan-model/1", "generator": {}}, tensor)
+    _expect(capsys, main, [*common, "--init", tensor], "tensor.pt: holds no generator", out)
+    # and it works from the command line
+    assert main([str(a) for a in [*common, "--init", init_models["checkpoint"]]]) == 0
+    prov = torch.load(out / "model.pt", weights_only=False)["provenance"]
+    assert prov["init"] == str(init_models["checkpoint"]) and prov["init_model"]["kind"] == "checkpoint.pt"
+
+
+def test_noise2inverse_fine_tunes_from_an_init(init_models, tmp_path):
+    from tomogan_core import noise2inverse as n2i
+
+    assert "--init" in n2i.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    rng = np.random.default_rng(0)
+    clean = _volume(5).normal
+    subsets = np.stack([clean + rng.normal(0, 0.3, clean.shape).astype(np.float32) for _ in range(2)])
+    path = tmp_path / "subsets.h5"
+    write_arrays(path, {"/subsets": subsets, "/slices": np.arange(clean.shape[0], dtype=np.int32)}, {"k": 2})
+    out = tmp_path / "n2i"
+    assert n2i.main(["train", str(path), "-o", str(out), "--init", str(init_models["model"]), "--max-iter", "0",
+                     "--patch", "16", "--batch", "2", "--val-slices", "2", "--quiet"]) == 0
+    want, got = _weights(init_models["model"]), _weights(out / "model.pt")
+    assert all(torch.equal(got[k], want[k]) for k in want)
+    prov = torch.load(out / "model.pt", weights_only=False)["provenance"]
+    assert prov["mode"] == "noise2inverse" and prov["init"] == str(init_models["model"])
+    assert prov["init_provenance"]["run"] == "generalist"
+
+
+# --------------------------------------------------------------------------- normalisation "input"
+
+
+def _scaled(pair, a, b):
+    return VolumePair(pair.low * np.float32(a) + np.float32(b), pair.normal * np.float32(a) + np.float32(b),
+                      pair.name)
+
+
+def test_input_normalization_maps_each_pair_by_its_own_low_dose_volume():
+    from tomogan_core.data import Normalization, input_stats
+    from tomogan_core.distributed import Context
+    from tomogan_core.train import build
+
+    pairs = [_volume(1), _scaled(_volume(4), 300.0, -20.0)]  # two pairs in very different units
+    run = build(replace(TINY, lambda_vgg=0.0, normalization="input"), pairs, Context(), torch.device("cpu"))
+    assert (run.norm.kind, run.norm.offset, run.norm.scale) == ("input", 0.0, 1.0)
+    for pair, net in zip(pairs, run.sampler.pairs):
+        m, s = input_stats(pair.low)
+        assert abs(net.low.mean()) < 1e-4 and net.low.std() == pytest.approx(1.0, abs=1e-4)
+        np.testing.assert_allclose(net.normal, (pair.normal - m) / s, atol=1e-4)
+    # the VGG window: the targets' 0.5..99.5 percentiles in their own pairs' network units
+    targets = np.concatenate([n.normal.ravel() for n in run.sampler.pairs])
+    assert (run.norm.vgg_lo, run.norm.vgg_hi) == pytest.approx(tuple(np.percentile(targets, [0.5, 99.5])), abs=1e-4)
+    # training data in other units give the same network units and window
+    again = build(replace(TINY, lambda_vgg=0.0, normalization="input"), [_scaled(p, 7.0, 3.0) for p in pairs],
+                  Context(), torch.device("cpu"))
+    for x, y in zip(run.sampler.pairs, again.sampler.pairs):
+        np.testing.assert_allclose(x.low, y.low, atol=1e-4)
+        np.testing.assert_allclose(x.normal, y.normal, atol=1e-4)
+    assert again.norm.vgg_lo == pytest.approx(run.norm.vgg_lo, abs=1e-4)
+    # zscore and grey255 are one map for every pair, as before
+    z = build(replace(TINY, lambda_vgg=0.0, normalization="zscore"), pairs, Context(), torch.device("cpu"))
+    fitted = Normalization.fit([p.normal for p in pairs], "zscore")
+    assert z.norm == fitted and np.array_equal(z.sampler.pairs[1].low, fitted.to_net(pairs[1].low))
+    # a constant low-dose volume has no scale: refused naming the pair
+    flat = VolumePair(np.ones((10, 32, 32), np.float32), _volume(1).normal, "flat.h5")
+    with pytest.raises(InputError, match="flat.h5: input volume is constant"):
+        build(replace(TINY, normalization="input"), [flat], Context(), torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def models_by_norm(tmp_path_factory):
+    """The same tiny training with normalisation "input" and with "zscore"."""
+    folder = tmp_path_factory.mktemp("norms")
+    cfg = replace(TINY, max_iter=3, lambda_vgg=0.1, val_every=1, ckpt_every=3, batch=4, patch=24)
+    return {kind: train(replace(cfg, normalization=kind), [_volume(1), _volume(4)], [_volume(2)], folder / kind,
+                        progress=False) for kind in ("input", "zscore")}
+
+
+def _equivariance_error(model, x, a, b, **kw):
+    """max |denoise(a x + b) - (a denoise(x) + b)|, relative to a * std(x)."""
+    y = tomogan_core.denoise(x, model, **kw)
+    ya = tomogan_core.denoise(x * np.float32(a) + np.float32(b), model, **kw)
+    return float(np.abs(ya - (a * y.astype(np.float64) + b)).max() / (a * x.std()))
+
+
+@pytest.mark.parametrize("a, b", [(250.0, -40.0), (0.01, 3.0), (1.0, 1000.0)])
+def test_input_normalization_denoises_data_in_any_units(models_by_norm, a, b):
+    """denoise(a x + b) == a denoise(x) + b for a model normalised per input; not for a zscore one."""
+    x = _volume(3).low
+    assert _equivariance_error(models_by_norm["input"], x, a, b) < 1e-3
+    assert _equivariance_error(models_by_norm["zscore"], x, a, b) > 1e-2
+
+
+def test_input_normalization_model_file_card_and_served_model(models_by_norm, tmp_path):
+    from tomogan_core.modelfile import load_any as load
+
+    path = models_by_norm["input"]
+    generator, norm, info = load_model(path)
+    assert norm.kind == "input" and (norm.offset, norm.scale) == (0.0, 1.0)
+    assert info["config"]["normalization"] == "input"
+    assert load(path).per_input and not load(models_by_norm["zscore"]).per_input
+    export_trained(path, tmp_path / "served.pt")
+    _, card = load_served(tmp_path / "served.pt")
+    scale = card["input_scale"]
+    assert scale["per_input"] == {"offset": "mean", "scale": "std",
+                                  "over": "the whole low-dose input volume (all its slices)"}
+    assert (scale["offset"], scale["scale"]) == (0.0, 1.0) and "mean and std" in scale["note"]
+    assert card["normalization"]["kind"] == "input"
+    served = load(tmp_path / "served.pt")
+    assert served.per_input
+    x = _volume(3).low * np.float32(40.0) + np.float32(7.0)
+    np.testing.assert_allclose(tomogan_core.denoise(x, served), tomogan_core.denoise(x, path), rtol=0,
+                               atol=1e-5 * np.abs(x).max())
+    assert _equivariance_error(served, _volume(3).low, 80.0, -5.0) < 1e-3
+    # zscore's card is as before
+    export_trained(models_by_norm["zscore"], tmp_path / "z.pt")
+    assert "per_input" not in load_served(tmp_path / "z.pt")[1]["input_scale"]
+
+
+def test_input_normalization_infer_command_maps_the_whole_volume(models_by_norm, tmp_path, capsys):
+    """tomogan-infer, whole or in slabs, enhancing every slice or a few: one map, the whole volume's."""
+    import h5py
+
+    from tomogan_core.infer import main as infer_main
+
+    model = models_by_norm["input"]
+    vol = _volume(3).low * (1.0 + 0.3 * np.arange(10, dtype=np.float32))[:, None, None]  # slabs differ in scale
+    src = tmp_path / "in.h5"
+    write_arrays(src, {"/recon": vol, "/slices": np.arange(10)}, {"dataset": "scan"})
+    whole = tomogan_core.denoise(vol, model)
+    for name, extra in (("all", []), ("slabs", ["--slab-mb", "0.004"]), ("four", ["--slices", "4"]),
+                        ("four-slabs", ["--slices", "4", "--slab-mb", "0.004"])):
+        out = tmp_path / f"{name}.h5"
+        assert infer_main(["-ld", str(src), "-model", str(model), "-o", str(out), "--quiet", *extra]) == 0
+        with h5py.File(out) as f:
+            idx = f["/slices"][()]
+            np.testing.assert_allclose(f["/recon"][()], whole[idx], rtol=0, atol=1e-5 * np.abs(whole).max())
+            assert "normalization 'input'" in f.attrs["input_mapping"] and f.attrs["model_normalization"] == "input"
+            if "slabs" in name:
+                assert f.attrs["slab_slices"] < 10
+    with pytest.raises(SystemExit):
+        infer_main(["-ld", str(src), "-model", str(model), "-o", str(tmp_path / "g.h5"), "--grey255-from-input"])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "normalization 'input'" in err

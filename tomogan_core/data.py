@@ -11,12 +11,26 @@ Two input layouts are read:
 
 Every problem is raised as :class:`simulate.plumbing.InputError`: one line naming the file and the problem.
 
-Normalisation is one affine map for input and output, ``z = (v - offset) / scale``, fitted on the
-normal-dose training volumes, of one of two kinds:
+Normalisation is one affine map for input and output, ``z = (v - offset) / scale``, of one of three
+kinds. Two are fitted once, on the normal-dose training volumes:
 
 - ``"zscore"``: their mean and standard deviation (fast to train from scratch on a CPU budget);
 - ``"grey255"``: their 0.5th..99.5th percentile range mapped to 0..255, the grey-level scale of the
   public release, on which its loss weights (MSE 0.5, adversarial 20, perceptual 2) were chosen.
+
+The third does not depend on the data's absolute scale:
+
+- ``"input"``: each volume is mapped by the statistics of its own *low-dose* volume (the only thing
+  known at inference): ``offset`` = its mean, ``scale`` = its standard deviation (population std,
+  :func:`input_stats`, accumulated in float64 slice by slice over the whole volume). The same map is
+  applied to the low-dose input and, in training, to its normal-dose target, and the output is mapped
+  back with it. Mean and std are exactly equivariant under ``v -> a v + b`` (``a > 0``), so a model
+  denoises ``a x + b`` into ``a denoise(x) + b`` up to float error, whatever units it was trained in.
+  (Robust statistics, e.g. percentiles, would be equivariant too; mean and std were chosen as the
+  simplest exact, streamable ones.) The stored normalisation is the identity (``offset = 0``,
+  ``scale = 1``) plus ``kind = "input"``: :meth:`Normalization.for_volume` gives the concrete map of a
+  volume. Its VGG window is fixed at training: the 0.5th..99.5th percentiles of the normal-dose training
+  targets, each in its own pair's network units (what the perceptual features see).
 
 It travels with the model (checkpoint and served card), so a user's data are mapped the same way at
 inference.
@@ -25,9 +39,9 @@ inference.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 import h5py
 import numpy as np
@@ -39,6 +53,8 @@ __all__ = [
     "RELEASE_KEYS",
     "NORMALIZATIONS",
     "Normalization",
+    "RunningStats",
+    "input_stats",
     "VolumePair",
     "find_volume_key",
     "read_volume",
@@ -52,19 +68,97 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 RELEASE_KEYS = ("train_ns", "train_gt", "test_ns", "test_gt")
-NORMALIZATIONS = ("zscore", "grey255")
+NORMALIZATIONS = ("zscore", "grey255", "input")  # "input": per volume, from its low-dose input
+
+
+class RunningStats:
+    """Mean and (population) standard deviation of values added block by block, in float64.
+
+    Blocks are merged with Chan et al.'s pairwise update, so a volume read slab by slab gives the same
+    numbers as the whole volume: :func:`input_stats` adds one slice at a time, whatever the slab.
+
+    Examples
+    --------
+    >>> s = RunningStats()
+    >>> s.add(np.array([0.0, 1.0])); s.add(np.array([2.0, 3.0]))
+    >>> s.mean, round(s.std ** 2, 6)
+    (1.5, 1.25)
+    """
+
+    def __init__(self):
+        self.count, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, values) -> None:
+        x = np.asarray(values, np.float64).ravel()
+        if not x.size:
+            return
+        mean_b = float(x.mean())
+        m2_b = float(np.square(x - mean_b).sum())
+        n_a, n_b = self.count, x.size
+        n = n_a + n_b
+        delta = mean_b - self.mean
+        self.mean += delta * n_b / n
+        self.m2 += m2_b + delta * delta * n_a * n_b / n
+        self.count = n
+
+    def add_slices(self, volume) -> None:
+        """Add a (slices, rows, cols) block one slice at a time (the order :func:`input_stats` uses)."""
+        for sl in volume:
+            self.add(sl)
+
+    @property
+    def std(self) -> float:
+        return float(np.sqrt(self.m2 / self.count)) if self.count else 0.0
+
+    def as_map(self) -> Tuple[float, float]:
+        """``(offset, scale)`` of the ``"input"`` normalisation: (mean, std).
+
+        Raises
+        ------
+        ValueError
+            No values, non-finite values, or a constant volume (std 0: no scale to normalise by).
+        """
+        if not self.count:
+            raise ValueError("input volume is empty: no statistics to normalise by")
+        offset, scale = float(self.mean), self.std
+        if not (np.isfinite(offset) and np.isfinite(scale)):
+            raise ValueError("input volume holds NaN or Inf: no statistics to normalise by")
+        if not scale > 0:
+            raise ValueError("input volume is constant: no scale to normalise by (normalization 'input')")
+        return offset, scale
+
+
+def input_stats(volume: Iterable[np.ndarray]) -> Tuple[float, float]:
+    """``(offset, scale)`` of the ``"input"`` normalisation of a low-dose volume: its mean and std.
+
+    Accumulated in float64 one slice at a time (:class:`RunningStats`), so that streaming a file slab by
+    slab gives exactly the same numbers. ``volume`` is a (slices, rows, cols) array or any iterable of
+    its slices.
+
+    Examples
+    --------
+    >>> input_stats(np.array([[[1.0, 3.0]], [[1.0, 3.0]]]))
+    (2.0, 1.0)
+    """
+    stats = RunningStats()
+    stats.add_slices(volume)
+    return stats.as_map()
 
 
 @dataclass(frozen=True)
 class Normalization:
-    """Affine map between data values and the network's scale: ``z = (v - offset) / scale``."""
+    """Affine map between data values and the network's scale: ``z = (v - offset) / scale``.
+
+    For ``kind = "input"`` the stored map is the identity and each volume gets its own
+    (:meth:`for_volume`); see the module docstring.
+    """
 
     offset: float
     scale: float
     # the [0, 1] window the VGG features see, in network units: vgg_in = (z - vgg_lo) / (vgg_hi - vgg_lo)
     vgg_lo: float = -3.0
     vgg_hi: float = 3.0
-    kind: str = "zscore"  # how it was fitted: "zscore" or "grey255"
+    kind: str = "zscore"  # how it was fitted: "zscore", "grey255", or "input" (per volume, from its low-dose input)
 
     def __post_init__(self):
         if not np.isfinite(self.offset) or not np.isfinite(self.scale) or self.scale <= 0:
@@ -72,21 +166,35 @@ class Normalization:
         if not self.vgg_hi > self.vgg_lo:
             raise ValueError(f"vgg window must have vgg_hi > vgg_lo, got {self}")
 
+    @property
+    def per_input(self) -> bool:
+        """True when each volume is mapped by its own low-dose input's statistics (kind ``"input"``)."""
+        return self.kind == "input"
+
     @classmethod
-    def fit(cls, volumes: Sequence[np.ndarray], kind: str = "zscore") -> "Normalization":
-        """Fit the map on ``volumes`` (the normal-dose training data); ``kind`` is zscore or grey255.
+    def fit(cls, volumes: Sequence[np.ndarray], kind: str = "zscore", *,
+            inputs: Optional[Sequence[np.ndarray]] = None, names: Optional[Sequence[str]] = None) -> "Normalization":
+        """Fit the map on ``volumes`` (the normal-dose training data); ``kind`` is zscore, grey255 or input.
 
         The VGG window spans the 0.5th to 99.5th percentile of the same data, so that the perceptual
-        features see the ``[0, 1]`` range their weights expect.
+        features see the ``[0, 1]`` range their weights expect. For ``"input"``, ``inputs`` are the
+        low-dose volumes paired with ``volumes``: the map stored is the identity, and the VGG window spans
+        the percentiles of each normal-dose volume in its own pair's network units (mapped by its
+        low-dose input's mean and std); ``names`` name the pairs in errors.
 
         Examples
         --------
         >>> n = Normalization.fit([np.array([[[0.0, 2.0]]])])
         >>> n.offset, n.scale
         (1.0, 1.0)
+        >>> n = Normalization.fit([np.array([[[0.0, 4.0]]])], "input", inputs=[np.array([[[1.0, 3.0]]])])
+        >>> n.offset, n.scale, n.kind, round(n.vgg_lo, 2), round(n.vgg_hi, 2)
+        (0.0, 1.0, 'input', -1.98, 1.98)
         """
         if kind not in NORMALIZATIONS:
             raise ValueError(f"normalisation must be one of {NORMALIZATIONS}, got {kind!r}")
+        if kind == "input":
+            return cls._fit_input(volumes, inputs, names)
         values = np.concatenate([np.asarray(v, np.float64).ravel() for v in volumes])
         lo, hi = np.percentile(values, [0.5, 99.5])
         if kind == "zscore":
@@ -97,6 +205,42 @@ class Normalization:
             raise ValueError("normal-dose training data are constant: nothing to learn")
         return cls(offset=offset, scale=scale, vgg_lo=float((lo - offset) / scale),
                    vgg_hi=float((hi - offset) / scale), kind=kind)
+
+    @classmethod
+    def _fit_input(cls, volumes, inputs, names) -> "Normalization":
+        if inputs is None or len(inputs) != len(volumes):
+            raise ValueError("normalisation 'input' is fitted per pair: give the low-dose inputs of the volumes")
+        identity = cls(offset=0.0, scale=1.0, kind="input")
+        parts = []
+        for i, (normal, low) in enumerate(zip(volumes, inputs)):
+            name = names[i] if names is not None else f"training input {i}"
+            parts.append(np.asarray(identity.for_volume(low, name=name).to_net(normal), np.float64).ravel())
+        lo, hi = np.percentile(np.concatenate(parts), [0.5, 99.5])
+        if not hi > lo:
+            raise ValueError("normal-dose training data are constant: nothing to learn")
+        return cls(offset=0.0, scale=1.0, vgg_lo=float(lo), vgg_hi=float(hi), kind="input")
+
+    def with_map(self, offset: float, scale: float) -> "Normalization":
+        """This normalisation with the affine map ``(offset, scale)`` (the VGG window and kind kept)."""
+        return replace(self, offset=float(offset), scale=float(scale))
+
+    def for_volume(self, low: np.ndarray, *, name: str = "") -> "Normalization":
+        """The map that applies to a volume whose low-dose input is ``low``.
+
+        ``"zscore"``/``"grey255"``: this one (one map for all data). ``"input"``: offset and scale from
+        ``low``'s own mean and std (:func:`input_stats`), to apply to it and to its normal-dose target.
+
+        Raises
+        ------
+        InputError
+            (a ValueError) ``low`` is constant or not finite, naming ``name`` (default "input volume").
+        """
+        if not self.per_input:
+            return self
+        try:
+            return self.with_map(*input_stats(low))
+        except ValueError as exc:
+            raise InputError(name or "input volume", str(exc)) from None
 
     def to_net(self, v: np.ndarray) -> np.ndarray:
         """Data values to network units (float32)."""
@@ -110,7 +254,21 @@ class Normalization:
         return asdict(self)
 
     def card_scale(self) -> dict:
-        """The served card's ``input_scale``: network input = (data - offset) / scale, output inverted."""
+        """The served card's ``input_scale``: network input = (data - offset) / scale, output inverted.
+
+        For ``"input"`` the served module's own affine map is the identity (it takes and returns network
+        units), and ``per_input`` says how a caller maps each volume: by its own mean and std, over the
+        whole low-dose volume, before the module, and back after it (:func:`tomogan_core.modelfile.load_any`
+        and ``denoise`` do this).
+        """
+        if self.per_input:
+            return {"kind": "affine", "offset": 0.0, "scale": 1.0,
+                    "per_input": {"offset": "mean", "scale": "std",
+                                  "over": "the whole low-dose input volume (all its slices)"},
+                    "note": ("normalization 'input': the module works in network units; map each input volume "
+                             "by its own mean and std, z = (data - mean) / std, before it and the output back with "
+                             "data = z * std + mean (tomogan_core.modelfile.load_any/denoise do this); "
+                             "a plain call on raw data is not normalised")}
         how = ("z-score with the mean and std" if self.kind == "zscore"
                else "0.5..99.5 percentile range to 0..255 grey levels, fitted on")
         return {"kind": "affine", "offset": self.offset, "scale": self.scale,

@@ -16,6 +16,11 @@ Command line::
     python infer.py -ld ld-prod.h5 -model runs/foam/model.pt [-o enhanced.h5]
     tomogan-infer -ld recon/sparse-8/fbp.h5 -model served/foam.pt -o enhanced.h5 --slices 8
 
+A model trained with ``normalization = "input"`` maps the input volume by its own mean and std (over
+the whole volume, all its slices, also when only ``--slices`` are enhanced or the file is streamed in
+slabs: a first pass reads it for them) and its output back; the output's ``input_mapping`` attribute
+gives the numbers.
+
 The output HDF5 holds ``/recon`` (enhanced slices, float32, data units) and ``/slices`` (their indices),
 with the input's provenance attributes and the model's. For the release's single-file layout (a file
 with ``test_ns``) it writes the release's ``ns``, ``gt`` (when present) and ``dn`` datasets instead.
@@ -37,10 +42,10 @@ import torch
 from simulate.io import dataset_shape, read_array, read_attrs, software_versions, write_arrays
 from simulate.plumbing import InputError, cli
 
-from .data import find_volume_key, read_volume
+from .data import RunningStats, find_volume_key, read_volume
 from .modelfile import PRECISIONS, LoadedModel, denoise, flat_attrs, input_provenance, load_any
 
-__all__ = ["LoadedModel", "load_any", "grey255_from_input", "denoise", "main"]
+__all__ = ["LoadedModel", "load_any", "grey255_from_input", "bind_to_input", "denoise", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +57,9 @@ def grey255_from_input(model: LoadedModel, volume: np.ndarray) -> Tuple[LoadedMo
     after it; no normal-dose information is used. Returns the wrapped model and the mapping, for
     provenance.
     """
+    if model.per_input:
+        raise ValueError("the model normalises each input volume itself (normalization 'input'): "
+                         "no grey-level mapping applies")
     lo, hi = (float(v) for v in np.percentile(volume, [0.5, 99.5]))
     if not hi > lo:
         raise ValueError("input volume is constant: no grey-level range to map")
@@ -64,6 +72,39 @@ def grey255_from_input(model: LoadedModel, volume: np.ndarray) -> Tuple[LoadedMo
     info = dict(model.info, grey255_from_input=[lo, hi])
     mapping = {"input_mapping": f"input 0.5..99.5 percentiles [{lo:.6g}, {hi:.6g}] -> 0..255 and back"}
     return LoadedModel(forward, model.depth, info, model.device, model.precision), mapping
+
+
+def bind_to_input(model: LoadedModel, stats, where="input volume") -> Tuple[LoadedModel, dict]:
+    """Bind a per-input model (normalisation ``"input"``) to one volume's map, for provenance too.
+
+    ``stats`` is the whole low-dose volume (or an iterable of its slices), or a filled
+    :class:`~tomogan_core.data.RunningStats`. Returns the bound model and ``{"input_mapping": ...}``; a
+    model with a fixed map is returned as it is, with ``{}``.
+
+    Raises
+    ------
+    InputError
+        A constant or non-finite volume, naming ``where``.
+    """
+    if not model.per_input:
+        return model, {}
+    try:
+        if not isinstance(stats, RunningStats):
+            acc = RunningStats()
+            acc.add_slices(stats)
+            stats = acc
+        offset, scale = stats.as_map()
+    except ValueError as exc:
+        raise InputError(where, str(exc)) from None
+    mapping = {"input_mapping": f"normalization 'input': the input volume's own mean {offset:.6g} and std {scale:.6g} "
+                                "(over all its slices) -> network units, and the output back"}
+    return model.for_input(offset, scale), mapping
+
+
+def _refuse_grey255(model: LoadedModel, where) -> None:
+    if model.per_input:
+        raise InputError(where, "the model normalises each input volume itself (normalization 'input'); "
+                                "--grey255-from-input does not apply to it")
 
 
 # -----------------------------------------------------------------------------
@@ -86,8 +127,10 @@ def denoise_file(src, out, model: LoadedModel, *, key: Optional[str] = None, sli
     Each slab of output slices is computed from its input slices plus ``d // 2`` neighbours either side,
     read from the HDF5 file alone, so the result equals :func:`denoise` of the whole volume. With
     ``grey255`` the mapping's percentiles come from the whole volume when it fits in one slab, else from up
-    to 64 evenly spaced slices (said in the output's ``input_mapping``). Writes ``/recon`` (chunked one slice
-    at a time) and ``/slices`` atomically; returns (slices enhanced, seconds).
+    to 64 evenly spaced slices (said in the output's ``input_mapping``). A per-input model (normalisation
+    ``"input"``) gets the mean and std of the whole volume from a first pass over the file, slab by slab,
+    so every slab shares one map (the same numbers as :func:`denoise` of the whole volume). Writes
+    ``/recon`` (chunked one slice at a time) and ``/slices`` atomically; returns (slices enhanced, seconds).
     """
     from simulate.io import to_h5_attr
     from simulate.plumbing import atomic_h5
@@ -108,10 +151,16 @@ def denoise_file(src, out, model: LoadedModel, *, key: Optional[str] = None, sli
     half = model.depth // 2
     mapping = {}
     if grey255:
+        _refuse_grey255(model, src)
         sample = np.arange(n) if step >= n else np.unique(np.linspace(0, n - 1, min(n, 64)).astype(int))
         model, mapping = grey255_from_input(model, read_array(src, name, ndim=3, index=np.s_[sample.tolist()]))
         if step < n:
             mapping["input_mapping"] += f" (percentiles of {len(sample)} evenly spaced slices)"
+    if model.per_input:  # a first pass: the whole volume's mean and std, one map for every slab
+        stats = RunningStats()
+        for a in range(0, n, step):
+            stats.add_slices(read_array(src, name, ndim=3, index=np.s_[a:min(n, a + step)]))
+        model, mapping = bind_to_input(model, stats, src)
     t0 = time.perf_counter()
     with atomic_h5(out, nbytes=4 * len(pick) * rows * cols) as f:  # refused up front if the disk lacks room
         dset = f.create_dataset("/recon", shape=(len(pick), rows, cols), dtype=np.float32, chunks=(1, rows, cols))
@@ -138,6 +187,8 @@ def run(args) -> Tuple[Path, int, float]:
         raise InputError(src, "file not found")
     model = load_any(args.model, depth=args.depth, device=args.device, precision=args.precision)
     release = args.key is None and _release_layout(src)
+    if args.grey255_from_input:
+        _refuse_grey255(model, args.model)
     if args.slab_mb and not release:  # stream the volume through in slabs
         out = Path(args.out) if args.out else src.with_name(src.stem + "-tomogan.h5")
         attrs = input_provenance(read_attrs(src))
@@ -162,6 +213,8 @@ def run(args) -> Tuple[Path, int, float]:
     mapping = {}
     if args.grey255_from_input:
         model, mapping = grey255_from_input(model, vol)
+    model, per_input = bind_to_input(model, vol, src)  # normalisation "input": the whole volume's map
+    mapping.update(per_input)
     out = Path(args.out) if args.out else src.with_name(src.stem + "-tomogan.h5")
     t0 = time.perf_counter()
     enhanced = denoise(vol, model, indices=pick, batch=args.batch, repeat_edges=args.repeat_edges,

@@ -21,6 +21,14 @@ slices centred on it, edge slices repeated at the volume's ends, a batch of slic
 serves validation during training (:func:`tomogan_core.train.validate`, through
 :meth:`LoadedModel.from_generator`), ``tomogan-infer`` and Noise2Inverse (``n2i=True``: the input of
 each of the ``K`` passes is the mean of ``K-1`` sub-reconstructions, and the outputs are averaged).
+
+A model trained with ``normalization = "input"`` (:mod:`tomogan_core.data`) is *per input*
+(:attr:`LoadedModel.per_input`): :func:`denoise` maps each volume by its own mean and std, computed
+over the whole volume it is given, before the network and back after it (:meth:`LoadedModel.for_input`).
+Code that feeds a volume in pieces (``tomogan-infer``'s slabs) binds the whole volume's map first, so
+the pieces share it.
+
+:func:`read_generator` reads the generator weights of any of the three files (a training's ``init``).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import sys
 import warnings
 import zipfile
 from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Sequence, Tuple, Union
 
@@ -41,13 +50,13 @@ from tqdm import tqdm
 
 from simulate.plumbing import InputError, save_torch
 
-from .data import Normalization, stack_neighbours
+from .data import Normalization, input_stats, stack_neighbours
 from .model import Generator, GeneratorConfig
 
 __all__ = ["MODEL_FORMAT", "CHECKPOINT_FORMAT", "SERVED_FORMAT_VERSION", "EMBEDDED_CARD", "PRECISIONS",
            "resolve_device", "atomic_save", "save_model", "save_checkpoint", "read_checkpoint", "load_model",
            "card_path", "quiet_torchscript", "is_served", "load_served", "model_kind", "LoadedModel",
-           "load_any", "model_provenance", "flat_attrs", "input_provenance", "denoise"]
+           "load_any", "read_generator", "model_provenance", "flat_attrs", "input_provenance", "denoise"]
 
 logger = logging.getLogger(__name__)
 
@@ -295,14 +304,21 @@ class LoadedModel:
     precision : str
         "fp32", or "bf16" for bfloat16 autocast (faster on CPUs with AMX; its SSIM change on validation
         slices is measured by :mod:`analysis.inference_speed`).
+    per_input : bool
+        ``forward`` takes and returns network units of the ``"input"`` normalisation: each volume must be
+        mapped by its own mean and std first (:meth:`for_volume`, :meth:`for_input`; :func:`denoise` does
+        it). False for models with one fixed map (zscore, grey255, the release).
     """
 
     def __init__(self, forward: Callable[[torch.Tensor], torch.Tensor], depth: int, info: dict,
-                 device: torch.device, precision: str = "fp32"):
+                 device: torch.device, precision: str = "fp32", per_input: bool = False):
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.forward, self.depth, self.device, self.precision = forward, depth, device, precision
+        self.per_input = bool(per_input)
         self.info = dict(info, precision=precision)
+        if self.per_input:
+            self.info.setdefault("normalization", "input")
 
     @classmethod
     def from_generator(cls, generator: Generator, norm: Normalization, *, info: Optional[dict] = None,
@@ -317,7 +333,35 @@ class LoadedModel:
             return generator.forward_any_size(z) * norm.scale + norm.offset
 
         device = device or next(generator.parameters()).device
-        return cls(forward, generator.cfg.in_slices, info or {}, device, precision)
+        return cls(forward, generator.cfg.in_slices, info or {}, device, precision, per_input=norm.per_input)
+
+    def for_input(self, offset: float, scale: float) -> "LoadedModel":
+        """This per-input model bound to one volume's map: data in, ``(x - offset) / scale`` to the
+        network, its output mapped back by ``* scale + offset``. The result is no longer per input."""
+        if not self.per_input:
+            raise ValueError("for_input binds a per-input model (normalization 'input'); this one has a fixed map")
+        offset, scale = float(offset), float(scale)
+        if not (np.isfinite(offset) and np.isfinite(scale) and scale > 0):
+            raise ValueError(f"input map needs a finite offset and a positive scale, got {offset}, {scale}")
+        inner = self.forward
+
+        def forward(x):
+            return inner((x - offset) / scale) * scale + offset
+
+        info = dict(self.info, input_map={"offset": offset, "scale": scale})
+        return LoadedModel(forward, self.depth, info, self.device, self.precision)
+
+    def for_volume(self, volume) -> "LoadedModel":
+        """The model to apply to ``volume`` (a whole (slices, rows, cols) low-dose volume, or an iterable of
+        its slices): bound to its mean and std when per input (:func:`tomogan_core.data.input_stats`),
+        else itself.
+
+        Raises
+        ------
+        ValueError
+            A per-input model and a constant (or non-finite) volume.
+        """
+        return self.for_input(*input_stats(volume)) if self.per_input else self
 
     @torch.inference_mode()
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -348,13 +392,85 @@ def load_any(path: PathLike, *, depth: Optional[int] = None, device: str = "auto
             raise InputError(path, f"model takes d = {d} slices, not {depth}")
         info = {"kind": "served", "path": str(path), "vgg_weights": card.get("vgg_weights", "n/a"),
                 "source": card.get("source", ""), "card": card}
-        return LoadedModel(module, d, info, dev, precision)
+        per_input = bool((card.get("input_scale") or {}).get("per_input"))
+        return LoadedModel(module, d, info, dev, precision, per_input=per_input)
     generator, norm, meta = load_model(path, depth=depth, device=str(dev))
     generator = generator.to(memory_format=torch.channels_last)
     info = {"kind": "trained", "path": str(path), "vgg_weights": meta.get("vgg_weights", "unknown"),
             "source": f"trained: {path}", "config": meta.get("config", {}),
             "val_ssim": meta.get("val_ssim"), "val_psnr": meta.get("val_psnr")}
     return LoadedModel.from_generator(generator, norm, info=info, device=dev, precision=precision)
+
+
+def read_generator(path: PathLike) -> Tuple[dict, dict, dict]:
+    """The generator weights a model file holds, whatever its kind (what a training's ``init`` reads).
+
+    A ``model.pt``: its generator; a ``checkpoint.pt``: its best generator so far (as :func:`load_model`);
+    a served ``.pt``: the scripted module's generator (its data scaling left out).
+
+    Returns
+    -------
+    generator_config : dict
+        ``in_slices``, ``upsample`` (:class:`~tomogan_core.model.GeneratorConfig`).
+    weights : dict
+        The generator's state dict, on the CPU, checked to load into a generator of that config.
+    summary : dict
+        ``path``, ``kind`` ("model.pt", "checkpoint.pt" or "served"), ``normalization`` (its kind, or ""
+        when unknown), ``step``, ``train_data`` when recorded, and ``provenance``: the provenance dict the
+        file carries (``{}`` for a checkpoint, which keeps none).
+
+    Raises
+    ------
+    InputError
+        Missing or unreadable file, or one that holds no (usable) generator.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "model file not found")
+    summary: Dict[str, Any] = {"path": str(path)}
+    if is_served(path):
+        module, card = _served_or_input_error(path)
+        prefix = "net."
+        weights = {k[len(prefix):]: v.detach().cpu().clone() for k, v in module.state_dict().items()
+                   if k.startswith(prefix)}
+        gcfg = card.get("generator_config") or {"in_slices": card.get("in_slices"), "upsample": card.get("upsample")}
+        norm = card.get("normalization") or {}
+        summary.update(kind="served", normalization=str(norm.get("kind", "")) if isinstance(norm, dict) else "",
+                       step=(card.get("validation") or {}).get("step"), source=card.get("source", ""),
+                       train_data=list(card.get("train_data") or []), provenance=dict(card.get("provenance") or {}))
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as exc:
+            raise InputError(path, f"not a readable PyTorch file ({type(exc).__name__})") from None
+        fmt = state.get("format") if isinstance(state, dict) else None
+        try:
+            if fmt == CHECKPOINT_FORMAT:
+                best = state.get("best") or {}
+                weights = best.get("generator")
+                if weights is None:
+                    raise InputError(path, "checkpoint holds no validated generator yet")
+                gcfg = {"in_slices": state["config"]["depth"], "upsample": state["config"]["upsample"]}
+                summary.update(kind="checkpoint.pt", step=best.get("step"), provenance={},
+                               normalization=str((state.get("normalization") or {}).get("kind", "")))
+            elif fmt == MODEL_FORMAT:
+                weights, gcfg = state.get("generator"), state.get("generator_config")
+                summary.update(kind="model.pt", step=state.get("step"), train_data=list(state.get("train_data") or []),
+                               normalization=str((state.get("normalization") or {}).get("kind", "")),
+                               provenance=dict(state.get("provenance") or {}))
+            else:
+                raise InputError(path, "not a TomoGAN model.pt, checkpoint.pt or served .pt")
+        except (KeyError, TypeError, AttributeError):
+            raise InputError(path, "holds no generator (incomplete model file)") from None
+    if not isinstance(weights, dict) or not weights:
+        raise InputError(path, "holds no generator weights")
+    try:
+        cfg = GeneratorConfig(**{k: gcfg[k] for k in ("in_slices", "upsample")})
+        Generator(cfg).load_state_dict(weights)  # checks that the weights are a whole generator of that config
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        why = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]}"
+        raise InputError(path, f"holds no usable generator ({why})") from None
+    return asdict(cfg), weights, summary
 
 
 # -----------------------------------------------------------------------------
@@ -386,6 +502,8 @@ def flat_attrs(info: dict) -> dict:
             "vgg_weights": info["vgg_weights"]}
     if info.get("val_ssim") is not None:
         keep.update(model_val_ssim=info["val_ssim"], model_val_psnr=info["val_psnr"])
+    if info.get("normalization"):  # per-input models ("input"): each volume mapped by its own mean and std
+        keep["model_normalization"] = info["normalization"]
     return keep
 
 
@@ -416,8 +534,12 @@ def denoise(volume: np.ndarray, model, *, indices: Optional[Sequence[int]] = Non
     Parameters
     ----------
     volume : ndarray, shape (slices, rows, cols)
-        Low-dose reconstruction, in the units the model was trained on. With ``n2i``: shape
-        ``(k, slices, rows, cols)``, the ``k >= 2`` sub-reconstructions of a scan.
+        Low-dose reconstruction, in the units the model was trained on (any units for a per-input model:
+        normalisation ``"input"``, mapped by this volume's own mean and std, over all its slices whatever
+        ``indices`` picks). With ``n2i``: shape ``(k, slices, rows, cols)``, the ``k >= 2``
+        sub-reconstructions of a scan; a per-input model maps the input of pass ``j`` (the mean of the
+        sub-reconstructions other than ``j``) by that input's own mean and std, exactly as
+        Noise2Inverse's training pair ``j`` was mapped, and maps that pass's output back with it.
     model : LoadedModel or path
         What :func:`load_any` returns, or a path it accepts.
     indices : sequence of int, optional
@@ -460,14 +582,18 @@ def denoise(volume: np.ndarray, model, *, indices: Optional[Sequence[int]] = Non
         k, total = volume.shape[0], volume.sum(axis=0, dtype=np.float64)
         inputs = [lambda i, j=j: ((stack_neighbours(total, i, d) - stack_neighbours(volume[j], i, d)) / (k - 1))
                   .astype(np.float32) for j in range(k)]
+        # a per-input model: pass j by its own input's map (that of Noise2Inverse's training pair j)
+        models = [model.for_volume(((total[s] - volume[j, s]) / (k - 1)).astype(np.float32) for s in range(n_slices))
+                  for j in range(k)]
     else:
         inputs = [lambda i: stack_neighbours(volume, i, d)]
+        models = [model.for_volume(volume)]
     indices = list(range(n_slices)) if indices is None else [int(i) for i in indices]
     out = np.empty((len(indices),) + volume.shape[-2:], np.float32)
     for start in tqdm(range(0, len(indices), batch), desc="denoise", disable=not progress, file=sys.stderr,
                       unit="batch", mininterval=1.0 if sys.stderr.isatty() else 30.0):
         chunk = indices[start:start + batch]
-        ys = [model(np.stack([neighbours(i) for i in chunk])) for neighbours in inputs]  # each (b, H, W)
+        ys = [net(np.stack([neighbours(i) for i in chunk])) for neighbours, net in zip(inputs, models)]  # (b, H, W)
         if len(ys) == 1:
             out[start:start + len(chunk)] = ys[0]
         else:

@@ -208,12 +208,16 @@ def training_seeds(cfg: dict) -> List[int]:
 
 
 def settings_flags(settings: dict) -> List[str]:
-    """TrainConfig settings as the training commands' flags, e.g. ``{"max_iter": 250}`` -> ``["--max-iter", "250"]``.
+    """TrainConfig settings as the training commands' flags, e.g. ``{"max_iter": 250}`` -> ``["--max-iter", "250"]``,
+    each value quoted for the shell; an empty string (``init: ""``: not set) gives no flag.
 
-    >>> settings_flags({"max_iter": 250, "lr_g": 0.0003})
+    >>> settings_flags({"max_iter": 250, "lr_g": 0.0003, "init": ""})
     ['--lr-g', '0.0003', '--max-iter', '250']
+    >>> settings_flags({"init": "results/models/my run/model.pt"})
+    ['--init', "'results/models/my run/model.pt'"]
     """
-    return [a for k, v in sorted(settings.items()) for a in (f"--{k.replace('_', '-')}", str(v))]
+    return [a for k, v in sorted(settings.items()) if v != ""
+            for a in (f"--{k.replace('_', '-')}", shlex.quote(str(v)))]
 
 
 def plan_runs(cfg: dict) -> Dict[str, Run]:

@@ -11,6 +11,13 @@ continues from there, and ends with the same weights as an uninterrupted run (on
 At the end ``OUT/model.pt`` holds the generator chosen on the validation slices (highest PSNR in the
 field of view), its normalisation and the run's provenance; ``tomogan-export`` serves it.
 
+A run may start from another model's generator (``init``, ``--init PATH``: a ``model.pt``, a
+``checkpoint.pt``'s best generator or a served ``.pt``; :func:`tomogan_core.modelfile.read_generator`)
+instead of the random initialisation of its seed: a fine-tune. Its depth and upsampling must be the
+run's. The model's provenance then records ``init`` (the path), ``init_model`` (what kind of file, its
+step, normalisation and training data) and ``init_provenance`` (the provenance that file carries), and a
+resumed run keeps them (they travel in its checkpoint) and refuses a checkpoint of another ``init``.
+
 :func:`train` reads top to bottom as its steps: :func:`build` (normalisation, patch sampler, models,
 optimisers, random streams, losses), :func:`resume` (from ``checkpoint.pt``), then per step
 :func:`train_step`, :func:`log_and_validate` (a row of ``log.csv``; :func:`validate_and_keep_best`) and
@@ -47,12 +54,12 @@ from simulate.plumbing import InputError, atomic_path, cli
 from .data import NORMALIZATIONS, Normalization, PatchSampler, VolumePair, read_pair, read_release_file, split_held_out
 from .losses import critic_loss_bce, critic_loss_wgan, generator_loss, gradient_penalty
 from .model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from .modelfile import (PRECISIONS, LoadedModel, denoise, load_model, read_checkpoint, resolve_device, save_checkpoint,
-                        save_model)
+from .modelfile import (PRECISIONS, LoadedModel, denoise, load_model, read_checkpoint, read_generator, resolve_device,
+                        save_checkpoint, save_model)
 
 __all__ = ["GAN_LOSSES", "TrainConfig", "Run", "train", "build", "resume", "train_step", "validate", "keep_best",
-           "validate_and_keep_best", "log_and_validate", "write_checkpoint", "write_model", "write_final",
-           "load_model", "resolve_device", "parse_bool", "main"]
+           "validate_and_keep_best", "log_and_validate", "write_checkpoint", "write_model", "write_final", "load_init",
+           "net_pair", "load_model", "resolve_device", "parse_bool", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +92,8 @@ class TrainConfig:
     batch: int = 16
     max_iter: int = 8000
     augment: bool = True  # random flips and 90-degree rotations
-    normalization: str = "grey255"  # the release's 0..255 scale, where its loss weights apply; or "zscore"
+    normalization: str = "grey255"  # the release's 0..255 scale, where its loss weights apply; "zscore"; or "input"
+    # ("input": each volume mapped by its own low-dose input's mean and std: no dependence on the data's units)
     seed: int = 0
     log_every: int = 10  # steps between rows of log.csv
     val_every: int = 100  # steps between validations (and best-model choice)
@@ -96,6 +104,7 @@ class TrainConfig:
     precision: str = "fp32"  # "bf16": forward passes and losses under bfloat16 autocast (2x faster on AMX CPUs)
     select: str = "psnr"  # validation metric that picks the saved generator among the validated steps: psnr, ssim
     mse_warmup: int = 0  # first steps with pixel MSE alone (no critic, no VGG), then the full loss: a warm start
+    init: str = ""  # start from this file's generator (model.pt, checkpoint.pt, served .pt); "" = random from seed
 
     def __post_init__(self):
         GeneratorConfig(in_slices=self.depth, upsample=self.upsample)  # validates depth and upsampling
@@ -123,6 +132,8 @@ class TrainConfig:
             raise ValueError(f"select must be one of {SELECT_METRICS}, got {self.select!r}")
         if self.mse_warmup < 0 or (self.mse_warmup and self.lambda_mse <= 0):
             raise ValueError(f"mse_warmup must be >= 0 and needs lambda_mse > 0, got {self.mse_warmup}")
+        if not isinstance(self.init, str):
+            raise ValueError(f"init must be a path (a string; '' for none), got {self.init!r}")
 
     @property
     def warm_start(self) -> "TrainConfig":
@@ -148,7 +159,7 @@ class Run:
     """Everything a training run updates, all of it saved in its checkpoint."""
 
     cfg: TrainConfig
-    norm: Normalization  # fitted on the normal-dose training volumes
+    norm: Normalization  # fitted on the normal-dose training volumes (kind "input": identity, each pair its own map)
     sampler: PatchSampler  # random patches, in network units; its numpy stream is checkpointed
     generator: Generator
     critic: Optional[Discriminator]  # None when the loss has no adversarial term (cfg.needs_critic)
@@ -162,6 +173,7 @@ class Run:
     step: int = 0
     history: List[dict] = field(default_factory=list)  # the rows of log.csv
     best: dict = field(default_factory=lambda: {"step": 0, "val_psnr": -np.inf, "val_ssim": -np.inf, "generator": None})
+    init: dict = field(default_factory=dict)  # provenance of cfg.init: init, init_model, init_provenance ({} without)
 
     def vgg_input(self, t: torch.Tensor) -> torch.Tensor:
         """Network units -> the [0, 1] window the VGG features see."""
@@ -187,20 +199,26 @@ class RunFiles:
         return self.folder / "log.csv"
 
 
-def build(cfg: TrainConfig, train_pairs: Sequence[VolumePair], ctx, device: torch.device) -> Run:
+def build(cfg: TrainConfig, train_pairs: Sequence[VolumePair], ctx, device: torch.device, *,
+          fresh: bool = True) -> Run:
     """The run at step 0: normalisation, patch sampler, models, optimisers, random streams and losses.
 
-    The generator is initialised from ``cfg.seed``; the critic (after it, so the generator's weights do
-    not depend on it) only when the loss has an adversarial term; VGG only when ``lambda_vgg > 0``.
+    The generator is initialised from ``cfg.seed``, then, when ``cfg.init`` names a model file and the run
+    starts ``fresh`` (not resumed: a checkpoint's weights replace it anyway), loaded with that file's
+    generator (:func:`load_init`); the critic (after it, so the generator's weights do not depend on it)
+    only when the loss has an adversarial term; VGG only when ``lambda_vgg > 0``. With normalisation
+    ``"input"`` each training pair is mapped to network units by its own low-dose volume's mean and std.
     """
-    norm = Normalization.fit([p.normal for p in train_pairs], cfg.normalization)
-    net_pairs = [VolumePair(norm.to_net(p.low), norm.to_net(p.normal), p.name) for p in train_pairs]
+    norm = Normalization.fit([p.normal for p in train_pairs], cfg.normalization,
+                             inputs=[p.low for p in train_pairs], names=[p.name for p in train_pairs])
+    net_pairs = [net_pair(norm, p) for p in train_pairs]
     sampler = PatchSampler(net_pairs, depth=cfg.depth, patch=cfg.patch, augment=cfg.augment,
                            rng=np.random.default_rng([cfg.seed, ctx.rank] if ctx.enabled else cfg.seed),
                            shard=(ctx.rank, ctx.world))
 
     torch.manual_seed(cfg.seed)
     generator = Generator(GeneratorConfig(in_slices=cfg.depth, upsample=cfg.upsample)).to(device)
+    init = load_init(cfg, generator) if cfg.init and fresh else {}
     critic = Discriminator(DiscriminatorConfig(patch_size=cfg.patch)).to(device) if cfg.needs_critic else None
     opt_g = torch.optim.Adam(generator.parameters(), lr=cfg.lr_g)
     opt_d = torch.optim.Adam(critic.parameters(), lr=cfg.lr_d) if critic is not None else None
@@ -214,7 +232,48 @@ def build(cfg: TrainConfig, train_pairs: Sequence[VolumePair], ctx, device: torc
         vgg, vgg_label = load_vgg19(cfg.vgg_weights, layer_index=cfg.vgg_layer, seed=cfg.seed)
         vgg = vgg.to(device)
     return Run(cfg=cfg, norm=norm, sampler=sampler, generator=generator, critic=critic, opt_g=opt_g, opt_d=opt_d,
-               gp_rng=gp_rng, gen_step=gen_step, vgg=vgg, vgg_label=vgg_label, device=device)
+               gp_rng=gp_rng, gen_step=gen_step, vgg=vgg, vgg_label=vgg_label, device=device, init=init)
+
+
+def net_pair(norm: Normalization, pair: VolumePair) -> VolumePair:
+    """A pair in network units: both volumes by one map, the pair's own low-dose one for kind ``"input"``.
+
+    Raises
+    ------
+    InputError
+        Kind ``"input"`` and a constant low-dose volume (naming the pair).
+    """
+    m = norm.for_volume(pair.low, name=pair.name)
+    return VolumePair(m.to_net(pair.low), m.to_net(pair.normal), pair.name)
+
+
+def load_init(cfg: TrainConfig, generator: Generator) -> dict:
+    """Load ``cfg.init``'s generator weights into ``generator``; returns the provenance to record.
+
+    Returns
+    -------
+    dict
+        ``init`` (the path as given), ``init_model`` (the file's kind, step, normalisation, training data)
+        and ``init_provenance`` (the provenance dict it carries; ``{}`` when none).
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, holds no generator, or its generator's depth or upsampling is not the run's.
+    """
+    path = cfg.init
+    gcfg, weights, summary = read_generator(path)
+    if gcfg["in_slices"] != cfg.depth:
+        raise InputError(path, f"init generator takes d = {gcfg['in_slices']} slices, this run has depth {cfg.depth}")
+    if gcfg["upsample"] != cfg.upsample:
+        raise InputError(path, f"init generator upsamples by {gcfg['upsample']!r}, this run by {cfg.upsample!r}")
+    generator.load_state_dict(weights)
+    if summary.get("normalization") and summary["normalization"] != cfg.normalization:
+        logger.warning("%s: init model was trained with normalization %r, this run uses %r: its weights expect "
+                       "other network units", path, summary["normalization"], cfg.normalization)
+    logger.info("generator initialised from %s (%s)", path, summary["kind"])
+    provenance = summary.pop("provenance", {})
+    return {"init": str(path), "init_model": summary, "init_provenance": provenance}
 
 
 def resume(run: Run, path: Path, ctx) -> None:
@@ -241,6 +300,7 @@ def resume(run: Run, path: Path, ctx) -> None:
     run.gp_rng.set_state(state["rng_torch"].cpu() if run.device.type == "cpu" else state["rng_torch"])
     run.step, run.history, run.best = state["step"], state["history"], state["best"]
     run.norm = Normalization(**state["normalization"])
+    run.init = dict(state.get("init") or {})  # written only by runs with an init
     if ctx.enabled:  # only rank 0's streams were saved: every rank restarts its own from here
         run.sampler.rng = np.random.default_rng([run.cfg.seed, ctx.rank, run.step])
         run.gp_rng.manual_seed(run.cfg.seed + 1 + 1000 * ctx.rank + run.step)
@@ -367,13 +427,16 @@ def write_checkpoint(run: Run, files: RunFiles) -> None:
                     critic=run.critic.state_dict() if run.critic is not None else None,
                     opt_g=run.opt_g.state_dict(), opt_d=run.opt_d.state_dict() if run.opt_d is not None else None,
                     rng_numpy=run.sampler.rng.bit_generator.state, rng_torch=run.gp_rng.get_state(),
-                    history=run.history, best=run.best, normalization=run.norm.as_dict())
+                    history=run.history, best=run.best, normalization=run.norm.as_dict(),
+                    **({"init": run.init} if run.cfg.init else {}))
     _write_history(run.history, files.log)
 
 
 def write_model(run: Run, path: Path, train_pairs: Sequence[VolumePair], val_pairs: Sequence[VolumePair],
                 provenance: Optional[dict]) -> None:
-    """``model.pt``: the best generator, its normalisation, the settings, validation metrics and provenance."""
+    """``model.pt``: the best generator, its normalisation, the settings, validation metrics and provenance
+    (with what the run started from, when ``init`` was given)."""
+    provenance = dict(provenance or {}, **run.init)
     save_model(path, generator_config=asdict(run.generator.cfg), generator=run.best["generator"],
                normalization=run.norm, config=asdict(run.cfg), step=run.best["step"],
                val_ssim=run.best["val_ssim"], val_psnr=run.best["val_psnr"], steps_trained=run.step,
@@ -466,7 +529,8 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
     out_dir : path
         Receives ``checkpoint.pt`` (resumable state), ``log.csv`` and, at the end, ``model.pt``.
     provenance : dict, optional
-        Recorded in the model (training files, dataset names, config hash, ...).
+        Recorded in the model (training files, dataset names, config hash, ...); with ``cfg.init``, also
+        ``init``, ``init_model`` and ``init_provenance`` (:func:`load_init`).
     stop_after : int, optional
         Stop right after the checkpoint at this step, as if the process were killed there (for tests).
 
@@ -482,7 +546,7 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
         raise ValueError("no training volumes")
     if not val_pairs:
         raise ValueError("no validation volumes")
-    run = build(cfg, train_pairs, ctx, device)
+    run = build(cfg, train_pairs, ctx, device, fresh=not files.checkpoint.exists())
     if files.checkpoint.exists():
         resume(run, files.checkpoint, ctx)
 
