@@ -42,19 +42,30 @@ Pixel geometry: row index along ``x``, column along ``y``, both from the slice c
 ((8, 32, 32), dtype('float32'), True)
 >>> sorted(FAMILIES)
 ['ellipses', 'fibres', 'foam', 'layers', 'polygons']
+
+Command (the workflow's ``family_phantom`` rule)::
+
+    python -m simulate.families OUT.h5 --family ellipses --size 256 --slices 32 --seed 7 [--dataset NAME]
+
+writes ``/phantom`` ``(slices, size, size)`` float32 with the attributes ``dataset``, ``kind = "family"``,
+``family``, ``seed``, ``size``, ``slices``, ``source``, ``units`` and ``versions``: the layout of
+:mod:`simulate.phantoms`' foam files, so that the same projection rules read it.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from .io import software_versions, write_arrays
 from .phantoms import FoamSpec, foam_volume
+from .plumbing import InputError, cli
 
-__all__ = ["Family", "FAMILIES", "make", "CYLINDER_RADIUS"]
+__all__ = ["Family", "FAMILIES", "make", "CYLINDER_RADIUS", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -257,3 +268,34 @@ def make(family: str, *, size: int, slices: int, seed: int, **params) -> np.ndar
     volume = np.clip(np.nan_to_num(volume), 0, None).astype(np.float32, copy=False)
     logger.debug("phantom %s size %d slices %d seed %d: mean %.3f", family, size, slices, seed, volume.mean())
     return volume
+
+
+@cli
+def main(argv=None):
+    """``python -m simulate.families OUT.h5 --family NAME --size N --slices N --seed S [--dataset NAME]``"""
+    p = argparse.ArgumentParser(prog="python -m simulate.families",
+                                description="Make a 3-D phantom of one family of the training corpus and write it "
+                                            "to HDF5 (dataset /phantom, (slices, rows, cols)).")
+    p.add_argument("out", help="output HDF5")
+    p.add_argument("--family", required=True, choices=sorted(FAMILIES))
+    p.add_argument("--size", type=int, required=True, help="pixels per slice side")
+    p.add_argument("--slices", type=int, required=True)
+    p.add_argument("--seed", type=int, required=True, help="geometry and contrast are drawn from it")
+    p.add_argument("--dataset", default="", help="dataset name recorded in the attributes (default: the family)")
+    args = p.parse_args(argv)
+    try:
+        volume = make(args.family, size=args.size, slices=args.slices, seed=args.seed)
+    except ValueError as exc:
+        raise InputError("arguments", str(exc)) from None
+    logger.info("%s %s: %d x %d^2, seed %d, mean %.3f", args.family, args.dataset or args.family, args.slices,
+                args.size, args.seed, float(volume.mean()))
+    write_arrays(args.out, {"/phantom": volume},
+                 {"dataset": args.dataset or args.family, "kind": "family", "family": args.family,
+                  "description": FAMILIES[args.family].description, "seed": args.seed, "size": args.size,
+                  "slices": args.slices, "source": f"simulated ({args.family} family, simulate/families.py)",
+                  "units": "attenuation-like (matrix about 1), zero outside the sample disc",
+                  "axes": "slices, rows, cols", "versions": software_versions()})
+
+
+if __name__ == "__main__":
+    main()

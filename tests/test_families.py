@@ -100,3 +100,26 @@ def test_unknown_family_and_small_sizes_raise():
         make("ellipses", size=4, slices=SLICES, seed=0)
     with pytest.raises(ValueError, match=">= 8"):
         make("layers", size=SIZE, slices=2, seed=0)
+
+
+def test_command_writes_a_phantom_file_the_projection_rules_read(tmp_path):
+    from simulate.families import main
+    from simulate.io import read_array, read_attrs
+
+    out = tmp_path / "ellipses.h5"
+    main([str(out), "--family", "ellipses", "--size", "24", "--slices", "8", "--seed", "3", "--dataset", "gen-e1"])
+    volume = read_array(out, "/phantom", ndim=3)
+    np.testing.assert_array_equal(volume, make("ellipses", size=24, slices=8, seed=3))
+    attrs = read_attrs(out)
+    assert (attrs["dataset"], attrs["kind"], attrs["family"], int(attrs["seed"])) == ("gen-e1", "family", "ellipses", 3)
+
+
+def test_command_refuses_bad_arguments_in_one_line(tmp_path, capsys):
+    from simulate.families import main
+
+    out = tmp_path / "x.h5"
+    with pytest.raises(SystemExit) as exc:
+        main([str(out), "--family", "ellipses", "--size", "4", "--slices", "8", "--seed", "0"])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code != 0 and len(err.splitlines()) == 1 and err.startswith("error: ") and "size" in err
+    assert not out.exists()
