@@ -29,6 +29,7 @@ include: "rules/infer.smk"
 include: "rules/metrics.smk"
 include: "rules/claims.smk"
 include: "rules/crossval.smk"
+include: "rules/generalist.smk"
 include: "rules/report.smk"
 
 
@@ -43,4 +44,5 @@ rule all:
         [P.claims()] if PLAN.claim_comparisons() else [],
         [P.crossval_check()] if PLAN.crossval_pairs() else [],
         PLAN.crossval_figures(),
+        [P.lofo()] if PLAN.lofo_spec() else [],
         PLAN.figure_targets(),

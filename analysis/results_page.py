@@ -20,6 +20,7 @@ block      file (under the results folder)       rendered as
 ``findings`` ``claims/claims_summary.csv``       :func:`render_findings`: per claim, holds on each metric
 ``crossval`` ``crossval/check.md`` (if present)  as it is: held-out choices against the reference's; then what
                                                 each scan's ranking cost (``benchmarks/``, :func:`analysis.crossval.cost_table`)
+``lofo``   ``generalist/lofo.md`` (if present)   as it is (:mod:`analysis.generalist`: leave one family out)
 ``faults``  ``bench/fault_injection.md``           as it is (``bench/fault_injection.py``; docs/performance.md)
 ``budget``  ``bench/learning_curve_budget.md``      as it is (``bench/learning_curve_budget.py``; docs/claims.md)
 =========  ====================================  ==========================================================
@@ -139,10 +140,11 @@ BLOCKS = (
     Block("claims", "claims/claims.md", _read_text, required=False),
     Block("findings", "claims/claims_summary.csv", _read_findings, required=False),
     Block("crossval", "crossval/check.md", _read_crossval, required=False),
+    Block("lofo", "generalist/lofo.md", _read_text, required=False),
     Block("faults", "bench/fault_injection.md", _read_text, required=False),
     Block("budget", "bench/learning_curve_budget.md", _read_text, required=False),
 )
-PAGE_BLOCKS = ("main", "speed", "timing", "claims", "crossval")  # docs/results.md; README.md has "findings"
+PAGE_BLOCKS = ("main", "speed", "timing", "claims", "crossval", "lofo")  # docs/results.md; README.md has "findings"
 # ("faults": docs/performance.md, from `python bench/fault_injection.py` on the smoke config)
 # ("budget": docs/claims.md, from `python bench/learning_curve_budget.py`, the learning-curve experiments)
 

@@ -3,8 +3,9 @@
 
 
 rule project_foam:
+    # a foam's or a corpus volume's phantom (rules foam_phantom, family_phantom)
     input:
-        rules.foam_phantom.output,
+        P.phantom(),
     output:
         P.projections(dose=PLAN.full),
     log:
@@ -12,7 +13,7 @@ rule project_foam:
     benchmark:
         "results/benchmarks/project_foam/{dataset}.tsv"
     wildcard_constraints:
-        dataset=_alternatives(PLAN.foam),
+        dataset=_alternatives(PLAN.foam + PLAN.family),
     priority: priority_of_dataset
     conda:
         "../environment.yml"
@@ -20,12 +21,10 @@ rule project_foam:
     resources:
         **job_resources("simulate"),
     params:
-        n_angles=config["foam"]["n_angles"],
-        max_line_integral=config["foam"]["max_line_integral"],
+        args=lambda w: PLAN.projection_args(w.dataset),
         backend=config["backend"],
     shell:
-        "python -m simulate.acquire project {input} {output} --n-angles {params.n_angles} "
-        "--max-line-integral {params.max_line_integral} --backend {params.backend} "
+        "python -m simulate.acquire project {input} {output} {params.args} --backend {params.backend} "
         "--threads {threads} > {log} 2>&1"
 
 

@@ -1,4 +1,5 @@
-# Phantoms: the 3-D foam volumes (xdesign), and the shale raw scans (TomoBank, or the labelled stand-in).
+# Phantoms: the 3-D foam volumes (xdesign), the corpus's phantom families (simulate/families.py), and the shale raw
+# scans (TomoBank, or the labelled stand-in).
 
 
 rule foam_phantom:
@@ -20,6 +21,27 @@ rule foam_phantom:
         args=lambda w: PLAN.foam_args(w.dataset),
     shell:
         "python -m simulate.phantoms {output} {params.args} --threads {threads} > {log} 2>&1"
+
+
+rule family_phantom:
+    output:
+        P.phantom(),
+    log:
+        "results/logs/family_phantom/{dataset}.log",
+    benchmark:
+        "results/benchmarks/family_phantom/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(PLAN.family),
+    priority: priority_of_dataset
+    conda:
+        "../environment.yml"
+    threads: job_threads("simulate")
+    resources:
+        **job_resources("simulate"),
+    params:
+        args=lambda w: PLAN.family_args(w.dataset),
+    shell:
+        "python -m simulate.families {output} {params.args} > {log} 2>&1"
 
 
 rule shale_raw:

@@ -430,7 +430,8 @@ def _results(folder: Path, digest: str, timing: bool = False) -> Path:
 
 PAGE = ("# Results\n\nhand-written\n\n<!-- begin main -->\nold\n<!-- end main -->\n\nmiddle\n\n"
         "<!-- begin speed -->\n<!-- end speed -->\n\n<!-- begin timing -->\nold timing\n<!-- end timing -->\n"
-        "<!-- begin claims -->\n<!-- end claims -->\n<!-- begin crossval -->\n<!-- end crossval -->\nend\n")
+        "<!-- begin claims -->\n<!-- end claims -->\n<!-- begin crossval -->\n<!-- end crossval -->\n"
+        "<!-- begin lofo -->\n<!-- end lofo -->\nend\n")
 
 
 def test_results_page_is_built_from_the_files(tmp_path, default_hash):

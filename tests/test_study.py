@@ -139,11 +139,15 @@ def test_crossval_ranks_every_seeds_model_and_the_release(config):
     for ds, dose in pairs:
         run = plan.evaluated[(ds, dose)]
         models = plan.crossval_models(ds, dose)
-        # labelled by run name, one per training seed, each seed's own model file
-        assert list(models) == [r.name for r in plan.seeds_of(run)] and len(models) == len(seeds)
+        # labelled by run name, one per training seed, each seed's own model file; then the corpus's models
+        # applied there (the generalist, on a scan)
+        own = list(models)[:len(seeds)]
+        assert own == [r.name for r in plan.seeds_of(run)]
+        assert all(plan.runs[name].group == "corpus" and ds in plan.runs[name].applied_to
+                   for name in list(models)[len(seeds):])
         assert list(models.values()) == [Paths.model(name) for name in models]
         if len(seeds) > 1:
-            assert list(models) == [f"{run.base}-s{seed}" for seed in sorted(seeds)]
+            assert own == [f"{run.base}-s{seed}" for seed in sorted(seeds)]
         inputs = plan.crossval_inputs(ds, dose)
         assert inputs["model"] == list(models.values())
         assert inputs["release"] == Paths.release_model()  # what rule import_release writes
@@ -262,3 +266,72 @@ def test_grey255_maps_the_robust_range_to_0_255():
     assert abs(zs.mean()) < 1e-4 and zs.std() == pytest.approx(1, rel=1e-4)
     with pytest.raises(ValueError, match="normalisation"):
         Normalization.fit([v], "minmax")
+
+
+# ----------------------------------------------------------------------------- the generalist corpus
+
+def _corpus_cfg(**corpus):
+    cfg = _cfg("smoke.yaml")
+    cfg["corpus"].update(corpus)
+    return load_config(cfg)
+
+
+def test_corpus_volumes_splits_and_runs():
+    from tomogan_core.study import GENERALIST, corpus_dataset, lofo_split
+
+    cfg = _corpus_cfg()
+    plan = Plan.from_config(cfg)
+    families = cfg["corpus"]["families"]
+    dose = cfg["corpus"]["doses"][0]
+    assert len(families) == 5
+    # one volume per family and role, each with its own seed, made only at the full dose and the corpus's doses
+    names = [corpus_dataset(f, r) for f in families for r in ("train", "val", "test")]
+    assert sorted(plan.family) == sorted(names)
+    assert len({cfg["datasets"][n]["seed"] for n in names}) == len(names)
+    assert all(plan.doses_of(n) == [plan.full, dose] for n in names)
+    # the generalist sees every family; a LOFO model never sees its family, and is tested on it alone
+    splits = cfg["tomogan"]["splits"]
+    assert splits[GENERALIST]["train"] == [corpus_dataset(f, "train") for f in families]
+    for f in families:
+        sp = splits[lofo_split(f)]
+        assert not any(f"-{f}-" in ds for ds in sp["train"] + sp["val"]) and sp["test"] == [corpus_dataset(f, "test")]
+    corpus = [r for r in plan.runs.values() if r.group == "corpus"]
+    assert {r.split for r in corpus} == {GENERALIST, *(lofo_split(f) for f in families)}
+    assert all(r.settings["normalization"] == "input" for r in corpus)  # corpus.train's default
+    assert not any(plan.is_main(r) for r in corpus) and not any(r in plan.evaluated.values() for r in corpus)
+    # the foam-only model is applied to every corpus test volume; the generalist to the demo scan, and ranked there
+    for run in plan.main_runs("foam", dose):
+        assert {corpus_dataset(f, "test") for f in families} <= set(run.applied_to)
+    generalist = [r for r in corpus if r.split == GENERALIST]
+    assert all("demo-scan" in r.applied_to for r in generalist)
+    assert {r.name for r in generalist} <= set(plan.crossval_models("demo-scan", dose))
+    # planning twice (the workflow and a test on one dict) changes nothing
+    assert Plan.from_config(cfg).runs.keys() == plan.runs.keys()
+
+
+def test_corpus_projection_draws_each_volumes_attenuation_from_its_seed():
+    plan = Plan.from_config(_corpus_cfg(max_line_integral=[1.0, 3.0]))
+    drawn = {ds: float(plan.projection_args(ds).split("--max-line-integral ")[1]) for ds in plan.family}
+    assert all(1.0 <= v <= 3.0 for v in drawn.values()) and len(set(drawn.values())) == len(drawn)
+    assert drawn == {ds: float(Plan.from_config(_corpus_cfg(max_line_integral=[1.0, 3.0])).projection_args(ds)
+                                .split("--max-line-integral ")[1]) for ds in plan.family}
+    assert "--family" in plan.family_args(plan.family[0]) and plan.projection_args("foam1").endswith("2.0")
+
+
+def test_lofo_spec_names_each_route_per_dose():
+    cfg = _corpus_cfg()
+    plan = Plan.from_config(cfg)
+    spec = plan.lofo_spec()
+    dose = cfg["corpus"]["doses"][0]
+    for family, entry in spec["families"].items():
+        routes = entry["routes"][dose]
+        assert routes["foam only"] == [r.name for r in plan.main_runs("foam", dose)]
+        assert all(plan.runs[r].split == f"lofo-{family}" for r in routes["unseen"]) and routes["unseen"]
+        assert all(plan.runs[r].split == "generalist" for r in routes["generalist"]) and routes["generalist"]
+    assert set(plan.lofo_inputs()) == {Paths.metrics(e["dataset"], k) for e in spec["families"].values()
+                                       for k in ("tomogan", "conventional")}
+    assert Plan.from_config(_corpus_cfg(lofo=False)).lofo_spec() == {}
+    bad = _cfg("smoke.yaml")
+    bad["datasets"]["corpus-foam-test"] = {"kind": "foam", "seed": 9}
+    with pytest.raises(ValueError, match="corpus"):
+        Plan.from_config(load_config(bad))

@@ -179,6 +179,14 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
     assert (judged.loc[judged["metric"] != "speedup", ["n_seeds_a"]] == 2).all().all()
     assert claims["config_hash"].nunique() == 1
     assert "mean nothing" in (results / "claims" / "claims.md").read_text()
+    # the corpus: a leave-one-family-out row per family and corpus dose, every route scored; the generalist
+    # ranked on the demo scan
+    lofo = pd.read_csv(results / "generalist" / "lofo.csv")
+    corpus = load_config(ROOT / "config" / "smoke.yaml")["corpus"]
+    assert len(lofo) == len(corpus["families"]) * len(corpus["doses"])
+    assert np.isfinite(lofo[["fbp", "foam only", "generalist", "unseen", "unseen_vs_foam"]]).all().all()
+    ranked = pd.read_csv(results / "demo-scan" / "crossval" / f"{corpus['doses'][0]}.csv")
+    assert any(m.startswith("tomogan:generalist-") for m in ranked["method"])
     main_md = (results / "tables" / "main.md").read_text()
     assert "inside the object" in main_md and "FBP+BM3D" in main_md and "Noise2Inverse" in main_md
     assert (timing["ms_per_slice"] > 0).all() and set(timing["device"]) <= {"cpu", "cpu+cpu", "cuda", "cpu+cuda"}

@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+import numpy as np
+
 __all__ = ["LOSS_SETS", "RELEASE", "SCHEMA", "Run", "Paths", "Plan", "load_config", "plan_runs", "run_name",
            "settings_flags", "check_runs", "enhanced_targets", "release_targets"]
 
@@ -112,6 +114,7 @@ class Paths:
         "crossval_images": "results/{dataset}/crossval/{dose}.h5",
         "crossval_figure": "results/figures/crossval_{dataset}_{dose}.png",
         "crossval_check": "results/crossval/check.csv",
+        "lofo": "results/generalist/lofo.csv",
         "released_weights": "tomogan_core/weights/TomoGAN.h5",
         "release_model": "results/models/release/served.pt",
     }
@@ -168,6 +171,7 @@ class Run:
     test: List[str]  # its split's test volumes
     settings: Dict[str, object] = field(default_factory=dict)  # TrainConfig fields for this run
     cross_test: List[str] = field(default_factory=list)  # other volumes it is also applied to
+    group: str = "study"  # "study": tomogan.main/ablation/cross_facility; "corpus": the generalist and its LOFO runs
 
     @property
     def seed(self) -> int:
@@ -257,6 +261,72 @@ def plan_runs(cfg: dict) -> Dict[str, Run]:
     return dict(sorted(runs.items()))
 
 
+CORPUS_ROLES = ("train", "val", "test")  # one volume of each family per role: corpus-<family>-<role>
+GENERALIST = "generalist"  # the split of the model trained on every family; lofo-<family> leaves one out
+
+
+def corpus_dataset(family: str, role: str) -> str:
+    """The name of a corpus volume, e.g. ``corpus_dataset("fibres", "test")`` -> ``corpus-fibres-test``."""
+    return f"corpus-{family}-{role}"
+
+
+def lofo_split(family: str) -> str:
+    """The split that leaves ``family`` out of training and tests on it: ``lofo-<family>``."""
+    return f"lofo-{family}"
+
+
+def expand_corpus(config: dict) -> None:
+    """Add the ``corpus`` section's volumes to ``config["datasets"]`` and its splits to ``tomogan.splits``, in place.
+
+    Volumes ``corpus-<family>-<role>`` (kind ``family``; seed ``corpus.seed + 10 * family index + role index``);
+    splits ``generalist`` (every family's training, validation and test volume) and, with ``lofo``,
+    ``lofo-<family>`` (the others' training and validation volumes; that family's test volume). Running it again
+    changes nothing; a name already taken by another dataset or split is a ValueError.
+    """
+    corpus = config.get("corpus")
+    if not corpus:
+        return
+    families = list(corpus["families"])
+    datasets = config["datasets"]
+    for i, family in enumerate(families):
+        for j, role in enumerate(CORPUS_ROLES):
+            entry = {"kind": "family", "family": family, "seed": int(corpus["seed"]) + 10 * i + j}
+            name = corpus_dataset(family, role)
+            if datasets.setdefault(name, entry) != entry:
+                raise ValueError(f"config 'datasets.{name}': the name is the corpus's; choose another")
+    splits = config.setdefault("tomogan", {}).setdefault("splits", {})
+    wanted = {GENERALIST: {r: [corpus_dataset(f, r) for f in families] for r in CORPUS_ROLES}}
+    if corpus.get("lofo", True):
+        for family in families:
+            others = [f for f in families if f != family]
+            wanted[lofo_split(family)] = {"train": [corpus_dataset(f, "train") for f in others],
+                                          "val": [corpus_dataset(f, "val") for f in others],
+                                          "test": [corpus_dataset(family, "test")]}
+    for name, split in wanted.items():
+        if splits.setdefault(name, split) != split:
+            raise ValueError(f"config 'tomogan.splits.{name}': the name is the corpus's; choose another")
+
+
+def corpus_runs(config: dict) -> Dict[str, Run]:
+    """The corpus's runs (group ``corpus``): the generalist and each LOFO model at every ``corpus.doses``, at the
+    study's depth with every loss term, once per ``corpus.seeds``, with ``tomogan.train`` changed by
+    ``corpus.train``. Needs :func:`expand_corpus` first."""
+    corpus = config.get("corpus")
+    if not corpus:
+        return {}
+    cfg = dict(config["tomogan"], train={**config["tomogan"].get("train", {}), **corpus.get("train", {})})
+    seeds = [int(x) for x in corpus["seeds"]]
+    splits = [GENERALIST] + ([lofo_split(f) for f in corpus["families"]] if corpus.get("lofo", True) else [])
+    runs = {}
+    for split in splits:
+        for dose in corpus["doses"]:
+            for seed in seeds:
+                run = _run(cfg, split, dose, int(cfg["train"]["depth"]), MAIN_LOSS_SET, seed, len(seeds) > 1)
+                run.group = "corpus"
+                runs[run.name] = run
+    return runs
+
+
 def enhanced_targets(runs: Dict[str, Run]) -> List[str]:
     """Paths of every enhanced volume of the runs (each run on each volume it is applied to)."""
     return [Paths.enhanced(ds, run.dose, run.name) for run in runs.values() for ds in run.applied_to]
@@ -334,6 +404,7 @@ class Plan:
     foam: List[str]
     shale: List[str]
     scans: Dict[str, dict]
+    family: List[str]  # the corpus volumes (kind family)
     doses: List[str]
     full: str  # the full-dose label
     classical: List[str]  # tuned classical methods (analysis/classical.py)
@@ -351,6 +422,7 @@ class Plan:
         Raises ValueError naming the config key of the first inconsistency.
         """
         scans = dict(config.get("scans") or {})
+        expand_corpus(config)
         for name in scans:
             if name in config["datasets"]:
                 raise ValueError(f"config 'scans.{name}': the name is already a dataset")
@@ -383,15 +455,22 @@ class Plan:
         datasets = list(config["datasets"]) + list(scans)
 
         runs = plan_runs(config["tomogan"]) if "tomogan" in config else {}
+        for name, run in corpus_runs(config).items():
+            if name in runs:
+                raise ValueError(f"config 'corpus': run {name} is also one of tomogan's")
+            runs[name] = run
+        runs = dict(sorted(runs.items()))
         check_runs(runs, datasets, doses)
         plan = cls(config=config, datasets=datasets, foam=[d for d, k in kinds.items() if k == "foam"], shale=shale,
-                   scans=scans, doses=doses, full=full, classical=classical, n2i="noise2inverse" in config,
-                   runs=runs, evaluated={}, config_hash=config_hash(config))
+                   scans=scans, family=[d for d, k in kinds.items() if k == "family"], doses=doses, full=full,
+                   classical=classical, n2i="noise2inverse" in config, runs=runs, evaluated={},
+                   config_hash=config_hash(config))
         # a scan gets its split's main run at each of its doses, applied as it is (like a cross-facility test)
         for name, scan in scans.items():
             for dose in scan["doses"]:
                 for run in plan.main_runs(scan["split"], dose, where=f"scans.{name}"):
                     run.cross_test.append(name)
+        plan._cross_test_corpus()
         # The classical methods are tuned on the evaluated pair's run's validation slices (the same for every
         # seed: the first seed's run stands for them); Noise2Inverse trains on the evaluated volume itself.
         plan.evaluated = {(ds, run.dose): run for run in runs.values() if plan.is_main(run)
@@ -414,8 +493,13 @@ class Plan:
         return list(self.config.get("tomogan", {}).get("splits", {}))
 
     def doses_of(self, dataset: str) -> List[str]:
-        """Dose labels made for a dataset: every dose, or for a scan its full dose and its listed ones."""
-        return [self.full] + list(self.scans[dataset]["doses"]) if dataset in self.scans else self.doses
+        """Dose labels made for a dataset: every dose, or for a scan (or a corpus volume) its full dose and its
+        listed ones (the corpus's doses)."""
+        if dataset in self.scans:
+            return [self.full] + list(self.scans[dataset]["doses"])
+        if dataset in self.family:
+            return [self.full] + list(self.config["corpus"]["doses"])
+        return self.doses
 
     def dose_label(self, dose: str) -> str:
         """A dose for people: ``1/8 views``, ``1000 photons``."""
@@ -453,7 +537,22 @@ class Plan:
         return self.main_runs(split, dose, where=where)[0]
 
     def is_main(self, run: Run) -> bool:
-        return run.depth == self.depth and run.loss_set == MAIN_LOSS_SET
+        return run.group == "study" and run.depth == self.depth and run.loss_set == MAIN_LOSS_SET
+
+    def _cross_test_corpus(self) -> None:
+        """The foam model beside the corpus's: at each corpus dose, the main runs (every seed) of
+        ``corpus.baseline_split`` (trained on foam alone) are also applied to the corpus's test volumes, the LOFO
+        table's comparison; the generalist is also applied to every scan at the doses they share (a route ranked on
+        the scan)."""
+        corpus = self.config.get("corpus")
+        if not corpus:
+            return
+        tests = [corpus_dataset(f, "test") for f in corpus["families"]]
+        for dose in corpus["doses"]:
+            for run in self.main_runs(corpus["baseline_split"], dose, where="corpus.doses"):
+                run.cross_test += [t for t in tests if t not in run.applied_to]
+            for run in (r for r in self.runs.values() if r.split == GENERALIST and r.dose == dose):
+                run.cross_test += [name for name, scan in self.scans.items() if dose in scan["doses"]]
 
     def tuning_run(self, split: str, dose: str) -> Run:
         """The evaluated run whose validation slices tune the classical methods of a split at a dose."""
@@ -582,6 +681,24 @@ class Plan:
     def _seed(self, dataset: str) -> int:
         ds = self.scans.get(dataset) or self.config["datasets"][dataset]
         return self.config["seed"] + ds.get("seed", 0)
+
+    def family_args(self, dataset: str) -> str:
+        """Flags of ``python -m simulate.families`` for a corpus volume."""
+        c, ds = self.config["corpus"], self.config["datasets"][dataset]
+        return (f"--family {ds['family']} --size {c['size']} --slices {c['slices']} --seed {self._seed(dataset)} "
+                f"--dataset {dataset}")
+
+    def projection_args(self, dataset: str) -> str:
+        """Flags of ``python -m simulate.acquire project`` for a simulated volume: a foam's (the foam section), or a
+        corpus volume's (its angles, and its largest line integral drawn from ``corpus.max_line_integral`` with its
+        seed, so that the corpus spans attenuations)."""
+        if dataset in self.family:
+            c = self.config["corpus"]
+            lo, hi = c["max_line_integral"]
+            drawn = float(np.random.default_rng([self._seed(dataset), 7]).uniform(lo, hi))
+            return f"--n-angles {c['n_angles']} --max-line-integral {drawn:.6g}"
+        f = self.config["foam"]
+        return f"--n-angles {f['n_angles']} --max-line-integral {f['max_line_integral']}"
 
     def foam_args(self, dataset: str) -> str:
         f = self.config["foam"]
@@ -761,8 +878,36 @@ class Plan:
         return sorted((ds, dose) for ds, dose in self.evaluated if ds in self.scans or checked(ds, dose))
 
     def crossval_models(self, dataset: str, dose: str) -> Dict[str, str]:
-        """The trained models ranked on a scan, by label (run name): every seed's model of the evaluated run's base."""
-        return {run.name: Paths.model(run.name) for run in self.seeds_of(self.evaluated[(dataset, dose)])}
+        """The trained models ranked on a scan, by label (run name): every seed's model of the evaluated run's base,
+        then the corpus's models applied to it at that dose (the generalist, on a scan)."""
+        runs = self.seeds_of(self.evaluated[(dataset, dose)])
+        runs += [r for r in self.runs.values() if r.group == "corpus" and r.dose == dose and dataset in r.applied_to]
+        return {run.name: Paths.model(run.name) for run in runs}
+
+    def lofo_spec(self) -> dict:
+        """What ``python -m analysis.generalist`` needs: per corpus family, its test volume and, per corpus dose, the
+        runs of each route (foam only: the baseline split's main runs; generalist; unseen: the family's LOFO runs),
+        every seed; ``{}`` without a corpus or LOFO."""
+        corpus = self.config.get("corpus")
+        if not corpus or not corpus.get("lofo", True):
+            return {}
+        families = {}
+        for family in corpus["families"]:
+            routes = {}
+            for dose in corpus["doses"]:
+                routes[dose] = {
+                    "foam only": [r.name for r in self.main_runs(corpus["baseline_split"], dose)],
+                    "generalist": [r.name for r in self.runs.values() if r.split == GENERALIST and r.dose == dose],
+                    "unseen": [r.name for r in self.runs.values() if r.split == lofo_split(family) and r.dose == dose]}
+            families[family] = {"dataset": corpus_dataset(family, "test"), "routes": routes}
+        return {"families": families, "doses": list(corpus["doses"]), "config_hash": self.config_hash,
+                "bootstrap": {"n": int(self.config["claims"]["bootstrap"]["n"]), "seed": int(self.config["seed"])}}
+
+    def lofo_inputs(self) -> List[str]:
+        """The per-slice metric files the LOFO table reads: each corpus test volume's TomoGAN and conventional ones."""
+        spec = self.lofo_spec()
+        return [Paths.metrics(f["dataset"], kind) for f in spec.get("families", {}).values()
+                for kind in ("tomogan", "conventional")]
 
     def crossval_n2i(self, dataset: str) -> str:
         """The ``--n2i`` option of ``analysis.crossval`` for a volume (Noise2Inverse trained per fold, with the

@@ -1,0 +1,20 @@
+# The generalist corpus (simulate/families.py, config `corpus`): leave one family out of training, test on it,
+# beside the foam-only model and the generalist that saw every family (analysis/generalist.py).
+
+
+rule generalist_table:
+    input:
+        PLAN.lofo_inputs(),
+    output:
+        csv=report(P.lofo(), caption="../report/lofo.rst", category="Generalist"),
+        md=P.lofo().replace(".csv", ".md"),
+    log:
+        "results/logs/generalist_table.log",
+    benchmark:
+        "results/benchmarks/generalist_table.tsv"
+    conda:
+        "../environment.yml"
+    params:
+        spec=json.dumps(PLAN.lofo_spec()),
+    shell:
+        "python -m analysis.generalist {output.csv} {input} --spec {params.spec:q} > {log} 2>&1"
