@@ -120,12 +120,18 @@ def slice_flops(depth: int, size: int) -> float:
 # ----------------------------------------------------------------------------- the config's shapes
 
 def shapes(cfg: dict) -> dict:
-    """Per dataset: (slices, detector, reconstruction side, full-dose angles)."""
+    """Per dataset: (slices, detector, reconstruction side, full-dose angles); the corpus's volumes too."""
+    from tomogan_core.study import expand_corpus
+
+    expand_corpus(cfg)  # in place, as planning the study does
     out = {}
     for name, ds in cfg["datasets"].items():
         if ds["kind"] == "foam":
             f = cfg["foam"]
             out[name] = (f["slices"], f["size"], f["size"], f["n_angles"])
+        elif ds["kind"] == "family":
+            c = cfg["corpus"]
+            out[name] = (c["slices"], c["size"], c["size"], c["n_angles"])
         else:
             sh = cfg["shale"]
             fac = sh["facilities"][ds["facility"]]
