@@ -91,7 +91,7 @@ The first writes one row per method and value: ``dataset``, ``dose`` (the projec
 score in each residual kind; ``score`` is one of them), ``weighted``, ``residual`` (the kind ``score`` is), ``k``,
 ``n_rays``,
 ``chosen`` (the smallest score of its method's grid); with ``--reference`` also ``ssim``, ``psnr``,
-``ssim_object`` (all views, against the reference) and ``chosen_by_reference`` (the best ``ssim`` of its
+``ssim_object``, ``psnr_object`` (all views, against the reference) and ``chosen_by_reference`` (the best ``ssim`` of its
 method's grid). A model's row is ``tomogan:<label>`` without a parameter or value (chosen either way). Each
 ``--model`` and ``--grey255-model`` entry is ``LABEL=PATH`` or a plain ``PATH``, labelled by :func:`model_label`
 (its run folder's name for a file the tools write in one -- ``model.pt``, ``checkpoint.pt``, ``served.pt`` --
@@ -168,7 +168,7 @@ __all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "ModelEntry", "StartC
 logger = logging.getLogger(__name__)
 
 FOV_MARGIN = 1.0  # pixels: rays closer than this to the rim of the reconstruction disc are not scored
-REFERENCE_COLUMNS = ("ssim", "psnr", "ssim_object")  # the columns --reference adds (and chosen_by_reference)
+REFERENCE_COLUMNS = ("ssim", "psnr", "ssim_object", "psnr_object")  # what --reference adds (and chosen_by_reference)
 REFERENCE_FOV_MARGIN = 2.0  # pixels left out at the rim when scoring against a reference (analysis.metrics' default)
 MODEL_PREFIX = "tomogan:"  # a model's method name: tomogan:<label>
 #: how a fold's residual is scored: ``plain`` squared residual; ``ramp``, filtered by ``sqrt(|f|)`` along the
@@ -791,12 +791,15 @@ def against_reference(volume, reference, *, fov_margin: float = REFERENCE_FOV_MA
     -------
     dict
         ``ssim``, ``psnr``: means over the slices in the field of view (one ``data_range`` for the volume,
-        the reference's); ``ssim_object``: mean over the slices that have an object region (NaN if none has).
+        the reference's); ``ssim_object``, ``psnr_object``: means over the slices that have an object region (NaN
+        if none has).
     """
     rows = compare_volumes(volume, reference, fov_margin=fov_margin)
-    obj = [r["ssim_object"] for r in rows if np.isfinite(r["ssim_object"])]
-    return {"ssim": float(np.mean([r["ssim"] for r in rows])), "psnr": float(np.mean([r["psnr"] for r in rows])),
-            "ssim_object": float(np.mean(obj)) if obj else float("nan")}
+    out = {"ssim": float(np.mean([r["ssim"] for r in rows])), "psnr": float(np.mean([r["psnr"] for r in rows]))}
+    for key in ("ssim_object", "psnr_object"):
+        obj = [r[key] for r in rows if np.isfinite(r[key])]
+        out[key] = float(np.mean(obj)) if obj else float("nan")
+    return out
 
 
 def _best_by_ssim(metrics: Mapping) -> object:
@@ -827,7 +830,7 @@ def tune_against_reference(data, theta, method_name: str, grid: Optional[Sequenc
     Returns
     -------
     dict
-        ``{value: {"ssim", "psnr", "ssim_object"}}`` in grid order (:func:`against_reference`); the best
+        ``{value: {"ssim", "psnr", "ssim_object", "psnr_object"}}`` in grid order (:func:`against_reference`); the best
         value by reference is the one with the highest ``ssim``.
 
     Raises

@@ -616,7 +616,8 @@ def test_noiseless_reference_picks_the_least_smoothing_and_the_holdout_agrees(sc
     cv.main([str(out), str(proj), "--method", "fbp", "fbp-tv", "--grid", *TV_GRID, "--slices", "1",
              "--backend", "astra", "--reference", str(ref)])
     rows = _rows(out)
-    assert {"dataset", "dose", "ssim", "psnr", "ssim_object", "chosen", "chosen_by_reference"} <= set(rows.columns)
+    assert {"dataset", "dose", "ssim", "psnr", "ssim_object", "psnr_object", "chosen",
+            "chosen_by_reference"} <= set(rows.columns)  # both regions
     assert set(rows["dataset"]) == {"discs"} and set(rows["dose"]) == {"full"}
     # the FBP of all the views of the reference's own projections, on the same detector row, is the reference
     (plain,) = rows[rows.method == "fbp"].itertuples()
@@ -631,8 +632,9 @@ def test_noiseless_reference_picks_the_least_smoothing_and_the_holdout_agrees(sc
     # each candidate was made from all the views of row 0 (the central one of two) and scored on its slice
     expected = cv.against_reference(METHODS["fbp-tv"].apply(fbp(clean[:, :1], theta, backend="astra"), 0.03),
                                      _ref_slices(ref)[:1])
-    assert tv.loc[1, ["ssim", "psnr", "ssim_object"]].tolist() == pytest.approx(
-        [expected["ssim"], expected["psnr"], expected["ssim_object"]], rel=1e-6)
+    assert tv.loc[1, list(cv.REFERENCE_COLUMNS)].tolist() == pytest.approx(
+        [expected[c] for c in cv.REFERENCE_COLUMNS], rel=1e-6)
+    assert np.isfinite(tv["psnr_object"]).all()
     # and the check of that table: the holdout agrees, nothing lost
     result = cv.check([out])
     assert result.methods.set_index("method").loc["fbp-tv", ["agree", "grid_steps", "ssim_lost"]].tolist() == \
