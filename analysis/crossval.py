@@ -86,13 +86,12 @@ Commands::
     python -m analysis.crossval check OUT.csv IN.csv [IN.csv ...]
     python -m analysis.crossval figure IMAGES.h5 OUT.png
 
-The first writes one row per method and value: ``dataset``, ``dose`` (the projection file's attributes),
-``method``, ``parameter``, ``value``, ``score``, ``fold_1 .. fold_K``, ``score_plain``, ``score_ramp`` (the
-score in each residual kind; ``score`` is one of them), ``weighted``, ``residual`` (the kind ``score`` is), ``k``,
-``n_rays``,
-``chosen`` (the smallest score of its method's grid); with ``--reference`` also ``ssim``, ``psnr``,
-``ssim_object``, ``psnr_object`` (all views, against the reference) and ``chosen_by_reference`` (the best ``ssim`` of its
-method's grid). A model's row is ``tomogan:<label>`` without a parameter or value (chosen either way). Each
+The first writes one row per method and value: ``dataset``, ``dose`` (the projection file's attributes), ``method``,
+``parameter``, ``value``, ``score``, ``fold_1 .. fold_K``, ``score_plain``, ``score_ramp`` (the score in each
+residual kind; ``score`` is one of them), ``weighted``, ``residual`` (the kind ``score`` is), ``k``, ``n_rays``,
+``chosen`` (the smallest score of its method's grid); with ``--reference`` also ``ssim``, ``psnr``, ``ssim_object``,
+``psnr_object`` (all views, against the reference) and ``chosen_by_reference`` (the best ``ssim`` of its method's
+grid). A model's row is ``tomogan:<label>`` without a parameter or value (chosen either way). Each
 ``--model`` and ``--grey255-model`` entry is ``LABEL=PATH`` or a plain ``PATH``, labelled by :func:`model_label`
 (its run folder's name for a file the tools write in one -- ``model.pt``, ``checkpoint.pt``, ``served.pt`` --
 else the file's stem); a label is letters, digits and ``. _ + -``, given once over both options, and the first
@@ -163,7 +162,8 @@ __all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "ModelEntry", "StartC
            "fbp_bm3d_reconstructor", "model_reconstructor", "n2i_reconstructor", "model_label", "model_entries",
            "classical_reconstructor", "holdout_residual", "tune_by_holdout", "rank_methods", "against_reference",
            "tune_against_reference", "all_view_candidates", "candidate_label", "RankedImages", "write_images",
-           "read_images", "images_figure", "CheckResult", "check", "check_markdown", "cost_table", "cost_markdown", "main"]
+           "read_images", "images_figure", "CheckResult", "check", "check_markdown", "cost_table", "cost_markdown",
+           "main"]
 
 logger = logging.getLogger(__name__)
 

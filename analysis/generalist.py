@@ -120,7 +120,8 @@ def main(argv: Sequence[str] = None):
     """``python -m analysis.generalist OUT.csv METRICS.csv ... --spec JSON`` (see the module docstring)."""
     p = argparse.ArgumentParser(prog="python -m analysis.generalist",
                                 description="Leave-one-family-out table: the model that never saw a phantom family, "
-                                            "beside the foam-only model and the generalist, on that family's test volume.")
+                                            "beside the foam-only model and the generalist, on that family's test "
+                                            "volume.")
     p.add_argument("out", help="CSV to write (a .md twin beside it)")
     p.add_argument("metrics", nargs="+", help="per-slice metric files (analysis.metrics)")
     p.add_argument("--spec", required=True, help="JSON or @FILE: families, their test volume and runs per route")
