@@ -1115,6 +1115,12 @@ def _gather(tables) -> "pandas.DataFrame":
     return rows
 
 
+def _grid_steps(values, a, b) -> int:
+    """How many steps apart values ``a`` and ``b`` lie among ``values`` sorted increasingly (1: neighbours)."""
+    order = _numeric_order(values)
+    return abs(order.index(values.index(a)) - order.index(values.index(b)))
+
+
 def _numeric_order(values) -> list:
     """The positions of ``values`` (labels) in increasing numeric order (text after numbers)."""
     def key(i):
@@ -1188,8 +1194,7 @@ def check(tables) -> CheckResult:
             picked[col] = marked.iloc[0]
         hold, ref = picked["chosen"], picked["chosen_by_reference"]
         values = list(g["value"])
-        order = _numeric_order(values)
-        steps = abs(order.index(values.index(hold["value"])) - order.index(values.index(ref["value"])))
+        steps = _grid_steps(values, hold["value"], ref["value"])
         methods.append({"dataset": dataset, "dose": dose, "method": method,
                         "parameter": _label(hold.get("parameter", "")),
                         "holdout_value": hold["value"], "reference_value": ref["value"],
@@ -1226,8 +1231,7 @@ def _residual_comparison(rows) -> "pandas.DataFrame":
                 choice = g.loc[pd.to_numeric(g[col]).idxmin()]
                 ref = g[g["chosen_by_reference"]].iloc[0]
                 values = list(g["value"])
-                order = _numeric_order(values)
-                steps = abs(order.index(values.index(choice["value"])) - order.index(values.index(ref["value"])))
+                steps = _grid_steps(values, choice["value"], ref["value"])
                 picks.append((float(choice[col]), float(choice["ssim"]), choice["value"] == ref["value"], steps,
                               len(g) > 1, float(ref["ssim"])))
             auto = min(picks, key=lambda t: t[0])
