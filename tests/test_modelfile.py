@@ -48,6 +48,7 @@ def test_trained_and_served_files_load_through_one_function(trained):
     # the same provenance, read from the trained file or from the served card
     assert mf.model_provenance(trained["model"]) == mf.model_provenance(trained["served"]) == {"note": "modelfile test"}
     assert mf.model_provenance(trained["checkpoint"]) == {}
+    assert "training_corpus" not in mf.load_served(trained["served"])[1]  # trained with no files recorded
     attrs = mf.flat_attrs(mf.load_any(trained["model"], device="cpu").info)
     assert attrs["model_kind"] == "trained" and np.isfinite(attrs["model_val_psnr"])
 

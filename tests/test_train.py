@@ -184,6 +184,68 @@ def test_release_single_file_layout(tmp_path):
         assert set(f) == {"ns", "gt", "dn"} and f["dn"].shape == b.low.shape
 
 
+def _corpus_files(tmp_path):
+    """Two training pairs of different families, seeds, views and doses, and a validation pair with no attributes."""
+    paths = {}
+    for name, seed, family, views, dose in (("a", 11, "fibres", 90, "low"), ("b", 12, "layers", 180, "full")):
+        pair = _volume(seed)
+        attrs = {"dataset": f"{family}-{seed}", "source": "simulated", "family": family, "dose": dose,
+                 "dose_mode": "photons", "dose_level": 0.1, "seed": seed, "n_angles": views, "center": 16.0,
+                 "max_line_integral": 2.5, "noise_incident": 1000.0, "matched_to": "foam"}
+        for kind, vol in (("ld", pair.low), ("nd", pair.normal)):
+            paths[kind + name] = tmp_path / f"{kind}_{name}.h5"
+            write_arrays(paths[kind + name], {"/recon": vol, "/slices": np.arange(pair.n_slices)}, attrs)
+    val = _volume(13)
+    for kind, vol in (("vld", val.low), ("vnd", val.normal)):
+        paths[kind] = tmp_path / f"{kind}.h5"
+        write_arrays(paths[kind], {"/recon": vol})
+    return paths
+
+
+def test_describe_training_data_lists_families_doses_geometry_and_seeds(tmp_path):
+    from tomogan_core.train import describe_training_data
+
+    p = _corpus_files(tmp_path)
+    corpus = describe_training_data([p["lda"], p["ldb"]], [p["vld"]])
+    assert corpus["summary"] == {"families": ["fibres", "layers"], "doses": ["full", "low"],
+                                 "geometry": ["90 views x 32 px", "180 views x 32 px"], "seeds": [11, 12],
+                                 "n_volumes": {"train": 2, "val": 1}}
+    first, _, val = corpus["volumes"]
+    assert first["role"] == "train" and first["family"] == "fibres" and first["detector"] == 32
+    assert first["max_line_integral"] == 2.5 and first["noise_incident"] == 1000.0 and first["matched_to"] == "foam"
+    assert val == {"role": "val", "file": str(p["vld"]), "detector": 32}  # no attributes: what is there
+
+
+def test_describe_training_data_falls_back_to_dataset_names_and_survives_missing_files(tmp_path):
+    from tomogan_core.train import describe_training_data
+
+    foam = tmp_path / "foam.h5"
+    write_arrays(foam, {"/recon": np.zeros((4, 8, 8), np.float32)},
+                 {"dataset": "foam", "source": "simulated (xdesign)", "seed": 3, "dose": "low"})
+    corpus = describe_training_data([foam, tmp_path / "gone.h5"])
+    assert corpus["summary"]["families"] == ["foam"] and corpus["summary"]["geometry"] == []
+    assert corpus["volumes"][1] == {"role": "train", "file": str(tmp_path / "gone.h5")}
+
+
+def test_cli_model_and_served_card_record_the_training_corpus(tmp_path):
+    from tomogan_core.train import main
+
+    p = _corpus_files(tmp_path)
+    out = tmp_path / "run"
+    assert main([str(a) for a in ("-ld", p["lda"], p["ldb"], "-nd", p["nda"], p["ndb"], "-vld", p["vld"], "-vnd",
+                                  p["vnd"], "-o", out, "-psz", "16", "-mbsz", "2", "-maxiter", "1", "-lperc", "0",
+                                  "--val-every", "1", "--quiet")]) == 0
+    _, _, info = load_model(out / "model.pt")
+    corpus = info["provenance"]["training_data"]
+    assert info["provenance"]["files"]["ld"] == [str(p["lda"]), str(p["ldb"])]
+    assert corpus["summary"]["families"] == ["fibres", "layers"] and corpus["summary"]["seeds"] == [11, 12]
+    assert [v["role"] for v in corpus["volumes"]] == ["train", "train", "val"]
+    export_trained(out / "model.pt", tmp_path / "served.pt")
+    _, card = load_served(tmp_path / "served.pt")
+    assert card["training_corpus"] == corpus["summary"]
+    assert card["provenance"]["training_data"] == corpus
+
+
 # --------------------------------------------------------------------------- bad input
 
 

@@ -150,9 +150,12 @@ def export_trained(model_path: PathLike, out: PathLike) -> Path:
     """Serve a trained ``model.pt`` (from ``tomogan-train``): TorchScript ``out`` plus its card.
 
     The card records the depth, the normalisation, the training data and settings, the VGG weights
-    used, and the generator's metrics on the validation slices.
+    used, and the generator's metrics on the validation slices; and ``training_corpus`` (families,
+    doses, geometry, seeds and volume counts) when the model's provenance records its ``training_data``
+    (:func:`tomogan_core.train.describe_training_data`), absent otherwise.
     """
     generator, norm, info = load_model(model_path)
+    corpus = (info.get("provenance") or {}).get("training_data") or {}
     card = {
         "input_scale": norm.card_scale(),
         "source": f"trained: {Path(model_path)}",
@@ -168,6 +171,8 @@ def export_trained(model_path: PathLike, out: PathLike) -> Path:
         "trained_on_device": info.get("device"),
         "versions": info.get("versions", {}),
     }
+    if corpus.get("summary"):
+        card["training_corpus"] = corpus["summary"]
     return export_served(generator, out, card)
 
 

@@ -9,7 +9,9 @@ adversarial term; else None), the step, the sampler's and the penalty's random s
 history and the best generator so far. Running the same command again after a kill
 continues from there, and ends with the same weights as an uninterrupted run (on the same device).
 At the end ``OUT/model.pt`` holds the generator chosen on the validation slices (highest PSNR in the
-field of view), its normalisation and the run's provenance; ``tomogan-export`` serves it.
+field of view), its normalisation and the run's provenance; ``tomogan-export`` serves it. From the command
+line that provenance also records the training corpus (``training_data``, :func:`describe_training_data`:
+each volume file's family, dose, geometry and seed, and their summary).
 
 A run may start from another model's generator (``init``, ``--init PATH``: a ``model.pt``, a
 ``checkpoint.pt``'s best generator or a served ``.pt``; :func:`tomogan_core.modelfile.read_generator`)
@@ -44,14 +46,16 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+import h5py
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from simulate.io import software_versions
+from simulate.io import read_attrs, software_versions
 from simulate.plumbing import InputError, atomic_path, cli
 
-from .data import NORMALIZATIONS, Normalization, PatchSampler, VolumePair, read_pair, read_release_file, split_held_out
+from .data import (NORMALIZATIONS, Normalization, PatchSampler, VolumePair, find_volume_key, read_pair,
+                   read_release_file, split_held_out)
 from .losses import critic_loss_bce, critic_loss_wgan, generator_loss, gradient_penalty
 from .model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
 from .modelfile import (PRECISIONS, LoadedModel, denoise, load_model, read_checkpoint, read_generator, resolve_device,
@@ -59,7 +63,7 @@ from .modelfile import (PRECISIONS, LoadedModel, denoise, load_model, read_check
 
 __all__ = ["GAN_LOSSES", "TrainConfig", "Run", "train", "build", "resume", "train_step", "validate", "keep_best",
            "validate_and_keep_best", "log_and_validate", "write_checkpoint", "write_model", "write_final", "load_init",
-           "net_pair", "load_model", "resolve_device", "parse_bool", "main"]
+           "net_pair", "load_model", "resolve_device", "parse_bool", "describe_training_data", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -631,6 +635,81 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# what describe_training_data copies from a volume file's root attributes, each when present
+CORPUS_ATTRS = ("dataset", "source", "family", "dose", "dose_mode", "dose_level", "n_angles", "center", "seed",
+                "max_line_integral", "noise_incident", "matched_to")
+
+
+def _sorted_unique(values) -> list:
+    """Distinct values (lists as their text), numbers before the rest, each group in its own order."""
+    values = {str(v) if isinstance(v, (list, dict)) else v for v in values}
+    number = (int, float, np.number)
+    return sorted(values, key=lambda v: (0, float(v), "") if isinstance(v, number) else (1, 0.0, str(v)))
+
+
+def _describe_volume(path, role: str, key: Optional[str]) -> dict:
+    """One volume file's entry for :func:`describe_training_data` (root attributes and the volume's width)."""
+    entry = {"role": role, "file": str(path)}
+    try:
+        attrs = read_attrs(path)
+    except (InputError, OSError) as exc:
+        logger.warning("%s: no attributes read for the training-data record (%s)", path, exc)
+        return entry
+    entry.update({k: attrs[k] for k in CORPUS_ATTRS if k in attrs})
+    try:
+        with h5py.File(path, "r") as f:
+            shape = f[find_volume_key(path, key)].shape  # the shape alone, not the array
+        entry["detector"] = int(shape[-1])
+    except (InputError, OSError, KeyError, IndexError):
+        pass
+    return entry
+
+
+def describe_training_data(ld_paths: Sequence, vld_paths: Sequence = (), *, key: Optional[str] = None,
+                           val_key: Optional[str] = None) -> dict:
+    """The training corpus as the model's provenance records it: per volume file and in summary.
+
+    Reads each low-dose file's root attributes and its volume's shape (not the array). A file without
+    some attribute (or unreadable) is recorded with what is there.
+
+    Parameters
+    ----------
+    ld_paths : sequence of path
+        The low-dose training files (``-ld``).
+    vld_paths : sequence of path, optional
+        The low-dose validation files (``-vld``); none when validation slices are held out of a training
+        volume.
+    key, val_key : str, optional
+        The volume's dataset in the training and validation files (default: ``/recon``, else the only
+        3-D dataset; ``val_key`` defaults to ``key``).
+
+    Returns
+    -------
+    dict
+        ``volumes``: per file, ``role`` (``train`` or ``val``), ``file``, ``detector`` (the volume's
+        width in pixels) and those of :data:`CORPUS_ATTRS` the file has. ``summary``: ``families`` (the
+        ``family`` attribute, else the ``dataset`` name, of each volume), ``doses`` (dose labels),
+        ``geometry`` (``"N views x M px"`` of the volumes that record both), ``seeds`` (these lists sorted
+        and without repeats) and ``n_volumes`` (``{"train": ..., "val": ...}``).
+
+    Examples
+    --------
+    >>> describe_training_data([])["summary"]["n_volumes"]
+    {'train': 0, 'val': 0}
+    """
+    volumes = ([_describe_volume(p, "train", key) for p in ld_paths]
+               + [_describe_volume(p, "val", val_key or key) for p in vld_paths])
+    families = [v.get("family", v.get("dataset")) for v in volumes]
+    known = [v for v in volumes if "detector" in v and isinstance(v.get("n_angles"), (int, float))]
+    geometry = sorted({(int(v["n_angles"]), v["detector"]) for v in known if np.isfinite(v["n_angles"])})
+    summary = {"families": _sorted_unique(f for f in families if f is not None),
+               "doses": _sorted_unique(v["dose"] for v in volumes if "dose" in v),
+               "geometry": [f"{views} views x {width} px" for views, width in geometry],
+               "seeds": _sorted_unique(v["seed"] for v in volumes if "seed" in v),
+               "n_volumes": {role: sum(v["role"] == role for v in volumes) for role in ("train", "val")}}
+    return {"volumes": volumes, "summary": summary}
+
+
 def _load_data(args, depth):
     if args.dsfn:
         if args.ld or args.nd:
@@ -667,7 +746,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         torch.set_num_threads(args.threads)
     out = Path(args.out) if args.out else Path("runs") / args.expName
     train_pairs, val_pairs, files = _load_data(args, cfg.depth)
-    path = train(cfg, train_pairs, val_pairs, out, provenance={"files": files, "expName": args.expName},
+    if args.dsfn:
+        corpus = describe_training_data([args.dsfn], [args.dsfn], key="/train_ns", val_key="/test_ns")
+    else:
+        corpus = describe_training_data(args.ld, args.vld or [], key=args.ld_key)
+    path = train(cfg, train_pairs, val_pairs, out,
+                 provenance={"files": files, "expName": args.expName, "training_data": corpus},
                  progress=not args.quiet)
     print(f"trained {path}")
     return 0
