@@ -50,7 +50,10 @@ a reconstructor, so a new registry entry is cross-validated without code here.
 TomoGAN models (:func:`model_reconstructor`) are applied to the FBP of the kept views; each is a method of
 its own, named ``tomogan:<label>`` (:data:`MODEL_PREFIX`), without a parameter. The workflow ranks every
 seed's model of the scan's evaluated run (labelled by run name, ``tomogan:foam-sparse-8-d3-all-s0``) and the
-authors' released generator (``tomogan:release``). The release works on 0..255 grey levels, so it is applied as
+authors' released generator (``tomogan:release``). Noise2Inverse (:func:`n2i_reconstructor`), trained per fold on
+the kept views, is method ``n2i``; further Noise2Inverse candidates -- a fine-tune from another model's generator,
+say -- are named ``n2i:<label>`` (:data:`N2I_PREFIX`; ``n2i:generalist`` is shown as "N2I from generalist",
+:func:`candidate_label`). The release works on 0..255 grey levels, so it is applied as
 ``tomogan-infer --grey255-from-input`` applies it (:func:`tomogan_core.infer.grey255_from_input`): the input's
 own 0.5..99.5 percentile range -- here that of the FBP it denoises, per fold and for the all-view candidate,
 of the rows scored -- mapped to 0..255 before the model and back after; no reference is used.
@@ -83,7 +86,7 @@ Commands::
         [--incident I0|auto|none] [--residual auto|plain|ramp] [--model [LABEL=]MODEL.pt ...] \\
         [--grey255-model [LABEL=]MODEL.pt ...] [--n2i JSON] [--slices N] [--center C] [--needs sirt=50] \\
         [--reference REF.h5] [--images IMAGES.h5]
-    python -m analysis.crossval check OUT.csv IN.csv [IN.csv ...]
+    python -m analysis.crossval check OUT.csv IN.csv [IN.csv ...] [--scans NAME ...] [--benchmarks DIR]
     python -m analysis.crossval figure IMAGES.h5 OUT.png
 
 The first writes one row per method and value: ``dataset``, ``dose`` (the projection file's attributes), ``method``,
@@ -92,6 +95,7 @@ residual kind; ``score`` is one of them), ``weighted``, ``residual`` (the kind `
 ``chosen`` (the smallest score of its method's grid); with ``--reference`` also ``ssim``, ``psnr``, ``ssim_object``,
 ``psnr_object`` (all views, against the reference) and ``chosen_by_reference`` (the best ``ssim`` of its method's
 grid). A model's row is ``tomogan:<label>`` without a parameter or value (chosen either way). Each
+``--n2i`` candidate's row is its label (``n2i``, ``n2i:<label>``), also without a parameter. Each
 ``--model`` and ``--grey255-model`` entry is ``LABEL=PATH`` or a plain ``PATH``, labelled by :func:`model_label`
 (its run folder's name for a file the tools write in one -- ``model.pt``, ``checkpoint.pt``, ``served.pt`` --
 else the file's stem); a label is letters, digits and ``. _ + -``, given once over both options, and the first
@@ -107,6 +111,11 @@ from all the views, of the central row scored: ``/recon`` ``(methods, rows, cols
 all-view candidates already made for the SSIM (one row of each kept); without, only the chosen value of each
 method is made from all the views (one more run of it).
 
+``--n2i`` takes the config's ``noise2inverse`` section as JSON (or ``@FILE``), ``{"k": 4, "train": {...}}``, or a
+list of such objects, each with an optional ``"label"`` (``n2i``, the default, or ``n2i:<label>``; each given once)
+and train settings that may hold ``"init": PATH`` (a fine-tune from that model's generator,
+:func:`n2i_reconstructor`); each object is a candidate of its own.
+
 ``figure`` (:func:`images_figure`) draws such a file: the images ranked best first, each titled with its rank,
 label, held-out score and SSIM when known, the reference last; one grey scale, the reference's 0.5..99.5
 percentile range (else the FBP's); PNG at OUT.png and PDF beside it. (Like ``check``, ``figure`` is the first
@@ -117,6 +126,12 @@ tables made with ``--reference`` and writes OUT.csv and a Markdown twin (OUT wit
 columns of :func:`check`'s ``methods``, one row per (dataset, dose, method), followed by those of its
 ``scans``, repeated on each row of that dataset and dose (take them once per scan). Each model label is a
 method of its own (each seed's model, the release); having no parameter, its two choices agree by construction.
+With ``--scans NAME ...`` (datasets of the tables; after the tables, as ``--scans`` takes every word up to the next
+option), OUT.md also lists every route on those scans (:func:`routes_table`, :func:`routes_markdown`): each
+candidate at its held-out choice, ranked by score, with its SSIM and PSNR against the reference and its rank by
+SSIM; the same table is written as ``routes.csv`` beside OUT.csv. With ``--benchmarks DIR`` too (the workflow's
+``results/benchmarks``), what those scans' own routes cost (:func:`route_costs`): the simulation at the scan's
+acquisition, the scan-matched and the generalist's trainings, and each dose's held-out ranking.
 
 Limits: the sample must lie inside the reconstruction disc. For a scan of a sample wider than the field
 of view (local tomography) every held-out ray also crosses material outside the disc, which adds a floor
@@ -143,6 +158,7 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass, field
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
@@ -163,7 +179,7 @@ __all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "ModelEntry", "StartC
            "classical_reconstructor", "holdout_residual", "tune_by_holdout", "rank_methods", "against_reference",
            "tune_against_reference", "all_view_candidates", "candidate_label", "RankedImages", "write_images",
            "read_images", "images_figure", "CheckResult", "check", "check_markdown", "cost_table", "cost_markdown",
-           "main"]
+           "routes_table", "route_costs", "routes_markdown", "N2I_PREFIX", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +187,8 @@ FOV_MARGIN = 1.0  # pixels: rays closer than this to the rim of the reconstructi
 REFERENCE_COLUMNS = ("ssim", "psnr", "ssim_object", "psnr_object")  # what --reference adds (and chosen_by_reference)
 REFERENCE_FOV_MARGIN = 2.0  # pixels left out at the rim when scoring against a reference (analysis.metrics' default)
 MODEL_PREFIX = "tomogan:"  # a model's method name: tomogan:<label>
+N2I = "n2i"  # Noise2Inverse's method name (trained from scratch, or the one --n2i candidate)
+N2I_PREFIX = N2I + ":"  # a further Noise2Inverse candidate's method name: n2i:<label> (a fine-tune, say)
 #: how a fold's residual is scored: ``plain`` squared residual; ``ramp``, filtered by ``sqrt(|f|)`` along the
 #: detector first, so that its sum is the image-domain squared error (:func:`residual_kind`); ``auto`` -- ramp
 #: on photon-limited data (weighted), plain otherwise
@@ -384,7 +402,7 @@ def model_reconstructor(model, *, batch: int = 4, device: str = "auto", grey255:
 
 
 def n2i_reconstructor(settings: Mapping, *, k: int = 4, batch: int = 4, device: str = "auto") -> Reconstructor:
-    """Noise2Inverse trained on the views it is given, then applied to them (method ``n2i``).
+    """Noise2Inverse trained on the views it is given, then applied to them (method ``n2i`` or ``n2i:<label>``).
 
     Per call: the ``k`` interleaved subsets of the given views are reconstructed by FBP
     (:func:`tomogan_core.noise2inverse.subset_reconstructions`), the generator is trained on them
@@ -397,12 +415,16 @@ def n2i_reconstructor(settings: Mapping, *, k: int = 4, batch: int = 4, device: 
     ----------
     settings : mapping
         :class:`tomogan_core.train.TrainConfig` fields (the config's ``noise2inverse.train``); the loss is
-        pixel MSE whatever they say.
+        pixel MSE whatever they say. With ``init`` (a ``model.pt``, ``checkpoint.pt`` or served ``.pt``) every
+        training starts from that file's generator instead of the seed's random one: a fine-tune, read and
+        checked here (:func:`tomogan_core.train.load_init`) so that a missing or unfit file fails before any fold.
     k : int
         Angle subsets of each call's views (the config's ``noise2inverse.k``).
 
     Raises
     ------
+    InputError
+        An ``init`` file that is missing, unreadable, or of another depth or upsampling (naming it; at once).
     ValueError
         Settings TrainConfig refuses (at once), or, per call, slices smaller than the patch or a grid other than
         the detector width.
@@ -413,6 +435,11 @@ def n2i_reconstructor(settings: Mapping, *, k: int = 4, batch: int = 4, device: 
     from tomogan_core.train import TrainConfig
 
     cfg = n2i_config(TrainConfig(**dict(settings)))
+    if cfg.init:  # the check each training makes, on a throwaway generator: a bad file fails now, not in a fold
+        from tomogan_core.model import Generator, GeneratorConfig
+        from tomogan_core.train import load_init
+
+        load_init(cfg, Generator(GeneratorConfig(in_slices=cfg.depth, upsample=cfg.upsample)))
 
     def rec(data, theta, center, size, *, backend="auto", threads=1):
         if size != data.shape[-1]:
@@ -896,11 +923,15 @@ def candidate_label(method: str, value="") -> str:
     ('FBP+TV (weight 0.05)', 'SIRT (n_iter 50)')
     >>> candidate_label("fbp"), candidate_label("n2i"), candidate_label("tomogan:release")
     ('FBP', 'Noise2Inverse', 'TomoGAN release')
+    >>> candidate_label("n2i:generalist")
+    'N2I from generalist'
     """
     from analysis.tables import COLUMNS
 
     if method.startswith(MODEL_PREFIX):
         return "TomoGAN " + method[len(MODEL_PREFIX):]
+    if method.startswith(N2I_PREFIX):
+        return "N2I from " + method[len(N2I_PREFIX):]
     if method in METHODS:
         return f"{METHODS[method].label} ({METHODS[method].parameter} {_label(value)})"
     return COLUMNS.get(method, method)
@@ -1009,6 +1040,9 @@ def images_figure(path, out) -> None:
 # ----------------------------------------------------------------------------- checking the choices
 
 CHECK_NEEDS = ("dataset", "dose", "method", "value", "score", "chosen", "ssim", "chosen_by_reference")
+ROUTE_NEEDS = ("dataset", "dose", "method", "value", "score", "chosen")  # what routes_table needs (no reference)
+ROUTE_COLUMNS = ("dataset", "dose", "rank", "route", "method", "score", "ssim", "ssim_object", "psnr", "psnr_object",
+                 "ref_rank")
 
 
 class CheckResult(NamedTuple):
@@ -1066,32 +1100,40 @@ def _flag(series, name: str, where) -> np.ndarray:
     return np.array(out, dtype=bool)
 
 
-def _gather(tables) -> "pandas.DataFrame":
-    """One table of all candidate rows, with ``_source`` naming where each came from; checked."""
+def _gather(tables, *, reference: bool = True) -> "pandas.DataFrame":
+    """One table of all candidate rows, with ``_source`` naming where each came from; checked.
+
+    With ``reference`` every row needs its SSIM and ``chosen_by_reference``; without, the reference's columns
+    (:data:`REFERENCE_COLUMNS`) are taken as numbers where given and NaN where not.
+    """
     import pandas as pd
 
     from simulate.io import read_table
 
+    need = CHECK_NEEDS if reference else ROUTE_NEEDS
     parts = []
     for i, table in enumerate(tables):
         if isinstance(table, pd.DataFrame):
             where = f"table {i + 1}"
-            missing = sorted(set(CHECK_NEEDS) - set(table.columns))
+            missing = sorted(set(need) - set(table.columns))
             if missing:
                 raise InputError(where, f"lacks columns {missing}")
         else:
             where = str(table)
-            table = read_table(table, what="crossval table", need=CHECK_NEEDS)
+            table = read_table(table, what="crossval table", need=need)
         table = table.copy()
         for col in ("dataset", "dose", "method", "parameter", "value"):
             table[col] = [_label(v) for v in table[col]] if col in table else ""
-        for col in ("chosen", "chosen_by_reference"):
+        for col in ("chosen", "chosen_by_reference") if reference else ("chosen",):
             table[col] = _flag(table[col], col, where)
-        for col in ("score", "ssim"):
+        for col in ("score", "ssim") if reference else ("score",):
             table[col] = pd.to_numeric(table[col], errors="coerce")
             if table[col].isna().any():
                 raise InputError(where, f"column '{col}' has missing or non-numeric values"
                                         + (" (made without --reference?)" if col == "ssim" else ""))
+        if not reference:
+            for col in REFERENCE_COLUMNS:
+                table[col] = pd.to_numeric(table[col], errors="coerce") if col in table else np.nan
         table["_source"] = where
         parts.append(table)
     if not parts:
@@ -1180,19 +1222,7 @@ def check(tables) -> CheckResult:
     rows = _gather(tables)
     methods = []
     for (dataset, dose, method), g in rows.groupby(["dataset", "dose", "method"], sort=False):
-        where = g["_source"].iloc[-1]
-        picked = {}
-        for col, best, what in (("chosen", g["score"].min(), "smallest score"),
-                                ("chosen_by_reference", g["ssim"].max(), "highest ssim")):
-            marked = g[g[col]]
-            if len(marked) != 1:
-                raise InputError(where, f"{dataset}/{dose}: {method} has {len(marked)} rows marked {col}, "
-                                        "expected 1")
-            value = marked["score" if col == "chosen" else "ssim"].iloc[0]
-            if value != best:
-                raise InputError(where, f"{dataset}/{dose}: {method}'s {col} row is not its {what}")
-            picked[col] = marked.iloc[0]
-        hold, ref = picked["chosen"], picked["chosen_by_reference"]
+        hold, ref = _choice(g, "chosen"), _choice(g, "chosen_by_reference")
         values = list(g["value"])
         steps = _grid_steps(values, hold["value"], ref["value"])
         methods.append({"dataset": dataset, "dose": dose, "method": method,
@@ -1213,6 +1243,21 @@ def check(tables) -> CheckResult:
                       "ssim_auto": float(top_h["ssim_holdout"]), "ssim_best": float(top_r["ssim_reference"]),
                       "auto_ssim_lost": float(top_r["ssim_reference"] - top_h["ssim_holdout"])})
     return CheckResult(methods, pd.DataFrame(scans), _residual_comparison(rows))
+
+
+def _choice(g, col: str) -> "pandas.Series":
+    """The one row of a (dataset, dose, method) group marked ``col`` (``chosen``: its smallest score;
+    ``chosen_by_reference``: its highest SSIM); none, several or another is an :class:`InputError`."""
+    dataset, dose, method = g[["dataset", "dose", "method"]].iloc[0]
+    where = g["_source"].iloc[-1]
+    key, best, what = ("score", g["score"].min(), "smallest score") if col == "chosen" else \
+        ("ssim", g["ssim"].max(), "highest ssim")
+    marked = g[g[col]]
+    if len(marked) != 1:
+        raise InputError(where, f"{dataset}/{dose}: {method} has {len(marked)} rows marked {col}, expected 1")
+    if marked[key].iloc[0] != best:
+        raise InputError(where, f"{dataset}/{dose}: {method}'s {col} row is not its {what}")
+    return marked.iloc[0]
 
 
 def _residual_comparison(rows) -> "pandas.DataFrame":
@@ -1292,10 +1337,7 @@ def cost_table(benchmarks) -> "pandas.DataFrame":
     import pandas as pd
 
     root = Path(benchmarks)
-
-    def seconds(files):
-        return float(sum(pd.read_csv(f, sep="\t")["s"].iloc[-1] for f in files))
-
+    seconds = _bench_seconds
     rows = []
     for f in sorted(root.glob("crossval/*/*.tsv")):
         dataset, dose = f.parent.name, f.stem
@@ -1321,16 +1363,189 @@ def cost_markdown(table, *, rows_scored=None, rows_processed=None, cpu: str = ""
     return "\n".join(lines)
 
 
+def _bench_seconds(files) -> float:
+    """The wall seconds (column ``s``, its last row) of Snakemake benchmark files, summed; a file without them is
+    an :class:`InputError` naming it."""
+    import pandas as pd
+
+    total = 0.0
+    for f in files:
+        try:
+            total += float(pd.read_csv(f, sep="\t")["s"].iloc[-1])
+        except (OSError, KeyError, IndexError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f, f"not a Snakemake benchmark file with wall seconds 's' ({type(exc).__name__}: "
+                                f"{exc})") from None
+    return total
+
+
+_RUN = r"(?P<dose>.+)-d\d+-[^-]+(?:-s\d+)?"  # a run name's tail after its split: <dose>-d<depth>-<losses>[-s<seed>]
+_NOT_SIMULATION = ("train", "infer", "conventional_metrics")  # matched-<scan>- jobs that are no part of simulating
+COST_COLUMNS = ("dataset", "what", "dose", "seconds")
+
+
+def routes_table(tables, scans: Sequence[str]) -> "pandas.DataFrame":
+    """Every route on the given scans: each candidate at its held-out choice, ranked, with its reference metrics.
+
+    Parameters
+    ----------
+    tables : sequence of pandas.DataFrame or path
+        Tables as the command writes them (one per dataset and dose), with at least the columns ``dataset, dose,
+        method, value, score, chosen``; ``ssim, ssim_object, psnr, psnr_object`` (``--reference``) where known.
+        Each (dataset, dose, method) of the scans needs exactly one ``chosen`` row, its smallest score (a method
+        without a parameter has one row, chosen).
+    scans : sequence of str
+        The datasets to list (a scan's every dose is listed).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (dataset, dose, method): ``dataset, dose``; ``rank`` (by ``score``, the held-out score the
+        tables ranked by, 1 = the smallest; equal scores in table order); ``route`` (:func:`candidate_label`, with
+        the value chosen), ``method``, ``score``; ``ssim, ssim_object, psnr, psnr_object`` against the reference
+        (NaN without one); ``ref_rank`` (by ``ssim``, 1 = the highest, equal SSIMs sharing the better rank; NaN
+        where the SSIM is). Sorted by dataset, dose and rank.
+
+    Raises
+    ------
+    InputError
+        Naming ``--scans``: a scan with no rows in the tables; naming a table: a missing column, a repeated
+        candidate, scores of one scan that cannot be compared, a method without exactly one ``chosen`` row or
+        whose ``chosen`` row is not its smallest score.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"dataset": "d", "dose": "x", "method": ["fbp", "fbp-tv", "fbp-tv"], "value": ["", 0.1, 1],
+    ...                   "score": [1.3, 1.1, 1.2], "chosen": [True, True, False], "ssim": [0.7, 0.6, 0.8]})
+    >>> routes_table([t], ["d"])[["rank", "route", "score", "ref_rank"]].values.tolist()
+    [[1, 'FBP+TV (weight 0.1)', 1.1, 2.0], [2, 'FBP', 1.3, 1.0]]
+    """
+    import pandas as pd
+
+    rows = _gather(tables, reference=False)
+    scans = [str(s) for s in dict.fromkeys(scans)]
+    known = list(dict.fromkeys(rows["dataset"]))
+    absent = [s for s in scans if s not in known]
+    if absent:
+        raise InputError("--scans", f"no rows of {', '.join(absent)} in the tables (their datasets: "
+                                    f"{', '.join(known)})")
+    out = []
+    for (dataset, dose), scan in rows[rows["dataset"].isin(scans)].groupby(["dataset", "dose"], sort=False):
+        picks = pd.DataFrame([_choice(g, "chosen") for _, g in scan.groupby("method", sort=False)])
+        ref_ranks = picks["ssim"].rank(ascending=False, method="min", na_option="keep")
+        for (_, row), rank, ref_rank in zip(picks.iterrows(), _ranks(picks["score"]), ref_ranks):
+            out.append({"dataset": dataset, "dose": dose, "rank": int(rank),
+                        "route": candidate_label(row["method"], row["value"]), "method": row["method"],
+                        "score": float(row["score"]), **{col: float(row[col]) for col in REFERENCE_COLUMNS},
+                        "ref_rank": float(ref_rank)})
+    table = pd.DataFrame(out, columns=list(ROUTE_COLUMNS))
+    return table.sort_values(["dataset", "dose", "rank"], kind="stable", ignore_index=True)
+
+
+def route_costs(benchmarks, scans: Sequence[str]) -> "pandas.DataFrame":
+    """What each scan's own routes cost: wall seconds of the workflow's jobs, found by their benchmark paths.
+
+    From a workflow's benchmark files (``results/benchmarks``, Snakemake's: column ``s``), per scan ``<scan>``:
+
+    - ``simulation at the scan's acquisition (all doses)``: every file whose path holds ``matched-<scan>-`` (the
+      phantoms matched to the scan, their projections at its geometry, low-dose variants and FBPs), summed; not
+      those under ``train/`` (the rows below), ``infer/`` (the matched model applied to the scan) or
+      ``conventional_metrics/`` (the study's metrics of the simulated volumes);
+    - ``scan-matched training``: ``train/matched-<scan>-<dose>-*.tsv``, one row per dose (its seeds summed);
+    - ``generalist training (shared by every scan)``: ``train/generalist-<dose>-*.tsv``, one row per dose, on
+      every scan's rows;
+    - ``held-out ranking of every route (Noise2Inverse trainings included)``: ``crossval/<scan>/<dose>.tsv``, one
+      row per dose: the ranking job, which runs every candidate ``k + 1`` times (``k`` folds and all the views),
+      so trains each Noise2Inverse route -- from scratch and fine-tuned -- ``k + 1`` times.
+
+    A name that is the start of another's (``demo`` and ``demo-scan``) would take the other's files too.
+
+    Parameters
+    ----------
+    benchmarks : path
+        The benchmark folder.
+    scans : sequence of str
+        The datasets.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``dataset, what, dose, seconds`` (``dose`` empty for the simulation, made for all doses); a scan's rows
+        in the order above, doses sorted; rows with no file left out. Empty when there are no benchmarks.
+
+    Raises
+    ------
+    InputError
+        A benchmark file without wall seconds, naming it.
+    """
+    import pandas as pd
+
+    root = Path(benchmarks)
+    files = sorted(root.rglob("*.tsv")) if root.is_dir() else []
+    paths = {f: f.relative_to(root).as_posix() for f in files}
+    rows = []
+
+    def add(scan, what, dose, found):
+        if found:
+            rows.append({"dataset": scan, "what": what, "dose": dose, "seconds": _bench_seconds(found)})
+
+    def by_dose(prefix):  # train/<prefix><dose>-d<depth>-...tsv, grouped by dose
+        doses: Dict[str, list] = {}
+        for f in sorted(root.glob(f"train/{glob_escape(prefix)}*.tsv")):
+            m = re.fullmatch(re.escape(prefix) + _RUN, f.stem)
+            doses.setdefault(m["dose"] if m else f.stem[len(prefix):], []).append(f)
+        return sorted(doses.items())
+
+    for scan in dict.fromkeys(str(s) for s in scans):
+        add(scan, "simulation at the scan's acquisition (all doses)", "",
+            [f for f, rel in paths.items() if f"matched-{scan}-" in rel and rel.split("/")[0] not in _NOT_SIMULATION])
+        for dose, found in by_dose(f"matched-{scan}-"):
+            add(scan, "scan-matched training", dose, found)
+        for dose, found in by_dose("generalist-"):
+            add(scan, "generalist training (shared by every scan)", dose, found)
+        for f in sorted(root.glob(f"crossval/{glob_escape(scan)}/*.tsv")):
+            add(scan, "held-out ranking of every route (Noise2Inverse trainings included)", f.stem, [f])
+    return pd.DataFrame(rows, columns=list(COST_COLUMNS))
+
+
+_ROUTE_FORMATS = {"score": "{:.4g}", "ssim": "{:.4f}", "ssim_object": "{:.4f}", "psnr": "{:.2f}",
+                  "psnr_object": "{:.2f}", "ref_rank": "{:.0f}", "seconds": "{:.1f}"}
+
+
+def routes_markdown(routes, costs=None) -> str:
+    """:func:`routes_table` (and :func:`route_costs`, when given) as a Markdown section, ``## Every route on your
+    scans``: score to 4 significant digits, SSIM to 4 decimals, PSNR to 2, seconds to 1; ``costs`` empty: a line
+    saying no benchmark was found."""
+    lines = ["## Every route on your scans", "",
+             "Each candidate at its held-out choice, ranked (`rank`) by how well it predicts the projections left "
+             "out of its reconstruction, which needs no reference; `ssim` and `psnr` (and `ref_rank`, the order by "
+             "`ssim`) are against the scan's normal-dose reference, so only a scan that has one can be checked "
+             "this way.", "", _markdown_table(routes, formats=_ROUTE_FORMATS), ""]
+    if costs is not None:
+        lines += ["### What the scan's own routes cost", ""]
+        if len(costs):
+            lines += ["Wall seconds of one-core jobs of this run (Snakemake's benchmarks). The held-out ranking "
+                      "trains each Noise2Inverse route k + 1 times; the generalist's training is made once for "
+                      "every scan.", "", _markdown_table(costs, formats=_ROUTE_FORMATS),
+                      ""]
+        else:
+            lines += ["No benchmark of these scans' routes was found.", ""]
+    return "\n".join(lines)
+
+
 _MARKDOWN_FORMATS = {"score": "{:.4g}", "spearman": "{:.2f}"}  # other numbers: 4 decimals (SSIM)
 
 
-def _markdown_table(table) -> str:
-    """A table as Markdown with its cells formatted here (parameter values stay as the tables write them)."""
+def _markdown_table(table, *, formats: Optional[Mapping[str, str]] = None) -> str:
+    """A table as Markdown with its cells formatted here (parameter values stay as the tables write them);
+    ``formats`` (column -> format) replace :data:`_MARKDOWN_FORMATS`."""
+    formats = _MARKDOWN_FORMATS if formats is None else formats
+
     def cell(col, v):
         if isinstance(v, (bool, np.bool_)):
             return "yes" if v else "no"
         if isinstance(v, (float, np.floating)):
-            return "n/a" if math.isnan(v) else _MARKDOWN_FORMATS.get(col, "{:.4f}").format(v)
+            return "n/a" if math.isnan(v) else formats.get(col, "{:.4f}").format(v)
         return str(v)
     shown = table.copy()
     for col in shown.columns:
@@ -1416,14 +1631,43 @@ def _needs_argument(items) -> dict:
     return needs
 
 
-def _n2i_argument(text) -> Reconstructor:
-    spec = json_argument(text, flag="--n2i")[0]
-    if not isinstance(spec, dict) or set(spec) - {"k", "train"}:
-        raise InputError("--n2i", "expected a JSON object with 'k' and 'train' (the config's noise2inverse section)")
-    try:
-        return n2i_reconstructor(spec.get("train") or {}, k=int(spec.get("k", 4)))
-    except (TypeError, ValueError) as exc:
-        raise InputError("--n2i", f"bad Noise2Inverse settings: {exc}") from None
+def _n2i_argument(text) -> List[Tuple[str, Reconstructor]]:
+    """The ``--n2i`` candidates, ``(method, reconstructor)`` in the order given.
+
+    ``text`` (JSON, or ``@FILE``) is one object ``{"k": 4, "train": {...}}`` (the config's noise2inverse section)
+    or a list of them, each with an optional ``"label"``: ``n2i`` (the default) or ``n2i:<label>``, a label of
+    letters, digits and ``. _ + -``, each given once. An ``init`` file among the train settings is read now
+    (:func:`n2i_reconstructor`).
+
+    Raises
+    ------
+    InputError
+        Naming the option (or its file): not such objects, a bad or repeated label, settings TrainConfig refuses;
+        naming the init file: a missing or unfit one.
+    """
+    specs, where = json_argument(text, flag="--n2i")
+    out: List[Tuple[str, Reconstructor]] = []
+    for spec in specs if isinstance(specs, list) else [specs]:
+        if not isinstance(spec, dict) or set(spec) - {"label", "k", "train"}:
+            raise InputError(where, "expected a JSON object with 'k' and 'train' (the config's noise2inverse "
+                                    "section) and optionally 'label', or a list of such objects")
+        label = spec.get("label", N2I)
+        if not (label == N2I or (isinstance(label, str) and label.startswith(N2I_PREFIX)
+                                 and _LABEL.fullmatch(label[len(N2I_PREFIX):]))):
+            raise InputError(where, f"label {label!r}: expected '{N2I}' or '{N2I_PREFIX}NAME', with a name of "
+                                    "letters, digits and . _ + -")
+        if any(method == label for method, _ in out):
+            raise InputError(where, f"label '{label}' is given twice")
+        try:
+            out.append((label, n2i_reconstructor(spec.get("train") or {}, k=int(spec.get("k", 4)))))
+        except InputError:  # the init file: named by itself
+            raise
+        except (TypeError, ValueError) as exc:
+            raise InputError(where, f"bad Noise2Inverse settings{'' if label == N2I else ' of ' + label}: "
+                                    f"{exc}") from None
+    if not out:
+        raise InputError(where, "an empty list: give at least one Noise2Inverse object")
+    return out
 
 
 @cli
@@ -1454,14 +1698,36 @@ def _check_command(argv):
                                             "tables of 'python -m analysis.crossval ... --reference REF.h5'.")
     p.add_argument("out", help="CSV to write (a .md twin is written beside it)")
     p.add_argument("tables", nargs="+", help="crossval tables made with --reference, one per dataset and dose")
+    p.add_argument("--scans", nargs="+", metavar="NAME",
+                   help="datasets of the tables (after them) whose every route to list, ranked: a section of the "
+                        ".md, and routes.csv beside OUT")
+    p.add_argument("--benchmarks", metavar="DIR",
+                   help="the workflow's benchmark folder (results/benchmarks): with --scans, what their own routes "
+                        "cost")
     args = p.parse_args(argv)
+    out = Path(args.out)
+    routes_csv = out.parent / "routes.csv"
+    if args.benchmarks is not None:
+        if not args.scans:
+            raise InputError("--benchmarks", "needs --scans (the scans whose routes it costs)")
+        if not Path(args.benchmarks).is_dir():
+            raise InputError(args.benchmarks, "not a folder (--benchmarks: the workflow's results/benchmarks)")
+    if args.scans and routes_csv.resolve() == out.resolve():
+        raise InputError(out, "--scans writes routes.csv beside OUT: name OUT otherwise")
     result = check(args.tables)
     table = result.methods.merge(result.scans, on=["dataset", "dose"], how="left")
     markdown = check_markdown(result)
-    out = Path(args.out)
+    routes = None
+    if args.scans:
+        routes = routes_table(args.tables, args.scans)
+        costs = route_costs(args.benchmarks, args.scans) if args.benchmarks is not None else None
+        markdown += "\n" + routes_markdown(routes, costs)
     write_csv(table, out)
+    if routes is not None:
+        write_csv(routes, routes_csv)
     write_text(out.with_suffix(".md"), markdown)
-    logger.info("%d methods of %d scans -> %s (+ .md)", len(result.methods), len(result.scans), out)
+    logger.info("%d methods of %d scans -> %s (+ .md%s)", len(result.methods), len(result.scans), out,
+                f", {routes_csv.name}" if routes is not None else "")
 
 
 def _score_command(argv):
@@ -1488,7 +1754,8 @@ def _score_command(argv):
     p.add_argument("--n2i", metavar="JSON",
                    help="also rank Noise2Inverse (method n2i), trained per fold on the kept views and once on all: "
                         "the config's noise2inverse section as JSON, '{\"k\": 4, \"train\": {\"max_iter\": 150, ...}}' "
-                        "(K + 1 trainings)")
+                        "(K + 1 trainings), or a list of such objects, each with a \"label\" (n2i or n2i:NAME) "
+                        "and train settings that may hold \"init\": MODEL.pt (fine-tuned from that generator)")
     p.add_argument("--needs", nargs="+", help="chosen values of start methods, e.g. sirt=50 (for sirt-tv)")
     p.add_argument("--k", type=int, default=4, help="folds")
     p.add_argument("--incident", default="auto",
@@ -1530,7 +1797,7 @@ def _score_command(argv):
     models = [(e.method, model_reconstructor(e.path, grey255=e.grey255))  # loaded now: a bad file fails first
               for e in model_entries(args.model, args.grey255_model)]
     if args.n2i:
-        models.append(("n2i", _n2i_argument(args.n2i)))
+        models.extend(_n2i_argument(args.n2i))
     data, theta, attrs, rows_read, n_rows = _read_scan(args.proj, args.slices)
     incident = _incident_from(attrs, args.incident, args.proj)
     center = float(attrs.get("center", data.shape[-1] / 2)) if args.center is None else args.center

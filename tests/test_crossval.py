@@ -483,12 +483,93 @@ def test_noise2inverse_trains_per_fold_on_the_kept_views_only(scan, tmp_path, mo
     assert "Noise2Inverse" in list(cv.read_images(tmp_path / "images.h5").label)
 
 
-@pytest.mark.parametrize("spec, needle", [("[4]", "JSON object"), ('{"k": 4, "train": {"patch": 0}}', "settings"),
-                                          ('{"k": 4, "train": {"no_such": 1}}', "settings")])
+@pytest.mark.parametrize("spec, needle", [
+    ("[4]", "JSON object"), ('{"k": 4, "train": {"patch": 0}}', "settings"),
+    ('{"k": 4, "train": {"no_such": 1}}', "settings"), ("[]", "empty list"),
+    ('[{"k": 4}, {"k": 2, "label": "n2i"}]', "label 'n2i' is given twice"),
+    ('[{"label": "n2i:a"}, {"label": "n2i:b"}, {"label": "n2i:a"}]', "label 'n2i:a' is given twice"),
+    ('{"label": "generalist"}', "expected 'n2i' or 'n2i:NAME'"), ('{"label": "n2i:bad name"}', "letters, digits"),
+    ('[{"k": 4}, {"label": "n2i:x", "train": {"init": 3}}]', "bad Noise2Inverse settings of n2i:x")])
 def test_command_refuses_bad_noise2inverse_settings(scan, tmp_path, capsys, spec, needle):
     _, theta, clean = scan
     proj = _write_scan(tmp_path / "p.h5", clean, theta)
     _expect_error(capsys, [str(tmp_path / "o.csv"), str(proj), "--n2i", spec], tmp_path / "o.csv", "--n2i", needle)
+
+
+@pytest.fixture(scope="module")
+def n2i_init(tmp_path_factory):
+    """A tiny model.pt to fine-tune from: Noise2Inverse's settings of N2I_TINY, seed 5, not trained (step 0)."""
+    from tomogan_core.noise2inverse import train_n2i
+    from tomogan_core.train import TrainConfig
+
+    subsets = np.random.default_rng(5).normal(1.0, 0.3, size=(4, 4, 32, 32)).astype(np.float32)
+    cfg = TrainConfig(**{**N2I_TINY["train"], "max_iter": 0, "seed": 5})
+    return train_n2i(subsets, tmp_path_factory.mktemp("init") / "generalist", cfg, progress=False)
+
+
+def _n2i_list(init):
+    return json.dumps([N2I_TINY, {"label": "n2i:generalist", "k": N2I_TINY["k"],
+                                  "train": {**N2I_TINY["train"], "init": str(init)}}])
+
+
+def test_n2i_json_list_gives_a_candidate_per_object(n2i_init):
+    candidates = cv._n2i_argument(_n2i_list(n2i_init))
+    assert [method for method, _ in candidates] == ["n2i", "n2i:generalist"]
+    assert all(callable(rec) for _, rec in candidates)
+    assert [m for m, _ in cv._n2i_argument(json.dumps(N2I_TINY))] == ["n2i"]  # one object, as before
+    assert cv.candidate_label("n2i:generalist") == "N2I from generalist"
+    assert cv.candidate_label("n2i") == "Noise2Inverse"
+
+
+def test_command_ranks_n2i_fine_tuned_beside_n2i_from_scratch(scan, full_dose, n2i_init, tmp_path, monkeypatch):
+    """Each --n2i object is a candidate of its own, named by its label: n2i from scratch, n2i:generalist from
+    the init model (every training of it starts there and says so); check and the images take both."""
+    import tomogan_core.noise2inverse as n2i
+
+    _, theta, clean = scan
+    _, ref = full_dose
+    started = []  # per training: its label's init, and the init its model records
+    real = n2i.train_n2i
+
+    def recording(subsets, out_dir, cfg, **kw):
+        path = real(subsets, out_dir, cfg, **kw)
+        started.append((cfg.init, n2i.model_provenance(path).get("init", "")))
+        return path
+
+    monkeypatch.setattr(n2i, "train_n2i", recording)
+    proj = _write_scan(tmp_path / "low.h5", _noisy(clean, 1000.0, 11), theta, dose="photons-1000",
+                       dose_mode="photons", dose_level=1000.0)
+    out, images = tmp_path / "n2i.csv", tmp_path / "n2i.h5"
+    cv.main([str(out), str(proj), "--method", "fbp", "--n2i", _n2i_list(n2i_init), "--slices", "1",
+             "--backend", "astra", "--reference", str(ref), "--images", str(images)])
+    assert started == [("", "")] * 5 + [(str(n2i_init), str(n2i_init))] * 5  # K folds and all views, each
+    rows = _rows(out)
+    assert rows["method"].tolist() == ["fbp", "n2i", "n2i:generalist"]
+    tuned = rows.set_index("method").loc[["n2i", "n2i:generalist"]]
+    assert tuned["parameter"].isna().all() and tuned["value"].isna().all() and tuned["chosen"].all()
+    assert tuned.loc["n2i", "score"] != tuned.loc["n2i:generalist", "score"]  # another start, another image
+    result = cv.check([out])
+    assert result.methods["method"].tolist() == ["fbp", "n2i", "n2i:generalist"]
+    assert result.scans["n_methods"].tolist() == [3] and "| n2i:generalist " in cv.check_markdown(result)
+    ranked = cv.read_images(images)
+    assert ranked.method == ["fbp", "n2i", "n2i:generalist"]
+    assert ranked.label == ["FBP", "Noise2Inverse", "N2I from generalist"]
+
+
+def test_command_refuses_a_missing_init_before_any_work(n2i_init, tmp_path, capsys, monkeypatch):
+    import tomogan_core.noise2inverse as n2i
+
+    monkeypatch.setattr(n2i, "train_n2i", lambda *a, **kw: pytest.fail("trained"))
+    missing = tmp_path / "gone" / "model.pt"
+    out = tmp_path / "o.csv"
+    # the projection file is missing too: the init file is checked first, with the options
+    _expect_error(capsys, [str(out), str(tmp_path / "absent.h5"), "--n2i", _n2i_list(missing)], out,
+                  f"error: {missing}: model file not found")
+    shallow = tmp_path / "shallow.json"  # an init of another depth, in a spec file: named by the init file
+    shallow.write_text(json.dumps({"label": "n2i:generalist", "k": 4, "train": {**N2I_TINY["train"], "depth": 1,
+                                                                               "init": str(n2i_init)}}))
+    _expect_error(capsys, [str(out), str(tmp_path / "absent.h5"), "--n2i", f"@{shallow}"], out,
+                  f"error: {n2i_init}: init generator takes d = 3 slices, this run has depth 1")
 
 
 def test_model_entries_take_a_label_or_the_run_folders_name():
@@ -956,3 +1037,141 @@ def test_cost_table_sets_each_scans_ranking_beside_its_other_jobs(tmp_path):
     text = cv.cost_markdown(table, cpu="Some CPU")
     assert "## What it costs" in text and "Some CPU" in text and "| scan" in text
     assert cv.cost_table(tmp_path / "none").empty and cv.cost_markdown(cv.cost_table(tmp_path / "none")) == ""
+
+
+# ----------------------------------------------------------------------------- every route on a scan
+
+# Scan "s" at dose "x": FBP+TV's choice is 0.2 (score 1.1); ranked by score the release (1.0), FBP+TV 0.2, FBP,
+# Noise2Inverse; by SSIM FBP (.875), FBP+TV 0.2 (.75), Noise2Inverse (.625), the release (.25). At dose "y": N2I
+# from matched (0.3), then SIRT at 50 (0.4); by SSIM the other way round. Scan "t" is not asked for.
+S_X = {"fbp-tv": [(0.05, 1.2, 0.5), (0.2, 1.1, 0.75)], "fbp": [("", 1.3, 0.875)],
+       "tomogan:release": [("", 1.0, 0.25)], "n2i": [("", 2.0, 0.625)]}
+S_Y = {"sirt": [(10, 0.5, 0.5), (50, 0.4, 0.25)], "n2i:matched": [("", 0.3, 0.375)]}
+T_X = {"fbp": [("", 0.9, 0.5)]}
+
+
+def _route_tables(tmp_path, *, reference_y=True):
+    """Two crossval CSVs: scans "s" (dose "x") and "t" in one, "s" at dose "y" (without the reference's columns
+    unless ``reference_y``) in the other."""
+    x = tmp_path / "x.csv"
+    pd.concat([_table("s", "x", S_X), _table("t", "x", T_X)]).to_csv(x, index=False)
+    y = tmp_path / "y.csv"
+    table = _table("s", "y", S_Y)
+    if not reference_y:
+        table = table.drop(columns=["ssim", "psnr", "ssim_object", "chosen_by_reference"])
+    table.to_csv(y, index=False)
+    return [x, y]
+
+
+def test_routes_table_ranks_every_candidate_at_its_choice(tmp_path):
+    routes = cv.routes_table(_route_tables(tmp_path, reference_y=False), ["s"])
+    assert list(routes.columns) == ["dataset", "dose", "rank", "route", "method", "score", "ssim", "ssim_object",
+                                    "psnr", "psnr_object", "ref_rank"]
+    assert set(routes["dataset"]) == {"s"}  # scan "t" was not asked for
+    x = routes[routes["dose"] == "x"]
+    assert x["route"].tolist() == ["TomoGAN release", "FBP+TV (weight 0.2)", "FBP", "Noise2Inverse"]
+    assert x["rank"].tolist() == [1, 2, 3, 4] and x["score"].tolist() == [1.0, 1.1, 1.3, 2.0]
+    assert x["ref_rank"].tolist() == [4, 2, 1, 3] and x["ssim"].tolist() == [0.25, 0.75, 0.875, 0.625]
+    assert x["psnr"].tolist() == [20.0] * 4 and x["psnr_object"].isna().all()  # _table writes no psnr_object
+    # dose "y" was scored without a reference: ranked all the same, no reference rank
+    y = routes[routes["dose"] == "y"]
+    assert y["route"].tolist() == ["N2I from matched", "SIRT (n_iter 50)"] and y["rank"].tolist() == [1, 2]
+    assert y[["ssim", "psnr", "ref_rank"]].isna().all().all()
+    assert list(routes["dose"]) == ["x"] * 4 + ["y"] * 2
+
+    # with the reference at "y" too: the reference ranks SIRT (0.25) below N2I from matched (0.375)
+    routes = cv.routes_table(_route_tables(tmp_path), ["s", "t"])
+    assert routes.query("dose == 'y'")["ref_rank"].tolist() == [1, 2]
+    assert routes.query("dataset == 't'")[["rank", "route", "ref_rank"]].values.tolist() == [[1, "FBP", 1.0]]
+    # a tuned method must mark its choice once, at its smallest score
+    bad = _table("s", "x", S_X)
+    bad.loc[bad["method"] == "fbp-tv", "chosen"] = False
+    with pytest.raises(cv.InputError, match="fbp-tv has 0 rows marked chosen"):
+        cv.routes_table([bad], ["s"])
+
+
+def _bench_tree(root, seconds):
+    """Snakemake benchmark files under ``root``: ``{relative path: wall seconds}``, in Snakemake's layout."""
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for rel, s in seconds.items():
+        f = root / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(header + f"{s}\t0:00:{int(s):02d}\t379.68\t1382.82\t249.56\t309.03\t0.16\t0.01\t51.57\t14.55\n")
+
+
+def test_routes_cost_is_the_sum_of_the_scans_own_jobs(tmp_path):
+    _bench_tree(tmp_path, {
+        # the simulation at the scan's acquisition: 1 + 2 + 0.5 + 0.25
+        "matched_phantom/matched-scan-fibres-train.tsv": 1.0,
+        "project_matched/matched-scan-fibres-train.tsv": 2.0,
+        "low_dose/matched-scan-fibres-train/sparse-8.tsv": 0.5,
+        "fbp/matched-scan-layers-val/full.tsv": 0.25,
+        # not simulation: the matched model on the scan, the study's metrics of the simulated volumes
+        "infer/scan/sparse-8/matched-scan-sparse-8-d3-all.tsv": 100.0,
+        "conventional_metrics/matched-scan-fibres-train.tsv": 100.0,
+        # trainings: matched per dose (seeds summed), the generalist, others not counted
+        "train/matched-scan-sparse-8-d3-all.tsv": 10.0,
+        "train/matched-scan-photons-1e3-d3-all-s1.tsv": 20.0,
+        "train/matched-scan-photons-1e3-d3-all-s2.tsv": 22.0,
+        "train/generalist-sparse-8-d3-all.tsv": 30.0,
+        "train/foam-sparse-8-d3-all-s1.tsv": 1000.0,
+        # the held-out rankings per dose
+        "crossval/scan/sparse-8.tsv": 40.0,
+        "crossval/scan/photons-1e3.tsv": 50.0,
+        "crossval_figure/scan/sparse-8.tsv": 1000.0,
+        # another scan's
+        "train/matched-other-sparse-8-d3-all.tsv": 1000.0,
+        "project_matched/matched-other-fibres-train.tsv": 1000.0,
+        "crossval/other/sparse-8.tsv": 1000.0,
+    })
+    costs = cv.route_costs(tmp_path, ["scan"])
+    ranking = "held-out ranking of every route (Noise2Inverse trainings included)"
+    assert costs.values.tolist() == [
+        ["scan", "simulation at the scan's acquisition (all doses)", "", 3.75],
+        ["scan", "scan-matched training", "photons-1e3", 42.0],
+        ["scan", "scan-matched training", "sparse-8", 10.0],
+        ["scan", "generalist training (shared by every scan)", "sparse-8", 30.0],
+        ["scan", ranking, "photons-1e3", 50.0],
+        ["scan", ranking, "sparse-8", 40.0]]
+    # the other scan: its own jobs, and the generalist shared with every scan
+    assert cv.route_costs(tmp_path, ["other"])["seconds"].tolist() == [1000.0, 1000.0, 30.0, 1000.0]
+    empty = cv.route_costs(tmp_path / "none", ["scan"])
+    assert empty.empty and list(empty.columns) == ["dataset", "what", "dose", "seconds"]
+    (tmp_path / "crossval" / "scan" / "bad.tsv").write_text("x\ty\n1\t2\n")
+    with pytest.raises(cv.InputError, match="bad.tsv"):
+        cv.route_costs(tmp_path, ["scan"])
+
+
+def test_check_command_with_scans_writes_every_routes_rank_and_cost(tmp_path, capsys):
+    tables = _route_tables(tmp_path)
+    bench = tmp_path / "benchmarks"
+    _bench_tree(bench, {"train/matched-s-x-d3-all.tsv": 12.34, "crossval/s/x.tsv": 56.78,
+                        "crossval/t/x.tsv": 1000.0})
+    out = tmp_path / "check" / "check.csv"
+    cv.main(["check", str(out), *map(str, tables), "--scans", "s", "--benchmarks", str(bench)])
+    routes = _rows(out.parent / "routes.csv")
+    assert routes["route"].tolist() == ["TomoGAN release", "FBP+TV (weight 0.2)", "FBP", "Noise2Inverse",
+                                        "N2I from matched", "SIRT (n_iter 50)"]
+    assert routes["ref_rank"].tolist() == [4, 2, 1, 3, 1, 2]
+    md = out.with_suffix(".md").read_text()
+    assert "## Per scan" in md and md.index("## Per scan") < md.index("## Every route on your scans")
+    section = md[md.index("## Every route on your scans"):]
+    assert "held-out" in section and "normal-dose reference" in section
+    assert "| s         | x      | 2      | FBP+TV (weight 0.2) | fbp-tv" in section
+    assert "| 1.1     | 0.7500 | 0.7500        | 20.00  | n/a           | 2          |" in section
+    assert "### What the scan's own routes cost" in section and "one-core jobs of this run" in section
+    assert "| 12.3 " in section and "| 56.8 " in section and "1000.0" not in section
+
+    # without --scans: the check alone, as before
+    plain = tmp_path / "plain" / "check.csv"
+    cv.main(["check", str(plain), *map(str, tables)])
+    assert "Every route" not in plain.with_suffix(".md").read_text()
+    assert not (plain.parent / "routes.csv").exists()
+
+    # a scan the tables do not hold, and --benchmarks without --scans: one line each, nothing written
+    bad = tmp_path / "bad" / "check.csv"
+    _expect_check_error(capsys, ["check", str(bad), *map(str, tables), "--scans", "s", "nope"], bad,
+                        "error: --scans: ", "nope")
+    assert not (bad.parent / "routes.csv").exists()
+    _expect_check_error(capsys, ["check", str(bad), *map(str, tables), "--benchmarks", str(bench)], bad,
+                        "error: --benchmarks: ", "--scans")

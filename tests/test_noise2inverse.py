@@ -315,3 +315,59 @@ def test_a_scan_of_one_or_two_rows_trains_and_says_how(scan, tmp_path, rows):
     prov = n2i.model_provenance(path)
     assert "edge slices repeated" in prov["edge_slices"] and "too few to hold any out" in prov["validation_slices"]
     assert denoise_n2i(small, path).shape == (rows, 32, 32)
+
+
+# --------------------------------------------------------------------------- a fine-tune (init)
+
+
+@pytest.fixture(scope="module")
+def init_model(tmp_path_factory):
+    """(tiny subsets, a plain TomoGAN model.pt of depth 3 trained one step on them with seed 5)."""
+    subsets = np.random.default_rng(4).normal(1.0, 0.3, size=(K, 6, 32, 32)).astype(np.float32)
+    path = train(replace(CFG, max_iter=1, batch=2, val_every=1, ckpt_every=1, val_slices=1, seed=5, lambda_adv=0.0,
+                         lambda_vgg=0.0, lambda_mse=1.0, itd=0),
+                 n2i_pairs(subsets), n2i_pairs(subsets), tmp_path_factory.mktemp("init") / "generalist",
+                 provenance={"dataset": "generalist"}, progress=False)
+    return subsets, path
+
+
+def _weights(path):
+    return load_model(path)[0].state_dict()
+
+
+def test_n2i_with_init_starts_from_that_generator_and_records_it(init_model, tmp_path):
+    subsets, init = init_model
+    cfg = replace(CFG, max_iter=0, batch=2, val_slices=1)  # max_iter 0: model.pt holds the step-0 generator
+    tuned = train_n2i(subsets, tmp_path / "tuned", replace(cfg, init=str(init)), progress=False)
+    scratch = train_n2i(subsets, tmp_path / "scratch", cfg, progress=False)
+    start, own, random = _weights(init), _weights(tuned), _weights(scratch)
+    assert all(torch.equal(v, own[k]) for k, v in start.items())
+    assert not all(torch.equal(v, random[k]) for k, v in start.items())  # so the check above can fail
+    prov = n2i.model_provenance(tuned)
+    assert prov["mode"] == "noise2inverse" and prov["k"] == K
+    assert prov["init"] == str(init) and prov["init_provenance"]["dataset"] == "generalist"
+    assert prov["init_model"]["kind"] == "model.pt"
+    assert "init" not in n2i.model_provenance(scratch)
+    # a few steps on: the fine-tune's first validation is not scratch's
+    steps = replace(CFG, max_iter=2, batch=2, val_every=2, ckpt_every=2, val_slices=1)
+    tuned = train_n2i(subsets, tmp_path / "tuned-2", replace(steps, init=str(init)), progress=False)
+    scratch = train_n2i(subsets, tmp_path / "scratch-2", steps, progress=False)
+    val = [next(r for r in csv.DictReader(open(p.parent / "log.csv")) if r["val_psnr"])["val_psnr"]
+           for p in (tuned, scratch)]
+    assert val[0] != val[1] and n2i.model_provenance(tuned)["init"] == str(init)
+
+
+def test_cli_train_takes_init(init_model, tmp_path, capsys):
+    subsets, init = init_model
+    path = _subsets_file(tmp_path / "subsets.h5", subsets, k=K)
+    run = tmp_path / "run"
+    flags = ["--max-iter", "0", "--patch", "32", "--batch", "2", "--val-slices", "1", "--threads", "1", "--quiet"]
+    assert n2i.main(["train", str(path), "-o", str(run), "--init", str(init), *flags]) == 0
+    assert n2i.model_provenance(run / "model.pt")["init"] == str(init)
+    start, own = _weights(init), _weights(run / "model.pt")
+    assert all(torch.equal(v, own[k]) for k, v in start.items())
+    other = tmp_path / "other"
+    _expect(capsys, ["train", path, "-o", other, "--init", tmp_path / "none.pt", *flags],
+            "none.pt: model file not found", other)
+    _expect(capsys, ["train", path, "-o", other, "--init", init, "--depth", "1", *flags],
+            "init generator takes d = 3 slices, this run has depth 1", other)

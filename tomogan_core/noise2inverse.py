@@ -25,10 +25,15 @@ unknown clean image plus a constant (the target's noise variance), so the rankin
 the right one; the absolute ``val_psnr`` is low (the reference is noisy) and not comparable with a
 supervised run's.
 
+A training may start from another model's generator instead of the seed's random one (``init``,
+``--init MODEL.pt``: a ``model.pt``, ``checkpoint.pt`` or served ``.pt`` of the same depth; a supervised
+generalist, say): Noise2Inverse then fine-tunes it on the scan. The model records it as
+:func:`tomogan_core.train.load_init` does (``init``, ``init_model``, ``init_provenance``).
+
 Files::
 
     python -m tomogan_core.noise2inverse split PROJ.h5 SUBSETS.h5 --k 4 [--slices N]
-    python -m tomogan_core.noise2inverse train SUBSETS.h5 -o runs/n2i [--max-iter ... --patch ...]
+    python -m tomogan_core.noise2inverse train SUBSETS.h5 -o runs/n2i [--max-iter ... --patch ...] [--init MODEL.pt]
     python -m tomogan_core.noise2inverse infer SUBSETS.h5 runs/n2i/model.pt OUT.h5
     tomogan-n2i ...   (the same, as an installed command)
 
@@ -212,7 +217,8 @@ def train_n2i(subsets, out_dir, cfg: TrainConfig, *, val_subsets=None, name: str
         As :func:`tomogan_core.train.train`: ``checkpoint.pt`` (running the same call again resumes),
         ``log.csv``, and ``model.pt`` at the end.
     cfg : TrainConfig
-        Training settings; the loss weights are replaced by pixel MSE only (:func:`n2i_config`).
+        Training settings; the loss weights are replaced by pixel MSE only (:func:`n2i_config`). With
+        ``cfg.init`` the generator starts from that file's (a fine-tune), recorded in the model's provenance.
     val_subsets : ndarray, shape (k, slices', rows', cols'), optional
         Sub-reconstructions of another scan for validation. Default: hold out the last
         ``cfg.val_fraction`` of the slices of every pair (and a gap of ``depth``), see the module
@@ -380,6 +386,8 @@ def _split(args) -> Path:
 # the settings `train` takes from the command line: TrainConfig's, less those of the critic and VGG
 _LOSS_FIELDS = {"lambda_adv", "lambda_mse", "lambda_vgg", "gan_loss", "gp_weight", "vgg_grad", "vgg_weights",
                 "vgg_layer", "lr_d", "itd"}
+_HELP = {"init": "start from this file's generator (model.pt, checkpoint.pt or served .pt of the same depth): "
+                 "a fine-tune; default: the seed's random one"}
 
 
 def _train(args) -> Path:
@@ -453,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         kind = {bool: parse_bool, "bool": parse_bool, int: int, "int": int, float: float, "float": float}.get(f.type, str)
         pt.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=f.default,
-                        help=f"default {f.default}")
+                        help=_HELP.get(f.name, f"default {f.default}"))
 
     pi = sub.add_parser("infer", help="subsets.h5 + model.pt -> denoised reconstruction.h5 (/recon, /slices)")
     pi.add_argument("subsets", metavar="SUBSETS.h5")
