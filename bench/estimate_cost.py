@@ -120,12 +120,16 @@ def slice_flops(depth: int, size: int) -> float:
 # ----------------------------------------------------------------------------- the config's shapes
 
 def shapes(cfg: dict) -> dict:
-    """Per dataset: (slices, detector, reconstruction side, full-dose angles); the corpus's volumes too."""
-    from tomogan_core.study import expand_corpus
+    """Per dataset: (slices, detector, reconstruction side, full-dose angles); the corpus's and the scan-matched
+    volumes too."""
+    from tomogan_core.study import expand_corpus, expand_scan_matched
 
     expand_corpus(cfg)  # in place, as planning the study does
+    expand_scan_matched(cfg)
     out = {}
     for name, ds in cfg["datasets"].items():
+        if ds["kind"] == "matched":
+            continue  # after the scans: a matched volume has its scan's acquisition
         if ds["kind"] == "foam":
             f = cfg["foam"]
             out[name] = (f["slices"], f["size"], f["size"], f["n_angles"])
@@ -146,6 +150,10 @@ def shapes(cfg: dict) -> dict:
         if scan.get("rows"):
             rows = scan["rows"][1] - scan["rows"][0]
         out[name] = (rows // b, det // b, det // b, angles)
+    for name, ds in cfg["datasets"].items():
+        if ds["kind"] == "matched":
+            _, det, side, angles = out[ds["scan"]]
+            out[name] = (cfg["scan_matched"]["slices"], det, side, angles)
     return out
 
 
@@ -204,6 +212,7 @@ def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_cs
     shp = shapes(cfg)
     res = cfg.get("resources", {})
     kind_of = {"foam_phantom": "simulate", "shale_raw": "simulate", "project_foam": "simulate",
+               "family_phantom": "simulate", "matched_phantom": "simulate", "project_matched": "simulate",
                "prepare_shale": "simulate", "prepare_scan": "simulate", "low_dose": "simulate",
                "fbp": "reconstruct", "tune_sirt": "reconstruct", "tune_classical": "reconstruct", "apply_classical": "reconstruct",
                "n2i_split": "reconstruct", "train": "train", "n2i_train": "train", "infer": "infer",

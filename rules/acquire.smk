@@ -28,6 +28,33 @@ rule project_foam:
         "--threads {threads} > {log} 2>&1"
 
 
+rule project_matched:
+    # a matched volume at its scan's angles, detector, rotation centre and line integrals; its low-dose variants
+    # then carry Poisson noise at the photons per pixel estimated from the scan's flats (simulate/scanmatch.py)
+    input:
+        phantom=P.phantom(),
+        scan=lambda w: PLAN.matched_scan(w.dataset),
+    output:
+        P.projections(dose=PLAN.full),
+    log:
+        "results/logs/project_matched/{dataset}.log",
+    benchmark:
+        "results/benchmarks/project_matched/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(PLAN.matched),
+    priority: priority_of_dataset
+    conda:
+        "../environment.yml"
+    threads: job_threads("simulate")
+    resources:
+        **job_resources("simulate"),
+    params:
+        backend=config["backend"],
+    shell:
+        "python -m simulate.scanmatch project {input.phantom} {input.scan} {output} --backend {params.backend} "
+        "--threads {threads} > {log} 2>&1"
+
+
 rule prepare_shale:
     input:
         rules.shale_raw.output,
@@ -80,6 +107,7 @@ rule prepare_scan:
         "results/benchmarks/prepare_scan/{dataset}.tsv"
     wildcard_constraints:
         dataset=_alternatives(PLAN.scans),
+    priority: priority_of_dataset
     conda:
         "../environment.yml"
     params:

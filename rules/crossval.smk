@@ -26,7 +26,7 @@ rule crossval:
         # every seed's model by run name (tomogan:<run>); the release on its 0..255 grey levels (tomogan:release)
         models=lambda w: [f"{run}={path}" for run, path in PLAN.crossval_models(w.dataset, w.dose).items()],
         release=RELEASE,
-        n2i=lambda w: PLAN.crossval_n2i(w.dataset),  # --n2i JSON: Noise2Inverse trained per fold, or ""
+        n2i=lambda w: PLAN.crossval_n2i(w.dataset, w.dose),  # --n2i JSON: Noise2Inverse trained per fold, or ""
     shell:
         "python -m analysis.crossval {output.csv} {input.proj} --method {params.methods} --grids {params.grids:q} "
         "--model {params.models} --grey255-model {params.release}={input.release} --reference {input.reference} "
@@ -68,5 +68,8 @@ rule crossval_check:
         "results/benchmarks/crossval_check.tsv"
     conda:
         "../environment.yml"
+    params:
+        # every route on the user's scans, ranked, and what the scan's own routes cost (this run's benchmarks)
+        scans=" ".join(["--scans", *PLAN.scans, "--benchmarks", "results/benchmarks"]) if PLAN.scans else "",
     shell:
-        "python -m analysis.crossval check {output.csv} {input} > {log} 2>&1"
+        "python -m analysis.crossval check {output.csv} {input} {params.scans} > {log} 2>&1"

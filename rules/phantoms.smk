@@ -1,5 +1,5 @@
-# Phantoms: the 3-D foam volumes (xdesign), the corpus's phantom families (simulate/families.py), and the shale raw
-# scans (TomoBank, or the labelled stand-in).
+# Phantoms: the 3-D foam volumes (xdesign), the corpus's phantom families (simulate/families.py), the same families
+# as wide as a user's scan (simulate/scanmatch.py), and the shale raw scans (TomoBank, or the labelled stand-in).
 
 
 rule foam_phantom:
@@ -42,6 +42,27 @@ rule family_phantom:
         args=lambda w: PLAN.family_args(w.dataset),
     shell:
         "python -m simulate.families {output} {params.args} > {log} 2>&1"
+
+
+rule matched_phantom:
+    # a corpus family's phantom as wide as a scan's detector (config scan_matched; simulate/scanmatch.py)
+    input:
+        lambda w: PLAN.matched_scan(w.dataset),
+    output:
+        P.phantom(),
+    log:
+        "results/logs/matched_phantom/{dataset}.log",
+    benchmark:
+        "results/benchmarks/matched_phantom/{dataset}.tsv"
+    wildcard_constraints:
+        dataset=_alternatives(PLAN.matched),
+    priority: priority_of_dataset
+    conda:
+        "../environment.yml"
+    params:
+        args=lambda w: PLAN.matched_args(w.dataset),
+    shell:
+        "python -m simulate.scanmatch phantom {input} {output} {params.args} > {log} 2>&1"
 
 
 rule shale_raw:

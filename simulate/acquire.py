@@ -120,7 +120,7 @@ def dose_rng(seed: int, label: str) -> np.random.Generator:
 
 
 def low_dose(data, theta, *, mode: str, factor: int | None = None, incident: float | None = None,
-             rng: np.random.Generator | None = None):
+             rng: np.random.Generator | None = None, noise_incident: float | None = None):
     """One low-dose variant of full-dose projections.
 
     Parameters
@@ -134,7 +134,11 @@ def low_dose(data, theta, *, mode: str, factor: int | None = None, incident: flo
     incident : float
         Photons per pixel I0 (``photons``).
     rng : numpy.random.Generator
-        Required for ``photons``.
+        Required for ``photons``, and for ``sparse`` with ``noise_incident``.
+    noise_incident : float, optional
+        The instrument's own photons per pixel, for noise-free projections simulated for a scan
+        (:mod:`simulate.scanmatch`): the kept views of ``sparse`` get Poisson noise at that level, as the scan's
+        do. ``photons`` draws at ``incident`` (a shorter exposure) whatever it is.
 
     Returns
     -------
@@ -143,7 +147,12 @@ def low_dose(data, theta, *, mode: str, factor: int | None = None, incident: flo
     if mode == "sparse":
         if factor is None:
             raise ValueError("mode 'sparse' needs factor")
-        return noise.subsample_views(data, theta, factor)
+        data, theta = noise.subsample_views(data, theta, factor)
+        if noise_incident is None:
+            return data, theta
+        if rng is None:
+            raise ValueError("noise at the instrument's photon level needs rng")
+        return noise.short_exposure(data, noise_incident, rng=rng), theta
     if mode == "photons":
         if incident is None or rng is None:
             raise ValueError("mode 'photons' needs incident and rng")
@@ -188,18 +197,23 @@ def main(argv=None):
             "dose": "full", "dose_mode": "full", "dose_level": 1, "noise": "none",
             "center": data.shape[-1] / 2, "attenuation_scale": scale,
             "max_line_integral": args.max_line_integral, "backend": backend,
-            "seed": src.get("seed", -1), "versions": software_versions()})
+            "seed": src.get("seed", -1), "versions": software_versions(),
+            **({"family": src["family"]} if "family" in src else {})})
         return
 
     data, theta, src = read_projections(args.full)
-    rng = dose_rng(args.seed, args.label) if args.mode == "photons" else None
+    # a volume simulated for a scan (simulate.scanmatch) carries the scan's photons per pixel: its views get
+    # that noise, as the scan's do
+    instrument = src.get("noise_incident") if src.get("noise") == "none" else None
+    rng = dose_rng(args.seed, args.label) if args.mode == "photons" or instrument else None
     try:
-        out, out_theta = low_dose(data, theta, mode=args.mode, factor=args.factor, incident=args.incident, rng=rng)
+        out, out_theta = low_dose(data, theta, mode=args.mode, factor=args.factor, incident=args.incident, rng=rng,
+                                  noise_incident=instrument)
     except ValueError as exc:
         raise InputError(args.full, str(exc)) from None
     level = args.factor if args.mode == "sparse" else args.incident
     attrs = dict(src, dose=args.label, dose_mode=args.mode, dose_level=level,
-                 noise="poisson" if args.mode == "photons" else src.get("noise", "none"),
+                 noise="poisson" if args.mode == "photons" or instrument else src.get("noise", "none"),
                  seed=args.seed, parent=str(args.full), versions=software_versions())
     write_projections(args.out, out, out_theta, attrs)
     logger.info("%s: %s -> %s (%d angles)", args.label, args.full, args.out, out.shape[0])

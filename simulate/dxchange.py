@@ -51,6 +51,7 @@ from .acquire import write_projections
 from .center import criterion_name, find_center
 from .io import read_attrs, software_versions
 from .plumbing import InputError, cli
+from .scanmatch import estimate_incident
 
 __all__ = ["RAW_DATASETS", "read_raw", "bin_frames", "normalize", "prepare", "main"]
 
@@ -362,6 +363,10 @@ def prepare(raw_path, out_path, *, center=None, rows=None, bin_factor: int = 1, 
         "parent": str(raw_path),
         "versions": software_versions(),
     }
+    try:  # photons per pixel, for a simulation matched to this scan (simulate.scanmatch)
+        attrs.update(estimate_incident(white, dark))
+    except ValueError as exc:
+        logger.warning("%s: no photon estimate from the flats: %s", raw_path, exc)
     for key in ("sample_seed", "incident"):
         if key in src:
             attrs[key] = src[key]

@@ -289,13 +289,18 @@ def main(argv=None):
         raise InputError("arguments", str(exc)) from None
     logger.info("%s %s: %d x %d^2, seed %d, mean %.3f", args.family, args.dataset or args.family, args.slices,
                 args.size, args.seed, float(volume.mean()))
-    write_arrays(args.out, {"/phantom": volume},
-                 {"dataset": args.dataset or args.family, "kind": "family", "family": args.family,
-                  "description": FAMILIES[args.family].description, "seed": args.seed, "size": args.size,
-                  "slices": args.slices, "source": f"simulated ({args.family} family, simulate/families.py)",
-                  "units": "attenuation-like (matrix about 1), zero outside the sample disc",
-                  "axes": "slices, rows, cols", "versions": software_versions()})
+    write_phantom(args.out, volume, family=args.family, seed=args.seed, dataset=args.dataset)
 
+
+def write_phantom(path, volume, *, family: str, seed: int, dataset: str = "", **extra) -> None:
+    """Write a family's volume as ``/phantom`` with the attributes the projection rules read (``extra`` added,
+    e.g. ``matched_to``: the scan a volume is simulated for, :mod:`simulate.scanmatch`)."""
+    write_arrays(path, {"/phantom": volume},
+                 {"dataset": dataset or family, "kind": "family", "family": family,
+                  "description": FAMILIES[family].description, "seed": seed, "size": int(volume.shape[-1]),
+                  "slices": int(volume.shape[0]), "source": f"simulated ({family} family, simulate/families.py)",
+                  "units": "attenuation-like (matrix about 1), zero outside the sample disc",
+                  "axes": "slices, rows, cols", "versions": software_versions(), **extra})
 
 if __name__ == "__main__":
     main()

@@ -147,3 +147,21 @@ def test_failed_write_leaves_no_partial_file(tmp_path):
         write_arrays(out, {"/ok": np.zeros(3), "/bad": object()})
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_scan_matched_simulation_refuses_a_file_that_is_not_a_scan(tmp_path, capsys):
+    """simulate.scanmatch reads the scan's photon level and width: a simulated file has no photon estimate, and a
+    phantom of another width than the scan's detector is refused, each in one line, nothing written."""
+    from simulate import scanmatch
+
+    sim = _projections(tmp_path / "sim.h5")  # no incident_estimate: not a prepared scan
+    out = tmp_path / "out.h5"
+    _expect_error(capsys, scanmatch.main, ["project", str(_phantom(tmp_path / "p.h5")), str(sim), str(out)], out,
+                  "sim.h5", "incident_estimate")
+    scan = tmp_path / "scan.h5"
+    write_arrays(scan, {"/exchange/data": np.ones((20, 2, 24), np.float32),
+                        "/exchange/theta": np.linspace(0, 180, 20, endpoint=False)}, {"incident_estimate": 1000.0})
+    _expect_error(capsys, scanmatch.main, ["project", str(tmp_path / "p.h5"), str(scan), str(out)], out, "p.h5",
+                  "do not match the scan's detector of 24 pixels")
+    _expect_error(capsys, scanmatch.main, ["phantom", str(tmp_path / "nope.h5"), str(out), "--family", "fibres",
+                                           "--slices", "8", "--seed", "1"], out, "nope.h5")

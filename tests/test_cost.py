@@ -30,6 +30,7 @@ def test_estimate_counts_the_dag_and_scales_with_training_steps(tmp_path):
     assert table.loc["simulate", "disk_gb"] > 0 and table.loc["reconstruct", "disk_gb"] > 0
     cfg["tomogan"]["train"]["max_iter"] *= 2
     cfg["noise2inverse"]["train"]["max_iter"] *= 2
+    cfg["scan_matched"]["train"]["max_iter"] *= 2  # the scan-matched fine-tunes take their own steps
     path.write_text(yaml.safe_dump(cfg))
     doubled = estimate(path).set_index("kind")
     assert doubled.loc["train", "gpu_hours_estimated"] == pytest.approx(2 * table.loc["train", "gpu_hours_estimated"])

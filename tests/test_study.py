@@ -139,11 +139,11 @@ def test_crossval_ranks_every_seeds_model_and_the_release(config):
     for ds, dose in pairs:
         run = plan.evaluated[(ds, dose)]
         models = plan.crossval_models(ds, dose)
-        # labelled by run name, one per training seed, each seed's own model file; then the corpus's models
-        # applied there (the generalist, on a scan)
+        # labelled by run name, one per training seed, each seed's own model file; then the corpus's and the
+        # scan-matched models applied there (the generalist and the scan's own matched model, on a scan)
         own = list(models)[:len(seeds)]
         assert own == [r.name for r in plan.seeds_of(run)]
-        assert all(plan.runs[name].group == "corpus" and ds in plan.runs[name].applied_to
+        assert all(plan.runs[name].group in ("corpus", "matched") and ds in plan.runs[name].applied_to
                    for name in list(models)[len(seeds):])
         assert list(models.values()) == [Paths.model(name) for name in models]
         if len(seeds) > 1:
@@ -174,20 +174,89 @@ def test_crossval_ranks_noise2inverse_with_the_studys_settings_where_asked():
     import shlex
 
     cfg = _cfg("default.yaml")
+    cfg["noise2inverse"]["fine_tune_from"] = "none"
     plan = Plan.from_config(cfg)
     scan, simulated = "demo-scan", "foam3"
+    dose = plan.scans[scan]["doses"][0]
     assert scan in plan.scans and cfg["crossval"].get("noise2inverse", "scans") == "scans"
-    flag, spec = shlex.split(plan.crossval_n2i(scan))
-    assert flag == "--n2i" and json.loads(spec) == {"k": cfg["noise2inverse"]["k"],
-                                                    "train": cfg["noise2inverse"]["train"]}
-    assert plan.crossval_n2i(simulated) == ""  # the default ranks it on the user's scans only
+    flag, spec = shlex.split(plan.crossval_n2i(scan, dose))
+    assert flag == "--n2i" and json.loads(spec) == [{"label": "n2i", "k": cfg["noise2inverse"]["k"],
+                                                     "train": cfg["noise2inverse"]["train"]}]
+    assert plan.crossval_n2i(simulated, dose) == ""  # the default ranks it on the user's scans only
     cfg["crossval"]["noise2inverse"] = "all"
-    assert Plan.from_config(cfg).crossval_n2i(simulated) == plan.crossval_n2i(scan)
+    assert Plan.from_config(cfg).crossval_n2i(simulated, dose) == plan.crossval_n2i(scan, dose)
     cfg["crossval"]["noise2inverse"] = "none"
-    assert Plan.from_config(cfg).crossval_n2i(scan) == ""
+    assert Plan.from_config(cfg).crossval_n2i(scan, dose) == ""
     cfg["crossval"]["noise2inverse"] = "all"
     del cfg["noise2inverse"]
-    assert Plan.from_config(cfg).crossval_n2i(scan) == ""
+    assert Plan.from_config(cfg).crossval_n2i(scan, dose) == ""
+
+
+@pytest.mark.parametrize("start", ["generalist", "matched"])
+def test_fine_tuned_noise2inverse_starts_from_the_chosen_model_and_waits_for_it(start):
+    import shlex
+
+    cfg = _cfg("smoke.yaml")
+    cfg["noise2inverse"]["fine_tune_from"] = start
+    plan = Plan.from_config(cfg)
+    scan = next(iter(plan.scans))
+    for dose in plan.scans[scan]["doses"]:
+        specs = json.loads(shlex.split(plan.crossval_n2i(scan, dose))[1])
+        assert [s["label"] for s in specs] == ["n2i", f"n2i:{start}"]
+        init = specs[1]["train"]["init"]
+        run = next(r for r in plan.runs.values() if Paths.model(r.name) == init)
+        assert run.split == ("generalist" if start == "generalist" else f"matched-{scan}")
+        assert run.dose == dose or (start == "generalist" and dose not in cfg["corpus"]["doses"])
+        assert plan.crossval_inputs(scan, dose)["n2i_start"] == [init]  # the ranking waits for that model
+        assert not specs[0]["train"].get("init")  # the scratch one stays from scratch
+    del cfg["scan_matched"]
+    if start == "matched":
+        with pytest.raises(ValueError, match="fine_tune_from"):
+            Plan.from_config(copy.deepcopy(cfg)).crossval_n2i(scan, plan.scans[scan]["doses"][0])
+
+
+def test_scan_matched_volumes_and_runs_follow_the_scan(smoke_plan):
+    """Each scan gets volumes of every scan_matched family (train and val) at its own doses, and one run per scan
+    dose that trains on them, is applied to the scan and is ranked on it, fine-tuned from the generalist."""
+    cfg = smoke_plan.config
+    sm = cfg["scan_matched"]
+    for scan, spec in smoke_plan.scans.items():
+        mine = [d for d in smoke_plan.matched if cfg["datasets"][d]["scan"] == scan]
+        assert len(mine) == 2 * len(sm["families"])
+        assert {cfg["datasets"][d]["family"] for d in mine} == set(sm["families"])
+        assert all(smoke_plan.doses_of(d) == smoke_plan.doses_of(scan) for d in mine)
+        runs = [r for r in smoke_plan.runs.values() if r.group == "matched" and r.test == [scan]]
+        assert sorted(r.dose for r in runs) == sorted(spec["doses"])
+        for run in runs:
+            assert set(run.train + run.val) == set(mine) and not smoke_plan.is_main(run)
+            assert run.settings["max_iter"] == sm["train"]["max_iter"]
+            assert run.settings["normalization"] == cfg["corpus"]["train"]["normalization"]
+            start = run.settings["init"]
+            assert smoke_plan.train_inputs(run.name)["init"] == [start]
+            gen = next(r for r in smoke_plan.runs.values() if Paths.model(r.name) == start)
+            assert gen.split == "generalist"
+            assert gen.dose == (run.dose if run.dose in cfg["corpus"]["doses"] else cfg["corpus"]["doses"][0])
+            assert run.name in smoke_plan.crossval_models(scan, run.dose)
+            assert Paths.enhanced(scan, run.dose, run.name) in smoke_plan.enhanced()
+        # the phantom and projection rules read the scan's own prepared projections
+        assert {smoke_plan.matched_scan(d) for d in mine} == {Paths.projections(scan, smoke_plan.full)}
+
+
+def test_scan_matched_needs_a_generalist_to_fine_tune_and_expands_once():
+    from tomogan_core.study import expand_scan_matched
+
+    cfg = _cfg("smoke.yaml")
+    before = Plan.from_config(copy.deepcopy(cfg))
+    again = copy.deepcopy(before.config)
+    expand_scan_matched(again)
+    assert again == before.config  # running the expansion again changes nothing
+    scratch = copy.deepcopy(cfg)
+    scratch["scan_matched"]["init"] = "none"
+    assert all(not r.settings.get("init") for r in Plan.from_config(scratch).runs.values() if r.group == "matched")
+    del cfg["corpus"]
+    cfg["noise2inverse"]["fine_tune_from"] = "none"
+    with pytest.raises(ValueError, match="scan_matched.init"):
+        Plan.from_config(cfg)
 
 
 def test_targets_cover_every_dataset_and_dose(smoke_plan):

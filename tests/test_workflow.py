@@ -10,7 +10,10 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
+
+from simulate.acquire import read_projections
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,10 +34,18 @@ def test_default_config_plans_every_stage(tmp_path):
     infer_cmds = [line for line in proc.stdout.splitlines() if "tomogan_core.infer " in line]
     assert infer_cmds and all(f"--batch {cfg['inference']['batch']} " in line for line in infer_cmds)
     n_data, n_doses = len(cfg["datasets"]), len(cfg["doses"])
-    n_scan_doses = sum(len(scan["doses"]) for scan in cfg["scans"].values())
-    for rule, count in [("foam_phantom", 3), ("shale_raw", 4), ("prepare_shale", 4), ("prepare_scan", len(cfg["scans"])),
-                        ("low_dose", n_data * (n_doses - 1) + n_scan_doses),
-                        ("fbp", n_data * n_doses + n_scan_doses + len(cfg["scans"]))]:
+    n_scans, n_scan_doses = len(cfg["scans"]), sum(len(scan["doses"]) for scan in cfg["scans"].values())
+    # the corpus: a training, validation and test volume per family at its doses; per scan, a training and a
+    # validation volume per scan_matched family at the scan's doses
+    n_corpus, corpus_doses = 3 * len(cfg["corpus"]["families"]), len(cfg["corpus"]["doses"])
+    n_matched = 2 * len(cfg["scan_matched"]["families"])
+    for rule, count in [("foam_phantom", 3), ("shale_raw", 4), ("prepare_shale", 4), ("prepare_scan", n_scans),
+                        ("family_phantom", n_corpus), ("matched_phantom", n_matched * n_scans),
+                        ("project_matched", n_matched * n_scans),
+                        ("low_dose", n_data * (n_doses - 1) + n_scan_doses + n_corpus * corpus_doses
+                         + n_matched * n_scan_doses),
+                        ("fbp", n_data * n_doses + n_scan_doses + n_scans + n_corpus * (1 + corpus_doses)
+                         + n_matched * (n_scan_doses + n_scans))]:
         assert any(line.split() == [rule, str(count)] for line in proc.stdout.splitlines()), (rule, proc.stdout[-3000:])
 
 
@@ -187,6 +198,21 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
     assert np.isfinite(lofo[["fbp", "foam only", "generalist", "unseen", "unseen_vs_foam"]]).all().all()
     ranked = pd.read_csv(results / "demo-scan" / "crossval" / f"{corpus['doses'][0]}.csv")
     assert any(m.startswith("tomogan:generalist-") for m in ranked["method"])
+    # every scan dose: the scan-matched model and Noise2Inverse fine-tuned from it, ranked beside N2I from scratch;
+    # the matched volumes carry the scan's views, detector and centre; the model records what trained it
+    smoke = load_config(ROOT / "config" / "smoke.yaml")
+    scan_proj = read_projections(results / "demo-scan" / "proj" / "full.h5")
+    for dose in smoke["scans"]["demo-scan"]["doses"]:
+        methods = set(pd.read_csv(results / "demo-scan" / "crossval" / f"{dose}.csv")["method"])
+        assert {f"tomogan:matched-demo-scan-{dose}-d3-all", "n2i", "n2i:matched"} <= methods
+        sim = read_projections(results / "matched-demo-scan-fibres-train" / "proj" / f"{dose}.h5")
+        low = read_projections(results / "demo-scan" / "proj" / f"{dose}.h5")
+        assert sim[0].shape[0] == low[0].shape[0] and sim[0].shape[2] == low[0].shape[2]
+        assert sim[2]["center"] == scan_proj[2]["center"] and sim[2]["noise"] == "poisson"
+        provenance = torch.load(results / "models" / f"matched-demo-scan-{dose}-d3-all" / "model.pt",
+                                weights_only=False)["provenance"]
+        assert provenance["init"].endswith("model.pt") and "generalist" in provenance["init"]
+        assert set(provenance["training_data"]["summary"]["families"]) == set(smoke["scan_matched"]["families"])
     main_md = (results / "tables" / "main.md").read_text()
     assert "inside the object" in main_md and "FBP+BM3D" in main_md and "Noise2Inverse" in main_md
     assert (timing["ms_per_slice"] > 0).all() and set(timing["device"]) <= {"cpu", "cpu+cpu", "cuda", "cpu+cuda"}

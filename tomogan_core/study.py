@@ -49,6 +49,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 __all__ = ["LOSS_SETS", "RELEASE", "SCHEMA", "Run", "Paths", "Plan", "load_config", "plan_runs", "run_name",
+           "expand_corpus", "expand_scan_matched", "corpus_runs", "matched_runs",
            "settings_flags", "check_runs", "enhanced_targets", "release_targets"]
 
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "config.schema.yaml"
@@ -327,6 +328,72 @@ def corpus_runs(config: dict) -> Dict[str, Run]:
     return runs
 
 
+MATCHED_ROLES = ("train", "val")  # one volume of each family per role: matched-<scan>-<family>-<role>
+
+
+def matched_dataset(scan: str, family: str, role: str) -> str:
+    """A volume simulated at a scan's acquisition, e.g. ``matched_dataset("demo-scan", "fibres", "train")`` ->
+    ``matched-demo-scan-fibres-train``."""
+    return f"matched-{scan}-{family}-{role}"
+
+
+def matched_split(scan: str) -> str:
+    """The split of a scan's matched model: its simulated volumes train and validate it, the scan is its test."""
+    return f"matched-{scan}"
+
+
+def expand_scan_matched(config: dict) -> None:
+    """Add the ``scan_matched`` section's volumes (kind ``matched``: one training and one validation volume of each
+    of its families per scan, seed ``scan_matched.seed + 10 * family index + role index``) to ``config["datasets"]``
+    and each scan's split ``matched-<scan>`` to ``tomogan.splits``, in place; idempotent, as
+    :func:`expand_corpus`."""
+    sm, scans = config.get("scan_matched"), config.get("scans") or {}
+    if not sm or not scans:
+        return
+    datasets = config["datasets"]
+    splits = config.setdefault("tomogan", {}).setdefault("splits", {})
+    for scan in scans:
+        for i, family in enumerate(sm["families"]):
+            for j, role in enumerate(MATCHED_ROLES):
+                entry = {"kind": "matched", "scan": scan, "family": family, "seed": int(sm["seed"]) + 10 * i + j}
+                name = matched_dataset(scan, family, role)
+                if datasets.setdefault(name, entry) != entry:
+                    raise ValueError(f"config 'datasets.{name}': the name is the scan-matched simulation's")
+        split = {role: [matched_dataset(scan, f, role) for f in sm["families"]] for role in MATCHED_ROLES}
+        split["test"] = [scan]
+        if splits.setdefault(matched_split(scan), split) != split:
+            raise ValueError(f"config 'tomogan.splits.{matched_split(scan)}': the name is the scan-matched "
+                             "simulation's; choose another")
+
+
+def matched_runs(config: dict, corpus: Dict[str, Run]) -> Dict[str, Run]:
+    """Each scan's matched runs (group ``matched``), one per scan dose: the main loss terms and depth, the settings
+    ``tomogan.train`` changed by ``corpus.train`` then ``scan_matched.train``, the corpus's first seed; with
+    ``init: generalist``, fine-tuned from the generalist of ``corpus`` (the corpus's runs) at that dose, else at
+    the corpus's first dose. Needs :func:`expand_scan_matched` first."""
+    sm, scans = config.get("scan_matched"), config.get("scans") or {}
+    if not sm or not scans:
+        return {}
+    c = config.get("corpus") or {}
+    train = {**config["tomogan"].get("train", {}), **c.get("train", {}), **sm.get("train", {})}
+    cfg = dict(config["tomogan"], train=train)
+    seed = int(c["seeds"][0]) if c else training_seeds(config["tomogan"])[0]
+    if sm["init"] == "generalist" and not c:
+        raise ValueError("config 'scan_matched.init': 'generalist' fine-tunes the corpus's generalist; add the "
+                         "corpus section or set init: none")
+    runs = {}
+    for scan, spec in scans.items():
+        for dose in spec["doses"]:
+            run = _run(cfg, matched_split(scan), dose, int(train["depth"]), MAIN_LOSS_SET, seed, False)
+            run.group = "matched"
+            if sm["init"] == "generalist":
+                at = dose if dose in c["doses"] else c["doses"][0]
+                start = next(r for r in corpus.values() if r.split == GENERALIST and r.dose == at and r.seed == seed)
+                run.settings["init"] = Paths.model(start.name)
+            runs[run.name] = run
+    return runs
+
+
 def enhanced_targets(runs: Dict[str, Run]) -> List[str]:
     """Paths of every enhanced volume of the runs (each run on each volume it is applied to)."""
     return [Paths.enhanced(ds, run.dose, run.name) for run in runs.values() for ds in run.applied_to]
@@ -405,6 +472,7 @@ class Plan:
     shale: List[str]
     scans: Dict[str, dict]
     family: List[str]  # the corpus volumes (kind family)
+    matched: List[str]  # volumes simulated at a scan's acquisition (kind matched)
     doses: List[str]
     full: str  # the full-dose label
     classical: List[str]  # tuned classical methods (analysis/classical.py)
@@ -422,7 +490,9 @@ class Plan:
         Raises ValueError naming the config key of the first inconsistency.
         """
         scans = dict(config.get("scans") or {})
+        hash_ = config_hash(config)  # of the config as written: the expansions below only follow from it
         expand_corpus(config)
+        expand_scan_matched(config)
         for name in scans:
             if name in config["datasets"]:
                 raise ValueError(f"config 'scans.{name}': the name is already a dataset")
@@ -455,16 +525,19 @@ class Plan:
         datasets = list(config["datasets"]) + list(scans)
 
         runs = plan_runs(config["tomogan"]) if "tomogan" in config else {}
-        for name, run in corpus_runs(config).items():
-            if name in runs:
-                raise ValueError(f"config 'corpus': run {name} is also one of tomogan's")
-            runs[name] = run
+        corpus = corpus_runs(config)
+        for where, extra in (("corpus", corpus), ("scan_matched", matched_runs(config, corpus))):
+            for name, run in extra.items():
+                if name in runs:
+                    raise ValueError(f"config '{where}': run {name} is also one of tomogan's")
+                runs[name] = run
         runs = dict(sorted(runs.items()))
         check_runs(runs, datasets, doses)
         plan = cls(config=config, datasets=datasets, foam=[d for d, k in kinds.items() if k == "foam"], shale=shale,
-                   scans=scans, family=[d for d, k in kinds.items() if k == "family"], doses=doses, full=full,
+                   scans=scans, family=[d for d, k in kinds.items() if k == "family"],
+                   matched=[d for d, k in kinds.items() if k == "matched"], doses=doses, full=full,
                    classical=classical, n2i="noise2inverse" in config, runs=runs, evaluated={},
-                   config_hash=config_hash(config))
+                   config_hash=hash_)
         # a scan gets its split's main run at each of its doses, applied as it is (like a cross-facility test)
         for name, scan in scans.items():
             for dose in scan["doses"]:
@@ -494,11 +567,13 @@ class Plan:
 
     def doses_of(self, dataset: str) -> List[str]:
         """Dose labels made for a dataset: every dose, or for a scan (or a corpus volume) its full dose and its
-        listed ones (the corpus's doses)."""
+        listed ones (the corpus's doses; a matched volume's scan's)."""
         if dataset in self.scans:
             return [self.full] + list(self.scans[dataset]["doses"])
         if dataset in self.family:
             return [self.full] + list(self.config["corpus"]["doses"])
+        if dataset in self.matched:
+            return self.doses_of(self.config["datasets"][dataset]["scan"])
         return self.doses
 
     def dose_label(self, dose: str) -> str:
@@ -623,6 +698,8 @@ class Plan:
         scheduling priority."""
         ref = self.config["reference"]["dose"]
         pairs = {(ds, d) for run in self.runs.values() for ds in run.train + run.val for d in (run.dose, ref)}
+        # a scan's prepared projections set the acquisition of the matched volumes simulated from it
+        pairs |= {(self.config["datasets"][ds]["scan"], self.full) for ds, _ in pairs if ds in self.matched}
         return any(ds == dataset and (dose is None or d == dose) for ds, d in pairs)
 
     def priority(self, dataset: str, dose: Optional[str] = None) -> int:
@@ -630,12 +707,16 @@ class Plan:
 
     # -------------------------------------------------------------- inputs of the rules
     def train_inputs(self, run_name_: str) -> Dict[str, List[str]]:
-        """Low-dose FBPs and their normal-dose references: the run's training and validation volumes."""
+        """Low-dose FBPs and their normal-dose references: the run's training and validation volumes; ``init``, the
+        model it is fine-tuned from (if any)."""
         run = self.runs[run_name_]
-        return {"ld": [Paths.recon(d, run.dose, "fbp") for d in run.train],
-                "nd": [self.reference(d) for d in run.train],
-                "vld": [Paths.recon(d, run.dose, "fbp") for d in run.val],
-                "vnd": [self.reference(d) for d in run.val]}
+        inputs = {"ld": [Paths.recon(d, run.dose, "fbp") for d in run.train],
+                  "nd": [self.reference(d) for d in run.train],
+                  "vld": [Paths.recon(d, run.dose, "fbp") for d in run.val],
+                  "vnd": [self.reference(d) for d in run.val]}
+        if run.settings.get("init"):  # fine-tuned from another run's model
+            inputs["init"] = [run.settings["init"]]
+        return inputs
 
     def tune_inputs(self, split: str, dose: str, method: str) -> Dict[str, str]:
         """Validation data of a split at a dose for one method: the validation volume's low-dose FBP or
@@ -699,6 +780,16 @@ class Plan:
             return f"--n-angles {c['n_angles']} --max-line-integral {drawn:.6g}"
         f = self.config["foam"]
         return f"--n-angles {f['n_angles']} --max-line-integral {f['max_line_integral']}"
+
+    def matched_args(self, dataset: str) -> str:
+        """Flags of ``python -m simulate.scanmatch phantom`` for a volume simulated at a scan's acquisition."""
+        ds = self.config["datasets"][dataset]
+        return (f"--family {ds['family']} --slices {self.config['scan_matched']['slices']} "
+                f"--seed {self._seed(dataset)} --dataset {dataset}")
+
+    def matched_scan(self, dataset: str) -> str:
+        """The scan's full-dose projections that a matched volume copies the acquisition of."""
+        return Paths.projections(self.config["datasets"][dataset]["scan"], self.full)
 
     def foam_args(self, dataset: str) -> str:
         f = self.config["foam"]
@@ -879,9 +970,11 @@ class Plan:
 
     def crossval_models(self, dataset: str, dose: str) -> Dict[str, str]:
         """The trained models ranked on a scan, by label (run name): every seed's model of the evaluated run's base,
-        then the corpus's models applied to it at that dose (the generalist, on a scan)."""
+        then the corpus's and the scan-matched models applied to it at that dose (on a scan: the generalist, and the
+        model fine-tuned on simulation at the scan's acquisition)."""
         runs = self.seeds_of(self.evaluated[(dataset, dose)])
-        runs += [r for r in self.runs.values() if r.group == "corpus" and r.dose == dose and dataset in r.applied_to]
+        runs += [r for r in self.runs.values()
+                 if r.group in ("corpus", "matched") and r.dose == dose and dataset in r.applied_to]
         return {run.name: Paths.model(run.name) for run in runs}
 
     def lofo_spec(self) -> dict:
@@ -909,16 +1002,39 @@ class Plan:
         return [Paths.metrics(f["dataset"], kind) for f in spec.get("families", {}).values()
                 for kind in ("tomogan", "conventional")]
 
-    def crossval_n2i(self, dataset: str) -> str:
-        """The ``--n2i`` option of ``analysis.crossval`` for a volume (Noise2Inverse trained per fold, with the
-        config's ``noise2inverse`` settings), or "" where it is not ranked: ``crossval.noise2inverse`` is
+    def crossval_n2i(self, dataset: str, dose: str) -> str:
+        """The ``--n2i`` option of ``analysis.crossval`` for a volume at a dose (Noise2Inverse trained per fold, with
+        the config's ``noise2inverse`` settings), or "" where it is not ranked: ``crossval.noise2inverse`` is
         ``scans`` (the default: only the scans of ``scans:``), ``all`` or ``none``; nor without Noise2Inverse in
-        the study."""
+        the study. On a scan, ``noise2inverse.fine_tune_from`` adds Noise2Inverse started from that model
+        (:meth:`n2i_start`), labelled ``n2i:<from>``."""
         where = self.config.get("crossval", {}).get("noise2inverse", "scans")
         if not self.n2i or where == "none" or (where == "scans" and dataset not in self.scans):
             return ""
-        spec = {"k": self.config["noise2inverse"]["k"], "train": self.config["noise2inverse"].get("train", {})}
-        return "--n2i " + shlex.quote(json.dumps(spec, sort_keys=True))
+        n2i = self.config["noise2inverse"]
+        specs = [{"label": "n2i", "k": n2i["k"], "train": n2i.get("train", {})}]
+        start = self.n2i_start(dataset, dose)
+        if start:
+            specs.append({"label": f"n2i:{n2i['fine_tune_from']}", "k": n2i["k"],
+                          "train": {**n2i.get("train", {}), "init": start}})
+        return "--n2i " + shlex.quote(json.dumps(specs, sort_keys=True))
+
+    def n2i_start(self, dataset: str, dose: str) -> str:
+        """The model a scan's fine-tuned Noise2Inverse starts from (``noise2inverse.fine_tune_from``), or "": the
+        generalist at that dose (else at the corpus's first dose), or the scan's matched model at that dose."""
+        start = self.config.get("noise2inverse", {}).get("fine_tune_from", "none")
+        if start == "none" or dataset not in self.scans:
+            return ""
+        if start == "matched":
+            runs = [r for r in self.runs.values() if r.split == matched_split(dataset) and r.dose == dose]
+        else:
+            corpus = self.config.get("corpus") or {}
+            at = dose if dose in corpus.get("doses", []) else (corpus.get("doses") or [None])[0]
+            runs = [r for r in self.runs.values() if r.split == GENERALIST and r.dose == at]
+        if not runs:
+            raise ValueError(f"config 'noise2inverse.fine_tune_from': no {start} model for {dataset} at {dose} "
+                             f"(add the {'scan_matched' if start == 'matched' else 'corpus'} section)")
+        return Paths.model(runs[0].name)
 
     def crossval_figures(self) -> List[str]:
         """The ranked images of every :meth:`crossval_pairs` entry (rule ``crossval_figure``), for ``all``."""
@@ -926,9 +1042,12 @@ class Plan:
 
     def crossval_inputs(self, dataset: str, dose: str) -> Dict[str, object]:
         """The projections ranked, the normal-dose reference, and the models ranked with the rest: ``model``, every
-        seed's (:meth:`crossval_models`), and ``release``, the authors' released generator."""
+        seed's (:meth:`crossval_models`), ``release``, the authors' released generator, and ``n2i_start``, the model
+        a fine-tuned Noise2Inverse starts from (if any)."""
+        start = self.n2i_start(dataset, dose) if self.crossval_n2i(dataset, dose) else ""
         return {"proj": Paths.projections(dataset, dose), "reference": self.reference(dataset),
-                "model": list(self.crossval_models(dataset, dose).values()), "release": Paths.release_model()}
+                "model": list(self.crossval_models(dataset, dose).values()), "release": Paths.release_model(),
+                "n2i_start": [start] if start else []}
 
     def claims_spec(self) -> dict:
         """What ``python -m analysis.claims`` needs: the comparisons, margins, bootstrap settings, config hash."""

@@ -1,0 +1,214 @@
+"""Simulation matched to a user's scan: training volumes measured the way that scan was.
+
+A model learns the streaks and the noise of the data it is trained on. To train (or fine-tune) one for a scan of
+``scans:``, the workflow simulates phantoms of the corpus's families (:mod:`simulate.families`) *at that scan's
+acquisition*, read from its prepared full-dose projections (:func:`simulate.dxchange.prepare`):
+
+- **geometry**: its projection angles (their number and values), its detector width (the phantom is that many
+  pixels across) and its rotation centre (the simulated projections are shifted so that the axis sits where the
+  scan's does, and every reconstruction then recentres them the way it recentres the scan);
+- **attenuation**: the phantom is scaled so that its largest line integral is the scan's (the 99.9th percentile
+  of the scan's line integrals: a few dead or starved pixels do not set it);
+- **noise**: photons per detector pixel estimated from the scan's flat and dark fields
+  (:func:`estimate_incident`, recorded by ``prepare`` as ``incident_estimate``). The full-dose projections stay
+  noise-free (the training target); every low-dose variant then carries Poisson noise at that level
+  (:func:`simulate.acquire.low_dose`, attribute ``noise_incident``), so that 1/4 of the views of a simulated
+  volume is as noisy as 1/4 of the scan's views. A short-exposure dose (``photons-*``) draws its own lower count.
+
+Estimating the photons from flats. A detector count is ``g`` times a photon count plus read noise, so over the
+``n`` flat frames each pixel's variance is ``g * (mean flat - mean dark) + var(dark)``. The median over pixels of
+``(var(flat) - var(dark)) / (mean flat - mean dark)`` estimates the gain ``g``, and the median of
+``(mean flat - mean dark) / g`` the photons per pixel. With fewer than two flat frames, no variance can be
+measured: the counts are taken as photons (``g = 1``) and ``incident_method`` says so.
+
+Commands (the workflow's ``matched_phantom`` and ``project_foam`` rules)::
+
+    python -m simulate.scanmatch phantom SCAN_FULL.h5 OUT.h5 --family fibres --slices 8 --seed 7 [--dataset NAME]
+    python -m simulate.scanmatch project PHANTOM.h5 SCAN_FULL.h5 OUT.h5 [--backend auto] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+
+from .acquire import read_projections, write_projections
+from .io import read_array, read_attrs, software_versions
+from .plumbing import InputError, cli
+
+__all__ = ["ScanGeometry", "estimate_incident", "scan_geometry", "project_matched", "main"]
+
+logger = logging.getLogger(__name__)
+
+LINE_INTEGRAL_PERCENTILE = 99.9  # the scan's "largest" line integral: robust to a few starved pixels
+
+
+def estimate_incident(white, dark) -> dict:
+    """Photons per detector pixel from a scan's flat and dark frames.
+
+    Parameters
+    ----------
+    white, dark : ndarray, shape (frames, rows, detector)
+        Flat fields (beam, no sample) and dark fields (no beam), in detector counts.
+
+    Returns
+    -------
+    dict
+        ``incident_estimate`` (photons per pixel), ``gain_estimate`` (counts per photon) and ``incident_method``.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> white = 3.0 * rng.poisson(2000.0, (20, 4, 64)) + 100.0   # gain 3, 2000 photons
+    >>> est = estimate_incident(white, np.full((5, 4, 64), 100.0))
+    >>> round(est["gain_estimate"], 1), abs(est["incident_estimate"] / 2000 - 1) < 0.05
+    (3.0, True)
+    """
+    white = np.asarray(white, dtype=np.float64)
+    dark = np.asarray(dark, dtype=np.float64)
+    signal = white.mean(axis=0) - (dark.mean(axis=0) if dark.shape[0] else 0.0)
+    if not (signal > 0).any():
+        raise ValueError("flat fields are nowhere above the dark fields")
+    lit = signal > 0
+    if white.shape[0] < 2:
+        return {"incident_estimate": float(np.median(signal[lit])), "gain_estimate": 1.0,
+                "incident_method": "mean flat - dark, counts taken as photons (one flat frame: no variance)"}
+    read_var = dark.var(axis=0, ddof=1) if dark.shape[0] > 1 else 0.0
+    excess = white.var(axis=0, ddof=1) - read_var
+    gain = float(np.median((excess / np.where(lit, signal, 1.0))[lit]))
+    if not gain > 0:
+        raise ValueError("flat fields vary less from frame to frame than the darks: no photon noise to measure")
+    return {"incident_estimate": float(np.median(signal[lit])) / gain, "gain_estimate": gain,
+            "incident_method": f"mean / (frame-to-frame variance per count) over {white.shape[0]} flat and "
+                               f"{dark.shape[0]} dark frames"}
+
+
+@dataclass
+class ScanGeometry:
+    """How a scan was acquired, as a simulation needs it (:func:`scan_geometry`)."""
+
+    dataset: str
+    theta: np.ndarray  # radians
+    detector: int  # pixels across
+    rows: int
+    center: float  # pixel edges, detector / 2 = centred
+    incident: float  # photons per pixel (estimated from the flats)
+    max_line_integral: float
+
+    @property
+    def n_angles(self) -> int:
+        return int(self.theta.shape[0])
+
+
+def scan_geometry(path) -> ScanGeometry:
+    """Read a scan's geometry, attenuation level and photon level from its prepared full-dose projections.
+
+    Raises InputError when the file has no ``incident_estimate`` (a file prepared before the estimate existed, or
+    a simulated volume: give it a scan's projections).
+    """
+    data, theta, attrs = read_projections(path)
+    if "incident_estimate" not in attrs:
+        raise InputError(path, "no 'incident_estimate' attribute: give a scan's projections prepared by "
+                               "simulate.dxchange (the photons per pixel are estimated from its flats)")
+    level = float(np.percentile(data, LINE_INTEGRAL_PERCENTILE))
+    if not level > 0:
+        raise InputError(path, "the scan's line integrals are not positive: nothing attenuates")
+    return ScanGeometry(dataset=str(attrs.get("dataset", "")), theta=theta, detector=int(data.shape[-1]),
+                        rows=int(data.shape[1]), center=float(attrs.get("center", data.shape[-1] / 2)),
+                        incident=float(attrs["incident_estimate"]), max_line_integral=level)
+
+
+def project_matched(phantom, geometry: ScanGeometry, *, backend: str = "auto", threads: int = 1):
+    """Noise-free projections of a phantom at a scan's angles, detector, rotation centre and attenuation level.
+
+    Returns ``(data, theta, scale)`` as :func:`simulate.acquire.project_phantom`: the projections
+    ``(angles, slices, detector)``, the angles in radians and the attenuation per pixel of unit phantom value.
+    """
+    from .reconstruct import project
+
+    phantom = np.asarray(phantom, dtype=np.float32)
+    if phantom.shape[1:] != (geometry.detector, geometry.detector):
+        raise ValueError(f"phantom slices {phantom.shape[1:]} do not match the scan's detector of "
+                         f"{geometry.detector} pixels")
+    data = project(phantom, geometry.theta, n_det=geometry.detector, backend=backend, threads=threads)
+    offset = geometry.center - geometry.detector / 2
+    if offset:  # move the rotation axis to where the scan's is
+        data = ndimage.shift(data, (0.0, 0.0, offset), order=1, mode="grid-constant", cval=0.0)
+    peak = float(data.max())
+    if peak <= 0:
+        raise ValueError("phantom projects to all zeros")
+    scale = geometry.max_line_integral / peak
+    return (np.maximum(data, 0.0) * scale).astype(np.float32), geometry.theta.copy(), scale
+
+
+@cli
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m simulate.scanmatch",
+                                description="Simulate training volumes at a scan's own acquisition.")
+    sub = p.add_subparsers(dest="command", required=True)
+    ph = sub.add_parser("phantom", help="a corpus family's phantom as wide as the scan's detector")
+    ph.add_argument("scan", help="the scan's prepared full-dose projections")
+    ph.add_argument("out")
+    ph.add_argument("--family", required=True)
+    ph.add_argument("--slices", type=int, required=True)
+    ph.add_argument("--seed", type=int, required=True)
+    ph.add_argument("--dataset", default="")
+    pr = sub.add_parser("project", help="noise-free projections at the scan's acquisition")
+    pr.add_argument("phantom")
+    pr.add_argument("scan", help="the scan's prepared full-dose projections")
+    pr.add_argument("out")
+    pr.add_argument("--backend", default="auto")
+    pr.add_argument("--threads", type=int, default=1)
+    args = p.parse_args(argv)
+
+    if args.command == "phantom":
+        from .families import make, write_phantom
+
+        detector = _detector(args.scan)
+        try:
+            volume = make(args.family, size=detector, slices=args.slices, seed=args.seed)
+        except ValueError as exc:
+            raise InputError("arguments", str(exc)) from None
+        write_phantom(args.out, volume, family=args.family, seed=args.seed, dataset=args.dataset,
+                      matched_to=str(read_attrs(args.scan).get("dataset", args.scan)))
+        return
+
+    from .reconstruct import resolve_backend
+
+    phantom = read_array(args.phantom, "/phantom", ndim=3, dtype_kind="f")
+    geometry = scan_geometry(args.scan)
+    backend = resolve_backend(args.backend)
+    try:
+        data, theta, scale = project_matched(phantom, geometry, backend=backend, threads=args.threads)
+    except ValueError as exc:
+        raise InputError(args.phantom, str(exc)) from None
+    src = read_attrs(args.phantom)
+    write_projections(args.out, data, theta, {
+        "dataset": src.get("dataset", ""), "source": src.get("source", "simulated"),
+        "family": src.get("family", ""), "matched_to": geometry.dataset,
+        "dose": "full", "dose_mode": "full", "dose_level": 1, "noise": "none",
+        "noise_incident": geometry.incident, "center": geometry.center, "attenuation_scale": scale,
+        "max_line_integral": geometry.max_line_integral, "backend": backend, "seed": src.get("seed", -1),
+        "versions": software_versions()})
+    logger.info("%s at %s's acquisition: %s, centre %.2f, %.4g photons/pixel, largest line integral %.3g",
+                args.phantom, geometry.dataset, data.shape, geometry.center, geometry.incident,
+                geometry.max_line_integral)
+
+
+def _detector(path) -> int:
+    """The detector width of a projection file, without reading its data."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return int(f["/exchange/data"].shape[-1])
+    except (OSError, KeyError) as exc:
+        raise InputError(path, f"no readable /exchange/data ({exc})") from None
+
+
+if __name__ == "__main__":
+    main()
