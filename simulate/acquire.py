@@ -170,6 +170,9 @@ def main(argv=None):
     pp.add_argument("out")
     pp.add_argument("--n-angles", type=int, required=True)
     pp.add_argument("--max-line-integral", type=float, default=2.0)
+    pp.add_argument("--noise-incident", type=float,
+                    help="the instrument's photons per pixel, recorded: the sparse-view variants then carry Poisson "
+                         "noise at that level (default: noise-free views)")
     pp.add_argument("--backend", default="auto")
     pp.add_argument("--threads", type=int, default=1)
 
@@ -198,7 +201,8 @@ def main(argv=None):
             "center": data.shape[-1] / 2, "attenuation_scale": scale,
             "max_line_integral": args.max_line_integral, "backend": backend,
             "seed": src.get("seed", -1), "versions": software_versions(),
-            **({"family": src["family"]} if "family" in src else {})})
+            **({"family": src["family"]} if "family" in src else {}),
+            **({"noise_incident": args.noise_incident} if args.noise_incident else {})})
         return
 
     data, theta, src = read_projections(args.full)

@@ -31,6 +31,10 @@ fibres      ``U{40..80}`` thin straight cylinders (radius         matrix ``U(0.2
 layers      laminate: ``U{6..14}`` layers of random thickness     each layer ``U(0.2, 1.2)``
             normal to a random tilted direction, with a
             sinusoidal undulation of amplitude ``U(1, 4)`` px
+shale       the shale stand-in (:mod:`simulate.shale`): bedding   matrix ``U(0.5, 1.5)``, grains
+            of thickness ``U(0.01, 0.03)``, dip ``U(0, 30)`` deg,  3-5 x matrix, pores 0.1 x
+            porosity ``U(0.02, 0.05)``, ``U{2..6}`` cracks,
+            ``U{8..24}`` dense grains
 ==========  ====================================================  ===========================
 
 The numpy families are supersampled in-plane (``supersample`` x ``supersample`` points
@@ -41,7 +45,7 @@ Pixel geometry: row index along ``x``, column along ``y``, both from the slice c
 >>> v.shape, v.dtype, bool(v.min() >= 0)
 ((8, 32, 32), dtype('float32'), True)
 >>> sorted(FAMILIES)
-['ellipses', 'fibres', 'foam', 'layers', 'polygons']
+['ellipses', 'fibres', 'foam', 'layers', 'polygons', 'shale']
 
 Command (the workflow's ``family_phantom`` rule)::
 
@@ -225,12 +229,29 @@ def _layers(size, slices, rng, *, supersample=2, n_layers=None):
     return _downsample(out, supersample)
 
 
+def _shale(size, slices, rng, **params):
+    """The shale stand-in (:func:`simulate.shale.shale_volume`) with its bedding, pores, cracks and grains drawn
+    around the two samples' presets (:data:`simulate.shale.SAMPLE_PRESETS`), and its matrix level drawn."""
+    from .shale import ShaleSample, shale_volume
+
+    kw = dict(layer_thickness=rng.uniform(0.01, 0.03), layer_contrast=rng.uniform(0.1, 0.25),
+              layer_dip=rng.uniform(0.0, 30.0), porosity=rng.uniform(0.02, 0.05),
+              pore_aspect_max=rng.uniform(0.25, 0.4), n_cracks=int(rng.integers(2, 7)),
+              n_inclusions=int(rng.integers(8, 25)), seed=int(rng.integers(2**31)))
+    level = rng.uniform(0.5, 1.5)
+    kw.update(params)
+    volume = shale_volume(ShaleSample(name="corpus", size=size, slices=slices, cylinder_radius=CYLINDER_RADIUS, **kw))
+    return (volume * level).astype(np.float32)
+
+
 FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("foam", "spherical pores in a solid cylinder (simulate.phantoms), randomised pores", _foam),
     Family("ellipses", "overlapping random ellipsoids with additive random attenuations", _ellipses),
     Family("polygons", "convex polygonal prisms whose cross-section rotates and breathes with z", _polygons),
     Family("fibres", "thin cylinders at random 3-D orientations in a matrix (fibre composite)", _fibres),
     Family("layers", "tilted undulating laminate of random layer thicknesses and attenuations", _layers),
+    Family("shale", "the shale stand-in (simulate.shale): bedding, flat pores, cracks and dense grains, randomised",
+           _shale),
 ]}
 
 
@@ -247,7 +268,8 @@ def make(family: str, *, size: int, slices: int, seed: int, **params) -> np.ndar
         Seeds geometry and contrast; equal seeds give identical volumes.
     **params
         Family-specific overrides (``supersample``; ``n_objects`` for ellipses, polygons,
-        fibres; ``n_layers`` for layers; :class:`~simulate.phantoms.FoamSpec` fields for foam).
+        fibres; ``n_layers`` for layers; :class:`~simulate.phantoms.FoamSpec` fields for foam;
+        :class:`~simulate.shale.ShaleSample` fields for shale).
 
     Returns
     -------
@@ -257,7 +279,7 @@ def make(family: str, *, size: int, slices: int, seed: int, **params) -> np.ndar
     >>> make("sponge", size=16, slices=8, seed=0)
     Traceback (most recent call last):
     ...
-    ValueError: unknown phantom family 'sponge'; allowed: ellipses, fibres, foam, layers, polygons
+    ValueError: unknown phantom family 'sponge'; allowed: ellipses, fibres, foam, layers, polygons, shale
     """
     if family not in FAMILIES:
         raise ValueError(f"unknown phantom family {family!r}; allowed: {', '.join(sorted(FAMILIES))}")

@@ -78,3 +78,27 @@ def test_a_simulated_file_is_refused_as_a_scan(tmp_path):
     write_projections(path, np.ones((8, 2, 16), np.float32), np.linspace(0, np.pi, 8, endpoint=False), {})
     with pytest.raises(InputError, match="incident_estimate"):
         scanmatch.scan_geometry(path)
+
+
+def test_a_recorded_instrument_noise_reaches_the_sparse_views_of_a_simulated_volume(tmp_path):
+    """``simulate.acquire project --noise-incident`` (the corpus's drawn photon level) is recorded, and ``lowdose``
+    then gives the kept views Poisson noise at that level; without it they stay noise-free."""
+    from simulate import acquire
+    from simulate.io import read_attrs, write_arrays
+
+    phantom = tmp_path / "p.h5"
+    write_arrays(phantom, {"/phantom": make("layers", size=32, slices=8, seed=1)}, {"dataset": "p"})
+    for noise in (None, 2000.0):
+        full, low = tmp_path / f"full-{noise}.h5", tmp_path / f"low-{noise}.h5"
+        acquire.main(["project", str(phantom), str(full), "--n-angles", "40"]
+                     + ([] if noise is None else ["--noise-incident", str(noise)]))
+        acquire.main(["lowdose", str(full), str(low), "--label", "sparse-4", "--mode", "sparse", "--factor", "4"])
+        clean, _, _ = read_projections(full)
+        views, _, attrs = read_projections(low)
+        if noise is None:
+            np.testing.assert_array_equal(views, clean[::4])
+            assert attrs["noise"] == "none" and "noise_incident" not in read_attrs(full)
+        else:
+            assert attrs["noise"] == "poisson" and attrs["noise_incident"] == noise
+            resid = views - clean[::4]
+            assert resid.std() == pytest.approx(np.sqrt(np.mean(np.exp(clean[::4]) / noise)), rel=0.2)

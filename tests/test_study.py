@@ -210,9 +210,9 @@ def test_fine_tuned_noise2inverse_starts_from_the_chosen_model_and_waits_for_it(
         assert plan.crossval_inputs(scan, dose)["n2i_start"] == [init]  # the ranking waits for that model
         assert not specs[0]["train"].get("init")  # the scratch one stays from scratch
     del cfg["scan_matched"]
-    if start == "matched":
+    if start == "matched":  # refused when the config is read, not when the rule asks
         with pytest.raises(ValueError, match="fine_tune_from"):
-            Plan.from_config(copy.deepcopy(cfg)).crossval_n2i(scan, plan.scans[scan]["doses"][0])
+            Plan.from_config(copy.deepcopy(cfg))
 
 
 def test_scan_matched_volumes_and_runs_follow_the_scan(smoke_plan):
@@ -385,6 +385,21 @@ def test_corpus_projection_draws_each_volumes_attenuation_from_its_seed():
     assert drawn == {ds: float(Plan.from_config(_corpus_cfg(max_line_integral=[1.0, 3.0])).projection_args(ds)
                                 .split("--max-line-integral ")[1]) for ds in plan.family}
     assert "--family" in plan.family_args(plan.family[0]) and plan.projection_args("foam1").endswith("2.0")
+
+
+def test_corpus_noise_level_is_drawn_per_volume_without_moving_its_attenuation():
+    def flag(args, name):
+        return float(args.split(f"--{name} ")[1].split()[0]) if f"--{name} " in args else None
+
+    plain = Plan.from_config(_corpus_cfg())
+    noisy = Plan.from_config(_corpus_cfg(noise_incident=[1000.0, 100000.0]))
+    levels = {ds: flag(noisy.projection_args(ds), "noise-incident") for ds in noisy.family}
+    assert all(1000.0 <= v <= 100000.0 for v in levels.values()) and len(set(levels.values())) == len(levels)
+    assert all(flag(plain.projection_args(ds), "noise-incident") is None for ds in plain.family)
+    assert all(flag(noisy.projection_args(ds), "max-line-integral") == flag(plain.projection_args(ds),
+                                                                           "max-line-integral")
+               for ds in plain.family)
+    assert plain.config_hash == Plan.from_config(_cfg("smoke.yaml")).config_hash  # no default: old hashes hold
 
 
 def test_lofo_spec_names_each_route_per_dose():

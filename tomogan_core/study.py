@@ -544,6 +544,9 @@ class Plan:
                 for run in plan.main_runs(scan["split"], dose, where=f"scans.{name}"):
                     run.cross_test.append(name)
         plan._cross_test_corpus()
+        for name, scan in scans.items():  # a fine-tuned Noise2Inverse needs its starting model planned
+            for dose in scan["doses"]:
+                plan.n2i_start(name, dose)
         # The classical methods are tuned on the evaluated pair's run's validation slices (the same for every
         # seed: the first seed's run stands for them); Noise2Inverse trains on the evaluated volume itself.
         plan.evaluated = {(ds, run.dose): run for run in runs.values() if plan.is_main(run)
@@ -771,13 +774,18 @@ class Plan:
 
     def projection_args(self, dataset: str) -> str:
         """Flags of ``python -m simulate.acquire project`` for a simulated volume: a foam's (the foam section), or a
-        corpus volume's (its angles, and its largest line integral drawn from ``corpus.max_line_integral`` with its
-        seed, so that the corpus spans attenuations)."""
+        corpus volume's (its angles, its largest line integral drawn from ``corpus.max_line_integral`` with its
+        seed, so that the corpus spans attenuations, and with ``corpus.noise_incident`` its instrument's photons per
+        pixel, drawn log-uniformly, so that it spans noise levels too)."""
         if dataset in self.family:
             c = self.config["corpus"]
+            rng = np.random.default_rng([self._seed(dataset), 7])
             lo, hi = c["max_line_integral"]
-            drawn = float(np.random.default_rng([self._seed(dataset), 7]).uniform(lo, hi))
-            return f"--n-angles {c['n_angles']} --max-line-integral {drawn:.6g}"
+            args = f"--n-angles {c['n_angles']} --max-line-integral {float(rng.uniform(lo, hi)):.6g}"
+            if c.get("noise_incident"):  # drawn after the line integral, so that one does not move
+                lo, hi = np.log(c["noise_incident"])
+                args += f" --noise-incident {float(np.exp(rng.uniform(lo, hi))):.6g}"
+            return args
         f = self.config["foam"]
         return f"--n-angles {f['n_angles']} --max-line-integral {f['max_line_integral']}"
 
