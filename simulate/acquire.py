@@ -35,6 +35,7 @@ from .reconstruct import project, resolve_backend
 
 __all__ = [
     "angles",
+    "scale_to_line_integral",
     "write_projections",
     "read_projections",
     "project_phantom",
@@ -106,12 +107,19 @@ def project_phantom(phantom, n_angles: int, *, max_line_integral: float = 2.0, n
         Attenuation per pixel of unit phantom value (the factor applied).
     """
     theta = angles(n_angles)
-    data = project(phantom, theta, n_det=n_det, backend=backend, threads=threads)
-    peak = float(data.max())
+    data, scale = scale_to_line_integral(project(phantom, theta, n_det=n_det, backend=backend, threads=threads),
+                                         max_line_integral)
+    return data, theta, scale
+
+
+def scale_to_line_integral(data, max_line_integral: float):
+    """Projections of a unit-attenuation phantom scaled so that their largest value is ``max_line_integral``:
+    ``(scaled float32, scale)``; all-zero projections are a ValueError."""
+    peak = float(np.max(data))
     if peak <= 0:
         raise ValueError("phantom projects to all zeros")
     scale = max_line_integral / peak
-    return (data * scale).astype(np.float32), theta, scale
+    return (np.asarray(data) * scale).astype(np.float32), scale
 
 
 def dose_rng(seed: int, label: str) -> np.random.Generator:

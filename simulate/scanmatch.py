@@ -21,7 +21,7 @@ Estimating the photons from flats. A detector count is ``g`` times a photon coun
 ``(mean flat - mean dark) / g`` the photons per pixel. With fewer than two flat frames, no variance can be
 measured: the counts are taken as photons (``g = 1``) and ``incident_method`` says so.
 
-Commands (the workflow's ``matched_phantom`` and ``project_foam`` rules)::
+Commands (the workflow's ``matched_phantom`` and ``project_matched`` rules)::
 
     python -m simulate.scanmatch phantom SCAN_FULL.h5 OUT.h5 --family fibres --slices 8 --seed 7 [--dataset NAME]
     python -m simulate.scanmatch project PHANTOM.h5 SCAN_FULL.h5 OUT.h5 [--backend auto] [--threads 1]
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from .acquire import read_projections, write_projections
-from .io import read_array, read_attrs, software_versions
+from .acquire import read_projections, scale_to_line_integral, write_projections
+from .io import dataset_shape, read_array, read_attrs, software_versions
 from .plumbing import InputError, cli
 
 __all__ = ["ScanGeometry", "estimate_incident", "scan_geometry", "project_matched", "main"]
@@ -94,7 +94,6 @@ class ScanGeometry:
     dataset: str
     theta: np.ndarray  # radians
     detector: int  # pixels across
-    rows: int
     center: float  # pixel edges, detector / 2 = centred
     incident: float  # photons per pixel (estimated from the flats)
     max_line_integral: float
@@ -118,7 +117,7 @@ def scan_geometry(path) -> ScanGeometry:
     if not level > 0:
         raise InputError(path, "the scan's line integrals are not positive: nothing attenuates")
     return ScanGeometry(dataset=str(attrs.get("dataset", "")), theta=theta, detector=int(data.shape[-1]),
-                        rows=int(data.shape[1]), center=float(attrs.get("center", data.shape[-1] / 2)),
+                        center=float(attrs.get("center", data.shape[-1] / 2)),
                         incident=float(attrs["incident_estimate"]), max_line_integral=level)
 
 
@@ -138,11 +137,8 @@ def project_matched(phantom, geometry: ScanGeometry, *, backend: str = "auto", t
     offset = geometry.center - geometry.detector / 2
     if offset:  # move the rotation axis to where the scan's is
         data = ndimage.shift(data, (0.0, 0.0, offset), order=1, mode="grid-constant", cval=0.0)
-    peak = float(data.max())
-    if peak <= 0:
-        raise ValueError("phantom projects to all zeros")
-    scale = geometry.max_line_integral / peak
-    return (np.maximum(data, 0.0) * scale).astype(np.float32), geometry.theta.copy(), scale
+    data, scale = scale_to_line_integral(data, geometry.max_line_integral)
+    return data, geometry.theta.copy(), scale
 
 
 @cli
@@ -168,7 +164,7 @@ def main(argv=None):
     if args.command == "phantom":
         from .families import make, write_phantom
 
-        detector = _detector(args.scan)
+        detector = dataset_shape(args.scan, "/exchange/data", ndim=3)[-1]
         try:
             volume = make(args.family, size=detector, slices=args.slices, seed=args.seed)
         except ValueError as exc:
@@ -197,17 +193,6 @@ def main(argv=None):
     logger.info("%s at %s's acquisition: %s, centre %.2f, %.4g photons/pixel, largest line integral %.3g",
                 args.phantom, geometry.dataset, data.shape, geometry.center, geometry.incident,
                 geometry.max_line_integral)
-
-
-def _detector(path) -> int:
-    """The detector width of a projection file, without reading its data."""
-    import h5py
-
-    try:
-        with h5py.File(path, "r") as f:
-            return int(f["/exchange/data"].shape[-1])
-    except (OSError, KeyError) as exc:
-        raise InputError(path, f"no readable /exchange/data ({exc})") from None
 
 
 if __name__ == "__main__":

@@ -16,10 +16,11 @@ from simulate.shale import FacilitySpec, ShaleSample, measure, shale_volume
 
 OUT = Path(__file__).with_name("scan_demo.h5")
 CENTER_OFFSET = 3.3
+INCIDENT = 5000  # photons per pixel of its flats (tests/test_scanmatch.py checks the estimate from them)
 
 if __name__ == "__main__":
     sample = ShaleSample(name="demo", size=128, slices=6, seed=7)
-    facility = FacilitySpec(name="demo-beamline", n_angles=180, detector=128, rows=2, incident=5000,
+    facility = FacilitySpec(name="demo-beamline", n_angles=180, detector=128, rows=2, incident=INCIDENT,
                             blur=0.7, center_offset=CENTER_OFFSET)
     raw = measure(shale_volume(sample), facility, rng=np.random.default_rng(7), backend="astra")
     write_arrays(OUT, {"/exchange/data": raw["data"], "/exchange/data_white": raw["white"],
