@@ -86,7 +86,7 @@ Commands::
         [--incident I0|auto|none] [--residual auto|plain|ramp] [--model [LABEL=]MODEL.pt ...] \\
         [--grey255-model [LABEL=]MODEL.pt ...] [--n2i JSON] [--slices N] [--center C] [--needs sirt=50] \\
         [--reference REF.h5] [--images IMAGES.h5]
-    python -m analysis.crossval check OUT.csv IN.csv [IN.csv ...] [--scans NAME ...] [--benchmarks DIR]
+    python -m analysis.crossval check OUT.csv IN.csv [IN.csv ...] [--scans NAME ...] [--benchmarks DIR --costs JSON]
     python -m analysis.crossval figure IMAGES.h5 OUT.png
 
 The first writes one row per method and value: ``dataset``, ``dose`` (the projection file's attributes), ``method``,
@@ -129,9 +129,10 @@ method of its own (each seed's model, the release); having no parameter, its two
 With ``--scans NAME ...`` (datasets of the tables; after the tables, as ``--scans`` takes every word up to the next
 option), OUT.md also lists every route on those scans (:func:`routes_table`, :func:`routes_markdown`): each
 candidate at its held-out choice, ranked by score, with its SSIM and PSNR against the reference and its rank by
-SSIM; the same table is written as ``routes.csv`` beside OUT.csv. With ``--benchmarks DIR`` too (the workflow's
-``results/benchmarks``), what those scans' own routes cost (:func:`route_costs`): the simulation at the scan's
-acquisition, the scan-matched and the generalist's trainings, and each dose's held-out ranking.
+SSIM; the same table is written as ``routes.csv`` beside OUT.csv. With ``--benchmarks DIR --costs JSON`` too (the
+workflow's ``results/benchmarks``, and which of its jobs each route is: ``Plan.route_cost_spec``), what those scans'
+own routes cost (:func:`route_costs`): the simulation at the scan's acquisition, the scan-matched and the
+generalist's trainings, and each dose's held-out ranking.
 
 Limits: the sample must lie inside the reconstruction disc. For a scan of a sample wider than the field
 of view (local tomography) every held-out ray also crosses material outside the disc, which adds a floor
@@ -158,7 +159,6 @@ import re
 import sys
 import warnings
 from dataclasses import dataclass, field
-from glob import escape as glob_escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
@@ -179,7 +179,7 @@ __all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "ModelEntry", "StartC
            "classical_reconstructor", "holdout_residual", "tune_by_holdout", "rank_methods", "against_reference",
            "tune_against_reference", "all_view_candidates", "candidate_label", "RankedImages", "write_images",
            "read_images", "images_figure", "CheckResult", "check", "check_markdown", "cost_table", "cost_markdown",
-           "routes_table", "route_costs", "routes_markdown", "N2I_PREFIX", "main"]
+           "routes_table", "route_costs", "COST_KINDS", "routes_markdown", "N2I_PREFIX", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -1327,24 +1327,28 @@ def check_markdown(result: CheckResult) -> str:
 def cost_table(benchmarks) -> "pandas.DataFrame":
     """What the cross-validation of each scan and dose cost, beside the rest of that scan's work at that dose.
 
-    From a workflow's benchmark files (``results/benchmarks``): ``crossval`` (the job's wall seconds,
-    ``crossval/<dataset>/<dose>.tsv``) and ``other`` (every other job of that dataset and dose -- its low-dose
-    variant, FBP, each method applied, each model's inference, Noise2Inverse -- found by its path:
-    ``<rule>/<dataset>/<dose>.tsv``, ``<rule>/<dataset>/<dose>/*.tsv`` or ``<rule>/<dataset>-<dose>.tsv``; the
-    figure of the ranking left out), ``ratio = crossval / other``. The trainings shared by every volume are not
-    in ``other``. Empty when there is no crossval benchmark.
+    From a workflow's benchmark files (``results/benchmarks``), found by the rules' job names
+    (``tomogan_core.study.JOBS``): ``crossval`` (the wall seconds of each ``crossval`` job) and ``other`` (those
+    of every other job of that dataset and dose -- its low-dose variant, FBP, each method applied, each model's
+    inference, Noise2Inverse: every rule whose job name holds both; the figure of the ranking left out),
+    ``ratio = crossval / other``. The trainings shared by every volume are not in ``other``. Empty when there is
+    no crossval benchmark.
     """
     import pandas as pd
 
+    from tomogan_core.study import JOBS, benchmark_fields, benchmark_glob, job_fields
+
     root = Path(benchmarks)
-    seconds = _bench_seconds
+    per_pair = [rule for rule in JOBS if {"dataset", "dose"} <= set(job_fields(rule))
+                and rule not in ("crossval", "crossval_figure")]
     rows = []
-    for f in sorted(root.glob("crossval/*/*.tsv")):
-        dataset, dose = f.parent.name, f.stem
-        others = [g for g in [*root.glob(f"*/{dataset}/{dose}.tsv"), *root.glob(f"*/{dataset}/{dose}/*.tsv"),
-                              *root.glob(f"*/{dataset}-{dose}.tsv")]
-                  if g.relative_to(root).parts[0] not in ("crossval", "crossval_figure")]
-        cv_s, other_s = seconds([f]), seconds(others)
+    for f in sorted(root.glob(benchmark_glob("crossval"))):
+        fields = benchmark_fields("crossval", f.relative_to(root).as_posix())
+        if fields is None:
+            continue
+        dataset, dose = fields["dataset"], fields["dose"]
+        others = sorted({g for rule in per_pair for g in root.glob(benchmark_glob(rule, dataset=dataset, dose=dose))})
+        cv_s, other_s = _bench_seconds([f]), _bench_seconds(others)
         rows.append({"dataset": dataset, "dose": dose, "crossval_s": cv_s, "other_jobs": len(others),
                      "other_s": other_s, "ratio": cv_s / other_s if other_s else float("nan")})
     return pd.DataFrame(rows, columns=["dataset", "dose", "crossval_s", "other_jobs", "other_s", "ratio"])
@@ -1378,8 +1382,6 @@ def _bench_seconds(files) -> float:
     return total
 
 
-_RUN = r"(?P<dose>.+)-d\d+-[^-]+(?:-s\d+)?"  # a run name's tail after its split: <dose>-d<depth>-<losses>[-s<seed>]
-_NOT_SIMULATION = ("train", "infer", "conventional_metrics")  # matched-<scan>- jobs that are no part of simulating
 COST_COLUMNS = ("dataset", "what", "dose", "seconds")
 
 
@@ -1442,69 +1444,64 @@ def routes_table(tables, scans: Sequence[str]) -> "pandas.DataFrame":
     return table.sort_values(["dataset", "dose", "rank"], kind="stable", ignore_index=True)
 
 
-def route_costs(benchmarks, scans: Sequence[str]) -> "pandas.DataFrame":
-    """What each scan's own routes cost: wall seconds of the workflow's jobs, found by their benchmark paths.
+#: What each kind of row of a route-cost spec (``tomogan_core.study.Plan.route_cost_spec``) is, as the table says it
+COST_KINDS = {"simulation": "simulation at the scan's acquisition (all doses)",
+              "matched": "scan-matched training",
+              "generalist": "generalist training (shared by every scan)",
+              "ranking": "held-out ranking of every route (Noise2Inverse trainings included)"}
 
-    From a workflow's benchmark files (``results/benchmarks``, Snakemake's: column ``s``), per scan ``<scan>``:
 
-    - ``simulation at the scan's acquisition (all doses)``: every file whose path holds ``matched-<scan>-`` (the
-      phantoms matched to the scan, their projections at its geometry, low-dose variants and FBPs), summed; not
-      those under ``train/`` (the rows below), ``infer/`` (the matched model applied to the scan) or
-      ``conventional_metrics/`` (the study's metrics of the simulated volumes);
-    - ``scan-matched training``: ``train/matched-<scan>-<dose>-*.tsv``, one row per dose (its seeds summed);
-    - ``generalist training (shared by every scan)``: ``train/generalist-<dose>-*.tsv``, one row per dose, on
-      every scan's rows;
-    - ``held-out ranking of every route (Noise2Inverse trainings included)``: ``crossval/<scan>/<dose>.tsv``, one
-      row per dose: the ranking job, which runs every candidate ``k + 1`` times (``k`` folds and all the views),
-      so trains each Noise2Inverse route -- from scratch and fine-tuned -- ``k + 1`` times.
-
-    A name that is the start of another's (``demo`` and ``demo-scan``) would take the other's files too.
+def route_costs(benchmarks, spec: Sequence[Mapping]) -> "pandas.DataFrame":
+    """What each scan's own routes cost: the wall seconds of the workflow's jobs that the plan names.
 
     Parameters
     ----------
     benchmarks : path
-        The benchmark folder.
-    scans : sequence of str
-        The datasets.
+        The benchmark folder (``results/benchmarks``: Snakemake's files, column ``s``).
+    spec : sequence of mapping
+        Rows ``{dataset, kind, dose, benchmarks}`` (``tomogan_core.study.Plan.route_cost_spec``): ``kind`` one of
+        :data:`COST_KINDS` -- ``simulation`` (the volumes simulated at the scan's acquisition, all doses: ``dose``
+        empty), ``matched`` (the scan-matched training at a dose, its seeds summed), ``generalist`` (the
+        generalist's training it starts from, shared by every scan), ``ranking`` (the held-out ranking at a dose,
+        which runs every candidate ``k + 1`` times, so trains each Noise2Inverse route ``k + 1`` times);
+        ``benchmarks`` glob patterns relative to the folder, each file counted once.
 
     Returns
     -------
     pandas.DataFrame
-        ``dataset, what, dose, seconds`` (``dose`` empty for the simulation, made for all doses); a scan's rows
-        in the order above, doses sorted; rows with no file left out. Empty when there are no benchmarks.
+        ``dataset, what, dose, seconds`` in the spec's order, ``what`` the kind's words; rows with no file left out.
 
     Raises
     ------
     InputError
-        A benchmark file without wall seconds, naming it.
+        A row that is not such a mapping or of an unknown kind, naming ``--costs``; a benchmark file without wall
+        seconds, naming it.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "t.tsv").write_text("s\\th:m:s\\n12.5\\t0:00:12\\n")
+    >>> spec = [{"dataset": "s", "kind": "matched", "dose": "x", "benchmarks": ["t.tsv", "u.tsv"]}]
+    >>> route_costs(d, spec).values.tolist()
+    [['s', 'scan-matched training', 'x', 12.5]]
     """
     import pandas as pd
 
     root = Path(benchmarks)
-    files = sorted(root.rglob("*.tsv")) if root.is_dir() else []
-    paths = {f: f.relative_to(root).as_posix() for f in files}
     rows = []
-
-    def add(scan, what, dose, found):
+    for row in spec:
+        try:
+            kind, patterns = row["kind"], list(row["benchmarks"])
+            dataset, dose = str(row["dataset"]), str(row["dose"])
+        except (TypeError, KeyError) as exc:
+            raise InputError("--costs", f"each row needs dataset, kind, dose and benchmarks (got {row!r}: "
+                                        f"{type(exc).__name__} {exc})") from None
+        if kind not in COST_KINDS:
+            raise InputError("--costs", f"unknown kind '{kind}'; choose one of {', '.join(COST_KINDS)}")
+        found = sorted({f for pattern in patterns for f in root.glob(pattern)})
         if found:
-            rows.append({"dataset": scan, "what": what, "dose": dose, "seconds": _bench_seconds(found)})
-
-    def by_dose(prefix):  # train/<prefix><dose>-d<depth>-...tsv, grouped by dose
-        doses: Dict[str, list] = {}
-        for f in sorted(root.glob(f"train/{glob_escape(prefix)}*.tsv")):
-            m = re.fullmatch(re.escape(prefix) + _RUN, f.stem)
-            doses.setdefault(m["dose"] if m else f.stem[len(prefix):], []).append(f)
-        return sorted(doses.items())
-
-    for scan in dict.fromkeys(str(s) for s in scans):
-        add(scan, "simulation at the scan's acquisition (all doses)", "",
-            [f for f, rel in paths.items() if f"matched-{scan}-" in rel and rel.split("/")[0] not in _NOT_SIMULATION])
-        for dose, found in by_dose(f"matched-{scan}-"):
-            add(scan, "scan-matched training", dose, found)
-        for dose, found in by_dose("generalist-"):
-            add(scan, "generalist training (shared by every scan)", dose, found)
-        for f in sorted(root.glob(f"crossval/{glob_escape(scan)}/*.tsv")):
-            add(scan, "held-out ranking of every route (Noise2Inverse trainings included)", f.stem, [f])
+            rows.append({"dataset": dataset, "what": COST_KINDS[kind], "dose": dose, "seconds": _bench_seconds(found)})
     return pd.DataFrame(rows, columns=list(COST_COLUMNS))
 
 
@@ -1702,16 +1699,25 @@ def _check_command(argv):
                    help="datasets of the tables (after them) whose every route to list, ranked: a section of the "
                         ".md, and routes.csv beside OUT")
     p.add_argument("--benchmarks", metavar="DIR",
-                   help="the workflow's benchmark folder (results/benchmarks): with --scans, what their own routes "
-                        "cost")
+                   help="the workflow's benchmark folder (results/benchmarks), with --costs")
+    p.add_argument("--costs", metavar="JSON",
+                   help="with --scans and --benchmarks, what their own routes cost: a JSON list of rows {dataset, "
+                        "kind, dose, benchmarks}, or @FILE of it (the workflow's plan writes it: "
+                        "Plan.route_cost_spec)")
     args = p.parse_args(argv)
     out = Path(args.out)
     routes_csv = out.parent / "routes.csv"
-    if args.benchmarks is not None:
+    costs_spec = None
+    if args.benchmarks is not None or args.costs is not None:
         if not args.scans:
-            raise InputError("--benchmarks", "needs --scans (the scans whose routes it costs)")
+            raise InputError("--costs", "needs --scans (the scans whose routes it costs)")
+        if args.benchmarks is None or args.costs is None:
+            raise InputError("--costs", "needs --benchmarks too, and --benchmarks needs --costs")
         if not Path(args.benchmarks).is_dir():
             raise InputError(args.benchmarks, "not a folder (--benchmarks: the workflow's results/benchmarks)")
+        costs_spec, where = json_argument(args.costs, flag="--costs")
+        if not isinstance(costs_spec, list):
+            raise InputError(where, "not a JSON list of rows")
     if args.scans and routes_csv.resolve() == out.resolve():
         raise InputError(out, "--scans writes routes.csv beside OUT: name OUT otherwise")
     result = check(args.tables)
@@ -1720,7 +1726,7 @@ def _check_command(argv):
     routes = None
     if args.scans:
         routes = routes_table(args.tables, args.scans)
-        costs = route_costs(args.benchmarks, args.scans) if args.benchmarks is not None else None
+        costs = route_costs(args.benchmarks, costs_spec) if costs_spec is not None else None
         markdown += "\n" + routes_markdown(routes, costs)
     write_csv(table, out)
     if routes is not None:

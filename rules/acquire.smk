@@ -9,9 +9,9 @@ rule project_foam:
     output:
         P.projections(dose=PLAN.full),
     log:
-        "results/logs/project_foam/{dataset}.log",
+        P.log("project_foam"),
     benchmark:
-        "results/benchmarks/project_foam/{dataset}.tsv"
+        P.benchmark("project_foam")
     wildcard_constraints:
         dataset=_alternatives(PLAN.foam + PLAN.family),
     priority: priority_of_dataset
@@ -37,9 +37,9 @@ rule project_matched:
     output:
         P.projections(dose=PLAN.full),
     log:
-        "results/logs/project_matched/{dataset}.log",
+        P.log("project_matched"),
     benchmark:
-        "results/benchmarks/project_matched/{dataset}.tsv"
+        P.benchmark("project_matched")
     wildcard_constraints:
         dataset=_alternatives(PLAN.matched),
     priority: priority_of_dataset
@@ -61,9 +61,9 @@ rule prepare_shale:
     output:
         P.projections(dose=PLAN.full),
     log:
-        "results/logs/prepare_shale/{dataset}.log",
+        P.log("prepare_shale"),
     benchmark:
-        "results/benchmarks/prepare_shale/{dataset}.tsv"
+        P.benchmark("prepare_shale")
     wildcard_constraints:
         dataset=_alternatives(PLAN.shale),
     priority: priority_of_dataset
@@ -81,9 +81,9 @@ rule low_dose:
     output:
         P.projections(),
     log:
-        "results/logs/low_dose/{dataset}/{dose}.log",
+        P.log("low_dose"),
     benchmark:
-        "results/benchmarks/low_dose/{dataset}/{dose}.tsv"
+        P.benchmark("low_dose")
     wildcard_constraints:
         dose=_alternatives(PLAN.low_doses),
     priority: priority_of_pair
@@ -102,9 +102,9 @@ rule prepare_scan:
     output:
         P.projections(dose=PLAN.full),
     log:
-        "results/logs/prepare_scan/{dataset}.log",
+        P.log("prepare_scan"),
     benchmark:
-        "results/benchmarks/prepare_scan/{dataset}.tsv"
+        P.benchmark("prepare_scan")
     wildcard_constraints:
         dataset=_alternatives(PLAN.scans),
     priority: priority_of_dataset

@@ -10,9 +10,9 @@ rule learning_curve:
         csv=P.learning_curve(),
         summary=P.learning_curve().replace(".csv", "_summary.csv"),
     log:
-        "results/logs/learning_curve/{group}.log",
+        P.log("learning_curve"),
     benchmark:
-        "results/benchmarks/learning_curve/{group}.tsv"
+        P.benchmark("learning_curve")
     wildcard_constraints:
         group="loss-sets|depths",
     conda:
@@ -35,9 +35,9 @@ rule claims:
         md=P.claims().replace(".csv", ".md"),
         summary=P.claims().replace(".csv", "_summary.csv"),
     log:
-        "results/logs/claims.log",
+        P.log("claims"),
     benchmark:
-        "results/benchmarks/claims.tsv"
+        P.benchmark("claims")
     conda:
         "../environment.yml"
     params:

@@ -9,9 +9,9 @@ rule crossval:
         csv=P.crossval(),
         images=P.crossval_images(),
     log:
-        "results/logs/crossval/{dataset}/{dose}.log",
+        P.log("crossval"),
     benchmark:
-        "results/benchmarks/crossval/{dataset}/{dose}.tsv"
+        P.benchmark("crossval")
     conda:
         "../environment.yml"
     threads: job_threads("reconstruct")
@@ -47,9 +47,9 @@ rule crossval_figure:
         ),
         pdf=P.crossval_figure().replace(".png", ".pdf"),
     log:
-        "results/logs/crossval_figure/{dataset}/{dose}.log",
+        P.log("crossval_figure"),
     benchmark:
-        "results/benchmarks/crossval_figure/{dataset}/{dose}.tsv"
+        P.benchmark("crossval_figure")
     conda:
         "../environment.yml"
     shell:
@@ -63,13 +63,13 @@ rule crossval_check:
         csv=report(P.crossval_check(), caption="../report/crossval.rst", category="Your scan"),
         md=P.crossval_check().replace(".csv", ".md"),
     log:
-        "results/logs/crossval_check.log",
+        P.log("crossval_check"),
     benchmark:
-        "results/benchmarks/crossval_check.tsv"
+        P.benchmark("crossval_check")
     conda:
         "../environment.yml"
     params:
         # every route on the user's scans, ranked, and what the scan's own routes cost (this run's benchmarks)
-        scans=" ".join(["--scans", *PLAN.scans, "--benchmarks", "results/benchmarks"]) if PLAN.scans else "",
+        scans=PLAN.check_args(),
     shell:
         "python -m analysis.crossval check {output.csv} {input} {params.scans} > {log} 2>&1"

@@ -9,9 +9,9 @@ rule generalist_table:
         csv=report(P.lofo(), caption="../report/lofo.rst", category="Generalist"),
         md=P.lofo().replace(".csv", ".md"),
     log:
-        "results/logs/generalist_table.log",
+        P.log("generalist_table"),
     benchmark:
-        "results/benchmarks/generalist_table.tsv"
+        P.benchmark("generalist_table")
     conda:
         "../environment.yml"
     params:

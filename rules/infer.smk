@@ -10,9 +10,9 @@ rule infer:
     output:
         P.enhanced(),
     log:
-        "results/logs/infer/{dataset}/{dose}/{run}.log",
+        P.log("infer"),
     benchmark:
-        "results/benchmarks/infer/{dataset}/{dose}/{run}.tsv"
+        P.benchmark("infer")
     conda:
         "../environment.yml"
     threads: job_threads("infer")
@@ -34,9 +34,9 @@ rule import_release:
     output:
         P.release_model(),
     log:
-        "results/logs/import_release.log",
+        P.log("import_release"),
     benchmark:
-        "results/benchmarks/import_release.tsv"
+        P.benchmark("import_release")
     conda:
         "../environment.yml"
     shell:
@@ -51,9 +51,9 @@ rule infer_release:
     output:
         P.enhanced(run=RELEASE),
     log:
-        "results/logs/infer_release/{dataset}/{dose}.log",
+        P.log("infer_release"),
     benchmark:
-        "results/benchmarks/infer_release/{dataset}/{dose}.tsv"
+        P.benchmark("infer_release")
     conda:
         "../environment.yml"
     threads: job_threads("infer")

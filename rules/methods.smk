@@ -13,9 +13,9 @@ rule tune_sirt:
         tuning=P.tuning(method="sirt"),
         best=P.tuned_val(method="sirt"),
     log:
-        "results/logs/tune_classical/{split}/{dose}/sirt.log",
+        P.log("tune_sirt"),
     benchmark:
-        "results/benchmarks/tune_classical/{split}/{dose}/sirt.tsv"
+        P.benchmark("tune_sirt")
     conda:
         "../environment.yml"
     threads: job_threads("reconstruct")
@@ -35,9 +35,9 @@ rule tune_classical:
     output:
         P.tuning(),
     log:
-        "results/logs/tune_classical/{split}/{dose}/{method}.log",
+        P.log("tune_classical"),
     benchmark:
-        "results/benchmarks/tune_classical/{split}/{dose}/{method}.tsv"
+        P.benchmark("tune_classical")
     wildcard_constraints:
         method=_alternatives([m for m in PLAN.classical if m != "sirt"]),
     conda:
@@ -63,9 +63,9 @@ rule apply_classical:
     output:
         P.recon(),
     log:
-        "results/logs/apply_classical/{dataset}/{dose}/{method}.log",
+        P.log("apply_classical"),
     benchmark:
-        "results/benchmarks/apply_classical/{dataset}/{dose}/{method}.tsv"
+        P.benchmark("apply_classical")
     conda:
         "../environment.yml"
     threads: job_threads("reconstruct")
@@ -85,9 +85,9 @@ rule n2i_split:
     output:
         P.n2i_subsets(),
     log:
-        "results/logs/n2i_split/{dataset}/{dose}.log",
+        P.log("n2i_split"),
     benchmark:
-        "results/benchmarks/n2i_split/{dataset}/{dose}.tsv"
+        P.benchmark("n2i_split")
     conda:
         "../environment.yml"
     threads: job_threads("reconstruct")
@@ -107,9 +107,9 @@ rule n2i_train:
     output:
         P.n2i_model(),
     log:
-        "results/logs/n2i_train/{dataset}-{dose}.log",
+        P.log("n2i_train"),
     benchmark:
-        "results/benchmarks/n2i_train/{dataset}-{dose}.tsv"
+        P.benchmark("n2i_train")
     priority: PRIORITY_N2I  # after the trainings, before the short jobs
     conda:
         "../environment.yml"
@@ -131,9 +131,9 @@ rule n2i_infer:
     output:
         P.recon(method="n2i"),
     log:
-        "results/logs/n2i_infer/{dataset}/{dose}.log",
+        P.log("n2i_infer"),
     benchmark:
-        "results/benchmarks/n2i_infer/{dataset}/{dose}.tsv"
+        P.benchmark("n2i_infer")
     conda:
         "../environment.yml"
     threads: job_threads("infer")

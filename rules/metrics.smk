@@ -10,9 +10,9 @@ rule conventional_metrics:
     output:
         P.metrics(kind="conventional"),
     log:
-        "results/logs/conventional_metrics/{dataset}.log",
+        P.log("conventional_metrics"),
     benchmark:
-        "results/benchmarks/conventional_metrics/{dataset}.tsv"
+        P.benchmark("conventional_metrics")
     conda:
         "../environment.yml"
     params:
@@ -30,9 +30,9 @@ rule conventional_summary:
     output:
         P.summary("conventional"),
     log:
-        "results/logs/conventional_summary.log",
+        P.log("conventional_summary"),
     benchmark:
-        "results/benchmarks/conventional_summary.tsv"
+        P.benchmark("conventional_summary")
     conda:
         "../environment.yml"
     params:
@@ -49,9 +49,9 @@ rule tomogan_metrics:
     output:
         P.metrics(kind="tomogan"),
     log:
-        "results/logs/tomogan_metrics/{dataset}.log",
+        P.log("tomogan_metrics"),
     benchmark:
-        "results/benchmarks/tomogan_metrics/{dataset}.tsv"
+        P.benchmark("tomogan_metrics")
     conda:
         "../environment.yml"
     params:
@@ -71,9 +71,9 @@ rule tomogan_summary:
     output:
         report(P.summary("tomogan"), caption="../report/tomogan_table.rst", category="Tables"),
     log:
-        "results/logs/tomogan_summary.log",
+        P.log("tomogan_summary"),
     benchmark:
-        "results/benchmarks/tomogan_summary.tsv"
+        P.benchmark("tomogan_summary")
     conda:
         "../environment.yml"
     params:
@@ -91,9 +91,9 @@ rule main_table:
         csv=P.table("main.csv"),
         object_csv=P.table("main_object.csv"),
     log:
-        "results/logs/main_table.log",
+        P.log("main_table"),
     benchmark:
-        "results/benchmarks/main_table.tsv"
+        P.benchmark("main_table")
     conda:
         "../environment.yml"
     params:

@@ -6,9 +6,9 @@ rule foam_phantom:
     output:
         P.phantom(),
     log:
-        "results/logs/foam_phantom/{dataset}.log",
+        P.log("foam_phantom"),
     benchmark:
-        "results/benchmarks/foam_phantom/{dataset}.tsv"
+        P.benchmark("foam_phantom")
     wildcard_constraints:
         dataset=_alternatives(PLAN.foam),
     priority: priority_of_dataset
@@ -27,9 +27,9 @@ rule family_phantom:
     output:
         P.phantom(),
     log:
-        "results/logs/family_phantom/{dataset}.log",
+        P.log("family_phantom"),
     benchmark:
-        "results/benchmarks/family_phantom/{dataset}.tsv"
+        P.benchmark("family_phantom")
     wildcard_constraints:
         dataset=_alternatives(PLAN.family),
     priority: priority_of_dataset
@@ -51,9 +51,9 @@ rule matched_phantom:
     output:
         P.phantom(),
     log:
-        "results/logs/matched_phantom/{dataset}.log",
+        P.log("matched_phantom"),
     benchmark:
-        "results/benchmarks/matched_phantom/{dataset}.tsv"
+        P.benchmark("matched_phantom")
     wildcard_constraints:
         dataset=_alternatives(PLAN.matched),
     priority: priority_of_dataset
@@ -69,9 +69,9 @@ rule shale_raw:
     output:
         P.raw(),
     log:
-        "results/logs/shale_raw/{dataset}.log",
+        P.log("shale_raw"),
     benchmark:
-        "results/benchmarks/shale_raw/{dataset}.tsv"
+        P.benchmark("shale_raw")
     wildcard_constraints:
         dataset=_alternatives(PLAN.shale),
     priority: priority_of_dataset

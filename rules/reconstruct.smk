@@ -8,9 +8,9 @@ rule fbp:
     output:
         P.recon(method="fbp"),
     log:
-        "results/logs/fbp/{dataset}/{dose}.log",
+        P.log("fbp"),
     benchmark:
-        "results/benchmarks/fbp/{dataset}/{dose}.tsv"
+        P.benchmark("fbp")
     priority: priority_of_pair
     conda:
         "../environment.yml"

@@ -9,9 +9,9 @@ rule timing:
     output:
         report(P.timing(), caption="../report/timing.rst", category="Tables"),
     log:
-        "results/logs/timing.log",
+        P.log("timing"),
     benchmark:
-        "results/benchmarks/timing.tsv"
+        P.benchmark("timing")
     conda:
         "../environment.yml"
     threads: config.get("timing", {}).get("threads", job_threads("infer"))
@@ -37,9 +37,9 @@ rule inference_speed:
     output:
         report(P.speed(), caption="../report/inference_speed.rst", category="Tables"),
     log:
-        "results/logs/inference_speed.log",
+        P.log("inference_speed"),
     benchmark:
-        "results/benchmarks/inference_speed.tsv"
+        P.benchmark("inference_speed")
     conda:
         "../environment.yml"
     threads: config.get("timing", {}).get("threads", job_threads("infer"))
@@ -61,9 +61,9 @@ rule figure:
         ),
         pdf=P.figure().replace(".png", ".pdf"),
     log:
-        "results/logs/figure/{figure}.log",
+        P.log("figure"),
     benchmark:
-        "results/benchmarks/figure/{figure}.tsv"
+        P.benchmark("figure")
     conda:
         "../environment.yml"
     params:

@@ -9,9 +9,9 @@ rule train:
         model=P.model(),
         log_csv=P.train_log(),
     log:
-        "results/logs/train/{run}.log",
+        P.log("train"),
     benchmark:
-        "results/benchmarks/train/{run}.tsv"
+        P.benchmark("train")
     # the longest chain: its inputs' jobs share this priority (PLAN.priority), so no training queues behind
     # the many short jobs, which then fill the gaps and the end of the run
     priority: PRIORITY_TRAIN

@@ -8,6 +8,7 @@ seeded generator. The numbers in the comments were measured on it.
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -1099,47 +1100,68 @@ def _bench_tree(root, seconds):
         f.write_text(header + f"{s}\t0:00:{int(s):02d}\t379.68\t1382.82\t249.56\t309.03\t0.16\t0.01\t51.57\t14.55\n")
 
 
-def test_routes_cost_is_the_sum_of_the_scans_own_jobs(tmp_path):
-    _bench_tree(tmp_path, {
-        # the simulation at the scan's acquisition: 1 + 2 + 0.5 + 0.25
-        "matched_phantom/matched-scan-fibres-train.tsv": 1.0,
-        "project_matched/matched-scan-fibres-train.tsv": 2.0,
-        "low_dose/matched-scan-fibres-train/sparse-8.tsv": 0.5,
-        "fbp/matched-scan-layers-val/full.tsv": 0.25,
+def _smoke_plan():
+    from tomogan_core.study import Plan, load_config
+
+    return Plan.from_config(load_config(Path(__file__).resolve().parents[1] / "config" / "smoke.yaml"))
+
+
+def _bench_at(root, paths_seconds):
+    """Benchmark files at the workflow's own paths (``results/benchmarks/...``), written under ``root``."""
+    from tomogan_core.study import BENCHMARKS
+
+    _bench_tree(root, {str(Path(p).relative_to(BENCHMARKS)): s for p, s in paths_seconds.items()})
+
+
+def test_routes_cost_is_the_sum_of_the_jobs_the_plan_names(tmp_path):
+    from tomogan_core.study import Paths
+
+    plan = _smoke_plan()
+    scan = "demo-scan"
+    volumes = [ds for ds in plan.matched if plan.config["datasets"][ds]["scan"] == scan]
+    matched = {r.dose: r.name for r in plan.runs.values() if r.split == f"matched-{scan}"}
+    general = [r.name for r in plan.runs.values() if r.split == "generalist"]
+    assert len(volumes) >= 2 and set(matched) == {"sparse-8", "photons-1e3"} and general
+    B = Paths.benchmark
+    _bench_at(tmp_path, {
+        # the simulation at the scan's acquisition: 1 + 2 + 0.5 + 0.25, where the rules write their benchmarks
+        B("matched_phantom", dataset=volumes[0]): 1.0,
+        B("project_matched", dataset=volumes[0]): 2.0,
+        B("low_dose", dataset=volumes[0], dose="sparse-8"): 0.5,
+        B("fbp", dataset=volumes[1], dose="full"): 0.25,
         # not simulation: the matched model on the scan, the study's metrics of the simulated volumes
-        "infer/scan/sparse-8/matched-scan-sparse-8-d3-all.tsv": 100.0,
-        "conventional_metrics/matched-scan-fibres-train.tsv": 100.0,
-        # trainings: matched per dose (seeds summed), the generalist, others not counted
-        "train/matched-scan-sparse-8-d3-all.tsv": 10.0,
-        "train/matched-scan-photons-1e3-d3-all-s1.tsv": 20.0,
-        "train/matched-scan-photons-1e3-d3-all-s2.tsv": 22.0,
-        "train/generalist-sparse-8-d3-all.tsv": 30.0,
-        "train/foam-sparse-8-d3-all-s1.tsv": 1000.0,
-        # the held-out rankings per dose
-        "crossval/scan/sparse-8.tsv": 40.0,
-        "crossval/scan/photons-1e3.tsv": 50.0,
-        "crossval_figure/scan/sparse-8.tsv": 1000.0,
-        # another scan's
-        "train/matched-other-sparse-8-d3-all.tsv": 1000.0,
-        "project_matched/matched-other-fibres-train.tsv": 1000.0,
-        "crossval/other/sparse-8.tsv": 1000.0,
+        B("infer", dataset=scan, dose="sparse-8", run=matched["sparse-8"]): 100.0,
+        B("conventional_metrics", dataset=volumes[0]): 100.0,
+        # trainings: matched per dose, the generalist, the study's not counted
+        B("train", run=matched["sparse-8"]): 10.0,
+        B("train", run=matched["photons-1e3"]): 20.0,
+        B("train", run=general[0]): 30.0,
+        B("train", run=next(r for r in plan.runs if r.startswith("foam-"))): 1000.0,
+        # the held-out rankings per dose, and the ranking's figure (not counted)
+        B("crossval", dataset=scan, dose="sparse-8"): 40.0,
+        B("crossval", dataset=scan, dose="photons-1e3"): 50.0,
+        B("crossval_figure", dataset=scan, dose="sparse-8"): 1000.0,
     })
-    costs = cv.route_costs(tmp_path, ["scan"])
-    ranking = "held-out ranking of every route (Noise2Inverse trainings included)"
+    costs = cv.route_costs(tmp_path, plan.route_cost_spec())
+    ranking = cv.COST_KINDS["ranking"]
+    gen_dose = plan.runs[general[0]].dose
     assert costs.values.tolist() == [
-        ["scan", "simulation at the scan's acquisition (all doses)", "", 3.75],
-        ["scan", "scan-matched training", "photons-1e3", 42.0],
-        ["scan", "scan-matched training", "sparse-8", 10.0],
-        ["scan", "generalist training (shared by every scan)", "sparse-8", 30.0],
-        ["scan", ranking, "photons-1e3", 50.0],
-        ["scan", ranking, "sparse-8", 40.0]]
-    # the other scan: its own jobs, and the generalist shared with every scan
-    assert cv.route_costs(tmp_path, ["other"])["seconds"].tolist() == [1000.0, 1000.0, 30.0, 1000.0]
-    empty = cv.route_costs(tmp_path / "none", ["scan"])
+        [scan, "simulation at the scan's acquisition (all doses)", "", 3.75],
+        [scan, "scan-matched training", "photons-1e3", 20.0],
+        [scan, "scan-matched training", "sparse-8", 10.0],
+        [scan, "generalist training (shared by every scan)", gen_dose, 30.0],
+        [scan, ranking, "photons-1e3", 50.0],
+        [scan, ranking, "sparse-8", 40.0]]
+    empty = cv.route_costs(tmp_path / "none", plan.route_cost_spec())
     assert empty.empty and list(empty.columns) == ["dataset", "what", "dose", "seconds"]
-    (tmp_path / "crossval" / "scan" / "bad.tsv").write_text("x\ty\n1\t2\n")
-    with pytest.raises(cv.InputError, match="bad.tsv"):
-        cv.route_costs(tmp_path, ["scan"])
+    # a file that is no benchmark, and rows that are no cost rows: one error each, naming them
+    (tmp_path / "crossval" / scan / "sparse-8.tsv").write_text("x\ty\n1\t2\n")
+    with pytest.raises(cv.InputError, match="sparse-8.tsv"):
+        cv.route_costs(tmp_path, plan.route_cost_spec())
+    with pytest.raises(cv.InputError, match="unknown kind 'nope'"):
+        cv.route_costs(tmp_path, [{"dataset": scan, "kind": "nope", "dose": "", "benchmarks": []}])
+    with pytest.raises(cv.InputError, match="needs dataset, kind, dose and benchmarks"):
+        cv.route_costs(tmp_path, [{"dataset": scan}])
 
 
 def test_check_command_with_scans_writes_every_routes_rank_and_cost(tmp_path, capsys):
@@ -1147,8 +1169,11 @@ def test_check_command_with_scans_writes_every_routes_rank_and_cost(tmp_path, ca
     bench = tmp_path / "benchmarks"
     _bench_tree(bench, {"train/matched-s-x-d3-all.tsv": 12.34, "crossval/s/x.tsv": 56.78,
                         "crossval/t/x.tsv": 1000.0})
+    spec = [{"dataset": "s", "kind": "matched", "dose": "x", "benchmarks": ["train/matched-s-x-*.tsv"]},
+            {"dataset": "s", "kind": "ranking", "dose": "x", "benchmarks": ["crossval/s/x.tsv"]}]
+    costs = ["--benchmarks", str(bench), "--costs", json.dumps(spec)]
     out = tmp_path / "check" / "check.csv"
-    cv.main(["check", str(out), *map(str, tables), "--scans", "s", "--benchmarks", str(bench)])
+    cv.main(["check", str(out), *map(str, tables), "--scans", "s", *costs])
     routes = _rows(out.parent / "routes.csv")
     assert routes["route"].tolist() == ["TomoGAN release", "FBP+TV (weight 0.2)", "FBP", "Noise2Inverse",
                                         "N2I from matched", "SIRT (n_iter 50)"]
@@ -1173,5 +1198,8 @@ def test_check_command_with_scans_writes_every_routes_rank_and_cost(tmp_path, ca
     _expect_check_error(capsys, ["check", str(bad), *map(str, tables), "--scans", "s", "nope"], bad,
                         "error: --scans: ", "nope")
     assert not (bad.parent / "routes.csv").exists()
-    _expect_check_error(capsys, ["check", str(bad), *map(str, tables), "--benchmarks", str(bench)], bad,
-                        "error: --benchmarks: ", "--scans")
+    _expect_check_error(capsys, ["check", str(bad), *map(str, tables), *costs], bad, "error: --costs: ", "--scans")
+    _expect_check_error(capsys, ["check", str(bad), *map(str, tables), "--scans", "s", *costs[:2]], bad,
+                        "error: --costs: ", "needs --benchmarks too")
+    _expect_check_error(capsys, ["check", str(bad), *map(str, tables), "--scans", "s", *costs[:3], "{}"], bad,
+                        "error: --costs: ", "not a JSON list")

@@ -3,6 +3,7 @@
 import copy
 import dataclasses
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -10,8 +11,8 @@ import pytest
 import yaml
 
 from tomogan_core.data import Normalization
-from tomogan_core.study import (SCHEMA, Paths, Plan, check_runs, enhanced_targets, load_config, plan_runs,
-                                release_targets, run_name)
+from tomogan_core.study import (JOBS, SCHEMA, Paths, Plan, benchmark_fields, benchmark_glob, check_runs,
+                                enhanced_targets, job_name, load_config, plan_runs, release_targets, run_name)
 from tomogan_core.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -419,3 +420,49 @@ def test_lofo_spec_names_each_route_per_dose():
     bad["datasets"]["corpus-foam-test"] = {"kind": "foam", "seed": 9}
     with pytest.raises(ValueError, match="corpus"):
         Plan.from_config(load_config(bad))
+
+
+# ---------------------------------------------------------------- jobs' logs and benchmarks
+
+def test_every_rule_takes_its_log_and_benchmark_from_the_jobs_table():
+    import re
+
+    rules = {}
+    for smk in sorted((ROOT / "rules").glob("*.smk")):
+        text = smk.read_text()
+        assert "results/logs" not in text and "results/benchmarks" not in text, smk.name
+        for m in re.finditer(r"^(?:local)?rule (\w+):\n(.*?)(?=^\S|\Z)", text, flags=re.M | re.S):
+            rules[m.group(1)] = m.group(2)
+    assert set(JOBS) == set(rules) - {"all"}
+    for rule, body in rules.items():
+        if rule != "all":
+            assert f'P.log("{rule}")' in body and f'P.benchmark("{rule}")' in body, rule
+
+
+def test_job_paths_globs_and_fields_agree():
+    assert Paths.log("low_dose") == "results/logs/low_dose/{dataset}/{dose}.log"
+    assert Paths.benchmark("train", run="r") == "results/benchmarks/train/r.tsv"
+    assert Paths.benchmark("claims") == "results/benchmarks/claims.tsv"
+    assert benchmark_glob("infer", dataset="a[1]") == "infer/a[[]1]/*/*.tsv"  # a given field is matched as it is
+    for rule, fields in [("apply_classical", {"dataset": "foam3", "dose": "sparse-4", "method": "fbp-tv"}),
+                         ("n2i_train", {"dataset": "foam3", "dose": "photons-1e3"}), ("claims", {})]:
+        assert benchmark_fields(rule, job_name(rule, **fields) + ".tsv") == fields
+    assert benchmark_fields("crossval", "fbp/a/b.tsv") is None
+    with pytest.raises(KeyError, match="JOBS"):
+        Paths.log("nope")
+    with pytest.raises(TypeError, match="no field"):
+        Paths.benchmark("train", dataset="x")
+
+
+def test_route_cost_spec_names_each_scans_own_jobs(smoke_plan):
+    spec = smoke_plan.route_cost_spec()
+    assert {row["dataset"] for row in spec} == set(smoke_plan.scans)
+    sim = next(row for row in spec if row["kind"] == "simulation")
+    volumes = [ds for ds in smoke_plan.matched if smoke_plan.config["datasets"][ds]["scan"] == sim["dataset"]]
+    assert sim["benchmarks"] and all(any(f"/{ds}" in g for ds in volumes) for g in sim["benchmarks"])
+    assert [(r["kind"], r["dose"]) for r in spec if r["kind"] == "ranking"] == [
+        ("ranking", dose) for ds, dose in smoke_plan.crossval_pairs() if ds == sim["dataset"]]
+    trained = [g for r in spec if r["kind"] in ("matched", "generalist") for g in r["benchmarks"]]
+    assert trained and all(g[len("train/"):-len(".tsv")] in smoke_plan.runs for g in trained)
+    args = shlex.split(smoke_plan.check_args())
+    assert args[:2] == ["--scans", *smoke_plan.scans] and json.loads(args[args.index("--costs") + 1]) == spec

@@ -50,7 +50,8 @@ import numpy as np
 
 __all__ = ["LOSS_SETS", "RELEASE", "SCHEMA", "Run", "Paths", "Plan", "load_config", "plan_runs", "run_name",
            "expand_corpus", "expand_scan_matched", "corpus_runs", "matched_runs",
-           "settings_flags", "check_runs", "enhanced_targets", "release_targets"]
+           "settings_flags", "check_runs", "enhanced_targets", "release_targets",
+           "JOBS", "job_fields", "job_name", "benchmark_glob", "benchmark_fields"]
 
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "config.schema.yaml"
 
@@ -141,6 +142,108 @@ def _path_function(kind: str, pattern: str):
 
 for _kind, _pattern in Paths.PATTERNS.items():
     setattr(Paths, _kind, _path_function(_kind, _pattern))
+
+
+# ----------------------------------------------------------------------------- jobs' logs and benchmarks
+
+#: Each rule's job name, from its wildcards: the job's log is ``results/logs/<job>.log`` and its benchmark
+#: (Snakemake's: wall seconds, memory) ``results/benchmarks/<job>.tsv``. The rules take both from here
+#: (``Paths.log(rule)``, ``Paths.benchmark(rule)``), and the cost tables find a job's benchmark by the same name
+#: (:func:`benchmark_glob`, :func:`benchmark_fields`).
+JOBS = {
+    "foam_phantom": "foam_phantom/{dataset}",
+    "family_phantom": "family_phantom/{dataset}",
+    "matched_phantom": "matched_phantom/{dataset}",
+    "shale_raw": "shale_raw/{dataset}",
+    "project_foam": "project_foam/{dataset}",
+    "project_matched": "project_matched/{dataset}",
+    "prepare_shale": "prepare_shale/{dataset}",
+    "prepare_scan": "prepare_scan/{dataset}",
+    "low_dose": "low_dose/{dataset}/{dose}",
+    "fbp": "fbp/{dataset}/{dose}",
+    "tune_sirt": "tune_classical/{split}/{dose}/sirt",
+    "tune_classical": "tune_classical/{split}/{dose}/{method}",
+    "apply_classical": "apply_classical/{dataset}/{dose}/{method}",
+    "n2i_split": "n2i_split/{dataset}/{dose}",
+    "n2i_train": "n2i_train/{dataset}-{dose}",
+    "n2i_infer": "n2i_infer/{dataset}/{dose}",
+    "train": "train/{run}",
+    "infer": "infer/{dataset}/{dose}/{run}",
+    "import_release": "import_release",
+    "infer_release": "infer_release/{dataset}/{dose}",
+    "conventional_metrics": "conventional_metrics/{dataset}",
+    "conventional_summary": "conventional_summary",
+    "tomogan_metrics": "tomogan_metrics/{dataset}",
+    "tomogan_summary": "tomogan_summary",
+    "main_table": "main_table",
+    "learning_curve": "learning_curve/{group}",
+    "claims": "claims",
+    "crossval": "crossval/{dataset}/{dose}",
+    "crossval_figure": "crossval_figure/{dataset}/{dose}",
+    "crossval_check": "crossval_check",
+    "generalist_table": "generalist_table",
+    "figure": "figure/{figure}",
+    "timing": "timing",
+    "inference_speed": "inference_speed",
+}
+LOGS = "results/logs"
+#: The jobs that make a scan's matched volumes (their cost is the "simulation" of ``Plan.route_cost_spec``)
+SIMULATION_JOBS = ("matched_phantom", "project_matched", "low_dose", "fbp")
+BENCHMARKS = "results/benchmarks"  # the folder of every job's benchmark
+
+
+def job_fields(rule: str) -> List[str]:
+    """The wildcards a rule's job name is made of, in order: ``job_fields("infer")`` -> ``['dataset', 'dose',
+    'run']``; an unknown rule is a KeyError naming :data:`JOBS`."""
+    if rule not in JOBS:
+        raise KeyError(f"no job '{rule}' in tomogan_core.study.JOBS; add the rule's job name there")
+    return [name for _, name, _, _ in string.Formatter().parse(JOBS[rule]) if name]
+
+
+def job_name(rule: str, **fields) -> str:
+    """A rule's job name with the given fields filled, the others left ``{wildcards}``:
+    ``job_name("low_dose", dataset="foam3")`` -> ``'low_dose/foam3/{dose}'``."""
+    unknown = set(fields) - set(job_fields(rule))
+    if unknown:
+        raise TypeError(f"job '{rule}' has no field {sorted(unknown)}; its name is {JOBS[rule]}")
+    return _fill(JOBS[rule], **fields)
+
+
+def _log(rule: str, **fields) -> str:
+    return f"{LOGS}/{job_name(rule, **fields)}.log"
+
+
+def _benchmark(rule: str, **fields) -> str:
+    return f"{BENCHMARKS}/{job_name(rule, **fields)}.tsv"
+
+
+Paths.log = staticmethod(_log)
+Paths.log.__doc__ = "A rule's log file, ``results/logs/<job>.log`` (:data:`JOBS`); fields left out stay wildcards."
+Paths.benchmark = staticmethod(_benchmark)
+Paths.benchmark.__doc__ = ("A rule's benchmark file, ``results/benchmarks/<job>.tsv`` (:data:`JOBS`); fields left "
+                           "out stay wildcards.")
+
+
+def benchmark_glob(rule: str, **fields) -> str:
+    """A glob pattern of a rule's benchmark files relative to the benchmarks folder, the fields not given ``*``
+    (the given ones glob-escaped): ``benchmark_glob("infer", dataset="foam3")`` -> ``'infer/foam3/*/*.tsv'``."""
+    from glob import escape
+
+    given = {k: escape(str(v)) for k, v in fields.items()}
+    return job_name(rule, **{f: given.get(f, "*") for f in job_fields(rule)}) + ".tsv"
+
+
+def benchmark_fields(rule: str, relative: str) -> Optional[Dict[str, str]]:
+    """The fields of a rule's benchmark file from its path relative to the benchmarks folder, or None if it is not
+    one of that rule's: ``benchmark_fields("n2i_train", "n2i_train/foam3-sparse-4.tsv")`` -> ``{'dataset': 'foam3',
+    'dose': 'sparse-4'}`` (a field spans no ``/``; where a name could split two ways, the first field is the
+    shortest)."""
+    import re
+
+    parts = re.split(r"\{(\w+)\}", JOBS[rule] + ".tsv")
+    regex = "".join(re.escape(p) if i % 2 == 0 else f"(?P<{p}>[^/]+?)" for i, p in enumerate(parts))
+    m = re.fullmatch(regex, str(relative))
+    return m.groupdict() if m else None
 
 
 # ----------------------------------------------------------------------------- runs
@@ -1043,6 +1146,38 @@ class Plan:
             raise ValueError(f"config 'noise2inverse.fine_tune_from': no {start} model for {dataset} at {dose} "
                              f"(add the {'scan_matched' if start == 'matched' else 'corpus'} section)")
         return Paths.model(runs[0].name)
+
+    def route_cost_spec(self) -> List[dict]:
+        """What ``analysis.crossval check --costs`` sums for each scan of ``scans:`` (its ``route_costs``): rows
+        ``{dataset, kind, dose, benchmarks}``, each with glob patterns of benchmark files relative to the benchmarks
+        folder (:func:`benchmark_glob`). Kinds, per scan: ``simulation`` (every job of :data:`SIMULATION_JOBS` on
+        its matched volumes, all doses), ``matched`` (its matched trainings, per dose), ``generalist`` (the
+        generalist's trainings, per dose, shared by every scan) and ``ranking`` (its held-out ranking, per dose)."""
+        rows = []
+
+        def trainings(scan, kind, split):
+            for dose in sorted({r.dose for r in self.runs.values() if r.split == split}):
+                rows.append({"dataset": scan, "kind": kind, "dose": dose,
+                             "benchmarks": [benchmark_glob("train", run=r.name) for r in self.runs.values()
+                                            if r.split == split and r.dose == dose]})
+        for scan in self.scans:
+            volumes = [ds for ds in self.matched if self.config["datasets"][ds]["scan"] == scan]
+            rows.append({"dataset": scan, "kind": "simulation", "dose": "",
+                         "benchmarks": [benchmark_glob(job, dataset=ds) for ds in volumes for job in SIMULATION_JOBS]})
+            trainings(scan, "matched", matched_split(scan))
+            trainings(scan, "generalist", GENERALIST)
+            rows += [{"dataset": scan, "kind": "ranking", "dose": dose,
+                      "benchmarks": [benchmark_glob("crossval", dataset=scan, dose=dose)]}
+                     for ds, dose in self.crossval_pairs() if ds == scan]
+        return rows
+
+    def check_args(self) -> str:
+        """The options of ``analysis.crossval check`` that list every route on the scans of ``scans:`` and what
+        they cost (this run's benchmarks, :meth:`route_cost_spec`), or "" without scans."""
+        if not self.scans:
+            return ""
+        return (f"--scans {' '.join(map(shlex.quote, self.scans))} --benchmarks {BENCHMARKS} "
+                f"--costs {shlex.quote(json.dumps(self.route_cost_spec()))}")
 
     def crossval_figures(self) -> List[str]:
         """The ranked images of every :meth:`crossval_pairs` entry (rule ``crossval_figure``), for ``all``."""
