@@ -22,12 +22,16 @@ Command (rule ``generalist_table``)::
 conventional}.csv``). ``--spec``: JSON (or ``@FILE``) from :meth:`tomogan_core.study.Plan.lofo_spec`::
 
     {"families": {"<family>": {"dataset": "corpus-<family>-test",
-                               "routes": {"<dose>": {"foam only": [run, ...], "generalist": [...], "unseen": [...]}}}},
+                               "routes": {"<dose>": {"foam only": [run, ...], "generalist": [...], "unseen": [...]}},
+                               "projections": {"<dose>": "results/corpus-<family>-test/proj/<dose>.h5"}}},
      "doses": [...], "bootstrap": {"n": 2000, "seed": 0}, "config_hash": "..."}
 
-Writes OUT.csv, one row per (family, dose) -- ``n_slices``, ``fbp``, each route's mean SSIM (``<route>``) and PSNR
+Writes OUT.csv, one row per (family, dose) -- ``n_slices``, the test volume's acquisition where ``projections``
+names it (``photons``: the photons per pixel its low-dose views carry, ``noise_incident`` or a short exposure's
+``incident``, empty if noise-free; ``max_line_integral``), ``fbp``, each route's mean SSIM (``<route>``) and PSNR
 (``<route>_psnr``), ``unseen_vs_foam`` and ``unseen_vs_generalist`` with ``_lo``/``_hi`` (SSIM) -- and a Markdown
-twin (suffix ``.md``).
+twin (suffix ``.md``). Each family's row is at its own test volume's noise and attenuation, so rows compare routes,
+not families.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from analysis.claims import read_metrics, side_matrix
 from analysis.verdicts import bootstrap_difference
 from simulate.plumbing import InputError, cli, json_argument, write_csv, write_text
 
-__all__ = ["ROUTES", "lofo_table", "render", "main"]
+__all__ = ["ROUTES", "acquisition", "lofo_table", "render", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +59,19 @@ COMPARISONS = {"unseen_vs_foam": ("unseen", "foam only"), "unseen_vs_generalist"
 
 def _side(rows: List[dict]) -> dict:
     return {"rows": rows}
+
+
+def acquisition(path) -> Dict[str, float]:
+    """A low-dose projection file's ``photons`` (``noise_incident``, else ``incident``; NaN if noise-free) and
+    ``max_line_integral`` (NaN if not recorded); ``{}`` without a path."""
+    if not path:
+        return {}
+    from simulate.io import read_attrs
+
+    attrs = read_attrs(path)
+    photons = attrs.get("noise_incident", attrs.get("incident"))
+    return {"photons": float(photons) if photons is not None else float("nan"),
+            "max_line_integral": float(attrs.get("max_line_integral", float("nan")))}
 
 
 def lofo_table(metrics: pd.DataFrame, spec: dict, *, rng: np.random.Generator) -> pd.DataFrame:
@@ -77,7 +94,8 @@ def lofo_table(metrics: pd.DataFrame, spec: dict, *, rng: np.random.Generator) -
                     sides[route] = _side([{"dataset": ds, "dose": dose, "method": "tomogan", "model": r} for r in runs])
             ssim = {name: side_matrix(metrics, side, "ssim") for name, side in sides.items()}
             slices = sorted(set.intersection(*(set(s) for _, s in ssim.values())))
-            row = {"family": family, "dataset": ds, "dose": dose, "n_slices": len(slices)}
+            row = {"family": family, "dataset": ds, "dose": dose, "n_slices": len(slices),
+                   **acquisition(entry.get("projections", {}).get(dose))}
             mats = {}
             for name, side in sides.items():
                 mats[name] = side_matrix(metrics, side, "ssim", slices)[0]
@@ -98,17 +116,24 @@ def _interval(row, col) -> str:
     return f"{row[col]:+.3f} [{row[col + '_lo']:+.3f}, {row[col + '_hi']:+.3f}]"
 
 
+def _number(row, col, fmt) -> str:
+    return fmt.format(row[col]) if col in row and pd.notna(row[col]) else "–"
+
+
 def render(table: pd.DataFrame, *, config_hash: str = "", level: float = 0.95) -> str:
     """The table as Markdown: SSIM per route, then the two differences with their intervals."""
     lines = ["# Leave one family out", "",
              "SSIM against the normal-dose reference on each family's test volume (mean over training seeds and "
              "evaluated slices): FBP, the model trained on foam alone, the generalist that saw every family, and the "
              f"model that never saw this one (unseen). Differences with {level:.0%} paired bootstrap intervals over "
-             "seeds, then slices" + (f"; config hash `{config_hash}`." if config_hash else "."), "",
-             "| family | dose | slices | FBP | foam only | generalist | unseen | unseen − foam only | "
-             "unseen − generalist |", "|---|---|---:|---:|---:|---:|---:|---|---|"]
+             "seeds, then slices" + (f"; config hash `{config_hash}`." if config_hash else ".") +
+             " Photons: per detector pixel, in the test volume's low-dose views (– noise-free); max ∫μ: its largest "
+             "line integral. Each row is at its own volume's noise and attenuation: compare routes within a row.", "",
+             "| family | dose | photons | max ∫μ | slices | FBP | foam only | generalist | unseen | "
+             "unseen − foam only | unseen − generalist |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for _, r in table.iterrows():
-        cells = [r["family"], r["dose"], str(int(r["n_slices"])), f"{r['fbp']:.3f}"]
+        cells = [r["family"], r["dose"], _number(r, "photons", "{:.0f}"), _number(r, "max_line_integral", "{:.2f}"),
+                 str(int(r["n_slices"])), f"{r['fbp']:.3f}"]
         cells += [f"{r[k]:.3f}" if k in r and pd.notna(r[k]) else "" for k in ROUTES]
         cells += [_interval(r, "unseen_vs_foam"), _interval(r, "unseen_vs_generalist")]
         lines.append("| " + " | ".join(cells) + " |")

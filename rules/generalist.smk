@@ -4,7 +4,8 @@
 
 rule generalist_table:
     input:
-        PLAN.lofo_inputs(),
+        metrics=PLAN.lofo_inputs(),
+        projections=PLAN.lofo_projections(),  # each test volume's noise and attenuation, listed beside its row
     output:
         csv=report(P.lofo(), caption="../report/lofo.rst", category="Generalist"),
         md=P.lofo().replace(".csv", ".md"),
@@ -17,4 +18,4 @@ rule generalist_table:
     params:
         spec=json.dumps(PLAN.lofo_spec()),
     shell:
-        "python -m analysis.generalist {output.csv} {input} --spec {params.spec:q} > {log} 2>&1"
+        "python -m analysis.generalist {output.csv} {input.metrics} --spec {params.spec:q} > {log} 2>&1"

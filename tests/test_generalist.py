@@ -65,3 +65,33 @@ def test_command_writes_table_and_refuses_a_bad_spec(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert exc.value.code != 0 and len(err.splitlines()) == 1 and err.startswith("error: ") and needle in err
         assert not bad.exists()
+
+
+def test_each_row_lists_its_test_volumes_noise_and_attenuation(tmp_path, capsys):
+    from simulate.io import write_arrays
+
+    m = tmp_path / "m.csv"
+    sides = {("fbp", ""): [0.4], ("tomogan", "foam-a"): [0.5], ("tomogan", "foam-b"): [0.5],
+             ("tomogan", "gen"): [0.6]}
+    pd.concat([_metrics(f, "sparse-4", {**sides, ("tomogan", f"lofo-{f}"): [0.6]}) for f in ("fibres", "layers")],
+              ignore_index=True).to_csv(m, index=False)
+    spec = _spec(["fibres", "layers"])
+    noisy, clean = tmp_path / "noisy.h5", tmp_path / "clean.h5"
+    write_arrays(noisy, {"data": np.zeros((2, 2, 2), np.float32)}, {"noise_incident": 5618.3, "max_line_integral": 1.28})
+    write_arrays(clean, {"data": np.zeros((2, 2, 2), np.float32)}, {"max_line_integral": 2.5})
+    spec["families"]["fibres"]["projections"] = {"sparse-4": str(noisy)}
+    spec["families"]["layers"]["projections"] = {"sparse-4": str(clean)}
+    out = tmp_path / "lofo.csv"
+    g.main([str(out), str(m), "--spec", json.dumps(spec)])
+    table = pd.read_csv(out).set_index("family")
+    assert table.loc["fibres", "photons"] == pytest.approx(5618.3) and np.isnan(table.loc["layers", "photons"])
+    assert table.loc["layers", "max_line_integral"] == 2.5
+    text = out.with_suffix(".md").read_text()
+    assert "| fibres | sparse-4 | 5618 | 1.28 |" in text and "| layers | sparse-4 | – | 2.50 |" in text
+    # a projection file that is not there: one line naming it, nothing written
+    spec["families"]["layers"]["projections"] = {"sparse-4": str(tmp_path / "gone.h5")}
+    bad = tmp_path / "bad.csv"
+    with pytest.raises(SystemExit) as exc:
+        g.main([str(bad), str(m), "--spec", json.dumps(spec)])
+    err = capsys.readouterr().err.strip()
+    assert exc.value.code != 0 and len(err.splitlines()) == 1 and "gone.h5" in err and not bad.exists()

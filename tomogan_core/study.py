@@ -1103,7 +1103,9 @@ class Plan:
                     "foam only": [r.name for r in self.main_runs(corpus["baseline_split"], dose)],
                     "generalist": [r.name for r in self.runs.values() if r.split == GENERALIST and r.dose == dose],
                     "unseen": [r.name for r in self.runs.values() if r.split == lofo_split(family) and r.dose == dose]}
-            families[family] = {"dataset": corpus_dataset(family, "test"), "routes": routes}
+            test = corpus_dataset(family, "test")
+            families[family] = {"dataset": test, "routes": routes,
+                                "projections": {dose: Paths.projections(test, dose) for dose in corpus["doses"]}}
         return {"families": families, "doses": list(corpus["doses"]), "config_hash": self.config_hash,
                 "bootstrap": {"n": int(self.config["claims"]["bootstrap"]["n"]), "seed": int(self.config["seed"])}}
 
@@ -1112,6 +1114,11 @@ class Plan:
         spec = self.lofo_spec()
         return [Paths.metrics(f["dataset"], kind) for f in spec.get("families", {}).values()
                 for kind in ("tomogan", "conventional")]
+
+    def lofo_projections(self) -> List[str]:
+        """The low-dose projection files whose noise and attenuation the LOFO table lists, one per test volume and
+        corpus dose."""
+        return [p for f in self.lofo_spec().get("families", {}).values() for p in f["projections"].values()]
 
     def crossval_n2i(self, dataset: str, dose: str) -> str:
         """The ``--n2i`` option of ``analysis.crossval`` for a volume at a dose (Noise2Inverse trained per fold, with
