@@ -226,7 +226,7 @@ def read_experiment(name: str, results: Path):
             for p in sorted((results / "models").glob("*/log.csv")) if split_seed(p.parent.name)[0] in bases}
     seconds = {}
     for run in logs:
-        path = results / "benchmarks" / "train" / f"{run}.tsv"
+        path = results / study.Paths.benchmark("train", run=run).removeprefix("results/")
         if path.is_file():
             seconds[run] = float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
     file = EXPERIMENTS / f"{name}.yaml"
