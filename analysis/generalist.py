@@ -29,7 +29,8 @@ conventional}.csv``). ``--spec``: JSON (or ``@FILE``) from :meth:`tomogan_core.s
 Writes OUT.csv, one row per (family, dose) -- ``n_slices``, the test volume's acquisition where ``projections``
 names it (``photons``: the photons per pixel its low-dose views carry, ``noise_incident`` or a short exposure's
 ``incident``, empty if noise-free; ``max_line_integral``), ``fbp``, each route's mean SSIM (``<route>``) and PSNR
-(``<route>_psnr``), ``unseen_vs_foam`` and ``unseen_vs_generalist`` with ``_lo``/``_hi`` (SSIM) -- and a Markdown
+(``<route>_psnr``), ``unseen_vs_foam`` and ``unseen_vs_generalist`` with ``_lo``/``_hi`` (SSIM), the same with
+``_psnr`` (dB) -- and a Markdown
 twin (suffix ``.md``). Each family's row is at its own test volume's noise and attenuation, so rows compare routes,
 not families.
 """
@@ -96,24 +97,27 @@ def lofo_table(metrics: pd.DataFrame, spec: dict, *, rng: np.random.Generator) -
             slices = sorted(set.intersection(*(set(s) for _, s in ssim.values())))
             row = {"family": family, "dataset": ds, "dose": dose, "n_slices": len(slices),
                    **acquisition(entry.get("projections", {}).get(dose))}
-            mats = {}
+            mats, psnr = {}, {}
             for name, side in sides.items():
                 mats[name] = side_matrix(metrics, side, "ssim", slices)[0]
+                psnr[name] = side_matrix(metrics, side, "psnr", slices)[0]
                 row[name] = float(np.nanmean(mats[name]))
-                row[f"{name}_psnr"] = float(np.nanmean(side_matrix(metrics, side, "psnr", slices)[0]))
+                row[f"{name}_psnr"] = float(np.nanmean(psnr[name]))
                 row[f"{name}_seeds"] = mats[name].shape[0]
-            for col, (a, b) in COMPARISONS.items():
-                if a in mats and b in mats:
-                    d = bootstrap_difference(mats[a], mats[b], n_boot=boot_n, rng=rng)
-                    row.update({col: d.effect, f"{col}_lo": d.lo, f"{col}_hi": d.hi})
+            for suffix, m in (("", mats), ("_psnr", psnr)):
+                for col, (a, b) in COMPARISONS.items():
+                    if a in m and b in m:
+                        d = bootstrap_difference(m[a], m[b], n_boot=boot_n, rng=rng)
+                        row.update({col + suffix: d.effect, f"{col}{suffix}_lo": d.lo, f"{col}{suffix}_hi": d.hi})
             out.append(row)
     return pd.DataFrame(out)
 
 
-def _interval(row, col) -> str:
+def _interval(row, col, fmt="{:+.3f}") -> str:
     if col not in row or pd.isna(row[col]):
         return ""
-    return f"{row[col]:+.3f} [{row[col + '_lo']:+.3f}, {row[col + '_hi']:+.3f}]"
+    lo, hi = row[col + "_lo"], row[col + "_hi"]
+    return f"{fmt.format(row[col])} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
 
 def _number(row, col, fmt) -> str:
@@ -121,7 +125,7 @@ def _number(row, col, fmt) -> str:
 
 
 def render(table: pd.DataFrame, *, config_hash: str = "", level: float = 0.95) -> str:
-    """The table as Markdown: SSIM per route, then the two differences with their intervals."""
+    """The table as Markdown: SSIM per route, then the two differences with their intervals; then the same by PSNR."""
     lines = ["# Leave one family out", "",
              "SSIM against the normal-dose reference on each family's test volume (mean over training seeds and "
              "evaluated slices): FBP, the model trained on foam alone, the generalist that saw every family, and the "
@@ -136,6 +140,15 @@ def render(table: pd.DataFrame, *, config_hash: str = "", level: float = 0.95) -
                  str(int(r["n_slices"])), f"{r['fbp']:.3f}"]
         cells += [f"{r[k]:.3f}" if k in r and pd.notna(r[k]) else "" for k in ROUTES]
         cells += [_interval(r, "unseen_vs_foam"), _interval(r, "unseen_vs_generalist")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "The same routes by PSNR (dB), with the same intervals: where the two metrics disagree on a row, "
+                  "neither decides it alone.", "",
+              "| family | dose | FBP | foam only | generalist | unseen | unseen − foam only | unseen − generalist |",
+              "|---|---|---:|---:|---:|---:|---|---|"]
+    for _, r in table.iterrows():
+        cells = [r["family"], r["dose"], _number(r, "fbp_psnr", "{:.2f}")]
+        cells += [_number(r, f"{k}_psnr", "{:.2f}") for k in ROUTES]
+        cells += [_interval(r, "unseen_vs_foam_psnr", "{:+.2f}"), _interval(r, "unseen_vs_generalist_psnr", "{:+.2f}")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

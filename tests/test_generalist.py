@@ -47,7 +47,8 @@ def test_table_means_and_intervals():
     # layers: within noise of the foam-only model -- the interval holds 0
     assert out.loc["layers", "unseen_vs_foam_lo"] < 0 < out.loc["layers", "unseen_vs_foam_hi"]
     text = g.render(out.reset_index(), config_hash="abc")
-    assert "| fibres | sparse-4 |" in text and "abc" in text and text.count("\n| ") == 3  # the header and two rows
+    assert "| fibres | sparse-4 |" in text and "abc" in text
+    assert text.count("\n| ") == 6  # SSIM, then PSNR: each a header and two rows
 
 
 def test_command_writes_table_and_refuses_a_bad_spec(tmp_path, capsys):
@@ -95,3 +96,16 @@ def test_each_row_lists_its_test_volumes_noise_and_attenuation(tmp_path, capsys)
         g.main([str(bad), str(m), "--spec", json.dumps(spec)])
     err = capsys.readouterr().err.strip()
     assert exc.value.code != 0 and len(err.splitlines()) == 1 and "gone.h5" in err and not bad.exists()
+
+
+def test_psnr_differences_have_intervals_and_a_table_of_their_own():
+    m = _metrics("fibres", "sparse-4", {("fbp", ""): [0.40], ("tomogan", "foam-a"): [0.55], ("tomogan", "foam-b"): [0.57],
+                                        ("tomogan", "gen"): [0.72], ("tomogan", "lofo-fibres"): [0.68]})
+    out = g.lofo_table(m, _spec(["fibres"]), rng=np.random.default_rng(0)).iloc[0]
+    # _metrics makes psnr = 20 + 10 x each seed's mean SSIM: unseen - foam only = 10 x (0.68 - 0.56) dB
+    assert out["unseen_vs_foam_psnr"] == pytest.approx(1.2)
+    assert out["unseen_vs_foam_psnr_lo"] < out["unseen_vs_foam_psnr"] < out["unseen_vs_foam_psnr_hi"]
+    assert out["unseen_vs_generalist_psnr_hi"] < 0
+    text = g.render(pd.DataFrame([out]))
+    psnr = text[text.index("by PSNR"):]
+    assert f"| fibres | sparse-4 | {out['fbp_psnr']:.2f} |" in psnr and f"{out['unseen_vs_foam_psnr']:+.2f} [" in psnr
