@@ -1343,9 +1343,7 @@ def cost_table(benchmarks) -> "pandas.DataFrame":
                 and rule not in ("crossval", "crossval_figure")]
     rows = []
     for f in sorted(root.glob(benchmark_glob("crossval"))):
-        fields = benchmark_fields("crossval", f.relative_to(root).as_posix())
-        if fields is None:
-            continue
+        fields = benchmark_fields("crossval", f.relative_to(root).as_posix())  # the glob's own shape: never None
         dataset, dose = fields["dataset"], fields["dose"]
         others = sorted({g for rule in per_pair for g in root.glob(benchmark_glob(rule, dataset=dataset, dose=dose))})
         cv_s, other_s = _bench_seconds([f]), _bench_seconds(others)

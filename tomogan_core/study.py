@@ -122,9 +122,14 @@ class Paths:
     }
 
 
+def _fields(pattern: str) -> List[str]:
+    """The ``{fields}`` of a pattern, in order."""
+    return [name for _, name, _, _ in string.Formatter().parse(pattern) if name]
+
+
 def _path_function(kind: str, pattern: str):
     """``Paths.<kind>(*fields, **fields)``: the pattern with the given fields filled, in the pattern's order."""
-    fields = [name for _, name, _, _ in string.Formatter().parse(pattern) if name]
+    fields = _fields(pattern)
 
     def path(*values, **named):
         if len(values) > len(fields):
@@ -197,7 +202,7 @@ def job_fields(rule: str) -> List[str]:
     'run']``; an unknown rule is a KeyError naming :data:`JOBS`."""
     if rule not in JOBS:
         raise KeyError(f"no job '{rule}' in tomogan_core.study.JOBS; add the rule's job name there")
-    return [name for _, name, _, _ in string.Formatter().parse(JOBS[rule]) if name]
+    return _fields(JOBS[rule])
 
 
 def job_name(rule: str, **fields) -> str:
@@ -210,18 +215,16 @@ def job_name(rule: str, **fields) -> str:
 
 
 def _log(rule: str, **fields) -> str:
+    """A rule's log file, ``results/logs/<job>.log`` (:data:`JOBS`); fields left out stay wildcards."""
     return f"{LOGS}/{job_name(rule, **fields)}.log"
 
 
 def _benchmark(rule: str, **fields) -> str:
+    """A rule's benchmark file, ``results/benchmarks/<job>.tsv`` (:data:`JOBS`); fields left out stay wildcards."""
     return f"{BENCHMARKS}/{job_name(rule, **fields)}.tsv"
 
 
-Paths.log = staticmethod(_log)
-Paths.log.__doc__ = "A rule's log file, ``results/logs/<job>.log`` (:data:`JOBS`); fields left out stay wildcards."
-Paths.benchmark = staticmethod(_benchmark)
-Paths.benchmark.__doc__ = ("A rule's benchmark file, ``results/benchmarks/<job>.tsv`` (:data:`JOBS`); fields left "
-                           "out stay wildcards.")
+Paths.log, Paths.benchmark = staticmethod(_log), staticmethod(_benchmark)
 
 
 def benchmark_glob(rule: str, **fields) -> str:
