@@ -74,7 +74,10 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["LABELS", "KINDS", "HOLDS", "Difference", "bootstrap_difference", "verdict", "claim_holds", "combine",
+from analysis.intervals import quantile_mc_error
+
+__all__ = ["LABELS", "KINDS", "HOLDS", "Difference", "bootstrap_difference", "bootstrap_replicates", "verdict",
+           "stable_verdict", "claim_holds", "combine",
            "judge"]
 
 logger = logging.getLogger(__name__)
@@ -111,6 +114,13 @@ class Difference:
         Bootstrap replicates.
     level : float
         Coverage the interval aims at.
+    mc_lo, mc_hi : float
+        Monte-Carlo standard error of each bound (:func:`analysis.intervals.quantile_mc_error`): another
+        stream of the same ``n_boot`` replicates moves a bound by about this much.
+    block : int
+        Slices resampled together (1: each slice on its own).
+    paired : bool
+        Whether the seed rows of both sides were resampled together (seeds that share a warm start).
     """
 
     effect: float
@@ -122,6 +132,10 @@ class Difference:
     n_dropped: int
     n_boot: int
     level: float
+    mc_lo: float = 0.0
+    mc_hi: float = 0.0
+    block: int = 1
+    paired: bool = False
 
     def as_dict(self) -> dict:
         """The fields as a plain ``dict`` (one row of a table)."""
@@ -162,8 +176,8 @@ def _check_margin(margin) -> float:
     return margin
 
 
-def bootstrap_difference(a, b, *, n_boot: int = 2000, level: float = 0.95,
-                         rng: np.random.Generator) -> Difference:
+def bootstrap_difference(a, b, *, n_boot: int = 2000, level: float = 0.95, rng: np.random.Generator,
+                         block: int = 1, paired: bool = False) -> Difference:
     r"""Difference of mean scores of two sides on the same slices, with a paired hierarchical bootstrap interval.
 
     Parameters
@@ -178,6 +192,13 @@ def bootstrap_difference(a, b, *, n_boot: int = 2000, level: float = 0.95,
         Coverage aimed at by the interval, in (0, 1).
     rng : numpy.random.Generator
         Random source of the resampling; the same seed gives the same interval.
+    block : int, optional
+        Slices resampled together: consecutive columns are cut into blocks of ``block`` (the last may be shorter)
+        and whole blocks are drawn, so that neighbouring slices that move together are not counted as
+        independent (use the correlation length, :func:`analysis.intervals.correlation_length`).
+    paired : bool, optional
+        Row ``s`` of ``a`` and row ``s`` of ``b`` are the same training seed (a shared warm start, one data
+        order): the seed rows are drawn once for both sides. Needs as many rows on each side.
 
     Returns
     -------
@@ -257,22 +278,35 @@ def bootstrap_difference(a, b, *, n_boot: int = 2000, level: float = 0.95,
         logger.info("dropped %d of %d slices with a NaN score", n_dropped, keep.size)
     a = a[:, keep]
     b = b[:, keep]
-    n_a, n_b = a.shape[0], b.shape[0]
-    if n_a == 1 and n_b == 1:
-        logger.info("one seed per side: the interval reflects slice variation only")
-
-    effect = float(a.mean() - b.mean())
-    # Resampling with replacement = multinomial counts of each row/column, drawn for all replicates at once.
-    # Order of draws (fixed, for determinism): seeds of a, seeds of b, then the shared slices.
-    count_a = rng.multinomial(n_a, np.full(n_a, 1.0 / n_a), size=n_boot)              # (n_boot, n_a)
-    count_b = rng.multinomial(n_b, np.full(n_b, 1.0 / n_b), size=n_boot)              # (n_boot, n_b)
-    count_j = rng.multinomial(n_slices, np.full(n_slices, 1.0 / n_slices), size=n_boot)  # (n_boot, n_slices)
-    per_slice = count_a @ a / n_a - count_b @ b / n_b                                 # (n_boot, n_slices)
-    replicates = np.einsum("rj,rj->r", per_slice, count_j) / n_slices                 # (n_boot,)
+    if paired and a.shape[0] != b.shape[0]:
+        raise ValueError(f"paired seeds need as many rows on each side, got {a.shape[0]} and {b.shape[0]}")
+    replicates = bootstrap_replicates(a, b, n_boot=n_boot, rng=rng, block=block, paired=paired)
     tail = (1.0 - float(level)) / 2.0
     lo, hi = np.quantile(replicates, [tail, 1.0 - tail])
-    return Difference(effect=effect, lo=float(lo), hi=float(hi), n_seeds_a=n_a, n_seeds_b=n_b,
-                      n_slices=n_slices, n_dropped=n_dropped, n_boot=int(n_boot), level=float(level))
+    return Difference(effect=float(a.mean() - b.mean()), lo=float(lo), hi=float(hi), n_seeds_a=a.shape[0],
+                      n_seeds_b=b.shape[0], n_slices=n_slices, n_dropped=n_dropped, n_boot=int(n_boot),
+                      level=float(level), mc_lo=quantile_mc_error(replicates, tail),
+                      mc_hi=quantile_mc_error(replicates, 1.0 - tail), block=int(block), paired=bool(paired))
+
+
+def bootstrap_replicates(a: np.ndarray, b: np.ndarray, *, n_boot: int, rng: np.random.Generator, block: int = 1,
+                         paired: bool = False) -> np.ndarray:
+    """The ``n_boot`` bootstrap replicates of ``mean(a) - mean(b)`` (finite matrices on the same slices), as
+    :func:`bootstrap_difference` draws them: seeds first (once for both sides if ``paired``), then blocks of
+    ``block`` consecutive slices, the same blocks for both sides."""
+    n_a, n_b, n_slices = a.shape[0], b.shape[0], a.shape[1]
+    if n_a == 1 and n_b == 1:
+        logger.info("one seed per side: the interval reflects slice variation only")
+    block = max(1, min(int(block), n_slices))
+    # Resampling with replacement = multinomial counts of each row/column, drawn for all replicates at once.
+    # Order of draws (fixed, for determinism): seeds of a, seeds of b (unless paired), then the shared blocks.
+    count_a = rng.multinomial(n_a, np.full(n_a, 1.0 / n_a), size=n_boot)              # (n_boot, n_a)
+    count_b = count_a if paired else rng.multinomial(n_b, np.full(n_b, 1.0 / n_b), size=n_boot)
+    n_blocks = -(-n_slices // block)
+    count_k = rng.multinomial(n_blocks, np.full(n_blocks, 1.0 / n_blocks), size=n_boot)  # (n_boot, n_blocks)
+    count_j = np.repeat(count_k, block, axis=1)[:, :n_slices]                         # each slice: its block's
+    per_slice = count_a @ a / n_a - count_b @ b / n_b                                 # (n_boot, n_slices)
+    return np.einsum("rj,rj->r", per_slice, count_j) / count_j.sum(axis=1)            # (n_boot,)
 
 
 def verdict(lo: float, hi: float, *, margin: float) -> str:
@@ -314,6 +348,26 @@ def verdict(lo: float, hi: float, *, margin: float) -> str:
     if lo >= -margin and hi <= margin:
         return "equivalent"
     return "inconclusive"
+
+
+def stable_verdict(lo: float, hi: float, *, margin: float, mc_lo: float = 0.0, mc_hi: float = 0.0) -> tuple:
+    """:func:`verdict`, unless a bound lies within its Monte-Carlo error of a margin where that would change the label.
+
+    Returns ``(label, close)``: ``close`` is True when moving ``lo`` by ``mc_lo`` or ``hi`` by ``mc_hi`` (either
+    way) gives another label; the label is then ``"inconclusive"``, because the bootstrap's own noise, not the data,
+    would decide it.
+
+    >>> stable_verdict(-0.004, 0.0099, margin=0.01, mc_hi=0.0003)
+    ('inconclusive', True)
+    >>> stable_verdict(-0.004, 0.009, margin=0.01, mc_hi=0.0003)
+    ('equivalent', False)
+    """
+    label = verdict(lo, hi, margin=margin)
+    for dlo in (-mc_lo, mc_lo):
+        for dhi in (-mc_hi, mc_hi):
+            if lo + dlo <= hi + dhi and verdict(lo + dlo, hi + dhi, margin=margin) != label:
+                return "inconclusive", True
+    return label, False
 
 
 def claim_holds(kind: str, label: str) -> str:

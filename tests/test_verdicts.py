@@ -292,3 +292,56 @@ def test_same_seed_same_interval_other_seed_other_interval():
     assert first == again
     assert (first.lo, first.hi) != (other.lo, other.hi)
     assert first.effect == other.effect
+
+
+def _ar1_rows(gen, n_rows, n, rho):
+    x = np.empty((n_rows, n))
+    x[:, 0] = gen.standard_normal(n_rows)
+    for j in range(1, n):
+        x[:, j] = rho * x[:, j - 1] + np.sqrt(1 - rho ** 2) * gen.standard_normal(n_rows)
+    return x
+
+
+def test_correlated_slices_widen_the_interval_against_the_independent_slice_bootstrap():
+    from analysis.intervals import correlation_length, lag_correlation, t_interval
+
+    gen = np.random.default_rng(11)
+    rho = 0.8
+    # the correlation is measured back from many short series, as the claims pool their comparisons
+    measured = lag_correlation(list(_ar1_rows(gen, 300, 8, rho)))
+    assert abs(measured - rho) < 0.12
+    block = correlation_length(measured)
+    assert block >= 3
+    diff = 0.01 * _ar1_rows(gen, 1, 16, rho)[0]
+    a, b = (0.7 + diff)[np.newaxis, :], np.full((1, 16), 0.7)
+    iid = bootstrap_difference(a, b, n_boot=4000, rng=np.random.default_rng(1))
+    blocked = bootstrap_difference(a, b, n_boot=4000, rng=np.random.default_rng(1), block=block)
+    assert blocked.hi - blocked.lo > 1.3 * (iid.hi - iid.lo)
+    t_iid = t_interval(a, b, level=0.95, rho=0.0, paired=False, trained_a=False, trained_b=False)
+    t_cor = t_interval(a, b, level=0.95, rho=measured, paired=False, trained_a=False, trained_b=False)
+    assert t_cor["hi"] - t_cor["lo"] > 1.5 * (t_iid["hi"] - t_iid["lo"])
+
+
+def test_monte_carlo_error_makes_a_bound_on_the_margin_inconclusive():
+    from analysis.verdicts import stable_verdict
+
+    gen = np.random.default_rng(0)
+    a = 0.705 + 0.004 * gen.standard_normal((3, 8))
+    b = 0.700 + 0.004 * gen.standard_normal((3, 8))
+    d = bootstrap_difference(a, b, n_boot=500, rng=np.random.default_rng(2))
+    assert d.mc_lo > 0 and d.mc_hi > 0
+    margin = d.hi - 0.5 * d.mc_hi  # a margin just inside the upper bound's Monte-Carlo error
+    assert stable_verdict(d.lo, d.hi, margin=margin, mc_lo=d.mc_lo, mc_hi=d.mc_hi) == ("inconclusive", True)
+    assert stable_verdict(d.lo, d.hi, margin=d.hi + 5 * d.mc_hi, mc_lo=d.mc_lo, mc_hi=d.mc_hi)[0] == "equivalent"
+
+
+def test_paired_seeds_are_drawn_together():
+    gen = np.random.default_rng(3)
+    seed_effect = gen.normal(0, 0.05, (3, 1))  # a shared warm start moves both sides' seed s alike
+    a = 0.72 + seed_effect + 0.001 * gen.standard_normal((3, 8))
+    b = 0.70 + seed_effect + 0.001 * gen.standard_normal((3, 8))
+    apart = bootstrap_difference(a, b, n_boot=2000, rng=np.random.default_rng(4))
+    together = bootstrap_difference(a, b, n_boot=2000, rng=np.random.default_rng(4), paired=True)
+    assert together.hi - together.lo < 0.2 * (apart.hi - apart.lo) and together.lo > 0.01
+    with pytest.raises(ValueError, match="paired seeds"):
+        bootstrap_difference(a, b[:2], rng=np.random.default_rng(4), paired=True)

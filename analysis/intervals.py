@@ -1,0 +1,217 @@
+"""How wide a comparison's interval must be: slice correlation, a t interval over seeds, Monte-Carlo error, coverage.
+
+The test slices of a volume are adjacent, and a pore spans many of them, so neighbouring slices are not independent
+draws: a resampling that treats them as such gives intervals narrower than they say. This module measures how far
+the correlation reaches, and builds the two intervals :mod:`analysis.claims` chooses between:
+
+- the paired, hierarchical bootstrap of :func:`analysis.verdicts.bootstrap_difference`, with slices resampled in
+  blocks as long as the correlation length (its bounds carry a Monte-Carlo error, :func:`quantile_mc_error`);
+- a t interval (:func:`t_interval`): the variance of the effect is the seeds' part (per-seed differences where the
+  seeds are paired, else each trained side's seed means, pooled where both are trained) plus the slices' part
+  (per-slice differences over an effective number of slices from the correlation), with Welch-Satterthwaite's
+  degrees of freedom, or (``t-conservative``) those capped at the fewest of any part that carries weight.
+
+:func:`simulate_coverage` draws data of the study's own design (seeds per side, pairing, slices, correlation as
+measured) under a known zero effect and counts how often each interval covers it; the claims use the first of
+bootstrap, t and t-conservative whose simulated coverage reaches :data:`MIN_COVERAGE` (docs/claims.md, "The
+comparison and its interval").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Dict, Iterable, Optional
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["MIN_COVERAGE", "INTERVALS", "lag_correlation", "correlation_length", "effective_slices", "quantile_mc_error",
+           "t_interval", "simulate_coverage"]
+
+MIN_COVERAGE = 0.93  # an interval is used only where simulation shows it covers at least this often (nominal 0.95)
+INTERVALS = ("bootstrap", "t", "t-conservative")  # narrowest first: the first that covers is used
+SCENARIOS = {"seeds dominate": (1.0, 0.25), "balanced": (1.0, 1.0), "slices dominate": (0.25, 1.0)}  # (seed, slice)
+
+
+def lag_correlation(series: Iterable[np.ndarray], lag: int = 1) -> float:
+    """Lag-``lag`` autocorrelation pooled over several short series (each demeaned on its own), bias-corrected.
+
+    Each series is one comparison's per-slice difference along consecutive slices. The pooled estimate is
+    ``sum x_j x_{j+lag} / sum x_j^2`` over every series; for ``lag = 1`` it is corrected for the downward bias of a
+    short demeaned series by Kendall's approximation ``E[r] = rho - (1 + 3 rho) / n`` (``n`` the mean length), and
+    clipped to ``[0, 0.95]``. NaN when no series has ``lag + 2`` finite values.
+
+    >>> gen = np.random.default_rng(0)
+    >>> x = [gen.standard_normal(8) for _ in range(400)]
+    >>> abs(lag_correlation(x)) < 0.1
+    True
+    """
+    num = den = 0.0
+    lengths = []
+    for x in series:
+        x = np.asarray(x, dtype=np.float64)
+        x = x[np.isfinite(x)]
+        if x.size < lag + 2:
+            continue
+        x = x - x.mean()
+        num += float(np.dot(x[:-lag], x[lag:]))
+        den += float(np.dot(x, x))
+        lengths.append(x.size)
+    if not lengths or den <= 0:
+        return float("nan")
+    r = num / den
+    if lag == 1:
+        n = float(np.mean(lengths))
+        r = (n * r + 1.0) / (n - 3.0) if n > 4 else r  # the correction is unstable on shorter series
+    return float(np.clip(r, 0.0, 0.95))
+
+
+def correlation_length(rho: float) -> int:
+    """Slices over which an AR(1) correlation ``rho`` between neighbours falls below 1/e: ``ceil(-1 / ln rho)``,
+    at least 1 (independent slices).
+
+    >>> correlation_length(0.0), correlation_length(0.5), correlation_length(0.9)
+    (1, 2, 10)
+    """
+    if not np.isfinite(rho) or rho <= 0:
+        return 1
+    return max(1, int(math.ceil(-1.0 / math.log(rho))))
+
+
+def effective_slices(n: int, rho: float) -> float:
+    """How many independent slices ``n`` AR(1)-correlated ones are worth for their mean:
+    ``n / (1 + 2 sum_{k<n} (1 - k/n) rho^k)``.
+
+    >>> effective_slices(8, 0.0), round(effective_slices(8, 0.5), 2)
+    (8.0, 3.2)
+    """
+    rho = 0.0 if not np.isfinite(rho) else float(rho)
+    k = np.arange(1, n)
+    return float(n / (1.0 + 2.0 * np.sum((1.0 - k / n) * rho ** k)))
+
+
+def quantile_mc_error(replicates: np.ndarray, q: float) -> float:
+    """Monte-Carlo standard error of the ``q`` quantile of bootstrap replicates, from order statistics.
+
+    The number of replicates below the true quantile is binomial ``(n, q)``, so the order statistics
+    ``n q -+ sqrt(n q (1 - q))`` bracket it with about one standard error each side; half their distance is the
+    error (Efron and Tibshirani 1993, ch. 19).
+
+    >>> r = np.random.default_rng(0).standard_normal(20000)
+    >>> 0.01 < quantile_mc_error(r, 0.025) < 0.03
+    True
+    """
+    x = np.sort(np.asarray(replicates, dtype=np.float64))
+    n = x.size
+    half = math.sqrt(n * q * (1.0 - q))
+    lo = int(np.clip(math.floor(n * q - half), 0, n - 1))
+    hi = int(np.clip(math.ceil(n * q + half), 0, n - 1))
+    return float((x[hi] - x[lo]) / 2.0)
+
+
+def t_interval(a, b, *, level: float, rho: float, paired: bool, trained_a: bool = True,
+               trained_b: bool = True, conservative: bool = False) -> Dict[str, float]:
+    """A t interval for ``mean(a) - mean(b)`` (matrices ``(seeds, slices)`` on the same slices, no NaN).
+
+    Variance of the effect = seeds' part + slices' part:
+
+    - seeds: with ``paired`` (same seeds on both sides, sharing a warm start or a data order), the variance of the
+      per-seed differences over ``S``; else each trained side's variance of its seed means over its seeds, pooled
+      over both sides when both are trained (one architecture, one recipe: one seed-to-seed spread). A side with one
+      row that is not trained (FBP, a tuned classical method) adds nothing;
+    - slices: the variance of the per-slice differences (means over seeds), corrected for the correlation of
+      neighbours, over the effective number of slices (:func:`effective_slices`).
+
+    Degrees of freedom by Welch-Satterthwaite; ``conservative`` caps them at the fewest of any part that carries at
+    least 5 % of the variance (with one or two degrees of freedom in a part, Welch-Satterthwaite under-covers). Returns ``effect``, ``lo``, ``hi``, ``df``, ``se``, ``n_eff``.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    n = a.shape[1]
+    effect = float(a.mean() - b.mean())
+    parts = []  # (variance, degrees of freedom)
+    if paired:
+        if a.shape[0] != b.shape[0]:
+            raise ValueError(f"paired seeds need as many rows on each side, got {a.shape[0]} and {b.shape[0]}")
+        if a.shape[0] > 1:
+            d = a.mean(axis=1) - b.mean(axis=1)
+            parts.append((d.var(ddof=1) / d.size, d.size - 1))
+    else:
+        sides = [(x.mean(axis=1), x.shape[0]) for x, trained in ((a, trained_a), (b, trained_b)) if trained]
+        if len(sides) == 2 and min(s for _, s in sides) >= 1 and sum(s for _, s in sides) > 2:
+            ss = sum(float(((m - m.mean()) ** 2).sum()) for m, _ in sides)
+            df = sum(s for _, s in sides) - 2
+            pooled = ss / df
+            parts.append((pooled * sum(1.0 / s for _, s in sides), df))
+        else:
+            for m, s in sides:
+                if s > 1:
+                    parts.append((m.var(ddof=1) / s, s - 1))
+    if n > 1:
+        d = a.mean(axis=0) - b.mean(axis=0)
+        n_eff = effective_slices(n, rho)
+        s2 = d.var(ddof=1) * (n - 1) / max(n - n / n_eff, 1.0)  # a correlated series' variance is biased low
+        parts.append((s2 / n_eff, max(n_eff - 1.0, 1.0)))
+    else:
+        n_eff = 1.0
+    var = sum(v for v, _ in parts)
+    if var <= 0:
+        return {"effect": effect, "lo": effect, "hi": effect, "df": float("inf"), "se": 0.0, "n_eff": n_eff}
+    df = var ** 2 / sum(v ** 2 / f for v, f in parts if v > 0)
+    if conservative:  # never more than the fewest of any part that carries weight (simulate_coverage shows why)
+        df = min(df, min(f for v, f in parts if v > 0.05 * var))
+    half = float(stats.t.ppf(0.5 + level / 2.0, df)) * math.sqrt(var)
+    return {"effect": effect, "lo": effect - half, "hi": effect + half, "df": float(df), "se": math.sqrt(var),
+            "n_eff": n_eff}
+
+
+def _ar1(gen: np.random.Generator, shape, rho: float) -> np.ndarray:
+    """Stationary AR(1) series along the last axis, unit variance."""
+    e = gen.standard_normal(shape)
+    out = np.empty(shape)
+    out[..., 0] = e[..., 0]
+    scale = math.sqrt(1.0 - rho ** 2)
+    for j in range(1, shape[-1]):
+        out[..., j] = rho * out[..., j - 1] + scale * e[..., j]
+    return out
+
+
+def simulate_coverage(*, n_a: int, n_b: int, n_slices: int, paired: bool, trained_b: bool, rho: float,
+                      level: float = 0.95, n_sim: int = 400, n_boot: int = 1000, block: int = 1,
+                      seed: int = 0, bootstrap: Optional[callable] = None) -> Dict[str, float]:
+    """How often each interval covers a true zero difference, on data of the study's design, per scenario.
+
+    Each simulated data set has two sides of ``n_a`` and ``n_b`` seed rows (``n_b = 1`` and ``trained_b`` false:
+    a method without training) on ``n_slices`` slices, scores = seed effect + slice effect (AR(1) along the
+    slices with ``rho``, shared by both sides, plus an independent part per side) + noise. Paired seeds share
+    half their seed effect. The scenarios of :data:`SCENARIOS` weight seed against slice variation.
+
+    ``bootstrap``: ``(a, b, level, rng) -> (lo, hi)``; without it only the t intervals are simulated. Returns the
+    lowest coverage over the scenarios for ``t``, ``t-conservative`` (and ``bootstrap``), each with the scenario
+    that gave it (``<name>_scenario``).
+    """
+    gen = np.random.default_rng(seed)
+    worst: Dict[str, float] = {}
+    for name, (sd_seed, sd_slice) in SCENARIOS.items():
+        hits = {"t": 0, "t-conservative": 0, "bootstrap": 0}
+        for _ in range(n_sim):
+            shared = _ar1(gen, (n_slices,), rho) * sd_slice
+            common = gen.standard_normal(max(n_a, n_b)) * sd_seed / math.sqrt(2.0)
+            seeds_a = gen.standard_normal(n_a) * sd_seed / (math.sqrt(2.0) if paired else 1.0)
+            a = shared + _ar1(gen, (n_a, n_slices), rho) * 0.5 * sd_slice + 0.2 * gen.standard_normal((n_a, n_slices))
+            a += (seeds_a + (common[:n_a] if paired else 0.0))[:, None]
+            b = shared + _ar1(gen, (n_b, n_slices), rho) * 0.5 * sd_slice + 0.2 * gen.standard_normal((n_b, n_slices))
+            if trained_b:
+                seeds_b = gen.standard_normal(n_b) * sd_seed / (math.sqrt(2.0) if paired else 1.0)
+                b += (seeds_b + (common[:n_b] if paired else 0.0))[:, None]
+            for key, cons in (("t", False), ("t-conservative", True)):
+                t = t_interval(a, b, level=level, rho=rho, paired=paired, trained_b=trained_b, conservative=cons)
+                hits[key] += t["lo"] <= 0.0 <= t["hi"]
+            if bootstrap is not None:
+                lo, hi = bootstrap(a, b, level, gen)
+                hits["bootstrap"] += lo <= 0.0 <= hi
+        for key in ("t", "t-conservative") + (("bootstrap",) if bootstrap is not None else ()):
+            cov = hits[key] / n_sim
+            if cov < worst.get(key, 2.0):
+                worst[key], worst[f"{key}_scenario"] = cov, name
+    return worst
