@@ -11,8 +11,11 @@ comparison group (the ablation's loss sets at one depth, or its depths), every s
   whether that covers the last ``fraction`` of training (``stable``);
 - per pair of runs, whether it had settled over that last stretch (:func:`pairs_settled`), on the curves
   smoothed over ``window`` validations: *ordered* (one stayed ahead), *equivalent* (they stayed within the
-  margin of each other), or *unsettled* (they crossed by more than the margin) -- and ``settled`` when no pair
-  is unsettled.
+  margin of each other), or *unsettled* (they crossed by more than the margin);
+- ``state`` (:func:`state`): *insufficient* when fewer than :data:`MIN_VALIDATIONS` validations lie inside that
+  stretch (one point is always "in order", so the check could not fail), else *unsettled* when a pair is, else
+  *settled*; ``settled`` is true only for the last. The claims call a comparison of runs not settled *not tested
+  at this budget*.
 
 With a warm start (``tomogan.train.mse_warmup``: every run of the group trains with pixel MSE alone up to that
 step, then with its own loss terms) the runs differ only after it, so "training" above means the steps after the
@@ -52,6 +55,7 @@ logger = logging.getLogger(__name__)
 STABLE_FRACTION = 0.25  # the ranking must hold over at least this last share of training
 WINDOW = 4              # validations the curves are averaged over for the pairwise reading
 MARGIN = 0.01           # validation SSIM: closer than this, two runs are equivalent (claims.margins' ssim)
+MIN_VALIDATIONS = 4     # fewer validations inside the judged stretch cannot show a ranking holding: "insufficient"
 
 
 def curves(logs: Dict[str, pd.DataFrame], runs: pd.DataFrame, metric: str = "val_ssim") -> pd.DataFrame:
@@ -159,6 +163,30 @@ def pairs_settled(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION, win
     return out
 
 
+def judged_validations(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION, start: int = 0) -> int:
+    """How many validated steps lie inside the judged stretch (the last ``fraction`` of the steps after ``start``).
+
+    >>> t = pd.DataFrame({"step": [300, 325, 350, 375]})
+    >>> judged_validations(t, fraction=0.25, start=300)
+    1
+    """
+    steps = sorted(set(table["step"]))
+    first = stretch_start(steps[-1], start, fraction)
+    return sum(1 for step in steps if step >= first and step > start)
+
+
+def state(pairs: list, n_judged: int, min_validations: int = MIN_VALIDATIONS) -> str:
+    """``insufficient`` with fewer than ``min_validations`` validations judged (a single point is always "in order"),
+    else ``unsettled`` if a pair crossed by more than the margin, else ``settled``.
+
+    >>> state([{"state": "ordered"}], 1), state([{"state": "ordered"}], 4), state([{"state": "unsettled"}], 4)
+    ('insufficient', 'settled', 'unsettled')
+    """
+    if n_judged < min_validations:
+        return "insufficient"
+    return "unsettled" if any(p["state"] == "unsettled" for p in pairs) else "settled"
+
+
 SIGNS = {"ordered": ">", "equivalent": "~", "unsettled": "?"}  # how the summary writes each pair's state
 
 
@@ -194,8 +222,10 @@ def main(argv=None):
         pairs = pairs_settled(table, fraction=args.fraction, window=args.window, margin=args.margin, start=start)
     except ValueError as exc:
         raise InputError(args.logs[0], str(exc)) from None
+    n_judged = judged_validations(table, fraction=args.fraction, start=start)
+    verdict = state(pairs, n_judged)
     out = write_csv(table.assign(metric=args.metric), args.out)
-    write_csv(pd.DataFrame([dict(summary, settled=all(p["state"] != "unsettled" for p in pairs),
+    write_csv(pd.DataFrame([dict(summary, settled=verdict == "settled", state=verdict, n_judged=n_judged,
                                  pairs=format_pairs(pairs),
                                  metric=args.metric, fraction=args.fraction, window=args.window, margin=args.margin,
                                  warm_start=start,

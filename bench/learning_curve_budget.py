@@ -106,7 +106,7 @@ def shorten(text: str, bases) -> str:
 
 
 def complete_summary(summary: dict, curves: pd.DataFrame, warm_start: int) -> dict:
-    """The learning-curve summary with the fields an older one lacks (``warm_start``, ``pairs``, ``settled``)
+    """The learning-curve summary with the fields an older one lacks (``warm_start``, ``pairs``, ``state``)
     filled in from the curves, as :mod:`analysis.learning_curve` computes them now; ``note`` says which."""
     from analysis import learning_curve as lc
 
@@ -118,12 +118,14 @@ def complete_summary(summary: dict, curves: pd.DataFrame, warm_start: int) -> di
     for key, default in (("fraction", lc.STABLE_FRACTION), ("window", lc.WINDOW), ("margin", lc.MARGIN)):
         if pd.isna(out.get(key, np.nan)):
             out[key] = default
-    if pd.isna(out.get("pairs", np.nan)) or pd.isna(out.get("settled", np.nan)):
+    if pd.isna(out.get("pairs", np.nan)) or pd.isna(out.get("state", np.nan)):
         pairs = lc.pairs_settled(curves, fraction=float(out["fraction"]), window=int(out["window"]),
                                  margin=float(out["margin"]), start=int(out["warm_start"]))
         out["pairs"] = lc.format_pairs(pairs)
-        out["settled"] = all(p["state"] != "unsettled" for p in pairs)
-        filled += ["pairs", "settled"]
+        out["n_judged"] = lc.judged_validations(curves, fraction=float(out["fraction"]), start=int(out["warm_start"]))
+        out["state"] = lc.state(pairs, out["n_judged"])
+        out["settled"] = out["state"] == "settled"
+        filled += ["pairs", "state"]
     out["note"] = f"recomputed from the curves: {', '.join(filled)}" if filled else ""
     return out
 
@@ -140,7 +142,7 @@ def budget_table(name: str, curves: pd.DataFrame, logs: dict, seconds: dict, sum
     logs : dict of run folder name -> its ``log.csv`` (DataFrame with ``step``)
     seconds : dict of run folder name -> its training wall time in seconds (the benchmark's ``s``)
     summary : dict
-        The summary's row, complete (:func:`complete_summary`): ``warm_start``, ``pairs``, ``settled``,
+        The summary's row, complete (:func:`complete_summary`): ``warm_start``, ``pairs``, ``state``, ``settled``,
         ``stable_since``, ``last_step``, ``fraction``, ``window``, ``margin``.
 
     Returns
@@ -148,7 +150,8 @@ def budget_table(name: str, curves: pd.DataFrame, logs: dict, seconds: dict, sum
     DataFrame
         Columns ``experiment``, ``loss_set``, ``run``, ``max_iter`` (the last logged step), ``mse_warmup``,
         ``seeds``, ``ssim_<step>``/``_lo``/``_hi`` per step shown, ``train_s_median``, ``runs_timed``,
-        ``stable_since``, ``last_step``, ``settled``, ``pairs`` (and the ``fraction``, ``window``, ``margin`` they
+        ``stable_since``, ``last_step``, ``settled``, ``state``, ``n_judged``, ``pairs`` (and the ``fraction``,
+        ``window``, ``margin`` they
         were read with), ``note``.
     """
     warm = int(summary["warm_start"])
@@ -168,7 +171,8 @@ def budget_table(name: str, curves: pd.DataFrame, logs: dict, seconds: dict, sum
                 row[f"ssim_{step}{key}"] = float(mine.at[step, col]) if step in mine.index else np.nan
         row.update(train_s_median=float(np.median(times)) if times else np.nan, runs_timed=len(times),
                    stable_since=int(summary["stable_since"]), last_step=int(summary["last_step"]),
-                   settled=bool(summary["settled"]), pairs=shorten(str(summary["pairs"]), bases),
+                   settled=bool(summary["settled"]), state=summary["state"], n_judged=int(summary["n_judged"]),
+                   pairs=shorten(str(summary["pairs"]), bases),
                    fraction=float(summary["fraction"]), window=int(summary["window"]),
                    margin=float(summary["margin"]), note=summary.get("note", ""))
         rows.append(row)
@@ -204,7 +208,8 @@ def render(table: pd.DataFrame, *, cpu: str, date: str, sources: dict) -> str:
         first = g.iloc[0]
         warm = f" after the warm start's {int(first['mse_warmup'])}" if first["mse_warmup"] else ""
         note = f"; {first['note']}" if first["note"] else ""
-        lines.append(f"- **{name}**: settled: {'yes' if first['settled'] else 'no'}; ranking stable since step "
+        lines.append(f"- **{name}**: {first['state']} ({int(first['n_judged'])} validations judged); ranking stable "
+                     f"since step "
                      f"{int(first['stable_since'])} of {int(first['last_step'])}; pairs over the last "
                      f"{first['fraction']:.0%} of the steps{warm}, curves averaged over {int(first['window'])} "
                      f"validations, margin {first['margin']:g}{note}: {first['pairs']}")
