@@ -1,0 +1,184 @@
+"""A positive control for the claims: a trained model's output, blurred until it is worse by a known SSIM.
+
+The claims study asks whether a method is worse than TomoGAN by more than a margin (0.01 SSIM). To check that its
+statistics can see a loss of that size, the control degrades the enhanced volumes of one model (one file per
+training seed) by a Gaussian blur, applied per 2-D slice, that costs about twice the margin; the degraded copies are
+scored by :mod:`analysis.metrics` exactly like every other method (method ``tomogan-degraded``).
+
+The blur's ``sigma`` is found once, on the first volume given (the seed-0 model): :func:`calibrate_blur` bisects
+``sigma`` on ``[0, max_sigma]`` pixels until the mean field-of-view SSIM of the evaluated slices against the
+reference (:func:`analysis.metrics.masked_ssim`, the mask and data range of :func:`analysis.metrics.compare_volumes`)
+is ``target_drop`` below the undegraded volume's, within ``rtol * target_drop``. Every seed then gets that sigma.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage
+
+from analysis.metrics import masked_ssim, read_slices, reference_range, slice_indices
+from simulate.io import dataset_shape, read_attrs, write_arrays
+from simulate.plumbing import InputError, circular_mask, cli, write_json
+
+__all__ = ["mean_ssim", "degrade", "calibrate_blur", "main"]
+
+METHOD = "tomogan-degraded"
+logger = logging.getLogger(__name__)
+
+
+def mean_ssim(images, reference, fov_margin: float) -> float:
+    """Mean over slices of the field-of-view SSIM, as :func:`analysis.metrics.compare_volumes` scores each slice.
+
+    ``images`` and ``reference`` are ``(slices, rows, cols)``; the data range is the reference's, over the stack.
+    """
+    reference = np.asarray(reference, dtype=np.float64)
+    mask = circular_mask(reference.shape, margin=fov_margin)
+    data_range = reference_range(reference, mask)
+    return float(np.mean([masked_ssim(im, ref, mask, data_range=data_range) for im, ref in zip(images, reference)]))
+
+
+def degrade(images, sigma: float) -> np.ndarray:
+    """``images`` (``(slices, rows, cols)``) blurred within each slice by a Gaussian of ``sigma`` pixels.
+
+    The dtype is kept; ``sigma`` 0 returns the images unchanged.
+
+    >>> img = np.zeros((1, 5, 5), np.float32); img[0, 2, 2] = 1
+    >>> out = degrade(img, 1.0)
+    >>> out.dtype, round(float(out.sum()), 4), bool(np.array_equal(degrade(img, 0.0), img))
+    (dtype('float32'), 1.0, True)
+    """
+    return ndimage.gaussian_filter(np.asarray(images), (0, float(sigma), float(sigma)))
+
+
+def _calibrate(images, reference, fov_margin, target_drop, *, max_sigma=8.0, rtol=0.02, max_iter=60) -> dict:
+    """:func:`calibrate_blur`, returning ``sigma`` with the SSIM before and after and the drop achieved."""
+    if not target_drop >= 0:
+        raise ValueError(f"the target SSIM drop must be >= 0, got {target_drop}")
+    baseline = mean_ssim(images, reference, fov_margin)
+    tol = rtol * target_drop
+
+    def result(sigma, ssim):
+        return {"sigma": float(sigma), "ssim_before": baseline, "ssim_after": ssim, "achieved_drop": baseline - ssim}
+
+    if target_drop <= tol:  # nothing to lose: no blur
+        return result(0.0, baseline)
+    lo, hi = 0.0, float(max_sigma)
+    worst = mean_ssim(degrade(images, hi), reference, fov_margin)
+    if baseline - worst < target_drop - tol:
+        raise ValueError(f"a blur of sigma {hi:g} px lowers the mean SSIM by only {baseline - worst:.4f}, "
+                         f"less than the target {target_drop:g}")
+    best = result(hi, worst)
+    for _ in range(max_iter):  # drop(lo) < target <= drop(hi): a crossing lies between, even where drop dips
+        mid = 0.5 * (lo + hi)
+        best = result(mid, mean_ssim(degrade(images, mid), reference, fov_margin))
+        if abs(best["achieved_drop"] - target_drop) <= tol:
+            break
+        lo, hi = (mid, hi) if best["achieved_drop"] < target_drop else (lo, mid)
+    return best
+
+
+def calibrate_blur(images, reference, fov_margin: float, target_drop: float, *, max_sigma: float = 8.0,
+                   rtol: float = 0.02, max_iter: int = 60) -> float:
+    """The blur (:func:`degrade`) that lowers the mean field-of-view SSIM of ``images`` by ``target_drop``.
+
+    Parameters
+    ----------
+    images, reference : ndarray, shape (slices, rows, cols)
+        The evaluated slices of a volume and of the normal-dose reference.
+    fov_margin : float
+        Pixels left out at the rim of the field of view (the metrics' ``--fov-margin``).
+    target_drop : float
+        SSIM to lose, from the undegraded images' mean SSIM; 0 gives sigma 0.
+    max_sigma : float
+        The largest sigma tried, pixels.
+    rtol : float
+        The drop reached is within ``rtol * target_drop`` of the target.
+    max_iter : int
+        Bisection steps at most.
+
+    Returns
+    -------
+    float
+        ``sigma`` in pixels. Deterministic: bisection on ``[0, max_sigma]``.
+
+    Raises
+    ------
+    ValueError
+        A negative target, or one that even ``max_sigma`` does not reach.
+    """
+    return _calibrate(images, reference, fov_margin, target_drop, max_sigma=max_sigma, rtol=rtol,
+                      max_iter=max_iter)["sigma"]
+
+
+@cli
+def main(argv=None):
+    """``python -m analysis.controls OUT_DIR --reference REF.h5 --target-drop 0.02 ENHANCED.h5 [ENHANCED.h5 ...]``"""
+    from simulate.reconstruct import central_slices
+
+    p = argparse.ArgumentParser(description="Positive control: blur enhanced volumes until the first one's mean "
+                                            "field-of-view SSIM drops by --target-drop; write the evaluated slices.")
+    p.add_argument("out_dir", help="folder for OUT_DIR/<input stem>.h5 and OUT_DIR/control.json")
+    p.add_argument("--reference", required=True)
+    p.add_argument("--slices", type=int, default=8, help="central slices of the reference evaluated (0: all)")
+    p.add_argument("--fov-margin", type=float, default=2.0)
+    p.add_argument("--target-drop", type=float, default=0.02, help="mean SSIM to lose on the first volume")
+    p.add_argument("--max-sigma", type=float, default=8.0, help="largest blur tried, pixels")
+    p.add_argument("--rtol", type=float, default=0.02, help="tolerance on the drop, as a fraction of it")
+    p.add_argument("enhanced", nargs="+", help="enhanced volumes, the first (seed 0) calibrates")
+    args = p.parse_args(argv)
+    if not args.target_drop >= 0:
+        raise InputError("--target-drop", f"must be >= 0, got {args.target_drop}")
+
+    out_dir = Path(args.out_dir)
+    ref_idx = slice_indices(args.reference)
+    wanted = [int(s) for s in ref_idx[central_slices(len(ref_idx), args.slices)]]
+    ref = read_slices(args.reference, wanted, ref_idx)
+    outputs, volumes = {}, []
+    for path in map(Path, args.enhanced):  # every input read and checked before anything is written
+        shape = dataset_shape(path, "/recon", ndim=3)[1:]
+        if shape != ref.shape[1:]:
+            raise InputError(path, f"slice shape {shape} differs from the reference's {ref.shape[1:]}")
+        out = out_dir / f"{path.stem}.h5"
+        if out in outputs.values() or out.resolve() == path.resolve():
+            raise InputError(path, f"its degraded copy {out} would overwrite "
+                                   f"{'another copy' if out in outputs.values() else 'the input'}")
+        outputs[path] = out
+        volumes.append((read_slices(path, wanted), read_attrs(path)))
+
+    first = Path(args.enhanced[0])
+    try:
+        cal = _calibrate(volumes[0][0], ref, args.fov_margin, args.target_drop, max_sigma=args.max_sigma,
+                         rtol=args.rtol)
+    except ValueError as exc:
+        raise InputError(first, str(exc)) from None
+    calibrated_on = volumes[0][1].get("run") or str(first)
+    logger.info("sigma %.4f px: mean SSIM %.4f -> %.4f on %s (drop %.4f, target %g)", cal["sigma"],
+                cal["ssim_before"], cal["ssim_after"], calibrated_on, cal["achieved_drop"], args.target_drop)
+    written = []
+    try:
+        for (path, out), (images, attrs) in zip(outputs.items(), volumes):
+            attrs.update(method=METHOD, control="positive", blur_sigma=cal["sigma"], target_drop=args.target_drop,
+                         calibrated_on=calibrated_on, degraded_from=str(path))
+            write_arrays(out, {"/recon": degrade(images, cal["sigma"]).astype(np.float32),
+                               "/slices": np.asarray(wanted, dtype=np.int64)}, attrs)
+            written.append(out)
+        write_json(out_dir / "control.json", {
+            "control": "positive", "method": METHOD, "degradation": "gaussian blur per slice",
+            "blur_sigma": cal["sigma"], "target_drop": args.target_drop, "rtol": args.rtol,
+            "achieved_drop": cal["achieved_drop"], "ssim_before": cal["ssim_before"],
+            "ssim_after": cal["ssim_after"], "calibrated_on": calibrated_on, "calibration_file": str(first),
+            "reference": str(args.reference), "slices": wanted, "fov_margin": args.fov_margin,
+            "inputs": [str(p) for p in outputs], "outputs": [str(o) for o in outputs.values()]})
+    except BaseException:  # all or nothing: no copy without the control.json that describes it
+        for out in written:
+            out.unlink(missing_ok=True)
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    main()
