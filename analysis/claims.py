@@ -26,15 +26,20 @@ each metric, then its comparisons). ``SPEC`` (JSON, or ``@file``) holds ``compar
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
 
-from analysis.metrics import DIRECTIONS  # which way is better, per metric
-from analysis.verdicts import combine, judge
+from analysis.learning_curve import MIN_VALIDATIONS
+from analysis.intervals import INTERVALS, MIN_COVERAGE, correlation_length, lag_correlation, simulate_coverage, t_interval
+from analysis.metrics import CEILINGS, DIRECTIONS, derive_metrics  # which way is better, per metric
+from analysis.verdicts import LABELS, bootstrap_difference, claim_holds, combine, stable_verdict, verdict
 from simulate.io import read_table
 from simulate.plumbing import InputError, cli, json_argument, write_csv, write_text
 
@@ -44,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 NOT_RUN = "not run"  # the config trains none of the models a claim compares
 NOT_MEASURED = "not measured"  # the metric does not apply on these slices (e.g. no edge large enough)
+NOT_TESTED = "not tested at this budget"  # the compared runs' ranking had not settled when training stopped
+AT_CEILING = "at ceiling"  # the measure is at its cap on these slices: it cannot tell the sides apart
 
 
 def read_metrics(paths: Sequence) -> pd.DataFrame:
@@ -51,7 +58,7 @@ def read_metrics(paths: Sequence) -> pd.DataFrame:
     table = pd.concat([read_table(p, what="per-slice metrics table", need=("dataset", "dose", "method", "slice"))
                        for p in paths], ignore_index=True)
     table["model"] = table["model"].astype(object).fillna("").astype(str) if "model" in table else ""
-    return table
+    return derive_metrics(table)
 
 
 def _select(table: pd.DataFrame, row: dict) -> pd.DataFrame:
@@ -80,36 +87,214 @@ def side_matrix(table: pd.DataFrame, side: dict, metric: str, slices: Optional[S
     return np.array([p.reindex(slices).to_numpy(float) for p in picked]), list(slices)
 
 
-def judge_comparisons(comparisons: List[dict], table: pd.DataFrame, *, margins: dict, n_boot: int,
-                      level: float, seed: int) -> List[dict]:
-    """Judge every (comparison, metric) of the table's data; a comparison without sides is "not run"."""
-    rng = np.random.default_rng(seed)
+def comparison_key(comp: dict, metric: str) -> str:
+    """What a comparison is, independent of the claim that asks for it: both sides' selections and the metric."""
+    return json.dumps({"a": comp["a"]["rows"], "b": comp["b"]["rows"], "metric": metric}, sort_keys=True)
+
+
+def comparison_rng(seed: int, key: str) -> np.random.Generator:
+    """A comparison's own random stream: the run's seed and a hash of :func:`comparison_key`, so that a comparison
+    shared by two claims gets the same replicates in both, whatever else is judged."""
+    digest = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "little")
+    return np.random.default_rng(np.random.SeedSequence([int(seed), digest]))
+
+
+def _trained(side: dict) -> bool:
+    return any(r.get("model") for r in side["rows"])
+
+
+def _paired(comp: dict) -> bool:
+    """Seeds are paired when both sides are trained with the same seeds: they share a warm start or a data order."""
+    seeds = [[r.get("seed") for r in comp[s]["rows"]] for s in ("a", "b")]
+    return _trained(comp["a"]) and _trained(comp["b"]) and None not in seeds[0] and seeds[0] == seeds[1]
+
+
+def _series(d: np.ndarray, slices: Sequence[int]) -> List[np.ndarray]:
+    """A per-slice difference cut into runs of consecutive slice numbers (the lag-1 pairs that are neighbours)."""
+    cuts = np.flatnonzero(np.diff(np.asarray(slices)) != 1) + 1
+    return [x for x in np.split(d, cuts) if x.size]
+
+
+@dataclass
+class _Comparison:
+    """One comparison of one metric, built once and read by every claim that asks for it."""
+
+    key: str
+    a: np.ndarray
+    b: np.ndarray
+    slices: list
+    paired: bool
+    trained_a: bool
+    trained_b: bool
+
+    @property
+    def design(self) -> tuple:
+        return (self.a.shape[0], self.b.shape[0], self.a.shape[1], self.paired, self.trained_a, self.trained_b)
+
+    @property
+    def seed_spread_unknown(self) -> bool:
+        """A trained side with one seed has no measured seed-to-seed spread, unless it is pooled with an unpaired
+        trained side of two or more."""
+        pooled = self.trained_a and self.trained_b and not self.paired and self.a.shape[0] + self.b.shape[0] > 2
+        return not pooled and ((self.trained_a and self.a.shape[0] < 2) or (self.trained_b and self.b.shape[0] < 2))
+
+
+def _build(comp: dict, metric: str, table: pd.DataFrame) -> Optional[_Comparison]:
+    b, slices = side_matrix(table, comp["b"], metric)
+    a, _ = side_matrix(table, comp["a"], metric, slices)
+    keep = np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0)
+    if not keep.any():
+        return None
+    return _Comparison(comparison_key(comp, metric), a[:, keep], b[:, keep], [s for s, k in zip(slices, keep) if k],
+                       _paired(comp), _trained(comp["a"]), _trained(comp["b"]))
+
+
+def measure_correlation(built: Dict[str, _Comparison]) -> pd.DataFrame:
+    """Per metric: the lag-1 correlation of neighbouring slices' differences, pooled over every comparison, and the
+    correlation length in slices (:mod:`analysis.intervals`)."""
     rows = []
+    for metric in sorted({json.loads(k)["metric"] for k in built}):
+        series = [x for k, c in built.items() if json.loads(k)["metric"] == metric
+                  for x in _series(c.a.mean(axis=0) - c.b.mean(axis=0), c.slices)]
+        rho = lag_correlation(series)
+        rows.append({"metric": metric, "rho": rho, "correlation_length": correlation_length(rho),
+                     "series": len(series), "slices": int(sum(x.size for x in series))})
+    return pd.DataFrame(rows, columns=["metric", "rho", "correlation_length", "series", "slices"])
+
+
+def choose_intervals(designs: set, correlation: pd.DataFrame, *, level: float, n_sim: int, n_boot: int,
+                     seed: int) -> pd.DataFrame:
+    """Per (design, metric): the simulated coverage of the block bootstrap and of the t interval at the measured
+    correlation, and the interval used: the first of INTERVALS that covers at least MIN_COVERAGE (else the last, and
+    ``covers`` is false)."""
+    rows, cache = [], {}
+    for design in sorted(designs):
+        n_a, n_b, n_slices, paired, trained_a, trained_b = design
+        for rec in correlation.itertuples():
+            rho = 0.0 if not np.isfinite(rec.rho) else round(float(rec.rho) * 20) / 20  # simulated per 0.05
+            block = correlation_length(rho)
+            if (design, rho) not in cache:
+                def boot(a, b, lvl, gen, paired=paired, block=block):
+                    d = bootstrap_difference(a, b, n_boot=n_boot, level=lvl, rng=gen, block=block, paired=paired)
+                    return d.lo, d.hi
+                cache[(design, rho)] = simulate_coverage(n_a=n_a, n_b=n_b, n_slices=n_slices, paired=paired,
+                                                         trained_b=trained_b and trained_a, rho=rho, level=level,
+                                                         n_sim=n_sim, n_boot=n_boot, block=block, seed=seed,
+                                                         bootstrap=boot)
+            cov = cache[(design, rho)]
+            chosen = next((name for name in INTERVALS if cov[name] >= MIN_COVERAGE), INTERVALS[-1])
+            rows.append({"metric": rec.metric, "design": json.dumps(design), "n_seeds_a": n_a, "n_seeds_b": n_b,
+                         "n_slices": n_slices, "paired": paired, "trained_a": trained_a, "trained_b": trained_b,
+                         "rho": rho, "block": block,
+                         **{f"coverage_{name}": cov[name] for name in INTERVALS}, "interval": chosen,
+                         "covers": cov[chosen] >= MIN_COVERAGE, "simulations": n_sim})
+    return pd.DataFrame(rows)
+
+
+def interval(c: _Comparison, *, method: str, level: float, rho: float, block: int, n_boot: int, seed: int) -> dict:
+    """The comparison's effect and interval at ``level`` by ``method`` (one of INTERVALS), with each bound's
+    Monte-Carlo error (0 for the t interval)."""
+    if method == "bootstrap":
+        d = bootstrap_difference(c.a, c.b, n_boot=n_boot, level=level, rng=comparison_rng(seed, c.key), block=block,
+                                 paired=c.paired)
+        return {"effect": d.effect, "lo": d.lo, "hi": d.hi, "mc_lo": d.mc_lo, "mc_hi": d.mc_hi, "df": np.nan}
+    if c.seed_spread_unknown:
+        return {"effect": float(c.a.mean() - c.b.mean()), "lo": -np.inf, "hi": np.inf, "mc_lo": 0.0, "mc_hi": 0.0,
+                "df": 0.0}
+    t = t_interval(c.a, c.b, level=level, rho=rho, paired=c.paired, trained_a=c.trained_a, trained_b=c.trained_b,
+                   conservative=method == "t-conservative")
+    return {"effect": t["effect"], "lo": t["lo"], "hi": t["hi"], "mc_lo": 0.0, "mc_hi": 0.0, "df": t["df"]}
+
+
+def at_ceiling(c: _Comparison, metric: str) -> bool:
+    """Whether any score of either side sits at the metric's ceiling (FRC cut-off at Nyquist): there the measure
+    cannot tell two images apart, so 'equivalent' would be the cap speaking."""
+    cap = CEILINGS.get(metric)
+    return cap is not None and bool((np.concatenate([c.a.ravel(), c.b.ravel()]) >= cap - 1e-9).any())
+
+
+def _orient(result: dict, direction: int) -> dict:
+    if direction == 1:
+        return result
+    return dict(result, effect=-result["effect"], lo=-result["hi"], hi=-result["lo"], mc_lo=result["mc_hi"],
+                mc_hi=result["mc_lo"])
+
+
+def judge_comparisons(comparisons: List[dict], table: pd.DataFrame, *, margins: dict, n_boot: int,
+                      level: float, seed: int, coverage_sims: int = 400, primary: str = "ssim",
+                      unsettled: Optional[dict] = None, extras: Optional[dict] = None) -> List[dict]:
+    """Judge every (comparison, metric) of the table's data; a comparison without sides is "not run".
+
+    Each distinct comparison (sides and metric) is built once and every claim reads it (:func:`comparison_key`).
+    A claim of ``k`` judged comparisons reads each at the Bonferroni-corrected level ``1 - (1 - level) / k``. The
+    interval is chosen per design by simulated coverage (:func:`choose_intervals`). ``unsettled``: learning-curve
+    group -> why its runs cannot be judged at this budget. ``extras`` (a dict) receives the ``correlation`` and
+    ``coverage`` tables.
+    """
+    unsettled = unsettled or {}
+    built: Dict[str, Optional[_Comparison]] = {}
     for comp in comparisons:
-        base = {k: comp[k] for k in ("claim", "text", "kind", "part")}
-        if "factor" in comp:
-            continue
         if "a" not in comp:
-            rows.append(dict(base, metric="", verdict=NOT_RUN, holds="n/a"))
             continue
         for metric in comp["metrics"]:
             if metric not in DIRECTIONS:
                 raise ValueError(f"claim '{comp['claim']}': no direction is known for metric '{metric}'")
             if metric not in margins:
                 raise ValueError(f"claim '{comp['claim']}': metric '{metric}' has no margin in claims.margins")
-            b, slices = side_matrix(table, comp["b"], metric)
-            a, _ = side_matrix(table, comp["a"], metric, slices)
-            if not (np.isfinite(a).all(axis=0) & np.isfinite(b).all(axis=0)).any():
-                rows.append(dict(base, metric=metric, a=comp["a"]["label"], b=comp["b"]["label"],
-                                 verdict=NOT_MEASURED, holds="n/a"))
+            key = comparison_key(comp, metric)
+            if key not in built:
+                built[key] = _build(comp, metric, table)
+    real = {k: c for k, c in built.items() if c is not None}
+    correlation = measure_correlation(real)
+    coverage = choose_intervals({c.design for c in real.values()}, correlation, level=level, n_sim=coverage_sims,
+                                n_boot=min(n_boot, 1000), seed=seed)
+    if extras is not None:
+        extras.update(correlation=correlation, coverage=coverage)
+    rho = dict(zip(correlation["metric"], correlation["rho"]))
+    k_of = {}
+    for comp in comparisons:
+        if "a" in comp:
+            k_of[comp["claim"]] = k_of.get(comp["claim"], 0) + 1
+    rows = []
+    for comp in comparisons:
+        base = {k: comp[k] for k in ("claim", "text", "kind", "part")}
+        base.update(role="control" if comp.get("control") else "claim", question=comp.get("question", ""),
+                    control=comp.get("control") or "")
+        if "factor" in comp:
+            continue
+        if "a" not in comp:
+            rows.append(dict(base, metric="", verdict=NOT_RUN, holds="n/a"))
+            continue
+        k = k_of[comp["claim"]]
+        lvl = 1.0 - (1.0 - level) / k
+        for metric in comp["metrics"]:
+            c = built[comparison_key(comp, metric)]
+            names = dict(a=comp["a"]["label"], b=comp["b"]["label"],
+                         metric_role="primary" if metric == comp.get("primary", primary) else "secondary")
+            if c is None:
+                rows.append(dict(base, metric=metric, **names, verdict=NOT_MEASURED, holds="n/a"))
                 continue
-            result = judge(a, b, direction=DIRECTIONS[metric], margin=float(margins[metric]), kind=comp["kind"],
-                           rng=rng, n_boot=n_boot, level=level)
-            rows.append(dict(base, metric=metric, a=comp["a"]["label"], b=comp["b"]["label"],
-                             a_models=" ".join(r["model"] or r["method"] for r in comp["a"]["rows"]),
-                             b_models=" ".join(r["model"] or r["method"] for r in comp["b"]["rows"]),
-                             **{k: result[k] for k in ("effect", "lo", "hi", "margin", "verdict", "holds",
-                                                       "n_seeds_a", "n_seeds_b", "n_slices", "level")}))
+            pick = coverage[(coverage["metric"] == metric) & (coverage["design"] == json.dumps(c.design))].iloc[0]
+            r = _orient(interval(c, method=pick["interval"], level=lvl, rho=float(pick["rho"]),
+                                 block=int(pick["block"]), n_boot=n_boot, seed=seed), DIRECTIONS[metric])
+            margin = float(margins[metric])
+            if not np.isfinite([r["lo"], r["hi"]]).all():
+                label, close, why = "inconclusive", False, "one seed: its spread is unknown"
+            else:
+                label, close = stable_verdict(r["lo"], r["hi"], margin=margin, mc_lo=r["mc_lo"], mc_hi=r["mc_hi"])
+                why = "a bound within its Monte-Carlo error of the margin" if close else ""
+            if label in ("equivalent", "inconclusive") and at_ceiling(c, metric):
+                label, why = AT_CEILING, f"scores at the measure's ceiling ({CEILINGS[metric]})"
+            if comp.get("group") in unsettled:
+                label, why = NOT_TESTED, unsettled[comp["group"]]
+            holds = claim_holds(comp["kind"], label) if label in LABELS else "n/a"
+            rows.append(dict(base, metric=metric, **names,
+                             a_models=" ".join(x["model"] or x["method"] for x in comp["a"]["rows"]),
+                             b_models=" ".join(x["model"] or x["method"] for x in comp["b"]["rows"]),
+                             effect=r["effect"], lo=r["lo"], hi=r["hi"], mc_lo=r["mc_lo"], mc_hi=r["mc_hi"],
+                             margin=margin, verdict=label, holds=holds, why=why, interval=pick["interval"],
+                             df=r["df"], paired=c.paired, n_seeds_a=c.a.shape[0], n_seeds_b=c.b.shape[0],
+                             n_slices=c.a.shape[1], comparisons_k=k, level=lvl, correction=f"Bonferroni, k = {k}"))
     return rows
 
 
@@ -132,26 +317,76 @@ def judge_speed(comp: dict, timing: pd.DataFrame) -> dict:
         if np.isfinite([lo, hi]).all() else ("supported" if ratio >= factor else "contradicted")
     holds = {"supported": "yes", "contradicted": "no"}.get(label, "unclear")
     device = f"{fast.get('device', '')}, {fast.get('cpu', '')}".strip(", ")
-    return dict(base, metric="speedup", a=FBP_TOMOGAN, b=sirt, a_models=FBP_TOMOGAN, b_models=sirt, effect=ratio,
+    return dict(base, role="claim", metric_role="primary", interval="range over repeats (min to max)",
+                metric="speedup", a=FBP_TOMOGAN, b=sirt, a_models=FBP_TOMOGAN, b_models=sirt, effect=ratio,
                 lo=lo, hi=hi, margin=factor, verdict=label, holds=holds, n_slices=int(fast.get("slices", 0)),
                 level=np.nan, device=device)
 
 
+def answer(grp: pd.DataFrame) -> str:
+    """Whether a claim holds on one metric over all its comparisons, with why where it does not: ``yes``,
+    ``no: <the failing comparisons' verdicts>`` (so *equivalent* and *contradicted* stay apart), ``unclear``,
+    ``not tested at this budget``, ``at ceiling`` or ``n/a``."""
+    if (grp["verdict"] == NOT_TESTED).any():
+        return NOT_TESTED
+    judged = grp[grp["verdict"].isin(LABELS)]
+    if judged.empty:
+        return AT_CEILING if (grp["verdict"] == AT_CEILING).any() else "n/a"
+    holds = combine(judged["holds"])
+    if holds == "no":
+        return "no: " + ", ".join(sorted(set(judged.loc[judged["holds"] == "no", "verdict"])))
+    if holds == "yes" and (grp["verdict"] == AT_CEILING).any():
+        return "unclear"
+    return holds
+
+
+def control_passes(grp: pd.DataFrame) -> bool:
+    """A null control passes when no comparison reads supported or contradicted; a positive one when every
+    comparison reads supported."""
+    verdicts = set(grp["verdict"])
+    if grp["control"].iloc[0] == "positive":
+        return verdicts == {"supported"}
+    return not verdicts & {"supported", "contradicted"}
+
+
 def summarise_claims(rows: pd.DataFrame) -> pd.DataFrame:
-    """One row per (claim, metric): whether it holds over all its comparisons, and how many were judged."""
+    """One row per (claim, metric): its role (primary or secondary), whether it holds over all its comparisons
+    (:func:`answer`; a control: ``passes`` or ``FAILS``), and how many were judged."""
     out = []
     for (claim, metric), grp in rows.groupby(["claim", "metric"], sort=False):
         seeds = pd.concat([grp.get("n_seeds_a", pd.Series(dtype=float)), grp.get("n_seeds_b", pd.Series(dtype=float))])
-        judged = grp[~grp["verdict"].isin([NOT_RUN, NOT_MEASURED])]
+        is_control = "role" in grp and grp["role"].iloc[0] == "control"
         out.append({"claim": claim, "text": grp["text"].iloc[0], "kind": grp["kind"].iloc[0], "metric": metric,
-                    "holds": combine(judged["holds"]) if len(judged) else "n/a",
+                    "role": grp["metric_role"].iloc[0] if "metric_role" in grp else "",
+                    "question": grp["question"].iloc[0] if "question" in grp else "",
+                    "holds": ("passes" if control_passes(grp) else "FAILS") if is_control else answer(grp),
                     "seeds": float(seeds.max()) if seeds.notna().any() else np.nan,
                     "comparisons": len(grp), "verdicts": ", ".join(f"{v} {n}" for v, n in
                                                                    grp["verdict"].value_counts().items())})
     return pd.DataFrame(out)
 
 
+def sensitivity(rows: pd.DataFrame, factors=(0.5, 1.0, 2.0)) -> pd.DataFrame:
+    """Each claim's primary answer with every margin scaled by each factor (the intervals stay as they are)."""
+    out = []
+    primary = rows[(rows.get("metric_role", "") == "primary") & rows["verdict"].isin(LABELS + (NOT_TESTED, AT_CEILING))]
+    for claim, grp in primary.groupby("claim", sort=False):
+        row = {"claim": claim, "metric": grp["metric"].iloc[0]}
+        for f in factors:
+            g = grp.copy()
+            judged = g["verdict"].isin(LABELS)
+            g.loc[judged, "verdict"] = [verdict(lo, hi, margin=m * f) if np.isfinite([lo, hi]).all() else "inconclusive"
+                                        for lo, hi, m in zip(g.loc[judged, "lo"], g.loc[judged, "hi"],
+                                                             g.loc[judged, "margin"])]
+            g.loc[judged, "holds"] = [claim_holds(k, v) for k, v in zip(g.loc[judged, "kind"], g.loc[judged, "verdict"])]
+            row[f"margin x{f:g}"] = answer(g)
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 def _fmt(x, digits=3):
+    if isinstance(x, (float, np.floating)) and np.isinf(x):
+        return "∞" if x > 0 else "−∞"
     return "" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}g}"
 
 
@@ -172,49 +407,131 @@ def training_line(training: dict) -> str:
             + f", {seeds} seed{'s' if seeds > 1 else ''}.")
 
 
+RULE = ("Each comparison is a paired difference a - b on the same test slices of one test volume, oriented so that a "
+        "positive effect is the direction the claim states. Its interval is the one whose coverage, simulated for "
+        "this design (seeds per side, paired seeds, slices) at the slice correlation measured below, reaches "
+        f"{MIN_COVERAGE:g}, narrowest first: the block bootstrap over seeds, then slices (with each bound's "
+        "Monte-Carlo error); a t interval over seeds and the effective number of slices; the same with its degrees "
+        "of freedom capped (analysis/intervals.py). A claim of k "
+        "comparisons reads each at the Bonferroni-corrected level 1 - 0.05 / k. Verdict: *supported* if the whole "
+        "interval lies above the margin, *contradicted* if below minus the margin, *equivalent* if inside plus or "
+        "minus the margin, *inconclusive* otherwise, or when a bound lies within its Monte-Carlo error of a margin; "
+        "*at ceiling* where a measure is at its cap; *not tested at this budget* where the compared runs' ranking "
+        "had not settled. A claim holds if each of its comparisons does, read by its kind (better: supported; "
+        "not-worse: supported or equivalent; equivalent: equivalent); *no* names the verdicts that refute it. Each "
+        "claim is decided by its primary metric; the others are secondary (docs/claims.md).")
+
+
+# Why each margin: a sentence from its value (docs/claims.md, "Why these margins")
+MARGIN_REASONS = {
+    "ssim": lambda m: "about half the seed-to-seed range of one run's validation SSIM at the end of training",
+    "psnr": lambda m: f"a {100 * (10 ** (m / 10) - 1):.0f} % change of the mean squared error",
+    "nps_texture_error": lambda m: f"a {100 * m:.0f} % shift of the noise spectrum's mean frequency from the reference's",
+    "noise_rel": lambda m: f"{100 * m:g} percentage points of noise relative to the object's level",
+    "frc_cutoff": lambda m: f"{m * 256:.1f} rings of a 256-pixel slice's FRC",
+    "edge_width": lambda m: f"{m:g} of a pixel",
+    "pore_detection": lambda m: f"{100 * m:.0f} percentage points of the pores",
+    "false_pores": lambda m: f"{m:g} false pores per slice",
+    "psd_wasserstein": lambda m: f"{m:g} of a pixel of pore size",
+}
+
+
+def margin_table(margins: dict, metrics) -> pd.DataFrame:
+    """Each judged metric's margin and why (:data:`MARGIN_REASONS`; a ``_truth`` or ``_object`` variant reads as its
+    plain metric's, ``pore_detection_small`` as ``pore_detection``'s)."""
+    rows = []
+    for metric in metrics:
+        plain = metric.removesuffix("_truth").removesuffix("_object").removesuffix("_small")
+        reason = MARGIN_REASONS.get(plain)
+        rows.append({"metric": metric, "margin": margins.get(metric), "reason": reason(margins[metric]) if reason and
+                     metric in margins else ""})
+    return pd.DataFrame(rows)
+
+
+def _interval_text(grp: pd.DataFrame) -> list:
+    return [f"{_fmt(e)} [{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(e) else ""
+            for e, lo, hi in zip(grp.get("effect", np.nan), grp.get("lo", np.nan), grp.get("hi", np.nan))]
+
+
+def _comparisons_table(grp: pd.DataFrame) -> str:
+    n = len(grp)
+    col = lambda name: grp[name] if name in grp else pd.Series([np.nan] * n, index=grp.index)  # noqa: E731
+    return pd.DataFrame({
+        "comparison": grp["part"], "metric": grp["metric"] + np.where(col("metric_role") == "primary", " (primary)", ""),
+        "effect [interval]": _interval_text(grp),
+        "MC error": [f"{_fmt(x, 2)}, {_fmt(y, 2)}" if np.isfinite([x, y]).all() and (x or y) else ""
+                     for x, y in zip(col("mc_lo"), col("mc_hi"))],
+        "interval": [f"{i}, {lvl:.4g}" if isinstance(i, str) and np.isfinite(lvl) else (i if isinstance(i, str) else "")
+                     for i, lvl in zip(col("interval"), col("level"))],
+        "margin": [_fmt(m) for m in col("margin")], "verdict": grp["verdict"],
+        "seeds (a, b)": [f"{int(x)}, {int(y)}" + (" paired" if p is True else "") if np.isfinite([x, y]).all() else ""
+                         for x, y, p in zip(col("n_seeds_a"), col("n_seeds_b"), col("paired"))],
+        "slices": [str(int(v)) if np.isfinite(v) else "" for v in col("n_slices")]}).to_markdown(index=False)
+
+
 def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "", learning=None,
-           training: Optional[dict] = None) -> str:
-    """claims.md: the rule, how the models were trained (``training``), whether the ablation was trained long enough
-    (``learning``: learning-curve summaries), then per claim whether it holds on each metric and each comparison's
-    numbers."""
-    text = []
-    if caveat:
-        text += [f"**{caveat}**", ""]
-    text += ["Each comparison is a paired difference a - b on the same test slices, oriented so that a positive "
-             "effect is the direction the claim states, with a 95 % bootstrap interval over training seeds, then "
-             "slices (analysis/verdicts.py). Verdict: *supported* if the whole interval lies above the margin, "
-             "*contradicted* if below minus the margin, *equivalent* if inside plus or minus the margin, "
-             "*inconclusive* otherwise. A claim holds if each of its comparisons does, read by its kind "
-             "(better: supported; not-worse: supported or equivalent; equivalent: equivalent). "
-             f"Config hash `{config_hash}`.", ""]
+           training: Optional[dict] = None, correlation=None, coverage=None, margins: Optional[dict] = None) -> str:
+    """claims.md: the rule; the controls, and whether the run can judge; the slice correlation and the intervals'
+    coverage; how the models were trained (``training``) and whether the ablation was trained long enough
+    (``learning``); each claim's primary answer, the sensitivity to the margins; then each claim's comparisons."""
+    text = [f"**{caveat}**", ""] if caveat else []
+    text += [RULE + f" Config hash `{config_hash}`.", ""]
+    summary = summarise_claims(rows)
+    controls = summary[summary["claim"].str.startswith("control-")]
+    if len(controls):
+        failed = controls[controls["holds"] != "passes"]
+        text += ["## Controls", "",
+                 ("**This run cannot judge the claims:** " + "; ".join(
+                     f"the {c.removeprefix('control-')} control {'read a difference where there is none' if c == 'control-null' else 'missed a known difference'} ({v})"
+                     for c, v in zip(failed["claim"], failed["verdicts"])) + "."
+                  if len(failed) else "Both controls pass: the null control finds no difference between two groups of "
+                                      "one run's seeds, and the positive control finds the known one."), "",
+                 _comparisons_table(rows[rows["claim"].str.startswith("control-")]), ""]
+    if correlation is not None and len(correlation):
+        text += ["## Slice correlation and coverage", "",
+                 "Neighbouring test slices move together. The lag-1 correlation of the per-slice differences, pooled "
+                 "over every comparison (bias-corrected), and the slices over which it falls below 1/e:", "",
+                 correlation.to_markdown(index=False, floatfmt=".3g"), ""]
+    if coverage is not None and len(coverage):
+        text += ["How often each interval covered a known zero difference in data simulated with this design and "
+                 "that correlation (the lowest over three mixes of seed and slice variation); the interval used is "
+                 "the bootstrap where it reaches the threshold, else the t interval:", "",
+                 coverage.drop(columns="design").drop_duplicates([c for c in coverage if c not in ("metric", "design")])
+                 .to_markdown(index=False, floatfmt=".3g"), ""]
     if training:
         text += [training_line(training), ""]
     if learning is not None and len(learning):
         text += ["**Trained long enough to tell?** The ablation's runs ranked by validation metric (mean over "
-                 "seeds) at each validated step (analysis/learning_curve.py): the ranking at the end, the step since "
-                 "which it has not changed, and whether that covers the last quarter of training after any warm "
-                 "start (`stable`); and, "
-                 "on curves smoothed over a few validations, whether every pair of runs stayed in order (>) or "
-                 "within the margin (~) over that stretch (`settled`; ? marks a pair that crossed).", "",
-                 learning[[c for c in ("group", "metric", "final_ranking", "stable_since", "last_step", "stable",
-                                       "settled", "pairs") if c in learning]].to_markdown(index=False), ""]
-    summary = summarise_claims(rows)
+                 "seeds) at each validated step (analysis/learning_curve.py): the final ranking, the validations "
+                 "inside the judged stretch (the last quarter of training after any warm start), and `state`: "
+                 "*settled* when every pair of runs stayed in order (>) or within the margin (~) over that stretch, "
+                 "*unsettled* when a pair crossed (?), *insufficient* with fewer than "
+                 f"{MIN_VALIDATIONS} validations there. A claim on runs not settled is *not tested at this budget*.",
+                 "", learning[[c for c in ("group", "metric", "final_ranking", "n_judged", "state", "last_step",
+                                           "pairs") if c in learning]].to_markdown(index=False), ""]
+    claims = summary[~summary["claim"].str.startswith("control-")]
+    if len(claims):
+        prim = claims[claims["role"].isin(["primary", ""]) | (claims["metric"] == "speedup")]
+        text += ["## Primary answers", "", prim[["claim", "metric", "holds", "question", "verdicts"]]
+                 .rename(columns={"holds": "answer"}).to_markdown(index=False), ""]
+        sens = sensitivity(rows[~rows["claim"].str.startswith("control-")])
+        if len(sens):
+            text += ["Sensitivity: each primary answer with every margin halved and doubled.", "",
+                     sens.to_markdown(index=False), ""]
+        if margins:
+            judged = [m for m in dict.fromkeys(rows["metric"]) if m in margins]
+            text += ["The margins, and why each (docs/claims.md):", "",
+                     margin_table(margins, judged).to_markdown(index=False), ""]
     for claim, grp in rows.groupby("claim", sort=False):
+        if claim.startswith("control-"):
+            continue
         first = grp.iloc[0]
         holds = summary[summary["claim"] == claim]
         text += [f"### {claim}: {first['text']}", "",
-                 "Holds (" + first["kind"] + "): " + "; ".join(f"{m or 'n/a'}: **{h}**" for m, h in
-                                                             zip(holds["metric"], holds["holds"])), ""]
-        table = pd.DataFrame({
-            "comparison": grp["part"], "metric": grp["metric"],
-            "effect [95 % interval]": [f"{_fmt(e)} [{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(e) else ""
-                                       for e, lo, hi in zip(grp.get("effect", np.nan), grp.get("lo", np.nan),
-                                                            grp.get("hi", np.nan))],
-            "margin": [_fmt(m) for m in grp.get("margin", np.nan)], "verdict": grp["verdict"],
-            "seeds (a, b)": [f"{int(x)}, {int(y)}" if np.isfinite([x, y]).all() else ""
-                             for x, y in zip(grp.get("n_seeds_a", np.nan), grp.get("n_seeds_b", np.nan))],
-            "slices": [str(int(s)) if np.isfinite(s) else "" for s in grp.get("n_slices", np.nan)]})
-        text += [table.to_markdown(index=False), ""]
+                 f"Holds ({first['kind']}): " + "; ".join(
+                     f"{m or 'n/a'}{' (primary)' if r == 'primary' else ''}: **{h}**"
+                     for m, r, h in zip(holds["metric"], holds["role"], holds["holds"])), ""]
+        text += [_comparisons_table(grp), ""]
     return "\n".join(text)
 
 
@@ -240,9 +557,19 @@ def main(argv=None):
     spec = _load_spec(args.spec)
     table = read_metrics(args.metrics)
     boot = spec["bootstrap"]
+    learning = pd.concat([read_table(p, what="learning-curve summary", need=("final_ranking", "stable"))
+                          .assign(group=Path(p).stem.removeprefix("learning_curve_").removesuffix("_summary"))
+                          for p in args.learning], ignore_index=True) if args.learning else None
+    unsettled = {} if learning is None else {
+        r["group"]: f"the {r['group']} runs are {r.get('state', 'unsettled')} over the judged stretch "
+                    f"({int(r.get('n_judged', 0))} validations)" for r in learning.to_dict("records")
+        if r.get("state", "settled" if r.get("settled", True) else "unsettled") != "settled"}
+    extras: dict = {}
     try:
         rows = judge_comparisons(spec["comparisons"], table, margins=spec["margins"], n_boot=int(boot["n"]),
-                                 level=float(boot["level"]), seed=int(boot["seed"]))
+                                 level=float(boot["level"]), seed=int(boot["seed"]),
+                                 coverage_sims=int(spec.get("coverage_sims", 400)),
+                                 primary=spec.get("primary", "ssim"), unsettled=unsettled, extras=extras)
     except ValueError as exc:
         raise InputError(args.metrics[0] if len(args.metrics) == 1 else "--metrics", str(exc)) from None
     for comp in spec["comparisons"]:
@@ -258,13 +585,16 @@ def main(argv=None):
     frame = pd.DataFrame(rows).assign(config_hash=spec.get("config_hash", ""),
                                       **{k: training[k] for k in ("max_iter", "mse_warmup") if k in training})
     frame = frame.sort_values("claim", key=lambda s: s.map(order), kind="stable")
-    out = write_csv(frame, args.out)
+    out = Path(args.out)
+    correlation, coverage = extras.get("correlation"), extras.get("coverage")
+    for name, part in (("correlation", correlation), ("coverage", coverage)):
+        write_csv(part if part is not None else pd.DataFrame(), out.with_name(f"{out.stem}_{name}.csv"))
     write_csv(summarise_claims(frame), out.with_name(out.stem + "_summary.csv"))
-    learning = pd.concat([read_table(p, what="learning-curve summary", need=("final_ranking", "stable"))
-                          .assign(group=Path(p).stem.removeprefix("learning_curve_").removesuffix("_summary"))
-                          for p in args.learning], ignore_index=True) if args.learning else None
     write_text(out.with_suffix(".md"), render(frame, config_hash=spec.get("config_hash", ""),
-                                              caveat=spec.get("caveat", ""), learning=learning, training=training))
+                                              caveat=spec.get("caveat", ""), learning=learning, training=training,
+                                              correlation=correlation, coverage=coverage,
+                                              margins=spec["margins"]))
+    write_csv(frame, out)  # last: the rule's main output exists only when everything beside it does
     logger.info("wrote %s (%d comparisons)", out, len(frame))
 
 

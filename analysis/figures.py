@@ -350,11 +350,20 @@ def claims_forest(claims_csv, out, *, caveat: str = "", title: str = "") -> None
 
     Reads ``claims.csv`` (:mod:`analysis.claims`). Effects are oriented (right = the claim's direction) and divided
     by the metric's margin, so one axis serves every metric and the shaded band [-1, 1] is "too small to matter".
-    The speed claim and claims this config does not run are listed under the plot instead.
+    Each claim's primary metric only (the controls first); the speed claim, the claims this config does not run and
+    the comparisons without a finite interval (not tested at this budget, at ceiling, one seed) are counted under
+    the plot instead.
     """
     df = read_table(claims_csv, what="claims table", need=("claim", "part", "metric", "verdict"))
-    judged = df[df["verdict"].isin(list(VERDICT_STYLE)) & (df["metric"] != "speedup")].reset_index(drop=True)
-    other = df[~df.index.isin(df.index[df["verdict"].isin(list(VERDICT_STYLE)) & (df["metric"] != "speedup")])]
+    if "metric_role" in df:
+        df = df[(df["metric_role"] == "primary") | df["metric_role"].isna()].reset_index(drop=True)
+    finite = np.isfinite(df.get("lo", pd.Series(np.nan, index=df.index)).astype(float)) & \
+        np.isfinite(df.get("hi", pd.Series(np.nan, index=df.index)).astype(float))
+    shown = df["verdict"].isin(list(VERDICT_STYLE)) & (df["metric"] != "speedup") & finite
+    judged = df[shown].reset_index(drop=True)
+    other = df[~shown].groupby(["claim", "verdict"], sort=False).agg(
+        metric=("metric", "first"), effect=("effect", "first"), lo=("lo", "first"), hi=("hi", "first"),
+        margin=("margin", "first"), n=("verdict", "size")).reset_index()
     fig, ax = plt.subplots(figsize=(9, 0.22 * max(len(judged), 4) + 1.6))
     ax.axvspan(-1, 1, color="0.9", zorder=0)
     ax.axvline(0, color="k", lw=0.6)
@@ -370,7 +379,8 @@ def claims_forest(claims_csv, out, *, caveat: str = "", title: str = "") -> None
     handles = [plt.Line2D([], [], color=c, marker=mk, ls="", label=v) for v, (c, mk) in VERDICT_STYLE.items()]
     ax.legend(handles=handles, fontsize=6, loc="lower right")
     notes = [f"{r.claim}: {r.verdict}" + (f" (speed-up {r.effect:.2g}x, range {r.lo:.2g}-{r.hi:.2g}x, claimed "
-                                          f"{r.margin:g}x)" if r.metric == "speedup" else "")
+                                          f"{r.margin:g}x)" if r.metric == "speedup" else
+                                          f" ({r.n} comparison{'s' if r.n > 1 else ''})")
              for r in other.itertuples()]
     if notes:
         ax.text(0, -0.1, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=6)

@@ -13,6 +13,11 @@ Convention, used everywhere in the study:
 SSIM inside the mask is the mean of scikit-image's full SSIM map over masked pixels;
 PSNR inside the mask is ``10 log10(data_range^2 / MSE)`` over masked pixels.
 
+Two references. Every row scores the image against the normal-dose reference (the full-dose FBP, for a real scan the
+only one there is); a simulated volume with ``--truth`` is also scored against its phantom, in the reconstructions'
+units (:func:`read_truth`): columns ``ssim_truth``, ``psnr_truth``, ``ssim_object_truth``, ``psnr_object_truth``
+(NaN without a truth). The full-dose FBP carries its own blur and aliasing, which the truth does not.
+
 Two regions are reported for every image (columns ``ssim``/``psnr`` and ``ssim_object``/``psnr_object``):
 
 * **field of view**: the circular mask above;
@@ -39,7 +44,7 @@ from simulate.io import dataset_shape, read_array, read_attrs
 from simulate.plumbing import InputError, atomic_path, circular_mask, cli
 
 __all__ = ["reference_range", "object_threshold", "object_mask", "masked_ssim", "masked_psnr", "compare_volumes",
-           "slice_indices", "read_slices", "read_phantom_geometry", "DIRECTIONS", "main"]
+           "slice_indices", "read_slices", "read_phantom_geometry", "DIRECTIONS", "CEILINGS", "derive_metrics", "main"]
 
 # object mask settings (see object_mask)
 OBJECT_FRACTION = 0.5     # threshold = this fraction of the reference's high percentile
@@ -49,12 +54,34 @@ OBJECT_DILATE = 3         # dilation after hole filling, pixels
 
 logger = logging.getLogger(__name__)
 
-# Which way is better, for each per-slice metric a claim can be judged on (+1 higher, -1 lower). The noise texture
-# is judged by the noise spectrum's mean frequency: a denoiser that smooths leaves blotchy, low-frequency
-# residual noise (Kim et al., Med. Phys. 46:3906, 2019), so higher is the texture nearer the data's own.
+# Which way is better, for each per-slice metric a claim can be judged on (+1 higher, -1 lower). The noise texture has
+# no better direction of its own (a smoothing denoiser shifts it low, a sharpening one high): it is judged as the
+# distance of the image's NPS mean frequency from the reference's, nps_texture_error = |nps_freq_ratio - 1|
+# (derive_metrics), lower is better.
 DIRECTIONS = {"ssim": 1, "psnr": 1, "ssim_object": 1, "psnr_object": 1,
-              "nps_mean_freq": 1, "noise_rel": -1, "noise_power_ratio": -1, "frc_cutoff": 1, "edge_width": -1,
+              "ssim_truth": 1, "psnr_truth": 1, "ssim_object_truth": 1, "psnr_object_truth": 1,
+              "nps_texture_error": -1, "noise_rel": -1, "noise_power_ratio": -1, "frc_cutoff": 1, "edge_width": -1,
               "pore_detection": 1, "pore_detection_small": 1, "false_pores": -1, "psd_wasserstein": -1}
+TRUTH_METRICS = ("ssim", "psnr", "ssim_object", "psnr_object")  # also scored against the phantom: <name>_truth
+# Metrics with a cap: at it, two images cannot be told apart (the FRC cut-off is the last ring, Nyquist, when the
+# correlation never falls below its threshold), so an equal score there is no evidence of equivalence.
+CEILINGS = {"frc_cutoff": 0.5}
+# Columns computed from others when a table is read: name -> (columns needed, function of the table)
+DERIVED = {"nps_texture_error": (("nps_freq_ratio",), lambda t: (t["nps_freq_ratio"] - 1.0).abs())}
+
+
+def derive_metrics(table):
+    """The table with the :data:`DERIVED` columns added wherever their inputs are present.
+
+    >>> import pandas as pd
+    >>> derive_metrics(pd.DataFrame({"nps_freq_ratio": [0.8, 1.1]}))["nps_texture_error"].round(3).tolist()
+    [0.2, 0.1]
+    """
+    table = table.copy()
+    for name, (need, fn) in DERIVED.items():
+        if all(col in table for col in need):
+            table[name] = fn(table)
+    return table
 
 
 def _check_pair(image, reference):
@@ -181,6 +208,22 @@ def compare_volumes(volume, reference, *, fov_margin: float = 2.0):
     return rows
 
 
+def read_truth(phantom_path, reference_path, wanted, shape) -> np.ndarray:
+    """A simulated volume's truth on the evaluated slices: its phantom (unit attenuation, each pixel the average of
+    its supersampled area, as a detector pixel integrates) times the reference's ``attenuation_scale``, so that it is
+    in the reconstructions' units (attenuation per pixel)."""
+    scale = read_attrs(reference_path).get("attenuation_scale")
+    if scale is None:
+        raise InputError(reference_path, "no attenuation_scale attribute: the truth cannot be put in its units")
+    n = dataset_shape(phantom_path, "/phantom", ndim=3)
+    if tuple(n[1:]) != tuple(shape):
+        raise InputError(phantom_path, f"slice shape {tuple(n[1:])} differs from the reference's {tuple(shape)}")
+    if max(wanted) >= n[0]:
+        raise InputError(phantom_path, f"{n[0]} slices, but slice {max(wanted)} is evaluated")
+    phantom = read_array(phantom_path, "/phantom", ndim=3, dtype_kind="f")
+    return phantom[list(wanted)].astype(np.float64) * float(scale)
+
+
 def slice_indices(path) -> np.ndarray:
     """A reconstruction file's ``/slices`` (detector rows of its slices), checked against ``/recon``."""
     idx = read_array(path, "/slices", ndim=1, dtype_kind="iu", dtype=np.int64)
@@ -275,6 +318,8 @@ def main(argv=None):
     p.add_argument("--slices", type=int, default=8, help="central slices of the reference evaluated (0: all)")
     p.add_argument("--fov-margin", type=float, default=2.0)
     p.add_argument("--phantom", help="foam phantom HDF5 (/pores, /phantom): true pores for the edge and pore columns")
+    p.add_argument("--truth", help="a simulated volume's phantom HDF5 (/phantom, unit attenuation on the reconstruction "
+                   "grid): the *_truth columns score against it, scaled by the reference's attenuation_scale")
     p.add_argument("recons", nargs="+")
     args = p.parse_args(argv)
 
@@ -286,6 +331,7 @@ def main(argv=None):
     if args.phantom:
         circles, masks = read_phantom_geometry(args.phantom, wanted, ref.shape[1:], fov=fov)
     contexts = [quality_context(ref[i], fov, circles=circles[i], object_mask=masks[i]) for i in range(len(wanted))]
+    truth = read_truth(args.truth, args.reference, wanted, ref.shape[1:]) if args.truth else None
     rows = []
     for path in args.recons:
         if dataset_shape(path, "/recon")[1:] != ref.shape[1:]:
@@ -293,7 +339,9 @@ def main(argv=None):
                                    f"reference's {ref.shape[1:]}")
         rec = read_slices(path, wanted)
         attrs = read_attrs(path)
+        against_truth = compare_volumes(rec, truth, fov_margin=args.fov_margin) if truth is not None else None
         for r in compare_volumes(rec, ref, fov_margin=args.fov_margin):
+            t = against_truth[r["slice"]] if against_truth else {}
             rows.append({"dataset": attrs.get("dataset", ""), "source": attrs.get("source", ""),
                          "dose": attrs.get("dose", ""), "dose_mode": attrs.get("dose_mode", ""),
                          "dose_level": attrs.get("dose_level", ""), "method": attrs.get("method", ""),
@@ -305,7 +353,8 @@ def main(argv=None):
                          "psnr_object": r["psnr_object"], "object_fraction": r["object_fraction"],
                          "data_range": r["data_range"],
                          "file": str(path),
-                         **slice_quality(rec[r["slice"]], ref[r["slice"]], fov, context=contexts[r["slice"]])})
+                         **slice_quality(rec[r["slice"]], ref[r["slice"]], fov, context=contexts[r["slice"]]),
+                         **{f"{m}_truth": t.get(m, float("nan")) for m in TRUTH_METRICS}})
     with atomic_path(args.out) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

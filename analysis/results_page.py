@@ -94,21 +94,41 @@ def _read_findings(path: Path) -> str:
 
 
 def render_findings(summary: pd.DataFrame) -> str:
-    """What the study finds: one row per claim, whether it holds on each metric (``analysis.claims`` summary).
+    """What the study finds (``analysis.claims`` summary): the controls first, and whether the run can judge; then one
+    row per claim, its primary metric's answer first and the secondary metrics after it.
 
     >>> s = pd.DataFrame({"claim": ["c", "c"], "text": ["t", "t"], "metric": ["ssim", "psnr"],
-    ...                   "holds": ["yes", "unclear"], "comparisons": [2, 2], "seeds": [3, 3]})
+    ...                   "role": ["primary", "secondary"], "holds": ["yes", "no: equivalent"], "comparisons": [2, 2],
+    ...                   "seeds": [3, 3]})
     >>> print(render_findings(s).splitlines()[4])
-    | c       | t      |             2 |       3 | yes    | unclear |
+    | c       | t      |             2 |       3 | ssim: **yes** | no: equivalent |
     """
-    wide = summary.pivot_table(index=["claim", "text"], columns="metric", values="holds", aggfunc="first", sort=False)
-    wide = wide.reindex(columns=[m for m in summary["metric"].unique() if m in wide.columns])
-    counts = summary.groupby(["claim", "text"], sort=False).agg(
-        comparisons=("comparisons", "max"), **({"seeds": ("seeds", "min")} if "seeds" in summary else {}))
-    table = counts.join(wide).reset_index().fillna("")
-    return ("Does each claim hold? *yes*, *no* or *unclear* per metric, from the verdicts of all its comparisons "
-            "(docs/claims.md says how they are judged; docs/results.md has every effect and interval).\n\n"
-            + table.to_markdown(index=False))
+    summary = summary.copy()
+    role = summary["role"].fillna("") if "role" in summary else pd.Series("", index=summary.index)
+    controls = summary[summary["claim"].str.startswith("control-")]
+    claims = summary[~summary["claim"].str.startswith("control-")].assign(role=role)
+    head = []
+    if len(controls):
+        failed = controls[controls["holds"] != "passes"]
+        head = [("**This run cannot judge the claims:** " + ", ".join(failed["claim"]) + " failed (docs/results.md, "
+                 "Controls)." if len(failed) else
+                 "Controls: the null control (two seed groups of one run) finds no difference and the positive "
+                 "control (the same output blurred to lose twice the SSIM margin) finds it, so the run can judge."), ""]
+    primary = claims[(claims["role"] == "primary") | (claims["metric"] == "speedup")]
+    first = primary.groupby(["claim", "text"], sort=False).apply(
+        lambda g: f"{g['metric'].iloc[0]}: **{g['holds'].iloc[0]}**", include_groups=False).rename("primary")
+    secondary = claims[claims["role"] == "secondary"]
+    wide = secondary.pivot_table(index=["claim", "text"], columns="metric", values="holds", aggfunc="first",
+                                 sort=False)
+    wide = wide.reindex(columns=[m for m in secondary["metric"].unique() if m in wide.columns])
+    counts = claims.groupby(["claim", "text"], sort=False).agg(
+        comparisons=("comparisons", "max"), **({"seeds": ("seeds", "min")} if "seeds" in claims else {}))
+    table = counts.join(first).join(wide).reset_index().fillna("")
+    return "\n".join(head + [
+        "Does each claim hold? Decided by its primary metric; the secondary metrics follow. *no* names the verdicts "
+        "that refute it (*equivalent*: no difference that matters; *contradicted*: the other way); *not tested at "
+        "this budget*: the compared runs had not settled (docs/claims.md says how each is judged; docs/results.md "
+        "has every effect and interval).", "", table.to_markdown(index=False)])
 
 
 @dataclass(frozen=True)

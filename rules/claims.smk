@@ -25,6 +25,53 @@ rule learning_curve:
         "python -m analysis.learning_curve {output.csv} --runs {params.runs:q} --logs {input} > {log} 2>&1"
 
 
+rule positive_control:
+    # the controls' main run, every seed, blurred to lose twice the SSIM margin (sigma calibrated on its first seed)
+    input:
+        reference=lambda w: PLAN.reference(w.dataset),
+        enhanced=lambda w: [P.enhanced(w.dataset, w.dose, r.name) for r in PLAN.main_runs(*PLAN.control_place())],
+    output:
+        directory(P.control()),
+    log:
+        P.log("positive_control"),
+    benchmark:
+        P.benchmark("positive_control")
+    conda:
+        "../environment.yml"
+    params:
+        slices=config["metrics"]["slices"],
+        margin=config["metrics"]["fov_margin"],
+        drop=2 * config["claims"]["margins"]["ssim"],
+    shell:
+        "python -m analysis.controls {output} --reference {input.reference} --slices {params.slices} "
+        "--fov-margin {params.margin} --target-drop {params.drop} {input.enhanced} > {log} 2>&1"
+
+
+rule control_metrics:
+    # the blurred outputs scored like every other volume
+    input:
+        reference=lambda w: PLAN.reference(w.dataset),
+        control=P.control(),
+        phantom=lambda w: PLAN.phantom_of(w.dataset),
+        truth=lambda w: PLAN.truth_of(w.dataset),
+    output:
+        P.metrics(kind="control-{dose}"),
+    log:
+        P.log("control_metrics"),
+    benchmark:
+        P.benchmark("control_metrics")
+    conda:
+        "../environment.yml"
+    params:
+        slices=config["metrics"]["slices"],
+        margin=config["metrics"]["fov_margin"],
+        phantom=lambda w, input: f"--phantom {input.phantom}" if input.phantom else "",
+        truth=lambda w, input: f"--truth {input.truth}" if input.truth else "",
+    shell:
+        "python -m analysis.metrics {output} --reference {input.reference} --slices {params.slices} "
+        "--fov-margin {params.margin} {params.phantom} {params.truth} {input.control}/*.h5 > {log} 2>&1"
+
+
 rule claims:
     input:
         metrics=lambda w: [p for p in PLAN.claim_inputs() if p.startswith("results/metrics/")],
@@ -34,6 +81,8 @@ rule claims:
         csv=report(P.claims(), caption="../report/claims.rst", category="Claims"),
         md=P.claims().replace(".csv", ".md"),
         summary=P.claims().replace(".csv", "_summary.csv"),
+        correlation=P.claims().replace(".csv", "_correlation.csv"),
+        coverage=P.claims().replace(".csv", "_coverage.csv"),
     log:
         P.log("claims"),
     benchmark:

@@ -7,6 +7,7 @@ rule conventional_metrics:
         reference=lambda w: PLAN.reference(w.dataset),
         recons=lambda w: PLAN.conventional_inputs(w.dataset),
         phantom=lambda w: PLAN.phantom_of(w.dataset),
+        truth=lambda w: PLAN.truth_of(w.dataset),
     output:
         P.metrics(kind="conventional"),
     log:
@@ -19,9 +20,10 @@ rule conventional_metrics:
         slices=config["metrics"]["slices"],
         margin=config["metrics"]["fov_margin"],
         phantom=lambda w, input: f"--phantom {input.phantom}" if input.phantom else "",
+        truth=lambda w, input: f"--truth {input.truth}" if input.truth else "",
     shell:
         "python -m analysis.metrics {output} --reference {input.reference} --slices {params.slices} "
-        "--fov-margin {params.margin} {params.phantom} {input.recons} > {log} 2>&1"
+        "--fov-margin {params.margin} {params.phantom} {params.truth} {input.recons} > {log} 2>&1"
 
 
 rule conventional_summary:
@@ -46,6 +48,7 @@ rule tomogan_metrics:
         reference=lambda w: PLAN.reference(w.dataset),
         enhanced=lambda w: PLAN.tomogan_inputs(w.dataset),
         phantom=lambda w: PLAN.phantom_of(w.dataset),
+        truth=lambda w: PLAN.truth_of(w.dataset),
     output:
         P.metrics(kind="tomogan"),
     log:
@@ -58,9 +61,10 @@ rule tomogan_metrics:
         slices=config["metrics"]["slices"],
         margin=config["metrics"]["fov_margin"],
         phantom=lambda w, input: f"--phantom {input.phantom}" if input.phantom else "",
+        truth=lambda w, input: f"--truth {input.truth}" if input.truth else "",
     shell:
         "python -m analysis.metrics {output} --reference {input.reference} --slices {params.slices} "
-        "--fov-margin {params.margin} {params.phantom} {input.enhanced} > {log} 2>&1"
+        "--fov-margin {params.margin} {params.phantom} {params.truth} {input.enhanced} > {log} 2>&1"
 
 
 rule tomogan_summary:

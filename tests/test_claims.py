@@ -33,7 +33,7 @@ def _per_slice(plan, shift):
                     continue
                 seen.add(key)
                 for j in range(6):
-                    v = 0.6 + shift(sel) + slice_effect[j] + rng.normal(0, 0.002)
+                    v = 0.6 + shift(sel) + slice_effect[j] + rng.normal(0, 0.0005)
                     rows.append({"dataset": key[0], "dose": key[1], "method": key[2], "model": key[3], "slice": j,
                                  "ssim": v, "ssim_object": v, "psnr": 20 + 10 * v})
     return pd.DataFrame(rows)
@@ -42,7 +42,9 @@ def _per_slice(plan, shift):
 def test_every_default_claim_expands_into_comparisons_of_the_plan():
     plan = Plan.from_config(load_config(ROOT / "config" / "default.yaml"))
     comps = plan.claim_comparisons()
-    assert {c["claim"] for c in comps} == {c["id"] for c in plan.config["claims"]["list"]}
+    assert {c["claim"] for c in comps} == {c["id"] for c in plan.config["claims"]["list"]} | {"control-null",
+                                                                                               "control-positive"}
+    assert [c["claim"] for c in comps[:2]] == ["control-null", "control-positive"]  # the controls come first
     depth = [c for c in comps if c["claim"] == "depth-3-best"]
     assert len(depth) == 3 and all(c["a"]["label"].endswith("d3-all") for c in depth)
     fbp = [c for c in comps if c["claim"] == "tomogan-beats-fbp"]
@@ -130,7 +132,8 @@ def test_render_states_the_rule_and_each_claims_answer():
 
 def test_a_metric_that_does_not_apply_is_not_measured_not_an_error(smoke_plan):
     table = _per_slice(smoke_plan, lambda sel: 0.0).assign(edge_width=np.nan)
-    comps = [dict(c, metrics=["ssim", "edge_width"]) for c in smoke_plan.claim_comparisons() if "a" in c][:1]
+    comps = [dict(c, metrics=["ssim", "edge_width"]) for c in smoke_plan.claim_comparisons()
+             if "a" in c and not c.get("control")][:1]
     rows = pd.DataFrame(judge_comparisons(comps, table, margins={"ssim": 0.01, "edge_width": 0.25}, n_boot=200,
                                           level=0.95, seed=0))
     assert list(rows["verdict"])[1] == "not measured" and list(summarise_claims(rows)["holds"])[1] == "n/a"
@@ -181,3 +184,138 @@ def test_learning_curve_judges_the_steps_after_a_warm_start():
     assert pairs_settled(table, fraction=0.5, window=4, start=40)[0]["state"] == "ordered"
     assert ranking_stability(table, fraction=0.5, start=40)["stable"]
     assert not ranking_stability(table, fraction=0.95, start=40)["stable"]  # the lead begins at step 50
+
+
+# ---------------------------------------------------------------- verdicts a referee accepts (issue: honest statistics)
+
+def _comp(claim, a_rows, b_rows, kind="better", **extra):
+    return dict({"claim": claim, "text": claim, "kind": kind, "part": f"{claim} part", "metrics": ["ssim"],
+                 "primary": "ssim", "a": {"label": "a", "rows": a_rows}, "b": {"label": "b", "rows": b_rows}}, **extra)
+
+
+def _rows(method, models, dose="d"):
+    return [{"dataset": "v", "dose": dose, "method": method, "model": m, "seed": i} for i, m in enumerate(models)]
+
+
+def _scores(spec, n_slices=8, seed=0, rho=0.0):
+    """Per-slice SSIM rows: ``spec`` maps (method, model) to its mean; each model adds its own seed offset."""
+    gen = np.random.default_rng(seed)
+    shared = np.zeros(n_slices)
+    for j in range(n_slices):  # an AR(1) slice effect shared by every method
+        shared[j] = (rho * shared[j - 1] if j else 0.0) + np.sqrt(1 - rho ** 2 if j else 1.0) * gen.normal(0, 0.01)
+    rows = []
+    for (method, model), mean in spec.items():
+        offset = gen.normal(0, 0.002) if model else 0.0
+        for j in range(n_slices):
+            rows.append({"dataset": "v", "dose": "d", "method": method, "model": model, "slice": 100 + j,
+                         "ssim": mean + offset + shared[j] + gen.normal(0, 0.001)})
+    return pd.DataFrame(rows)
+
+
+def test_a_comparison_shared_by_two_claims_gets_one_identical_row():
+    models = ["m-s0", "m-s1", "m-s2"]
+    table = _scores({**{("tomogan", m): 0.70 for m in models}, ("fbp", ""): 0.695})
+    one = _comp("first", _rows("tomogan", models), _rows("fbp", [None]))
+    two = _comp("second", _rows("tomogan", models), _rows("fbp", [None]))
+    for n_boot in (300, 301):  # whatever is judged beside it, or in which order, the row is the same
+        rows = pd.DataFrame(judge_comparisons([one, two], table, margins={"ssim": 0.01}, n_boot=n_boot, level=0.95,
+                                              seed=3, coverage_sims=40))
+        keep = ["effect", "lo", "hi", "verdict", "interval", "level"]
+        assert rows.iloc[0][keep].tolist() == rows.iloc[1][keep].tolist()
+    backwards = pd.DataFrame(judge_comparisons([two, one], table, margins={"ssim": 0.01}, n_boot=301, level=0.95,
+                                               seed=3, coverage_sims=40))
+    assert backwards.iloc[0][keep].tolist() == rows.iloc[1][keep].tolist()
+
+
+def test_the_null_control_with_identical_sides_cannot_read_a_difference():
+    models = ["m-s0", "m-s1", "m-s2", "m-s3"]
+    for seed in range(5):
+        table = _scores({("tomogan", m): 0.7 for m in models}, seed=seed, rho=0.6)
+        null = _comp("control-null", _rows("tomogan", models[:2]), _rows("tomogan", models[2:]), control="null")
+        rows = pd.DataFrame(judge_comparisons([null], table, margins={"ssim": 0.01}, n_boot=300, level=0.95,
+                                              seed=seed, coverage_sims=40))
+        assert rows["verdict"].iloc[0] in ("equivalent", "inconclusive")
+        assert summarise_claims(rows)["holds"].iloc[0] == "passes"
+
+
+def test_the_positive_control_reads_supported_and_a_missed_one_fails():
+    models = ["m-s0", "m-s1", "m-s2"]
+    spec = {**{("tomogan", m): 0.70 for m in models}, **{("tomogan-degraded", m): 0.68 for m in models}}
+    table = _scores(spec, rho=0.6)
+    # the degraded output follows its own model's seed offset: rebuild it from the undegraded rows
+    deg = table[table["method"] == "tomogan"].assign(method="tomogan-degraded")
+    deg["ssim"] -= 0.02
+    table = pd.concat([table[table["method"] == "tomogan"], deg], ignore_index=True)
+    pos = _comp("control-positive", _rows("tomogan", models), _rows("tomogan-degraded", models), control="positive")
+    rows = pd.DataFrame(judge_comparisons([pos], table, margins={"ssim": 0.01}, n_boot=300, level=0.95, seed=0,
+                                          coverage_sims=40))
+    assert rows["paired"].iloc[0] and rows["verdict"].iloc[0] == "supported"
+    assert summarise_claims(rows)["holds"].iloc[0] == "passes"
+    same = table.assign(method="tomogan")  # no degradation at all: the control must fail, and the page say so
+    same = pd.concat([table[table["method"] == "tomogan"], same[table["method"] == "tomogan"]
+                      .assign(method="tomogan-degraded")], ignore_index=True)
+    rows = pd.DataFrame(judge_comparisons([pos], same, margins={"ssim": 0.01}, n_boot=300, level=0.95, seed=0,
+                                          coverage_sims=40))
+    assert summarise_claims(rows)["holds"].iloc[0] == "FAILS"
+    assert "This run cannot judge the claims" in render(rows)
+
+
+def test_claims_of_several_comparisons_are_corrected_for_their_number():
+    models = ["m-s0", "m-s1", "m-s2"]
+    table = _scores({**{("tomogan", m): 0.72 for m in models}, ("fbp", ""): 0.70, ("sirt", ""): 0.70})
+    single = _comp("one", _rows("tomogan", models), _rows("fbp", [None]))
+    pair = [_comp("two", _rows("tomogan", models), _rows(b, [None])) for b in ("fbp", "sirt")]
+    rows = pd.DataFrame(judge_comparisons([single] + pair, table, margins={"ssim": 0.01}, n_boot=300, level=0.95,
+                                          seed=0, coverage_sims=40))
+    one, two = rows.iloc[0], rows.iloc[1]
+    assert one["level"] == pytest.approx(0.95) and two["level"] == pytest.approx(0.975)
+    assert two["hi"] - two["lo"] > one["hi"] - one["lo"] and two["correction"] == "Bonferroni, k = 2"
+
+
+def test_an_unsettled_group_is_not_tested_and_a_capped_metric_is_at_ceiling():
+    models = ["m-s0", "m-s1", "m-s2"]
+    table = _scores({**{("tomogan", m): 0.70 for m in models}, ("fbp", ""): 0.70})
+    comp = _comp("c", _rows("tomogan", models), _rows("fbp", [None]), group="loss-sets")
+    rows = pd.DataFrame(judge_comparisons([comp], table, margins={"ssim": 0.01}, n_boot=300, level=0.95, seed=0,
+                                          coverage_sims=40, unsettled={"loss-sets": "insufficient"}))
+    assert rows["verdict"].iloc[0] == "not tested at this budget"
+    assert summarise_claims(rows)["holds"].iloc[0] == "not tested at this budget"
+    capped = table.assign(frc_cutoff=0.5)
+    comp = dict(comp, metrics=["frc_cutoff"], group=None)
+    rows = pd.DataFrame(judge_comparisons([comp], capped, margins={"frc_cutoff": 0.01}, n_boot=300, level=0.95,
+                                          seed=0, coverage_sims=40))
+    assert rows["verdict"].iloc[0] == "at ceiling"
+
+
+def test_no_keeps_equivalent_and_contradicted_apart():
+    base = {"claim": "c", "text": "t", "kind": "better", "part": "p", "metric": "ssim", "role": "claim",
+            "metric_role": "primary", "control": ""}
+    rows = pd.DataFrame([dict(base, verdict="equivalent", holds="no"), dict(base, verdict="contradicted", holds="no")])
+    assert summarise_claims(rows)["holds"].iloc[0] == "no: contradicted, equivalent"
+    assert summarise_claims(rows.iloc[:1])["holds"].iloc[0] == "no: equivalent"
+
+
+def test_the_learning_curve_check_says_insufficient_on_a_short_fine_tune():
+    from analysis.learning_curve import judged_validations, pairs_settled, state
+
+    steps = [25 * i for i in range(1, 16)]  # 375 steps validated every 25, the last 75 a fine-tune after 300
+    t = pd.DataFrame({"step": steps * 2, "base": ["a"] * 15 + ["b"] * 15,
+                      "mean": [0.5 + 0.01 * i for i in range(15)] * 2})
+    n = judged_validations(t, fraction=0.25, start=300)
+    assert n == 1 and state(pairs_settled(t, fraction=0.25, start=300), n) == "insufficient"
+    long = pd.DataFrame({"step": list(range(25, 1525, 25)) * 2, "base": ["a"] * 60 + ["b"] * 60,
+                         "mean": [0.7] * 60 + [0.6] * 60})
+    n = judged_validations(long, fraction=0.25, start=300)
+    assert n >= 4 and state(pairs_settled(long, fraction=0.25, start=300), n) == "settled"
+
+
+def test_the_intervals_used_cover_the_configured_design_and_the_plain_bootstrap_does_not():
+    from analysis.intervals import MIN_COVERAGE, simulate_coverage
+
+    for n_b, trained in ((3, True), (1, False)):  # three seeds against three (paired) or against FBP
+        cov = simulate_coverage(n_a=3, n_b=n_b, n_slices=8, paired=trained, trained_b=trained, rho=0.5, n_sim=300,
+                                seed=1)
+        assert cov["t-conservative"] >= MIN_COVERAGE, cov  # the widest interval the claims may choose covers
+    # one seed against two, pooled: Welch-Satterthwaite's degrees of freedom are too many, and the simulation sees it
+    cov = simulate_coverage(n_a=1, n_b=2, n_slices=8, paired=False, trained_b=True, rho=0.0, n_sim=1500, seed=2)
+    assert cov["t"] < MIN_COVERAGE <= cov["t-conservative"], cov

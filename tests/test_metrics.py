@@ -116,15 +116,17 @@ def _run(tmp_path, paths, *extra):
 
 
 def test_metrics_command_adds_quality_columns_and_keeps_the_old_ones(tmp_path):
+    from analysis.metrics import TRUTH_METRICS
     from analysis.quality import COLUMNS, white_mean_frequency
 
     _, ref, paths = _tiny_study(tmp_path)
+    truth = [f"{m}_truth" for m in TRUTH_METRICS]
     table = _run(tmp_path, paths, "--phantom", str(tmp_path / "phantom.h5"))
-    assert list(table.columns) == OLD_COLUMNS + list(COLUMNS)
-    assert table["slice"].tolist() == [1, 2] * 3
+    assert list(table.columns) == OLD_COLUMNS + list(COLUMNS) + truth
+    assert table["slice"].tolist() == [1, 2] * 3 and table[truth].isna().all().all()  # no --truth: NaN
     # the old columns: the same values as before, and the same as without --phantom
     plain = _run(tmp_path, paths)
-    assert list(plain.columns) == OLD_COLUMNS + list(COLUMNS)
+    assert list(plain.columns) == OLD_COLUMNS + list(COLUMNS) + truth
     assert table[OLD_COLUMNS].equals(plain[OLD_COLUMNS])
     for method, path in (("copy", "copy"), ("blur", "blurred")):
         from simulate.io import read_array
@@ -193,3 +195,28 @@ def test_metrics_command_rejects_a_phantom_of_another_size_or_height(tmp_path, c
     write_arrays(flat, {"/phantom": phantom, "/pores": SPHERES[:, :3]})
     _expect_input_error(capsys, [str(out), "--reference", str(paths["reference"]), "--phantom", str(flat),
                                  str(paths["copy"])], out, "flat.h5", "expected (n, 4)")
+
+
+def test_a_truth_referenced_metric_of_a_perfect_image_is_perfect(tmp_path):
+    import pandas as pd
+
+    from analysis.metrics import main
+
+    phantom, ref, paths = _tiny_study(tmp_path)
+    scale = 0.01  # the reference's attenuation per unit of phantom
+    paths["reference"] = _write_volume(tmp_path / "ref_scaled.h5", ref, method="fbp", attenuation_scale=scale)
+    perfect = _write_volume(tmp_path / "perfect.h5", phantom * scale, method="perfect")
+    out = tmp_path / "truth.csv"
+    main([str(out), "--reference", str(paths["reference"]), "--slices", "2", "--truth", str(tmp_path / "phantom.h5"),
+          str(perfect), str(paths["reference"]), str(paths["blurred"])])
+    t = pd.read_csv(out).set_index("method")
+    # (stored in float32, as every volume is: equal to the truth to its precision)
+    assert np.allclose(t.loc["perfect", "ssim_truth"], 1.0, atol=1e-6) and (t.loc["perfect", "psnr_truth"] > 100).all()
+    # the full-dose reference is not the truth: blurred, it scores below a perfect image against it
+    assert (t.loc["fbp", "ssim_truth"] < 0.99).all() and np.allclose(t.loc["fbp", "ssim"], 1.0)
+    assert (t.loc["blur", "ssim_truth"].to_numpy() < t.loc["fbp", "ssim_truth"].to_numpy()).all()
+    unscaled = _write_volume(tmp_path / "ref_plain.h5", ref, method="fbp")  # no attenuation_scale: refused
+    with pytest.raises(SystemExit) as exc:
+        main([str(tmp_path / "x.csv"), "--reference", str(unscaled), "--truth", str(tmp_path / "phantom.h5"),
+              str(perfect)])
+    assert exc.value.code == 2 and not (tmp_path / "x.csv").exists()

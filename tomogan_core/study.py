@@ -64,6 +64,7 @@ LOSS_SETS = {
 }
 _WEIGHT = {"mse": "lambda_mse", "adv": "lambda_adv", "vgg": "lambda_vgg"}
 MAIN_LOSS_SET = "all"  # the main results' runs keep every loss term
+CONTROL_METHOD = "tomogan-degraded"  # the positive control's method name (analysis/controls.py writes it)
 RELEASE = "release"  # the authors' trained generator (TomoGAN.h5), applied as it is
 
 # Scheduling priorities (Snakemake `priority:`): training and every job that feeds one come first, so that the
@@ -112,6 +113,7 @@ class Paths:
         "speed": "results/bench/inference_speed.csv",
         "claims": "results/claims/claims.csv",
         "learning_curve": "results/claims/learning_curve_{group}.csv",
+        "control": "results/{dataset}/control/{dose}",
         "crossval": "results/{dataset}/crossval/{dose}.csv",
         "crossval_images": "results/{dataset}/crossval/{dose}.h5",
         "crossval_figure": "results/figures/crossval_{dataset}_{dose}.png",
@@ -182,6 +184,8 @@ JOBS = {
     "tomogan_summary": "tomogan_summary",
     "main_table": "main_table",
     "learning_curve": "learning_curve/{group}",
+    "positive_control": "positive_control/{dataset}/{dose}",
+    "control_metrics": "control_metrics/{dataset}/{dose}",
     "claims": "claims",
     "crossval": "crossval/{dataset}/{dose}",
     "crossval_figure": "crossval_figure/{dataset}/{dose}",
@@ -785,6 +789,11 @@ class Plan:
         """A dataset's phantom, whose known pores the metrics measure against: a foam's, none otherwise."""
         return [Paths.phantom(dataset)] if dataset in self.foam else []
 
+    def truth_of(self, dataset: str) -> List[str]:
+        """A simulated volume's phantom, the truth its metrics also score against: a foam's or a corpus volume's (on
+        the reconstruction grid, centred); none for the shale datasets, the scans and the scan-matched volumes."""
+        return [Paths.phantom(dataset)] if dataset in self.foam or dataset in self.family else []
+
     def tomogan_inputs(self, dataset: str) -> List[str]:
         """A dataset's enhanced volumes, for its TomoGAN metrics."""
         return [p for p in self.enhanced() if p.startswith(f"results/{dataset}/")]
@@ -985,7 +994,7 @@ class Plan:
     def _side(self, label: str, dataset: str, dose: str, *, method: str, runs: Optional[List[Run]] = None) -> dict:
         """One side of a comparison: what the per-slice metric rows of each of its seeds are selected by."""
         if runs:
-            rows = [{"dataset": dataset, "dose": dose, "method": method, "model": r.name} for r in runs]
+            rows = [{"dataset": dataset, "dose": dose, "method": method, "model": r.name, "seed": r.seed} for r in runs]
         else:  # a method trained on nothing of ours: any model name (Noise2Inverse's names its volume)
             rows = [{"dataset": dataset, "dose": dose, "method": method, "model": None}]
         return {"label": label, "rows": rows}
@@ -1011,11 +1020,16 @@ class Plan:
         cl = self.config["claims"]
         out = []
         for claim in cl["list"]:
+            primary = claim.get("primary", cl.get("primary", "ssim"))
+            metrics = list(claim.get("metrics") or cl["metrics"])
             head = {"claim": claim["id"], "text": claim["text"], "kind": claim.get("kind", "better"),
-                    "metrics": list(claim.get("metrics") or cl["metrics"])}
+                    "metrics": ([primary] if primary not in metrics else []) + metrics, "primary": primary}
             parts = []
             if claim["compare"] == "ablation":
                 ab = self.config["tomogan"].get("ablation") or {}
+                entries = claim["a"] + claim["b"]
+                head["group"] = "depths" if any("depth" in e for e in entries) else "loss-sets"
+                head["question"] = self.ablation_question()
                 if ab:
                     ds = self.main_run(ab["split"], ab["dose"], where="tomogan.ablation").test[0]
 
@@ -1055,6 +1069,53 @@ class Plan:
                 parts.append(dict(head, part=f"SIRT ({sirt_iter} it.) time over FBP+TomoGAN's",
                                   factor=claim.get("factor", 1.0), sirt_iter=sirt_iter, metrics=["speedup"]))
             out += parts or [dict(head, part="not run: this config trains none of the models it compares")]
+        return self.control_comparisons() + out if out else out
+
+    def ablation_question(self) -> str:
+        """Which question the ablation's comparisons answer, from how its runs were trained."""
+        train = self.config["tomogan"]["train"]
+        warm = int(train.get("mse_warmup") or 0)
+        return (f"step-matched: {int(train['max_iter'])} steps each"
+                + (f", the first {warm} shared (pixel MSE alone, one warm start per seed)" if warm else ", from scratch"))
+
+    def control_place(self) -> Optional[Tuple[str, str]]:
+        """The (split, dose) whose main run the controls use: ``claims.controls``, else the ablation's."""
+        ctl = dict((self.config["tomogan"].get("ablation") or {}), **self.config["claims"].get("controls", {}))
+        if "split" not in ctl or "dose" not in ctl or not self.main_runs(ctl["split"], ctl["dose"]):
+            return None
+        return ctl["split"], ctl["dose"]
+
+    def control_comparisons(self) -> List[dict]:
+        """The controls every claims table opens with, on the main run of :meth:`control_place` (its first test
+        volume):
+
+        - *null*: two disjoint groups of the run's seeds (the first half against the rest); any verdict but
+          supported or contradicted passes;
+        - *positive*: the run's output against the same output blurred to lose twice the SSIM margin
+          (:mod:`analysis.controls`), seeds paired; it passes if supported.
+        """
+        place = self.control_place()
+        if place is None:
+            return []
+        split, dose = place
+        runs = self.main_runs(split, dose)
+        ds = self.config["tomogan"]["splits"][split]["test"][0]
+        cl = self.config["claims"]
+        head = {"metrics": [cl.get("primary", "ssim")], "primary": cl.get("primary", "ssim"), "control": True}
+        out = []
+        if len(runs) >= 2:
+            half = len(runs) // 2
+            out.append(dict(head, claim="control-null", kind="better", control="null",
+                            text="null control: two disjoint seed groups of one run must not differ",
+                            part=f"seeds {' '.join(str(r.seed) for r in runs[:half])} vs "
+                                 f"{' '.join(str(r.seed) for r in runs[half:])} of {runs[0].base} on {ds}",
+                            a=self._side(runs[0].base, ds, dose, method="tomogan", runs=runs[:half]),
+                            b=self._side(runs[0].base, ds, dose, method="tomogan", runs=runs[half:])))
+        out.append(dict(head, claim="control-positive", kind="better", control="positive",
+                        text="positive control: a model's output beats itself blurred to lose twice the SSIM margin",
+                        part=f"{runs[0].base} vs its output blurred, on {ds} at {dose}",
+                        a=self._side(runs[0].base, ds, dose, method="tomogan", runs=runs),
+                        b=self._side(runs[0].base + " blurred", ds, dose, method=CONTROL_METHOD, runs=runs)))
         return out
 
     def learning_curve_groups(self) -> Dict[str, List[Run]]:
@@ -1208,6 +1269,7 @@ class Plan:
         boot = dict(cl["bootstrap"], seed=self.config["seed"] + cl["bootstrap"]["seed"])
         train = self.config["tomogan"]["train"]
         return {"comparisons": self.claim_comparisons(), "margins": cl["margins"], "bootstrap": boot,
+                "primary": cl.get("primary", "ssim"), "coverage_sims": int(cl.get("coverage_sims", 400)),
                 "config_hash": self.config_hash, "caveat": cl.get("caveat", ""),
                 "training": {"max_iter": int(train["max_iter"]), "mse_warmup": int(train.get("mse_warmup", 0)),
                              "seeds": training_seeds(self.config["tomogan"])}}
@@ -1219,4 +1281,6 @@ class Plan:
                            for row in c[side]["rows"]})
         files = [Paths.metrics(ds, kind) for ds in datasets for kind in ("conventional", "tomogan")]
         files += [Paths.learning_curve(group).replace(".csv", "_summary.csv") for group in self.learning_curve_groups()]
+        files += [Paths.metrics(r["dataset"], f"control-{r['dose']}") for c in comparisons if c.get("control") == "positive"
+                  for r in c["b"]["rows"][:1]]
         return files + ([Paths.timing()] if any("factor" in c for c in comparisons) else [])
