@@ -16,6 +16,12 @@ gives line integrals::
 with ``D`` and ``W`` the mean dark and flat frames and ``eps`` one count, so photon-starved
 or dead pixels give a large finite value, never NaN or Inf.
 
+The acquisition is checked on the way (:mod:`simulate.acquisition`): angles in radians are converted
+to degrees, unsorted angles sorted with their projections, a 360° scan cut to the views of its
+first 180°, and a span of neither 180° nor 360°, flats not above the darks, NaN/Inf, or shapes that
+disagree are refused in one line. The projection file records ``theta_units_raw``, ``theta_span``,
+``theta_order``, ``views_kept`` and ``views_total``.
+
 :func:`read_raw` reads only the detector rows asked for (h5py slicing on axis 1, angle block
 by angle block), so a 20 GB TomoBank file is never loaded whole, and can average
 ``bin x bin`` blocks of pixels (rows and detector) on the way. Rows and detector pixels left
@@ -48,6 +54,7 @@ import h5py
 import numpy as np
 
 from .acquire import write_projections
+from .acquisition import acquisition_attrs, check_finite, check_frames, check_shapes, check_theta
 from .center import criterion_name, find_center
 from .io import read_attrs, software_versions
 from .plumbing import InputError, cli
@@ -79,21 +86,6 @@ def _read(path, ds, index, name) -> np.ndarray:
     except OSError as exc:
         reason = str(exc).split(";")[0].strip()
         raise InputError(path, f"dataset '{name}' cannot be read (truncated file?): {reason}") from None
-
-
-def _check_finite(path, arr, name, offset=0):
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        bad = int(arr.size - np.isfinite(arr).sum())
-        where = "" if not offset else f" (in projections from {offset})"
-        raise InputError(path, f"dataset '{name}' holds {bad} NaN/Inf values{where}")
-
-
-def _check_flats(path, white):
-    zero = np.flatnonzero(white.reshape(white.shape[0], -1).max(axis=1) <= 0)
-    if zero.size:
-        shown = ", ".join(map(str, zero[:5].tolist())) + (", ..." if zero.size > 5 else "")
-        raise InputError(path, f"{zero.size} of {white.shape[0]} flat fields in '/exchange/data_white' are all zero "
-                               f"(index {shown})")
 
 
 def _row_range(path, rows, n_rows: int, bin_factor: int) -> tuple[int, int]:
@@ -162,7 +154,8 @@ def read_raw(path, *, rows=None, bin_factor: int = 1):
     white : ndarray of float32, shape (n_flat, rows // bin, detector // bin)
     dark : ndarray of float32, shape (n_dark, rows // bin, detector // bin)
     theta : ndarray of float64, shape (angles,)
-        Degrees, as stored.
+        Degrees, ascending (:func:`simulate.acquisition.check_theta`: radians converted, a 360°
+        scan cut to its first 180°, the projections reordered and cut likewise).
     attrs : dict
         The file's root attributes.
 
@@ -171,8 +164,16 @@ def read_raw(path, *, rows=None, bin_factor: int = 1):
     InputError
         Missing or unreadable file, a missing dataset (named), wrong ranks, theta of the
         wrong length, no flat or dark frames, flats or darks of another detector shape, an
-        all-zero projection or flat field, NaN/Inf, or a row selection outside the detector.
+        all-zero projection or flat field, NaN/Inf, or a row selection outside the detector;
+        angles that :func:`simulate.acquisition.check_theta` refuses (fewer than 2, repeated,
+        a span of neither 180° nor 360°), flats not above the darks
+        (:func:`simulate.acquisition.check_frames`).
     """
+    return _read_checked(path, rows=rows, bin_factor=bin_factor)[:5]
+
+
+def _read_checked(path, *, rows=None, bin_factor: int = 1):
+    """:func:`read_raw`, and the acquisition ``info`` of :func:`simulate.acquisition.check_theta` last."""
     bin_factor = int(bin_factor)
     if bin_factor < 1:
         raise ValueError(f"bin_factor must be >= 1, got {bin_factor}")
@@ -187,49 +188,36 @@ def read_raw(path, *, rows=None, bin_factor: int = 1):
             ds[name] = f[name]
             if ds[name].dtype.kind not in "fiu":
                 raise InputError(path, f"dataset '{name}' has dtype {ds[name].dtype}, expected numbers")
-            want = 1 if name.endswith("theta") else 3
-            if ds[name].ndim != want:
-                raise InputError(path, f"dataset '{name}' has shape {ds[name].shape}, expected {want} dimensions")
         data_ds, white_ds, dark_ds, theta_ds = (ds[n] for n in RAW_DATASETS)
+        check_shapes(data_ds.shape, white_ds.shape, dark_ds.shape, theta_ds.shape, path=path)
         n_ang, n_rows, n_det = data_ds.shape
-        if n_ang == 0 or n_rows == 0 or n_det == 0:
-            raise InputError(path, f"'/exchange/data' is empty, shape {data_ds.shape}")
-        if theta_ds.shape[0] != n_ang:
-            raise InputError(path, f"{theta_ds.shape[0]} angles in '/exchange/theta' for {n_ang} projections")
-        for name, d, what in (("/exchange/data_white", white_ds, "flat"), ("/exchange/data_dark", dark_ds, "dark")):
-            if d.shape[0] == 0:
-                raise InputError(path, f"'{name}' is empty, shape {d.shape}: no {what} field to normalise with")
-            if d.shape[1:] != (n_rows, n_det):
-                raise InputError(path, f"'{name}' has shape {d.shape}: detector {d.shape[1:]} "
-                                       f"does not match the projections' {(n_rows, n_det)}")
         r0, r1 = _row_range(path, rows, n_rows, bin_factor)
         d1 = n_det // bin_factor * bin_factor
 
-        theta = np.asarray(_read(path, theta_ds, (), "/exchange/theta"), dtype=np.float64)
-        _check_finite(path, theta, "/exchange/theta")
-        frames = {}
-        for name, d in (("/exchange/data_white", white_ds), ("/exchange/data_dark", dark_ds)):
-            raw = _read(path, d, (slice(None), slice(r0, r1), slice(0, d1)), name)
-            _check_finite(path, raw, name)
-            if name.endswith("white"):
-                _check_flats(path, raw)
-            frames[name] = bin_frames(raw, bin_factor)
+        theta, info = check_theta(_read(path, theta_ds, (), "/exchange/theta"), path=path)
+        band = (slice(None), slice(r0, r1), slice(0, d1))
+        white, dark = (_read(path, ds[name], band, name) for name in RAW_DATASETS[1:3])
+        check_frames((n_ang, r1 - r0, d1), white, dark, theta_ds.shape, path=path)
+        white, dark = bin_frames(white, bin_factor), bin_frames(dark, bin_factor)
 
-        data = np.empty((n_ang, (r1 - r0) // bin_factor, d1 // bin_factor), dtype=np.float32)
+        slot = np.full(n_ang, -1)  # where each stored projection goes in `data`; -1: not kept
+        slot[info["views"]] = np.arange(info["views_kept"])
+        data = np.empty((info["views_kept"], (r1 - r0) // bin_factor, d1 // bin_factor), dtype=np.float32)
         step = max(1, _BLOCK_BYTES // (4 * (r1 - r0) * d1))
         zero = []
         for a0 in range(0, n_ang, step):
             a1 = min(a0 + step, n_ang)
             block = _read(path, data_ds, (slice(a0, a1), slice(r0, r1), slice(0, d1)), "/exchange/data")
-            _check_finite(path, block, "/exchange/data", a0)
+            check_finite(path, block, "/exchange/data", a0)
             zero.extend((a0 + np.flatnonzero(block.reshape(a1 - a0, -1).max(axis=1) == 0)).tolist())
-            data[a0:a1] = bin_frames(block, bin_factor)
+            to, keep = slot[a0:a1], slot[a0:a1] >= 0
+            data[to[keep]] = bin_frames(block if keep.all() else block[keep], bin_factor)
     if zero:
         shown = ", ".join(map(str, zero[:5])) + (", ..." if len(zero) > 5 else "")
         raise InputError(path, f"{len(zero)} of {n_ang} projections are all zero (index {shown})")
-    logger.info("read %s: %d angles, rows %d:%d of %d, detector %d, bin %d -> %s", path, n_ang, r0, r1,
-                n_rows, n_det, bin_factor, data.shape)
-    return data, frames["/exchange/data_white"], frames["/exchange/data_dark"], theta, attrs
+    logger.info("read %s: %d angles (%d kept), rows %d:%d of %d, detector %d, bin %d -> %s", path, n_ang,
+                info["views_kept"], r0, r1, n_rows, n_det, bin_factor, data.shape)
+    return data, white, dark, theta, attrs, info
 
 
 def normalize(data, white, dark, *, eps: float = 1.0) -> np.ndarray:
@@ -316,7 +304,9 @@ def prepare(raw_path, out_path, *, center=None, rows=None, bin_factor: int = 1, 
     -------
     dict
         The attributes written; ``center_method`` says where the centre came from:
-        ``"given"``, ``"file attribute"`` or ``"auto (<criterion>)"``.
+        ``"given"``, ``"file attribute"`` or ``"auto (<criterion>)"``; ``theta_units_raw``,
+        ``theta_span``, ``theta_order``, ``views_kept`` and ``views_total`` what the acquisition check
+        found (:func:`simulate.acquisition.acquisition_attrs`).
 
     Raises
     ------
@@ -325,7 +315,7 @@ def prepare(raw_path, out_path, *, center=None, rows=None, bin_factor: int = 1, 
         centre outside the detector (given or found), or a failed automatic search.
     """
     auto = isinstance(center, str) and center.strip().lower() == "auto"
-    data, white, dark, theta, src = read_raw(raw_path, rows=rows, bin_factor=bin_factor)
+    data, white, dark, theta, src, info = _read_checked(raw_path, rows=rows, bin_factor=bin_factor)
     n_det_raw = data.shape[-1] * bin_factor
     if auto:
         method = None
@@ -360,6 +350,7 @@ def prepare(raw_path, out_path, *, center=None, rows=None, bin_factor: int = 1, 
         "dose": "full", "dose_mode": "full", "dose_level": 1, "noise": "measured",
         "seed": src.get("seed", -1),
         "n_flat": int(white.shape[0]), "n_dark": int(dark.shape[0]),
+        **acquisition_attrs(info),
         "parent": str(raw_path),
         "versions": software_versions(),
     }
