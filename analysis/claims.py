@@ -179,7 +179,7 @@ def choose_intervals(designs: set, correlation: pd.DataFrame, *, level: float, n
                     return d.lo, d.hi
                 cache[(design, rho)] = simulate_coverage(n_a=n_a, n_b=n_b, n_slices=n_slices, paired=paired,
                                                          trained_b=trained_b and trained_a, rho=rho, level=level,
-                                                         n_sim=n_sim, n_boot=n_boot, block=block, seed=seed,
+                                                         n_sim=n_sim, seed=seed,
                                                          bootstrap=boot)
             cov = cache[(design, rho)]
             chosen = next((name for name in INTERVALS if cov[name] >= MIN_COVERAGE), INTERVALS[-1])

@@ -177,8 +177,8 @@ def _ar1(gen: np.random.Generator, shape, rho: float) -> np.ndarray:
 
 
 def simulate_coverage(*, n_a: int, n_b: int, n_slices: int, paired: bool, trained_b: bool, rho: float,
-                      level: float = 0.95, n_sim: int = 400, n_boot: int = 1000, block: int = 1,
-                      seed: int = 0, bootstrap: Optional[callable] = None) -> Dict[str, float]:
+                      level: float = 0.95, n_sim: int = 400, seed: int = 0,
+                      bootstrap: Optional[callable] = None) -> Dict[str, float]:
     """How often each interval covers a true zero difference, on data of the study's design, per scenario.
 
     Each simulated data set has two sides of ``n_a`` and ``n_b`` seed rows (``n_b = 1`` and ``trained_b`` false:
