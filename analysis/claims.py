@@ -62,14 +62,18 @@ def read_metrics(paths: Sequence) -> pd.DataFrame:
 
 
 def _select(table: pd.DataFrame, row: dict) -> pd.DataFrame:
-    sel = (table["dataset"] == row["dataset"]) & (table["dose"] == row["dose"]) & (table["method"] == row["method"])
+    """The per-slice rows of one side's row: its ``dataset`` (a name, or a list of test volumes), dose, method and
+    model."""
+    names = [row["dataset"]] if isinstance(row["dataset"], str) else list(row["dataset"])
+    sel = table["dataset"].isin(names) & (table["dose"] == row["dose"]) & (table["method"] == row["method"])
     if row.get("model") is not None:
         sel &= table["model"] == row["model"]
     return table[sel]
 
 
-def side_matrix(table: pd.DataFrame, side: dict, metric: str, slices: Optional[Sequence[int]] = None):
-    """One side's scores, shape ``(n_seeds, n_slices)``, columns in the order of ``slices`` (default: sorted union).
+def side_matrix(table: pd.DataFrame, side: dict, metric: str, slices: Optional[Sequence] = None):
+    """One side's scores, shape ``(n_seeds, n_columns)``: a column per test slice, ``(dataset, slice)``, in the order
+    of ``slices`` (default: the sorted union).
 
     Returns ``(matrix, slices)``. Raises ValueError naming the selection that has no rows, or a metric the
     table lacks.
@@ -81,10 +85,11 @@ def side_matrix(table: pd.DataFrame, side: dict, metric: str, slices: Optional[S
         sel = _select(table, row)
         if sel.empty:
             raise ValueError(f"no per-slice rows for {row}")
-        picked.append(sel.groupby("slice")[metric].mean())
+        picked.append(sel.groupby(["dataset", "slice"])[metric].mean())
     if slices is None:
         slices = sorted(set().union(*(p.index for p in picked)))
-    return np.array([p.reindex(slices).to_numpy(float) for p in picked]), list(slices)
+    index = pd.MultiIndex.from_tuples([tuple(s) for s in slices], names=["dataset", "slice"])
+    return np.array([p.reindex(index).to_numpy(float) for p in picked]), [tuple(s) for s in slices]
 
 
 def comparison_key(comp: dict, metric: str) -> str:
@@ -109,9 +114,13 @@ def _paired(comp: dict) -> bool:
     return _trained(comp["a"]) and _trained(comp["b"]) and None not in seeds[0] and seeds[0] == seeds[1]
 
 
-def _series(d: np.ndarray, slices: Sequence[int]) -> List[np.ndarray]:
-    """A per-slice difference cut into runs of consecutive slice numbers (the lag-1 pairs that are neighbours)."""
-    cuts = np.flatnonzero(np.diff(np.asarray(slices)) != 1) + 1
+def _series(d: np.ndarray, slices: Sequence) -> List[np.ndarray]:
+    """A per-slice difference cut into runs of consecutive slices of one volume (the lag-1 pairs that are
+    neighbours); ``slices`` are ``(dataset, slice)`` columns."""
+    volume = [s[0] for s in slices]
+    number = np.asarray([int(s[1]) for s in slices])
+    breaks = (np.diff(number) != 1) | (np.asarray(volume[1:]) != np.asarray(volume[:-1]))
+    cuts = np.flatnonzero(breaks) + 1
     return [x for x in np.split(d, cuts) if x.size]
 
 
@@ -128,8 +137,16 @@ class _Comparison:
     trained_b: bool
 
     @property
+    def volumes(self) -> List[str]:
+        """The test volume of each column."""
+        return [s[0] for s in self.slices]
+
+    @property
     def design(self) -> tuple:
-        return (self.a.shape[0], self.b.shape[0], self.a.shape[1], self.paired, self.trained_a, self.trained_b)
+        """What the coverage simulation needs: seeds per side, slices per volume, pairing, training, volumes."""
+        n_volumes = len(set(self.volumes))
+        return (self.a.shape[0], self.b.shape[0], self.a.shape[1] // n_volumes, self.paired, self.trained_a,
+                self.trained_b, n_volumes)
 
     @property
     def seed_spread_unknown(self) -> bool:
@@ -169,7 +186,7 @@ def choose_intervals(designs: set, correlation: pd.DataFrame, *, level: float, n
     ``covers`` is false)."""
     rows, cache = [], {}
     for design in sorted(designs):
-        n_a, n_b, n_slices, paired, trained_a, trained_b = design
+        n_a, n_b, n_slices, paired, trained_a, trained_b, n_volumes = design
         for rec in correlation.itertuples():
             rho = 0.0 if not np.isfinite(rec.rho) else round(float(rec.rho) * 20) / 20  # simulated per 0.05
             block = correlation_length(rho)
@@ -179,12 +196,13 @@ def choose_intervals(designs: set, correlation: pd.DataFrame, *, level: float, n
                     return d.lo, d.hi
                 cache[(design, rho)] = simulate_coverage(n_a=n_a, n_b=n_b, n_slices=n_slices, paired=paired,
                                                          trained_b=trained_b and trained_a, rho=rho, level=level,
-                                                         n_sim=n_sim, seed=seed,
+                                                         n_sim=n_sim, seed=seed, n_volumes=n_volumes,
                                                          bootstrap=boot)
             cov = cache[(design, rho)]
             chosen = next((name for name in INTERVALS if cov[name] >= MIN_COVERAGE), INTERVALS[-1])
             rows.append({"metric": rec.metric, "design": json.dumps(design), "n_seeds_a": n_a, "n_seeds_b": n_b,
-                         "n_slices": n_slices, "paired": paired, "trained_a": trained_a, "trained_b": trained_b,
+                         "n_slices": n_slices, "n_volumes": n_volumes, "paired": paired, "trained_a": trained_a,
+                         "trained_b": trained_b,
                          "rho": rho, "block": block,
                          **{f"coverage_{name}": cov[name] for name in INTERVALS}, "interval": chosen,
                          "covers": cov[chosen] >= MIN_COVERAGE, "simulations": n_sim})
@@ -202,7 +220,7 @@ def interval(c: _Comparison, *, method: str, level: float, rho: float, block: in
         return {"effect": float(c.a.mean() - c.b.mean()), "lo": -np.inf, "hi": np.inf, "mc_lo": 0.0, "mc_hi": 0.0,
                 "df": 0.0}
     t = t_interval(c.a, c.b, level=level, rho=rho, paired=c.paired, trained_a=c.trained_a, trained_b=c.trained_b,
-                   conservative=method == "t-conservative")
+                   conservative=method == "t-conservative", volumes=c.volumes)
     return {"effect": t["effect"], "lo": t["lo"], "hi": t["hi"], "mc_lo": 0.0, "mc_hi": 0.0, "df": t["df"]}
 
 
@@ -259,7 +277,7 @@ def judge_comparisons(comparisons: List[dict], table: pd.DataFrame, *, margins: 
     for comp in comparisons:
         base = {k: comp[k] for k in ("claim", "text", "kind", "part")}
         base.update(role="control" if comp.get("control") else "claim", question=comp.get("question", ""),
-                    control=comp.get("control") or "")
+                    control=comp.get("control") or "", group=comp.get("group", ""))
         if "factor" in comp:
             continue
         if "a" not in comp:
@@ -294,7 +312,8 @@ def judge_comparisons(comparisons: List[dict], table: pd.DataFrame, *, margins: 
                              effect=r["effect"], lo=r["lo"], hi=r["hi"], mc_lo=r["mc_lo"], mc_hi=r["mc_hi"],
                              margin=margin, verdict=label, holds=holds, why=why, interval=pick["interval"],
                              df=r["df"], paired=c.paired, n_seeds_a=c.a.shape[0], n_seeds_b=c.b.shape[0],
-                             n_slices=c.a.shape[1], comparisons_k=k, level=lvl, correction=f"Bonferroni, k = {k}"))
+                             n_slices=c.a.shape[1], n_volumes=len(set(c.volumes)), comparisons_k=k, level=lvl,
+                             correction=f"Bonferroni, k = {k}"))
     return rows
 
 
@@ -391,12 +410,13 @@ def _fmt(x, digits=3):
 
 
 def training_line(training: dict) -> str:
-    """How the compared models were trained, in one sentence (``training``: ``max_iter``, ``mse_warmup``, ``seeds``).
+    """How the compared models were trained, in one sentence (``training``: ``max_iter``, ``mse_warmup``, ``seeds``,
+    and ``ablation``, the ablation's question where its runs are trained apart).
 
     >>> training_line({"max_iter": 375, "mse_warmup": 300, "seeds": [0, 1, 2]})
     'Trained models: 375 steps each, the first 300 with pixel MSE alone (a warm start), 3 seeds.'
-    >>> training_line({"max_iter": 8000, "mse_warmup": 0, "seeds": [0]})
-    'Trained models: 8000 steps each, 1 seed.'
+    >>> training_line({"max_iter": 8000, "mse_warmup": 0, "seeds": [0], "ablation": "compute-matched: 90 CPU-s"})
+    'Trained models: 8000 steps each, 1 seed. The ablation: compute-matched: 90 CPU-s.'
     """
     if not training:
         return ""
@@ -404,15 +424,16 @@ def training_line(training: dict) -> str:
     seeds = len(training.get("seeds", [])) or 1
     return (f"Trained models: {int(training['max_iter'])} steps each"
             + (f", the first {warm} with pixel MSE alone (a warm start)" if warm else "")
-            + f", {seeds} seed{'s' if seeds > 1 else ''}.")
+            + f", {seeds} seed{'s' if seeds > 1 else ''}."
+            + (f" The ablation: {training['ablation']}." if training.get("ablation") else ""))
 
 
-RULE = ("Each comparison is a paired difference a - b on the same test slices of one test volume, oriented so that a "
+RULE = ("Each comparison is a paired difference a - b on the same test slices of its test volumes, oriented so that a "
         "positive effect is the direction the claim states. Its interval is the one whose coverage, simulated for "
-        "this design (seeds per side, paired seeds, slices) at the slice correlation measured below, reaches "
+        "this design (seeds per side, paired seeds, slices, volumes) at the slice correlation measured below, reaches "
         f"{MIN_COVERAGE:g}, narrowest first: the block bootstrap over seeds, then slices (with each bound's "
-        "Monte-Carlo error); a t interval over seeds and the effective number of slices; the same with its degrees "
-        "of freedom capped (analysis/intervals.py). A claim of k "
+        "Monte-Carlo error); a t interval over seeds and the test volumes (or, on one volume, the effective number "
+        "of slices); the same with its degrees of freedom capped (analysis/intervals.py). A claim of k "
         "comparisons reads each at the Bonferroni-corrected level 1 - 0.05 / k. Verdict: *supported* if the whole "
         "interval lies above the margin, *contradicted* if below minus the margin, *equivalent* if inside plus or "
         "minus the margin, *inconclusive* otherwise, or when a bound lies within its Monte-Carlo error of a margin; "
@@ -466,7 +487,8 @@ def _comparisons_table(grp: pd.DataFrame) -> str:
         "margin": [_fmt(m) for m in col("margin")], "verdict": grp["verdict"],
         "seeds (a, b)": [f"{int(x)}, {int(y)}" + (" paired" if p is True else "") if np.isfinite([x, y]).all() else ""
                          for x, y, p in zip(col("n_seeds_a"), col("n_seeds_b"), col("paired"))],
-        "slices": [str(int(v)) if np.isfinite(v) else "" for v in col("n_slices")]}).to_markdown(index=False)
+        "slices (all volumes)": [str(int(v)) if np.isfinite(v) else "" for v in col("n_slices")],
+        "volumes": [str(int(v)) if np.isfinite(v) else "" for v in col("n_volumes")]}).to_markdown(index=False)
 
 
 def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "", learning=None,
@@ -502,13 +524,15 @@ def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "", learn
         text += [training_line(training), ""]
     if learning is not None and len(learning):
         text += ["**Trained long enough to tell?** The ablation's runs ranked by validation metric (mean over "
-                 "seeds) at each validated step (analysis/learning_curve.py): the final ranking, the validations "
-                 "inside the judged stretch (the last quarter of training after any warm start), and `state`: "
+                 "seeds) at each validation (analysis/learning_curve.py; `axis`: against steps, or, compute-matched, "
+                 "against CPU-seconds), the steps and CPU-seconds each got (`training`), the final ranking, the "
+                 "validations inside the judged stretch (the last quarter of training after any warm start), and "
+                 "`state`: "
                  "*settled* when every pair of runs stayed in order (>) or within the margin (~) over that stretch, "
                  "*unsettled* when a pair crossed (?), *insufficient* with fewer than "
                  f"{MIN_VALIDATIONS} validations there. A claim on runs not settled is *not tested at this budget*.",
-                 "", learning[[c for c in ("group", "metric", "final_ranking", "n_judged", "state", "last_step",
-                                           "pairs") if c in learning]].to_markdown(index=False), ""]
+                 "", learning[[c for c in ("group", "metric", "axis", "training", "final_ranking", "n_judged",
+                                           "state", "last_step", "pairs") if c in learning]].to_markdown(index=False), ""]
     claims = summary[~summary["claim"].str.startswith("control-")]
     if len(claims):
         prim = claims[claims["role"].isin(["primary", ""]) | (claims["metric"] == "speedup")]
@@ -585,6 +609,10 @@ def main(argv=None):
     frame = pd.DataFrame(rows).assign(config_hash=spec.get("config_hash", ""),
                                       **{k: training[k] for k in ("max_iter", "mse_warmup") if k in training})
     frame = frame.sort_values("claim", key=lambda s: s.map(order), kind="stable")
+    if learning is not None and "training" in learning and "group" in frame:  # what each compared run was given
+        frame["training"] = frame["group"].map(dict(zip(learning["group"], learning["training"])))
+    if training.get("ablation") and "group" in frame:  # the ablation's runs were not trained by the main budget
+        frame.loc[frame["group"].fillna("") != "", [k for k in ("max_iter", "mse_warmup") if k in frame]] = np.nan
     out = Path(args.out)
     correlation, coverage = extras.get("correlation"), extras.get("coverage")
     for name, part in (("correlation", correlation), ("coverage", coverage)):

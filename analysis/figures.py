@@ -391,16 +391,23 @@ def claims_forest(claims_csv, out, *, caveat: str = "", title: str = "") -> None
 
 def training_curves(logs: Sequence[Tuple[str, Sequence[str]]], out, *, title: str = "") -> None:
     """Generator MSE and validation SSIM against step: one line per run (the mean over its seeds' logs) and a
-    band from the lowest to the highest seed, so that the spread between trainings shows."""
+    band from the lowest to the highest seed, so that the spread between trainings shows. Runs trained on a CPU
+    budget (every log with ``budget_mark``) are drawn against CPU-seconds instead: the marks they validated at."""
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.6))
     styles = ["-", "--", ":", "-."]
+    every = [read_table(p, what="training log", need=("step",))
+             for _, paths in logs for p in ([paths] if isinstance(paths, str) else paths)]
+    budget = all("budget_mark" in df and df["budget_mark"].notna().any() for df in every)
     for i, (label, paths) in enumerate(logs):
         paths = [paths] if isinstance(paths, str) else list(paths)
         frames = [read_table(p, what="training log", need=("step",)) for p in paths]
         style = dict(ls=styles[i % len(styles)], color=plt.cm.gray(0.8 * (i % 5) / 5), lw=1.1)
         label = f"{label} ({len(frames)} seeds)" if len(frames) > 1 else label
+        # on a budget: the losses at the CPU-seconds they were logged at, the validations at the budget's marks
+        x_of = {"mse": "cpu_s", "val_ssim": "budget_mark"} if budget else {"mse": "step", "val_ssim": "step"}
         for ax, column, kw in ((a1, "mse", {}), (a2, "val_ssim", dict(marker="o", ms=2.5))):
-            series = [df.dropna(subset=[column]).set_index("step")[column] for df in frames if column in df]
+            series = [df.dropna(subset=[column, x_of[column]]).groupby(x_of[column])[column].mean()
+                      for df in frames if column in df]
             if not series:
                 continue
             table = pd.concat(series, axis=1)
@@ -409,8 +416,9 @@ def training_curves(logs: Sequence[Tuple[str, Sequence[str]]], out, *, title: st
                 ax.fill_between(table.index, table.min(axis=1), table.max(axis=1), color=style["color"], alpha=0.2,
                                 lw=0)
     a1.set_yscale("log")
-    a1.set_xlabel("step"), a1.set_ylabel("training MSE (network units)")
-    a2.set_xlabel("step"), a2.set_ylabel("validation SSIM (field of view)")
+    xlabel = "CPU-seconds of training steps" if budget else "step"
+    a1.set_xlabel(xlabel), a1.set_ylabel("training MSE (network units)")
+    a2.set_xlabel(xlabel), a2.set_ylabel("validation SSIM (field of view)")
     a2.legend(fontsize=6, ncol=2)
     if title:
         fig.suptitle(title, fontsize=10)

@@ -7,9 +7,11 @@ the correlation reaches, and builds the two intervals :mod:`analysis.claims` cho
 - the paired, hierarchical bootstrap of :func:`analysis.verdicts.bootstrap_difference`, with slices resampled in
   blocks as long as the correlation length (its bounds carry a Monte-Carlo error, :func:`quantile_mc_error`);
 - a t interval (:func:`t_interval`): the variance of the effect is the seeds' part (per-seed differences where the
-  seeds are paired, else each trained side's seed means, pooled where both are trained) plus the slices' part
-  (per-slice differences over an effective number of slices from the correlation), with Welch-Satterthwaite's
-  degrees of freedom, or (``t-conservative``) those capped at the fewest of any part that carries weight.
+  seeds are paired, else each trained side's seed means, pooled where both are trained) plus the test data's part:
+  on one volume, the per-slice differences over an effective number of slices from the correlation; on several
+  test volumes, the larger of the spread of the volumes' mean differences (which holds the variation between
+  volumes) and the slices' part pooled within volumes; with Welch-Satterthwaite's degrees of freedom, or
+  (``t-conservative``) those capped at the fewest of any part that carries weight.
 
 :func:`simulate_coverage` draws data of the study's own design (seeds per side, pairing, slices, correlation as
 measured) under a known zero effect and counts how often each interval covers it; the claims use the first of
@@ -30,7 +32,9 @@ __all__ = ["MIN_COVERAGE", "INTERVALS", "lag_correlation", "correlation_length",
 
 MIN_COVERAGE = 0.93  # an interval is used only where simulation shows it covers at least this often (nominal 0.95)
 INTERVALS = ("bootstrap", "t", "t-conservative")  # narrowest first: the first that covers is used
-SCENARIOS = {"seeds dominate": (1.0, 0.25), "balanced": (1.0, 1.0), "slices dominate": (0.25, 1.0)}  # (seed, slice)
+# (seed, slice, volume) spreads of the simulated scores; the volume part only where a design has several volumes
+SCENARIOS = {"seeds dominate": (1.0, 0.25, 0.25), "balanced": (1.0, 1.0, 1.0), "slices dominate": (0.25, 1.0, 0.25),
+             "volumes dominate": (0.25, 0.25, 1.0)}
 
 
 def lag_correlation(series: Iterable[np.ndarray], lag: int = 1) -> float:
@@ -110,7 +114,7 @@ def quantile_mc_error(replicates: np.ndarray, q: float) -> float:
 
 
 def t_interval(a, b, *, level: float, rho: float, paired: bool, trained_a: bool = True,
-               trained_b: bool = True, conservative: bool = False) -> Dict[str, float]:
+               trained_b: bool = True, conservative: bool = False, volumes=None) -> Dict[str, float]:
     """A t interval for ``mean(a) - mean(b)`` (matrices ``(seeds, slices)`` on the same slices, no NaN).
 
     Variance of the effect = seeds' part + slices' part:
@@ -120,7 +124,12 @@ def t_interval(a, b, *, level: float, rho: float, paired: bool, trained_a: bool 
       over both sides when both are trained (one architecture, one recipe: one seed-to-seed spread). A side with one
       row that is not trained (FBP, a tuned classical method) adds nothing;
     - slices: the variance of the per-slice differences (means over seeds), corrected for the correlation of
-      neighbours, over the effective number of slices (:func:`effective_slices`).
+      neighbours, over the effective number of slices (:func:`effective_slices`);
+    - with ``volumes`` (a label per column) naming two or more test volumes, the test data's part is the larger of
+      the variance of the volumes' mean differences over their number ``V`` (``V - 1`` degrees of freedom: it holds
+      the variation between volumes, and the slices' noise within them) and the slices' part pooled within the
+      volumes. Volumes of one phantom family are exchangeable draws; an interval over them speaks for the family,
+      one over one volume's slices only for that volume.
 
     Degrees of freedom by Welch-Satterthwaite; ``conservative`` caps them at the fewest of any part that carries at
     least 5 % of the variance (with one or two degrees of freedom in a part, Welch-Satterthwaite under-covers). Returns ``effect``, ``lo``, ``hi``, ``df``, ``se``, ``n_eff``.
@@ -147,13 +156,16 @@ def t_interval(a, b, *, level: float, rho: float, paired: bool, trained_a: bool 
             for m, s in sides:
                 if s > 1:
                     parts.append((m.var(ddof=1) / s, s - 1))
-    if n > 1:
-        d = a.mean(axis=0) - b.mean(axis=0)
-        n_eff = effective_slices(n, rho)
-        s2 = d.var(ddof=1) * (n - 1) / max(n - n / n_eff, 1.0)  # a correlated series' variance is biased low
-        parts.append((s2 / n_eff, max(n_eff - 1.0, 1.0)))
-    else:
-        n_eff = 1.0
+    d = a.mean(axis=0) - b.mean(axis=0)
+    labels = np.zeros(n, dtype=int) if volumes is None else np.unique(np.asarray(volumes), return_inverse=True)[1]
+    groups = [d[labels == v] for v in range(labels.max() + 1)]
+    within, n_eff = _within_volumes(groups, rho)
+    if len(groups) > 1:
+        means = np.array([g.mean() for g in groups])
+        between = (means.var(ddof=1) / means.size, means.size - 1.0)
+        parts.append(between if within is None or between[0] >= within[0] else within)
+    elif within is not None:
+        parts.append(within)
     var = sum(v for v, _ in parts)
     if var <= 0:
         return {"effect": effect, "lo": effect, "hi": effect, "df": float("inf"), "se": 0.0, "n_eff": n_eff}
@@ -163,6 +175,26 @@ def t_interval(a, b, *, level: float, rho: float, paired: bool, trained_a: bool 
     half = float(stats.t.ppf(0.5 + level / 2.0, df)) * math.sqrt(var)
     return {"effect": effect, "lo": effect - half, "hi": effect + half, "df": float(df), "se": math.sqrt(var),
             "n_eff": n_eff}
+
+
+def _within_volumes(groups, rho: float):
+    """The slices' part of the effect's variance, pooled over the volumes' per-slice differences: (variance of the
+    mean, degrees of freedom), or None when no volume has two slices; and the effective slices per volume."""
+    ss = df = 0.0
+    count, n_eff = 0, 1.0
+    for d in groups:
+        n = d.size
+        if n < 2:
+            continue
+        n_eff = effective_slices(n, rho)
+        s2 = d.var(ddof=1) * (n - 1) / max(n - n / n_eff, 1.0)  # a correlated series' variance is biased low
+        ss += s2 * max(n_eff - 1.0, 1.0)
+        df += max(n_eff - 1.0, 1.0)
+        count += 1
+    if not count:
+        return None, n_eff
+    pooled = ss / df
+    return (pooled / (n_eff * len(groups)), df), n_eff  # the mean over every volume's effective slices
 
 
 def _ar1(gen: np.random.Generator, shape, rho: float) -> np.ndarray:
@@ -177,14 +209,16 @@ def _ar1(gen: np.random.Generator, shape, rho: float) -> np.ndarray:
 
 
 def simulate_coverage(*, n_a: int, n_b: int, n_slices: int, paired: bool, trained_b: bool, rho: float,
-                      level: float = 0.95, n_sim: int = 400, seed: int = 0,
+                      level: float = 0.95, n_sim: int = 400, seed: int = 0, n_volumes: int = 1,
                       bootstrap: Optional[callable] = None) -> Dict[str, float]:
-    """How often each interval covers a true zero difference, on data of the study's design, per scenario.
+    """How often each interval covers the true difference, on data of the study's design, per scenario.
 
     Each simulated data set has two sides of ``n_a`` and ``n_b`` seed rows (``n_b = 1`` and ``trained_b`` false:
-    a method without training) on ``n_slices`` slices, scores = seed effect + slice effect (AR(1) along the
-    slices with ``rho``, shared by both sides, plus an independent part per side) + noise. Paired seeds share
-    half their seed effect. The scenarios of :data:`SCENARIOS` weight seed against slice variation.
+    a method without training) on ``n_volumes`` test volumes of ``n_slices`` slices each; scores = seed effect +
+    slice effect (AR(1) along each volume's slices with ``rho``, shared by both sides, plus an independent part per
+    side) + noise, and with several volumes a volume effect on the difference (one volume favours a side more than
+    another: the true difference is the family's, zero). Paired seeds share half their seed effect. The scenarios
+    of :data:`SCENARIOS` weight seed against slice (and volume) variation.
 
     ``bootstrap``: ``(a, b, level, rng) -> (lo, hi)``; without it only the t intervals are simulated. Returns the
     lowest coverage over the scenarios for ``t``, ``t-conservative`` (and ``bootstrap``), each with the scenario
@@ -192,20 +226,28 @@ def simulate_coverage(*, n_a: int, n_b: int, n_slices: int, paired: bool, traine
     """
     gen = np.random.default_rng(seed)
     worst: Dict[str, float] = {}
-    for name, (sd_seed, sd_slice) in SCENARIOS.items():
+    volumes = np.repeat(np.arange(n_volumes), n_slices)
+    scenarios = {k: v for k, v in SCENARIOS.items() if n_volumes > 1 or k != "volumes dominate"}
+    for name, (sd_seed, sd_slice, sd_volume) in scenarios.items():
         hits = {"t": 0, "t-conservative": 0, "bootstrap": 0}
         for _ in range(n_sim):
-            shared = _ar1(gen, (n_slices,), rho) * sd_slice
+            shape = (n_volumes, n_slices)
+            shared = (_ar1(gen, shape, rho) * sd_slice).ravel()
+            if n_volumes > 1:
+                shared = shared + np.repeat(gen.standard_normal(n_volumes) * sd_volume, n_slices) / 2.0
             common = gen.standard_normal(max(n_a, n_b)) * sd_seed / math.sqrt(2.0)
             seeds_a = gen.standard_normal(n_a) * sd_seed / (math.sqrt(2.0) if paired else 1.0)
-            a = shared + _ar1(gen, (n_a, n_slices), rho) * 0.5 * sd_slice + 0.2 * gen.standard_normal((n_a, n_slices))
+            a = shared + _side_noise(gen, n_a, shape, rho, sd_slice)
             a += (seeds_a + (common[:n_a] if paired else 0.0))[:, None]
-            b = shared + _ar1(gen, (n_b, n_slices), rho) * 0.5 * sd_slice + 0.2 * gen.standard_normal((n_b, n_slices))
+            b = shared + _side_noise(gen, n_b, shape, rho, sd_slice)
+            if n_volumes > 1:  # what each volume adds to the difference: the variation between volumes
+                b += np.repeat(gen.standard_normal(n_volumes) * sd_volume, n_slices)[None, :]
             if trained_b:
                 seeds_b = gen.standard_normal(n_b) * sd_seed / (math.sqrt(2.0) if paired else 1.0)
                 b += (seeds_b + (common[:n_b] if paired else 0.0))[:, None]
             for key, cons in (("t", False), ("t-conservative", True)):
-                t = t_interval(a, b, level=level, rho=rho, paired=paired, trained_b=trained_b, conservative=cons)
+                t = t_interval(a, b, level=level, rho=rho, paired=paired, trained_b=trained_b, conservative=cons,
+                               volumes=volumes)
                 hits[key] += t["lo"] <= 0.0 <= t["hi"]
             if bootstrap is not None:
                 lo, hi = bootstrap(a, b, level, gen)
@@ -215,3 +257,10 @@ def simulate_coverage(*, n_a: int, n_b: int, n_slices: int, paired: bool, traine
             if cov < worst.get(key, 2.0):
                 worst[key], worst[f"{key}_scenario"] = cov, name
     return worst
+
+
+def _side_noise(gen: np.random.Generator, rows: int, shape, rho: float, sd_slice: float) -> np.ndarray:
+    """One side's own part: AR(1) along each volume's slices (half the slice spread) plus white noise."""
+    n_volumes, n_slices = shape
+    return (_ar1(gen, (rows, n_volumes, n_slices), rho) * 0.5 * sd_slice).reshape(rows, -1) \
+        + 0.2 * gen.standard_normal((rows, n_volumes * n_slices))

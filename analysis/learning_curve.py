@@ -17,6 +17,11 @@ comparison group (the ablation's loss sets at one depth, or its depths), every s
   *settled*; ``settled`` is true only for the last. The claims call a comparison of runs not settled *not tested
   at this budget*.
 
+A compute-matched group (every run with ``cpu_budget_s``: each trained for the same CPU-seconds, validated at the
+same marks of that budget) is read against CPU-seconds instead of steps (the logs' ``budget_mark``): ``step`` in the
+tables below then means the mark, and the summary's ``axis`` says which. The summary's ``training`` gives each run's
+median steps and CPU-seconds over its seeds, so that a compute-matched comparison shows what each side got.
+
 With a warm start (``tomogan.train.mse_warmup``: every run of the group trains with pixel MSE alone up to that
 step, then with its own loss terms) the runs differ only after it, so "training" above means the steps after the
 warm start: the last ``fraction`` of those is the stretch judged, and the curves are smoothed from there on.
@@ -48,7 +53,7 @@ import pandas as pd
 from simulate.io import read_table
 from simulate.plumbing import InputError, cli, write_csv
 
-__all__ = ["curves", "stretch_start", "ranking_stability", "pairs_settled", "format_pairs", "main"]
+__all__ = ["curves", "training_spent", "stretch_start", "ranking_stability", "pairs_settled", "format_pairs", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +63,8 @@ MARGIN = 0.01           # validation SSIM: closer than this, two runs are equiva
 MIN_VALIDATIONS = 4     # fewer validations inside the judged stretch cannot show a ranking holding: "insufficient"
 
 
-def curves(logs: Dict[str, pd.DataFrame], runs: pd.DataFrame, metric: str = "val_ssim") -> pd.DataFrame:
+def curves(logs: Dict[str, pd.DataFrame], runs: pd.DataFrame, metric: str = "val_ssim",
+           axis: str = "step") -> pd.DataFrame:
     """Validation curves of each base run over its seeds.
 
     Parameters
@@ -66,10 +72,11 @@ def curves(logs: Dict[str, pd.DataFrame], runs: pd.DataFrame, metric: str = "val
     logs : dict of run name -> its log.csv as a DataFrame
     runs : DataFrame with columns ``run`` and ``base`` (the plan's run table)
     metric : a validation column of the logs (``val_ssim`` or ``val_psnr``)
+    axis : the logs' column the curves are aligned on: ``step``, or ``budget_mark`` (CPU-seconds of a budget)
 
     Returns
     -------
-    DataFrame with columns ``step``, ``base``, ``mean``, ``lo``, ``hi``, ``n_seeds``, ``rank`` (1 = best at that
+    DataFrame with columns ``step`` (the ``axis`` value), ``base``, ``mean``, ``lo``, ``hi``, ``n_seeds``, ``rank`` (1 = best at that
     step, by the mean; only steps every run was validated at).
 
     Examples
@@ -85,9 +92,11 @@ def curves(logs: Dict[str, pd.DataFrame], runs: pd.DataFrame, metric: str = "val
     for name, log in logs.items():
         if name not in base_of:
             raise ValueError(f"run '{name}' is not in the run table")
-        if metric not in log:
-            raise ValueError(f"the log of '{name}' has no column '{metric}'")
-        val = log.dropna(subset=[metric])[["step", metric]].assign(base=base_of[name], run=name)
+        for column in (metric, axis):
+            if column not in log:
+                raise ValueError(f"the log of '{name}' has no column '{column}'")
+        val = log.dropna(subset=[metric, axis])[[axis, metric]].rename(columns={axis: "step"})
+        val = val.assign(base=base_of[name], run=name)
         parts.append(val)
     table = pd.concat(parts, ignore_index=True)
     grouped = table.groupby(["step", "base"])[metric].agg(mean="mean", lo="min", hi="max", n_seeds="count")
@@ -190,6 +199,24 @@ def state(pairs: list, n_judged: int, min_validations: int = MIN_VALIDATIONS) ->
 SIGNS = {"ordered": ">", "equivalent": "~", "unsettled": "?"}  # how the summary writes each pair's state
 
 
+def training_spent(logs: Dict[str, pd.DataFrame], runs: pd.DataFrame) -> str:
+    """Each run's median steps and CPU-seconds over its seeds (the last row of each log), as the summary's text.
+
+    >>> logs = {"a-s0": pd.DataFrame({"step": [10, 20], "cpu_s": [1.0, 2.1]}),
+    ...         "a-s1": pd.DataFrame({"step": [10, 22], "cpu_s": [1.0, 2.3]})}
+    >>> training_spent(logs, pd.DataFrame({"run": ["a-s0", "a-s1"], "base": ["a", "a"]}))
+    'a: 21 steps, 2.2 CPU-s'
+    """
+    base_of = dict(zip(runs["run"], runs["base"]))
+    last = pd.DataFrame([{"base": base_of[name], "steps": log["step"].iloc[-1],
+                          "cpu_s": log["cpu_s"].iloc[-1] if "cpu_s" in log else float("nan")}
+                         for name, log in logs.items() if len(log)])
+    if last.empty:
+        return ""
+    med = last.groupby("base")[["steps", "cpu_s"]].median()
+    return "; ".join(f"{base}: {row.steps:.0f} steps, {row.cpu_s:.1f} CPU-s" for base, row in med.iterrows())
+
+
 def format_pairs(pairs: list) -> str:
     """The summary's ``pairs`` text of :func:`pairs_settled`'s result.
 
@@ -215,9 +242,11 @@ def main(argv=None):
     except ValueError as exc:
         raise InputError("--runs", f"not JSON: {exc}") from None
     logs = {Path(path).parent.name: read_table(path, what="training log", need=("step",)) for path in args.logs}
-    start = int(runs["mse_warmup"].fillna(0).max()) if "mse_warmup" in runs else 0  # one warm start per group
+    budget = "cpu_budget_s" in runs and bool((runs["cpu_budget_s"].fillna(0) > 0).all())
+    axis = "budget_mark" if budget else "step"  # a compute-matched group is compared at equal CPU-seconds
+    start = 0 if budget else int(runs["mse_warmup"].fillna(0).max()) if "mse_warmup" in runs else 0  # one warm start
     try:
-        table = curves(logs, runs, args.metric)
+        table = curves(logs, runs, args.metric, axis)
         summary = ranking_stability(table, fraction=args.fraction, start=start)
         pairs = pairs_settled(table, fraction=args.fraction, window=args.window, margin=args.margin, start=start)
     except ValueError as exc:
@@ -228,7 +257,8 @@ def main(argv=None):
     write_csv(pd.DataFrame([dict(summary, settled=verdict == "settled", state=verdict, n_judged=n_judged,
                                  pairs=format_pairs(pairs),
                                  metric=args.metric, fraction=args.fraction, window=args.window, margin=args.margin,
-                                 warm_start=start,
+                                 warm_start=start, axis="CPU-seconds" if budget else "steps",
+                                 training=training_spent(logs, runs),
                                  runs=" ".join(sorted(set(table["base"]))))]),
               out.with_name(out.stem + "_summary.csv"))
     logger.info("%s: %s, stable since step %d of %d (%s)", args.metric, summary["final_ranking"],

@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List
 
-from tomogan_core.study import RELEASE, Paths, run_name
+from tomogan_core.study import RELEASE, Paths
 
 __all__ = ["FigureSpec", "plan_figures"]
 
@@ -81,10 +81,10 @@ def plan_figures(plan) -> Dict[str, FigureSpec]:
         base = plan.main_run(ab["split"], ab["dose"], where="tomogan.ablation")
         ds, dose = base.test[0], base.dose
         for name, members, bar_title in (
-                ("fig_depth", [(f"d = {d}", first(run_name(ab["split"], dose, d, "all"))) for d in ab.get("depths", [])],
+                ("fig_depth", [(f"d = {d}", first(plan.ablation_base(depth=d))) for d in ab.get("depths", [])],
                  "SSIM against depth d"),
-                ("fig_loss_terms", [(ls, first(run_name(ab["split"], dose, plan.depth, ls)))
-                                    for ls in ab.get("loss_sets", [])], "SSIM per loss set")):
+                ("fig_loss_terms", [(ls, first(plan.ablation_base(loss_set=ls))) for ls in ab.get("loss_sets", [])],
+                 "SSIM per loss set")):
             panels = [("reference", plan.reference(ds)), ("FBP", Paths.recon(ds, dose, "fbp"))]
             panels += [(label, Paths.enhanced(ds, dose, run)) for label, run in members]
             figs[name] = _grid([(f"{ds} {plan.dose_label(dose)}", panels)], _metrics([ds]), bars=bar_title)
@@ -152,12 +152,16 @@ def plan_figures(plan) -> Dict[str, FigureSpec]:
     # 9b. the learning curves of the ablation's groups (loss sets, depths): were they trained long enough to tell?
     groups = plan.learning_curve_groups()
     if groups:
-        bases = {}
+        bases, budget = {}, False
         for runs_ in groups.values():
             for r in runs_:
-                bases.setdefault(r.base, []).append(Paths.train_log(r.name))
+                logs = bases.setdefault(r.base, [])  # a run in both groups (d3, all terms) is drawn once
+                if Paths.train_log(r.name) not in logs:
+                    logs.append(Paths.train_log(r.name))
+                budget = budget or bool(r.settings.get("cpu_budget_s"))
+        axis = "CPU-seconds (compute-matched)" if budget else "steps"
         spec = FigureSpec("curves", {"logs": [{"label": b, "paths": p} for b, p in bases.items()],
-                                     "title": "Ablation: validation against training steps (band: seeds)"})
+                                     "title": f"Ablation: validation against training {axis} (band: seeds)"})
         spec.uses(*[p for paths in bases.values() for p in paths])
         figs["fig_learning_curve"] = spec
 

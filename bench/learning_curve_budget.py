@@ -63,9 +63,10 @@ def _snakemake(workdir: Path, name: str, *, log) -> subprocess.Popen:
 def loss_set(base: str) -> str:
     """The loss set a run is named by (its name's longest known ending), else the name itself.
 
-    >>> loss_set("foam-sparse-8-d3-mse-adv"), loss_set("foam-sparse-8-d3-mse"), loss_set("other")
+    >>> loss_set("foam-sparse-8-d3-mse-adv"), loss_set("foam-sparse-8-d3-mse-ablation"), loss_set("other")
     ('mse-adv', 'mse', 'other')
     """
+    base = base.removesuffix("-" + study.ABLATION_TAG)
     ends = [s for s in LOSS_SETS if base.endswith("-" + s)]
     return max(ends, key=len) if ends else base
 
@@ -235,7 +236,8 @@ def read_experiment(name: str, results: Path):
         if path.is_file():
             seconds[run] = float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
     file = EXPERIMENTS / f"{name}.yaml"
-    settings = (yaml.safe_load(file.read_text()) or {}).get("tomogan", {}).get("train", {}) if file.is_file() else {}
+    tg = (yaml.safe_load(file.read_text()) or {}).get("tomogan", {}) if file.is_file() else {}
+    settings = dict(tg.get("train") or {}, **(tg.get("ablation") or {}).get("train", {}))  # the ablation's own last
     return curves, complete_summary(summary, curves, int(settings.get("mse_warmup", 0))), logs, seconds
 
 

@@ -28,14 +28,15 @@ def _per_slice(plan, shift):
     for comp in plan.claim_comparisons():
         for side in ("a", "b"):
             for sel in comp.get(side, {}).get("rows", []):
-                key = (sel["dataset"], sel["dose"], sel["method"], sel["model"] or "")
-                if key in seen:
-                    continue
-                seen.add(key)
-                for j in range(6):
-                    v = 0.6 + shift(sel) + slice_effect[j] + rng.normal(0, 0.0005)
-                    rows.append({"dataset": key[0], "dose": key[1], "method": key[2], "model": key[3], "slice": j,
-                                 "ssim": v, "ssim_object": v, "psnr": 20 + 10 * v})
+                for ds in [sel["dataset"]] if isinstance(sel["dataset"], str) else sel["dataset"]:
+                    key = (ds, sel["dose"], sel["method"], sel["model"] or "")
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                    for j in range(6):
+                        v = 0.6 + shift(sel) + slice_effect[j] + rng.normal(0, 0.0005)
+                        rows.append({"dataset": key[0], "dose": key[1], "method": key[2], "model": key[3], "slice": j,
+                                     "ssim": v, "ssim_object": v, "psnr": 20 + 10 * v})
     return pd.DataFrame(rows)
 
 
@@ -46,11 +47,16 @@ def test_every_default_claim_expands_into_comparisons_of_the_plan():
                                                                                                "control-positive"}
     assert [c["claim"] for c in comps[:2]] == ["control-null", "control-positive"]  # the controls come first
     depth = [c for c in comps if c["claim"] == "depth-3-best"]
-    assert len(depth) == 3 and all(c["a"]["label"].endswith("d3-all") for c in depth)
+    assert len(depth) == 3 and all(c["a"]["label"] == plan.ablation_base(depth=3) for c in depth)
     fbp = [c for c in comps if c["claim"] == "tomogan-beats-fbp"]
     low = [d for d, v in plan.config["doses"].items() if v["mode"] != "full"]
     assert sorted(c["a"]["rows"][0]["dose"] for c in fbp) == sorted(low)  # every low dose of the foam split
     assert all(r["method"] == "fbp" and r["model"] is None for c in fbp for r in c["b"]["rows"])
+    # every comparison on the foam split pools its test volumes (at least three, none trained or tuned on)
+    tests = plan.config["tomogan"]["splits"]["foam"]["test"]
+    sp = plan.config["tomogan"]["splits"]["foam"]
+    assert len(tests) >= 3 and not set(tests) & set(sp["train"] + sp["val"])
+    assert all(r["dataset"] == tests for c in fbp + depth + comps[:2] for side in ("a", "b") for r in c[side]["rows"])
 
 
 def test_a_claim_whose_models_are_not_trained_says_so(smoke_plan):
@@ -83,7 +89,7 @@ def test_side_matrix_orders_slices_and_refuses_a_missing_selection():
     table = pd.DataFrame({"dataset": "x", "dose": "d", "method": "fbp", "model": "", "slice": [5, 3, 4],
                           "ssim": [0.5, 0.3, 0.4]})
     m, slices = side_matrix(table, {"rows": [{"dataset": "x", "dose": "d", "method": "fbp", "model": None}]}, "ssim")
-    assert slices == [3, 4, 5] and np.allclose(m, [[0.3, 0.4, 0.5]])
+    assert slices == [("x", 3), ("x", 4), ("x", 5)] and np.allclose(m, [[0.3, 0.4, 0.5]])
     with pytest.raises(ValueError, match="no per-slice rows"):
         side_matrix(table, {"rows": [{"dataset": "y", "dose": "d", "method": "fbp", "model": None}]}, "ssim")
     with pytest.raises(ValueError, match="no column"):
@@ -168,6 +174,31 @@ def test_learning_curve_groups_and_their_ranking_settle(tmp_path):
     proc = subprocess.run(cmd[:3] + [str(tmp_path / "short.csv"), "--runs", json.dumps(runs), "--fraction", "0.6",
                                       "--logs", *logs], capture_output=True, text=True, cwd=ROOT)
     assert not bool(pd.read_csv(tmp_path / "short_summary.csv").iloc[0]["stable"])
+
+
+def test_a_compute_matched_group_is_compared_at_equal_cpu_seconds(tmp_path):
+    """Runs on one CPU budget reach different steps: their curves are aligned on the budget's marks, and the summary
+    says so and what each run got. Aligned on steps instead, no step is shared and the check could not run."""
+    runs, logs = [], []
+    for base, step_cost, curve in (("cheap", 1, [0.5, 0.6, 0.7, 0.8, 0.85, 0.86]),
+                                   ("dear", 5, [0.4, 0.45, 0.5, 0.55, 0.58, 0.6])):
+        for seed in (0, 1):
+            name = f"{base}-s{seed}"
+            runs.append({"run": name, "base": base, "cpu_budget_s": 6.0, "mse_warmup": 0})
+            marks = np.arange(1.0, 7.0)
+            path = tmp_path / name / "log.csv"
+            path.parent.mkdir()
+            pd.DataFrame({"step": (marks * 10 / step_cost + seed).astype(int), "cpu_s": marks + 0.01,
+                          "budget_mark": marks, "val_ssim": np.add(curve, 0.001 * seed)}).to_csv(path, index=False)
+            logs.append(str(path))
+    out = tmp_path / "lc.csv"
+    proc = subprocess.run([sys.executable, "-m", "analysis.learning_curve", str(out), "--runs", json.dumps(runs),
+                           "--logs", *logs, "--window", "1"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    summary = pd.read_csv(tmp_path / "lc_summary.csv").iloc[0]
+    assert summary["axis"] == "CPU-seconds" and summary["last_step"] == 6 and summary["final_ranking"] == "cheap > dear"
+    assert "cheap: 60 steps" in summary["training"] and "dear: 12 steps" in summary["training"]
+    assert summary["n_judged"] == 2 and summary["state"] == "insufficient"  # marks 5 and 6 lie in the last quarter
 
 
 def test_learning_curve_judges_the_steps_after_a_warm_start():
@@ -319,3 +350,77 @@ def test_the_intervals_used_cover_the_configured_design_and_the_plain_bootstrap_
     # one seed against two, pooled: Welch-Satterthwaite's degrees of freedom are too many, and the simulation sees it
     cov = simulate_coverage(n_a=1, n_b=2, n_slices=8, paired=False, trained_b=True, rho=0.0, n_sim=1500, seed=2)
     assert cov["t"] < MIN_COVERAGE <= cov["t-conservative"], cov
+
+
+def test_test_volumes_widen_the_interval_and_without_them_it_under_covers():
+    """With several test volumes, the variation between them is part of the effect's uncertainty: the t interval
+    over volumes covers the family's difference at the configured design, while the same data read as one volume's
+    slices (the variation between volumes ignored) does not."""
+    from analysis.intervals import MIN_COVERAGE, simulate_coverage, t_interval
+
+    cov = simulate_coverage(n_a=3, n_b=1, n_slices=8, paired=False, trained_b=False, rho=0.5, n_sim=300, seed=3,
+                            n_volumes=3)
+    assert cov["t-conservative"] >= MIN_COVERAGE, cov  # the widest interval the claims may choose covers
+    # three volumes whose differences disagree: the interval that knows the volumes is wider, and covers zero
+    gen = np.random.default_rng(4)
+    volumes = np.repeat(["v1", "v2", "v3"], 8)
+    shift = np.repeat([0.03, -0.02, 0.0], 8)
+    a = 0.8 + shift + 0.002 * gen.standard_normal((3, 24))
+    b = np.full((1, 24), 0.8)
+    with_volumes = t_interval(a, b, level=0.95, rho=0.0, paired=False, trained_b=False, volumes=volumes)
+    one_volume = t_interval(a, b, level=0.95, rho=0.0, paired=False, trained_b=False)
+    assert with_volumes["hi"] - with_volumes["lo"] > 2 * (one_volume["hi"] - one_volume["lo"])
+    assert with_volumes["lo"] < 0 < with_volumes["hi"]
+
+
+def test_a_claim_on_several_test_volumes_pools_them_in_one_comparison(tmp_path):
+    """A methods claim compares a dose's every test volume at once: one row per dose, its volumes counted."""
+    from analysis.claims import judge_comparisons
+
+    rows = []
+    gen = np.random.default_rng(5)
+    for ds, shift in (("v1", 0.02), ("v2", 0.0), ("v3", 0.01)):
+        for s in range(6):
+            rows.append({"dataset": ds, "dose": "d", "method": "fbp", "model": "", "slice": s,
+                         "ssim": 0.6 + 0.01 * gen.standard_normal()})
+            for seed in range(3):
+                rows.append({"dataset": ds, "dose": "d", "method": "tomogan", "model": f"m-s{seed}", "slice": s,
+                             "ssim": 0.7 + shift + 0.01 * gen.standard_normal()})
+    table = pd.DataFrame(rows)
+    comp = {"claim": "c", "text": "t", "kind": "better", "part": "p", "metrics": ["ssim"], "primary": "ssim",
+            "a": {"label": "m", "rows": [{"dataset": ["v1", "v2", "v3"], "dose": "d", "method": "tomogan",
+                                          "model": f"m-s{seed}", "seed": seed} for seed in range(3)]},
+            "b": {"label": "fbp", "rows": [{"dataset": ["v1", "v2", "v3"], "dose": "d", "method": "fbp", "model": None}]}}
+    extras = {}
+    (row,) = judge_comparisons([comp], table, margins={"ssim": 0.01}, n_boot=200, level=0.95, seed=0,
+                               coverage_sims=100, extras=extras)
+    assert row["n_volumes"] == 3 and row["n_slices"] == 18 and row["verdict"] == "supported"
+    assert extras["coverage"]["n_volumes"].tolist() == [3]
+
+
+def test_an_ablation_row_records_what_each_compared_run_was_given(tmp_path, smoke_plan):
+    """Compute-matched: each ablation row carries its group's steps and CPU-seconds (from the learning-curve
+    summary) and no main-run step count, while a methods row keeps the main budget."""
+    table = _per_slice(smoke_plan, lambda sel: 0.0)
+    metrics = tmp_path / "m.csv"
+    table.to_csv(metrics, index=False)
+    spec = smoke_plan.claims_spec()
+    spec["comparisons"] = [dict(c, metrics=["ssim"], primary="ssim") for c in spec["comparisons"] if "factor" not in c]
+    spec["bootstrap"]["n"], spec["coverage_sims"] = 200, 50
+    learning = []
+    for group in smoke_plan.learning_curve_groups():
+        path = tmp_path / f"learning_curve_{group}_summary.csv"
+        pd.DataFrame([{"final_ranking": "a > b", "stable": True, "state": "settled", "n_judged": 5,
+                       "training": f"{group}: 40 steps, 2.0 CPU-s"}]).to_csv(path, index=False)
+        learning.append(str(path))
+    out = tmp_path / "claims.csv"
+    proc = subprocess.run([sys.executable, "-m", "analysis.claims", str(out), "--spec", json.dumps(spec),
+                           "--metrics", str(metrics), "--learning", *learning], capture_output=True, text=True,
+                          cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    rows = pd.read_csv(out)
+    ablation = rows[rows["group"].fillna("") != ""]
+    assert len(ablation) and ablation["training"].str.contains("CPU-s").all() and ablation["max_iter"].isna().all()
+    assert ablation["question"].str.startswith("compute-matched").all()
+    methods = rows[rows["claim"] == "tomogan-beats-fbp"]
+    assert len(methods) and (methods["max_iter"] == smoke_plan.config["tomogan"]["train"]["max_iter"]).all()

@@ -81,12 +81,12 @@ def test_model_file_keeps_its_format_and_keys(trained):
     state = torch.load(trained["model"], weights_only=False)
     assert state["format"] == mf.MODEL_FORMAT == "tomogan-model/1"
     assert list(state) == ["format", "generator_config", "generator", "normalization", "config", "step", "val_ssim",
-                           "val_psnr", "steps_trained", "vgg_weights", "device", "versions", "train_data", "val_data",
-                           "provenance"]
+                           "val_psnr", "steps_trained", "cpu_s", "vgg_weights", "device", "versions", "train_data",
+                           "val_data", "provenance"]
     ckpt = torch.load(trained["checkpoint"], weights_only=False)
     assert ckpt["format"] == mf.CHECKPOINT_FORMAT == "tomogan-checkpoint/1"
     assert list(ckpt) == ["format", "step", "config", "generator", "critic", "opt_g", "opt_d", "rng_numpy",
-                          "rng_torch", "history", "best", "normalization"]
+                          "rng_torch", "history", "best", "normalization", "cpu_s"]
 
 
 def test_validation_during_training_and_tomogan_infer_give_the_same_output(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tomogan_core.data import Normalization
-from tomogan_core.study import (JOBS, SCHEMA, Paths, Plan, benchmark_fields, benchmark_glob, check_runs,
+from tomogan_core.study import (ABLATION_TAG, JOBS, SCHEMA, Paths, Plan, benchmark_fields, benchmark_glob, check_runs,
                                 enhanced_targets, job_name, load_config, plan_runs, release_targets, run_name)
 from tomogan_core.train import TrainConfig
 
@@ -55,22 +55,43 @@ def test_a_config_leaving_sections_out_gets_the_schema_defaults():
 
 # ----------------------------------------------------------------------------- runs
 
-def test_default_plan_shares_the_main_model_with_the_ablations(default_plan):
+def test_the_default_ablation_trains_runs_of_its_own_compute_matched_from_scratch(default_plan):
+    """tomogan.ablation.train gives the ablation settings of its own (a CPU budget, no warm start): its runs are
+    named apart from the main run's, carry those settings, and its claims say they answer a compute-matched
+    question; the main run keeps its warm start."""
     cfg = default_plan.config
     runs = default_plan.runs
     ab = cfg["tomogan"]["ablation"]
-    depths = {r.depth for r in runs.values() if r.dose == ab["dose"] and r.loss_set == "all" and r.split == ab["split"]}
+    depths = {r.depth for r in runs.values() if r.group == ABLATION_TAG and r.loss_set == "all"}
     assert depths == set(ab["depths"])
     main = default_plan.main_run(ab["split"], ab["dose"])
     assert main.base == run_name(ab["split"], ab["dose"], cfg["tomogan"]["train"]["depth"], "all")
+    assert main.settings["mse_warmup"] == cfg["tomogan"]["train"]["mse_warmup"] > 0
+    assert default_plan.ablation_base() != main.base and default_plan.ablation_base().endswith("-" + ABLATION_TAG)
     by_base = {r.base: r for r in runs.values()}  # one seed's run of each base
-    # a dropped loss term has weight 0, a kept one keeps the config's weight
-    mse = by_base[run_name(ab["split"], ab["dose"], 3, "mse")].settings
+    # a dropped loss term has weight 0, a kept one keeps the config's weight; each trains from scratch on the budget
+    mse = by_base[default_plan.ablation_base(loss_set="mse")].settings
     assert mse["lambda_adv"] == 0 and mse["lambda_vgg"] == 0 and mse["lambda_mse"] == cfg["tomogan"]["train"]["lambda_mse"]
-    adv = by_base[run_name(ab["split"], ab["dose"], 3, "mse-adv")].settings
+    adv = by_base[default_plan.ablation_base(loss_set="mse-adv")].settings
     assert adv["lambda_adv"] == cfg["tomogan"]["train"]["lambda_adv"] and adv["lambda_vgg"] == 0
+    budgets = {r.settings["cpu_budget_s"] for r in runs.values() if r.group == ABLATION_TAG}
+    assert budgets == {ab["train"]["cpu_budget_s"]} and budgets != {0}
+    assert {r.settings["mse_warmup"] for r in runs.values() if r.group == ABLATION_TAG} == {0}
+    assert default_plan.ablation_question().startswith("compute-matched")
+    groups = default_plan.learning_curve_groups()
+    assert all(r.group == ABLATION_TAG for g in groups.values() for r in g)
     for run in runs.values():  # every run's settings make a valid TrainConfig
         TrainConfig(**run.settings)
+
+
+def test_without_settings_of_its_own_the_ablation_shares_the_main_model():
+    """config/paper.yaml: the paper's step-matched ablation reuses the main run where it asks for the same model."""
+    plan = Plan.from_config(load_config(ROOT / "config" / "paper.yaml"))
+    ab = plan.config["tomogan"]["ablation"]
+    assert not ab.get("train")
+    assert plan.ablation_base() == plan.main_run(ab["split"], ab["dose"]).base
+    assert plan.ablation_question().startswith("step-matched")
+    assert not any(r.group == ABLATION_TAG for r in plan.runs.values())
 
 
 def test_cross_facility_models_are_tested_on_both_facilities(default_plan):
@@ -163,7 +184,11 @@ def test_crossval_ranks_every_seeds_model_and_the_release(config):
 def test_crossval_checks_all_or_the_listed_volumes_and_doses():
     cfg = _cfg("default.yaml")
     plan = Plan.from_config(cfg)
-    assert cfg["crossval"]["datasets"] == "all" and set(plan.crossval_pairs()) == set(plan.evaluated)
+    assert cfg["crossval"]["datasets"] == "first"
+    first = {(ds, dose) for ds, dose in plan.evaluated if plan.first_test_volume(ds, dose)}
+    assert set(plan.crossval_pairs()) == first and first < set(plan.evaluated) and ("foam4", "sparse-4") not in first
+    cfg["crossval"]["datasets"] = "all"
+    assert set(Plan.from_config(cfg).crossval_pairs()) == set(plan.evaluated)
     cfg["crossval"] = {"k": 4, "slices": 2, "datasets": ["foam3"], "doses": ["sparse-4"]}
     assert Plan.from_config(cfg).crossval_pairs() == sorted(
         [(ds, dose) for ds, dose in plan.evaluated if ds in plan.scans] + [("foam3", "sparse-4")])
@@ -265,8 +290,11 @@ def test_targets_cover_every_dataset_and_dose(smoke_plan):
     assert len(data) == sum(len(smoke_plan.doses_of(d)) for d in smoke_plan.datasets)
     recons = smoke_plan.reconstructions()
     for (ds, dose) in smoke_plan.evaluated:
-        for method in smoke_plan.classical + ["n2i", "fbp"]:
+        for method in smoke_plan.classical + ["fbp"]:
             assert Paths.recon(ds, dose, method) in recons
+        # Noise2Inverse (a training per volume and dose) on each split's first test volume only, by default
+        assert (Paths.recon(ds, dose, "n2i") in recons) == smoke_plan.first_test_volume(ds, dose)
+    assert any(not smoke_plan.first_test_volume(ds, dose) for ds, dose in smoke_plan.evaluated)
     assert all(smoke_plan.reference(d) in recons for d in smoke_plan.datasets)
 
 

@@ -61,9 +61,8 @@ def _weights(path):
 def test_same_seed_gives_same_losses_and_weights(tmp_path):
     a = train(TINY, [_volume(1)], [_volume(2)], tmp_path / "a", progress=False)
     b = train(TINY, [_volume(1)], [_volume(2)], tmp_path / "b", progress=False)
-    la, lb = (p.parent / "log.csv" for p in (a, b))
-    assert la.read_text().splitlines()[1:] and [r.split(",")[2:] for r in la.read_text().splitlines()] == \
-        [r.split(",")[2:] for r in lb.read_text().splitlines()]  # all but the elapsed time
+    la, lb = (pd.read_csv(p.parent / "log.csv").drop(columns=["elapsed_s", "cpu_s"]) for p in (a, b))
+    assert len(la) and la.equals(lb)  # every column but the times
     wa, wb = _weights(a), _weights(b)
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
     # and another seed trains differently
@@ -403,6 +402,32 @@ def test_runs_of_one_seed_share_their_warm_start_whatever_their_loss_terms(tmp_p
     other = train(replace(TINY, mse_warmup=3, max_iter=6, ckpt_every=3, val_every=3, seed=6), pairs, val,
                   tmp_path / "other", progress=False, stop_after=3)
     assert not all(torch.equal(weights["all"][k], v) for k, v in torch.load(other, weights_only=False)["generator"].items())
+
+
+def test_a_cpu_budget_stops_on_cpu_time_and_validates_at_its_marks(tmp_path):
+    """cpu_budget_s (the compute-matched ablation): training stops once its steps have used the budget, not at
+    max_iter; it validates at each 1/val_points of the budget; the log and the model record the CPU-seconds; a
+    cheaper loss gets more steps from the same budget."""
+    pairs, val = [_volume(1)], [_volume(2)]
+    steps = {}
+    for name, cfg in (("all", TINY), ("mse", replace(TINY, lambda_adv=0.0, lambda_vgg=0.0))):
+        cfg = replace(cfg, cpu_budget_s=1.5, val_points=4, max_iter=100000, ckpt_every=1000, log_every=1000)
+        model = torch.load(train(cfg, pairs, val, tmp_path / name, progress=False), weights_only=False)
+        log = pd.read_csv(tmp_path / name / "log.csv")
+        assert 1.5 <= model["cpu_s"] < 1.5 + log["cpu_s"].diff().max() + 1.0
+        assert model["steps_trained"] < 100000
+        marks = log.dropna(subset=["val_ssim"])["budget_mark"].tolist()
+        assert marks == sorted(marks) and marks[-1] == pytest.approx(1.5) and 2 <= len(marks) <= 4
+        steps[name] = model["steps_trained"]
+    assert steps["mse"] > steps["all"]
+    with pytest.raises(ValueError, match="cpu_budget_s"):
+        replace(TINY, cpu_budget_s=-1.0)
+
+
+def test_without_a_budget_max_iter_rules_and_no_marks_are_written(tmp_path):
+    train(replace(TINY, max_iter=4), [_volume(1)], [_volume(2)], tmp_path / "run", progress=False)
+    log = pd.read_csv(tmp_path / "run" / "log.csv")
+    assert log["step"].max() == 4 and log["budget_mark"].isna().all() and log["cpu_s"].is_monotonic_increasing
 
 
 # --------------------------------------------------------------------------- init: fine-tuning from a model

@@ -104,7 +104,8 @@ def save_model(path: PathLike, *, generator_config: dict, generator: dict, norma
     normalization : Normalization
     **metadata
         Stored after them, in the order given; ``tomogan-train`` writes ``config``, ``step`` (of the chosen
-        generator), ``val_ssim``, ``val_psnr``, ``steps_trained``, ``vgg_weights``, ``device``, ``versions``,
+        generator), ``val_ssim``, ``val_psnr``, ``steps_trained``, ``cpu_s`` (CPU-seconds of its training steps),
+        ``vgg_weights``, ``device``, ``versions``,
         ``train_data``, ``val_data`` and ``provenance``, which :func:`load_model` returns as its ``info``.
     """
     atomic_save({"format": MODEL_FORMAT, "generator_config": generator_config, "generator": generator,

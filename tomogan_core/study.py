@@ -48,7 +48,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-__all__ = ["LOSS_SETS", "RELEASE", "SCHEMA", "Run", "Paths", "Plan", "load_config", "plan_runs", "run_name",
+__all__ = ["ABLATION_TAG", "LOSS_SETS", "RELEASE", "SCHEMA", "Run", "Paths", "Plan", "load_config", "plan_runs", "run_name",
            "expand_corpus", "expand_scan_matched", "corpus_runs", "matched_runs",
            "settings_flags", "check_runs", "enhanced_targets", "release_targets",
            "JOBS", "job_fields", "job_name", "benchmark_glob", "benchmark_fields"]
@@ -255,13 +255,19 @@ def benchmark_fields(rule: str, relative: str) -> Optional[Dict[str, str]]:
 
 # ----------------------------------------------------------------------------- runs
 
-def run_name(split: str, dose: str, depth: int, loss_set: str, seed: Optional[int] = None) -> str:
-    """A run's name: ``{split}-{dose}-d{depth}-{loss_set}``, and ``-s{seed}`` when several seeds are trained.
+def run_name(split: str, dose: str, depth: int, loss_set: str, seed: Optional[int] = None, tag: str = "") -> str:
+    """A run's name: ``{split}-{dose}-d{depth}-{loss_set}``, then ``-{tag}`` for runs trained with settings of their
+    own (the ablation's, :data:`ABLATION_TAG`), and ``-s{seed}`` when several seeds are trained.
 
     >>> run_name("foam", "sparse-8", 3, "all"), run_name("foam", "sparse-8", 3, "all", seed=2)
     ('foam-sparse-8-d3-all', 'foam-sparse-8-d3-all-s2')
+    >>> run_name("foam", "sparse-8", 3, "mse", seed=0, tag=ABLATION_TAG)
+    'foam-sparse-8-d3-mse-ablation-s0'
     """
-    return f"{split}-{dose}-d{depth}-{loss_set}" + ("" if seed is None else f"-s{seed}")
+    return f"{split}-{dose}-d{depth}-{loss_set}" + (f"-{tag}" if tag else "") + ("" if seed is None else f"-s{seed}")
+
+
+ABLATION_TAG = "ablation"  # names the ablation's runs when tomogan.ablation.train gives them settings of their own
 
 
 @dataclass
@@ -282,7 +288,8 @@ class Run:
     test: List[str]  # its split's test volumes
     settings: Dict[str, object] = field(default_factory=dict)  # TrainConfig fields for this run
     cross_test: List[str] = field(default_factory=list)  # other volumes it is also applied to
-    group: str = "study"  # "study": tomogan.main/ablation/cross_facility; "corpus": the generalist and its LOFO runs
+    group: str = "study"  # "study": tomogan.main/ablation/cross_facility; "ablation": the ablation's runs when they
+    # have settings of their own (tomogan.ablation.train); "corpus": the generalist and its LOFO runs
 
     @property
     def seed(self) -> int:
@@ -299,22 +306,24 @@ class Run:
         return (self.val or self.train)[0]
 
 
-def _run(cfg: dict, split: str, dose: str, depth: int, loss_set: str, seed: int, several_seeds: bool) -> Run:
+def _run(cfg: dict, split: str, dose: str, depth: int, loss_set: str, seed: int, several_seeds: bool,
+         overrides: Optional[dict] = None, tag: str = "") -> Run:
     if split not in cfg["splits"]:
         raise ValueError(f"config 'tomogan': split '{split}' is not in tomogan.splits")
     if loss_set not in LOSS_SETS:
         raise ValueError(f"config 'tomogan': loss set '{loss_set}' is not one of {sorted(LOSS_SETS)}")
-    settings = dict(cfg.get("train", {}))
+    settings = dict(cfg.get("train", {}), **(overrides or {}))
     settings["depth"] = depth
     for term, weight in _WEIGHT.items():
         if term not in LOSS_SETS[loss_set]:
             settings[weight] = 0.0
     settings["seed"] = int(seed)
     sp = cfg["splits"][split]
-    base = run_name(split, dose, depth, loss_set)
-    return Run(name=run_name(split, dose, depth, loss_set, seed if several_seeds else None), base=base, split=split,
-               dose=dose, depth=depth, loss_set=loss_set, train=list(sp["train"]), val=list(sp.get("val", [])),
-               test=list(sp["test"]), settings=settings)
+    base = run_name(split, dose, depth, loss_set, tag=tag)
+    return Run(name=run_name(split, dose, depth, loss_set, seed if several_seeds else None, tag=tag), base=base,
+               split=split, dose=dose, depth=depth, loss_set=loss_set, train=list(sp["train"]),
+               val=list(sp.get("val", [])), test=list(sp["test"]), settings=settings,
+               group=ABLATION_TAG if tag else "study")
 
 
 def training_seeds(cfg: dict) -> List[int]:
@@ -340,6 +349,8 @@ def plan_runs(cfg: dict) -> Dict[str, Run]:
 
     - ``main``: one run per (split, dose) listed, at the configured depth with every loss term;
     - ``ablation``: on one (split, dose), the depths at all loss terms, and the loss sets at the configured depth;
+      with settings of their own (``ablation.train``, e.g. a CPU budget and no warm start) they are runs of their
+      own, named with :data:`ABLATION_TAG`, else they share the main run's model where they ask for it;
     - ``cross_facility``: for each (train split, test split) pair and dose, the train split's main run is also
       applied to the test split's test volumes.
     """
@@ -347,20 +358,22 @@ def plan_runs(cfg: dict) -> Dict[str, Run]:
     depth = int(cfg["train"]["depth"])
     seeds = training_seeds(cfg)
 
-    def add(split, dose, d, loss_set) -> List[Run]:
+    def add(split, dose, d, loss_set, overrides=None, tag="") -> List[Run]:
         """The run at every training seed (one model each); runs asked for twice are planned once."""
         return [runs.setdefault(r.name, r) for r in
-                (_run(cfg, split, dose, d, loss_set, seed, len(seeds) > 1) for seed in seeds)]
+                (_run(cfg, split, dose, d, loss_set, seed, len(seeds) > 1, overrides, tag) for seed in seeds)]
 
     for entry in cfg.get("main", []):
         for dose in entry["doses"]:
             add(entry["split"], dose, depth, MAIN_LOSS_SET)
     ab = cfg.get("ablation")
     if ab:
+        own = dict(ab.get("train") or {})
+        tag = ABLATION_TAG if own else ""
         for d in ab.get("depths", []):
-            add(ab["split"], ab["dose"], int(d), MAIN_LOSS_SET)
+            add(ab["split"], ab["dose"], int(d), MAIN_LOSS_SET, own, tag)
         for loss_set in ab.get("loss_sets", []):
-            add(ab["split"], ab["dose"], depth, loss_set)
+            add(ab["split"], ab["dose"], depth, loss_set, own, tag)
     cross = cfg.get("cross_facility")
     if cross:
         for src, dst in cross["pairs"]:
@@ -586,7 +599,7 @@ class Plan:
     doses: List[str]
     full: str  # the full-dose label
     classical: List[str]  # tuned classical methods (analysis/classical.py)
-    n2i: bool  # Noise2Inverse on every evaluated pair
+    n2i: bool  # Noise2Inverse configured (on which evaluated pairs: n2i_on)
     runs: Dict[str, Run]
     evaluated: Dict[Tuple[str, str], Run]  # (volume, dose) -> its own main run: the main table's rows
     config_hash: str
@@ -724,6 +737,12 @@ class Plan:
         """The first seed's main run of a split at a dose: the one figures show."""
         return self.main_runs(split, dose, where=where)[0]
 
+    def ablation_base(self, depth: Optional[int] = None, loss_set: str = MAIN_LOSS_SET) -> str:
+        """The base name of the ablation's run at a depth (default: the config's) and loss set."""
+        ab = self.config["tomogan"]["ablation"]
+        return run_name(ab["split"], ab["dose"], self.depth if depth is None else int(depth), loss_set,
+                        tag=ABLATION_TAG if ab.get("train") else "")
+
     def is_main(self, run: Run) -> bool:
         return run.group == "study" and run.depth == self.depth and run.loss_set == MAIN_LOSS_SET
 
@@ -753,7 +772,8 @@ class Plan:
     def run_table(self) -> List[dict]:
         """One row per run: name, base, split, dose, depth, loss set and seed (tables and claims join on it)."""
         return [{"run": r.name, "base": r.base, "split": r.split, "dose": r.dose, "depth": r.depth,
-                 "loss_set": r.loss_set, "seed": r.seed, "mse_warmup": int(r.settings.get("mse_warmup", 0))}
+                 "loss_set": r.loss_set, "seed": r.seed, "mse_warmup": int(r.settings.get("mse_warmup", 0)),
+                 "cpu_budget_s": float(r.settings.get("cpu_budget_s", 0.0))}
                 for r in self.runs.values()]
 
     @property
@@ -769,8 +789,20 @@ class Plan:
         """Every reconstruction TomoGAN is compared with: FBP of everything, and on each evaluated pair the tuned
         classical methods and Noise2Inverse."""
         out = [Paths.recon(d, dose, "fbp") for d in self.datasets for dose in self.doses_of(d)]
-        out += [Paths.recon(d, dose, m) for d, dose in self.evaluated for m in self.classical + (["n2i"] if self.n2i else [])]
+        out += [Paths.recon(d, dose, m) for d, dose in self.evaluated
+                for m in self.classical + (["n2i"] if self.n2i_on(d, dose) else [])]
         return sorted(set(out + [self.reference(d) for d in self.datasets]))
+
+    def first_test_volume(self, dataset: str, dose: str) -> bool:
+        """Whether an evaluated volume is the first test volume of its split (a scan always is)."""
+        return dataset in self.scans or self.evaluated[(dataset, dose)].test[0] == dataset
+
+    def n2i_on(self, dataset: str, dose: str) -> bool:
+        """Whether Noise2Inverse is trained on an evaluated (volume, dose): ``noise2inverse.volumes`` ``all``, else
+        only each split's first test volume and every scan (a training per volume and dose: the dearest method)."""
+        if not self.n2i:
+            return False
+        return self.config["noise2inverse"].get("volumes", "first") == "all" or self.first_test_volume(dataset, dose)
 
     def enhanced(self) -> List[str]:
         """Every TomoGAN-enhanced volume: the runs' and the authors' released model's."""
@@ -991,20 +1023,26 @@ class Plan:
         return flags + ("" if sp["compile"] else " --no-compile")
 
     # -------------------------------------------------------------- claims
-    def _side(self, label: str, dataset: str, dose: str, *, method: str, runs: Optional[List[Run]] = None) -> dict:
-        """One side of a comparison: what the per-slice metric rows of each of its seeds are selected by."""
+    def _side(self, label: str, datasets, dose: str, *, method: str, runs: Optional[List[Run]] = None) -> dict:
+        """One side of a comparison: what the per-slice metric rows of each of its seeds are selected by, on one
+        test volume (a name) or several (a list: the claims resample them)."""
+        datasets = datasets if isinstance(datasets, str) else (datasets[0] if len(datasets) == 1 else list(datasets))
         if runs:
-            rows = [{"dataset": dataset, "dose": dose, "method": method, "model": r.name, "seed": r.seed} for r in runs]
+            rows = [{"dataset": datasets, "dose": dose, "method": method, "model": r.name, "seed": r.seed} for r in runs]
         else:  # a method trained on nothing of ours: any model name (Noise2Inverse's names its volume)
-            rows = [{"dataset": dataset, "dose": dose, "method": method, "model": None}]
+            rows = [{"dataset": datasets, "dose": dose, "method": method, "model": None}]
         return {"label": label, "rows": rows}
 
-    def _method_side(self, name: str, dataset: str, dose: str) -> dict:
+    def _method_side(self, name: str, datasets: List[str], dose: str) -> dict:
         if name == "tomogan":
-            run = self.evaluated[(dataset, dose)]
-            return self._side(run.base, dataset, dose, method="tomogan", runs=self.seeds_of(run))
+            run = self.evaluated[(datasets[0], dose)]
+            return self._side(run.base, datasets, dose, method="tomogan", runs=self.seeds_of(run))
         method = {"release": "tomogan-release"}.get(name, name)
-        return self._side(name, dataset, dose, method=method)
+        return self._side(name, datasets, dose, method=method)
+
+    def test_volumes(self, split: str, dose: str) -> List[str]:
+        """The test volumes of a split that its main run at a dose is evaluated on (the claims pool them)."""
+        return sorted(ds for (ds, d), run in self.evaluated.items() if d == dose and run.split == split and ds in run.test)
 
     def claim_comparisons(self) -> List[dict]:
         """Every claim of ``config['claims']`` as its pairwise comparisons.
@@ -1031,30 +1069,32 @@ class Plan:
                 head["group"] = "depths" if any("depth" in e for e in entries) else "loss-sets"
                 head["question"] = self.ablation_question()
                 if ab:
-                    ds = self.main_run(ab["split"], ab["dose"], where="tomogan.ablation").test[0]
+                    self.main_run(ab["split"], ab["dose"], where="tomogan.ablation")
+                    ds = self.test_volumes(ab["split"], ab["dose"])
 
                     def model(entry):
-                        base = run_name(ab["split"], ab["dose"], entry.get("depth", self.depth),
-                                        entry.get("loss_set", MAIN_LOSS_SET))
+                        base = self.ablation_base(entry.get("depth"), entry.get("loss_set", MAIN_LOSS_SET))
                         return base, self.bases.get(base)
 
                     for a in claim["a"]:
                         for b in claim["b"]:
                             (na, ra), (nb, rb) = model(a), model(b)
                             if ra and rb:
-                                parts.append(dict(head, part=f"{na} vs {nb} on {ds}",
+                                parts.append(dict(head, part=f"{na} vs {nb} on {', '.join(ds)}",
                                                   a=self._side(na, ds, ab["dose"], method="tomogan", runs=ra),
                                                   b=self._side(nb, ds, ab["dose"], method="tomogan", runs=rb)))
             elif claim["compare"] == "methods":
                 split = claim.get("split", "foam")
-                for (ds, dose), run in sorted(self.evaluated.items()):
-                    if run.split != split or ds not in run.test:
+                for dose in sorted({d for (_, d), run in self.evaluated.items() if run.split == split}):
+                    ds = self.test_volumes(split, dose)
+                    if not ds:
                         continue
                     for a in claim["a"]:
                         for b in claim["b"]:
                             if b in self.classical + ["fbp", "tomogan", "release"] + (["n2i"] if self.n2i else []):
-                                parts.append(dict(head, part=f"{a} vs {b} on {ds} at {dose}",
-                                                  a=self._method_side(a, ds, dose), b=self._method_side(b, ds, dose)))
+                                on = [d for d in ds if "n2i" not in (a, b) or self.n2i_on(d, dose)]
+                                parts.append(dict(head, part=f"{a} vs {b} on {', '.join(on)} at {dose}",
+                                                  a=self._method_side(a, on, dose), b=self._method_side(b, on, dose)))
             elif claim["compare"] == "cross-facility":
                 cross = self.config["tomogan"].get("cross_facility") or {}
                 for src, dst in cross.get("pairs", []):
@@ -1072,11 +1112,16 @@ class Plan:
         return self.control_comparisons() + out if out else out
 
     def ablation_question(self) -> str:
-        """Which question the ablation's comparisons answer, from how its runs were trained."""
-        train = self.config["tomogan"]["train"]
+        """Which question the ablation's comparisons answer, from how its runs were trained (``tomogan.train`` with
+        ``tomogan.ablation.train`` over it)."""
+        train = dict(self.config["tomogan"]["train"], **(self.config["tomogan"].get("ablation") or {}).get("train", {}))
         warm = int(train.get("mse_warmup") or 0)
-        return (f"step-matched: {int(train['max_iter'])} steps each"
-                + (f", the first {warm} shared (pixel MSE alone, one warm start per seed)" if warm else ", from scratch"))
+        start = (f", the first {warm} steps shared (pixel MSE alone, one warm start per seed)" if warm
+                 else ", from scratch")
+        if float(train.get("cpu_budget_s") or 0) > 0:
+            return (f"compute-matched: {float(train['cpu_budget_s']):g} CPU-seconds of training steps each"
+                    + start + "; for a fixed CPU budget, which is best?")
+        return f"step-matched: {int(train['max_iter'])} steps each" + start
 
     def control_place(self) -> Optional[Tuple[str, str]]:
         """The (split, dose) whose main run the controls use: ``claims.controls``, else the ablation's."""
@@ -1099,7 +1144,8 @@ class Plan:
             return []
         split, dose = place
         runs = self.main_runs(split, dose)
-        ds = self.config["tomogan"]["splits"][split]["test"][0]
+        ds = self.test_volumes(split, dose)
+        where = ", ".join(ds)
         cl = self.config["claims"]
         head = {"metrics": [cl.get("primary", "ssim")], "primary": cl.get("primary", "ssim"), "control": True}
         out = []
@@ -1108,12 +1154,12 @@ class Plan:
             out.append(dict(head, claim="control-null", kind="better", control="null",
                             text="null control: two disjoint seed groups of one run must not differ",
                             part=f"seeds {' '.join(str(r.seed) for r in runs[:half])} vs "
-                                 f"{' '.join(str(r.seed) for r in runs[half:])} of {runs[0].base} on {ds}",
+                                 f"{' '.join(str(r.seed) for r in runs[half:])} of {runs[0].base} on {where}",
                             a=self._side(runs[0].base, ds, dose, method="tomogan", runs=runs[:half]),
                             b=self._side(runs[0].base, ds, dose, method="tomogan", runs=runs[half:])))
         out.append(dict(head, claim="control-positive", kind="better", control="positive",
                         text="positive control: a model's output beats itself blurred to lose twice the SSIM margin",
-                        part=f"{runs[0].base} vs its output blurred, on {ds} at {dose}",
+                        part=f"{runs[0].base} vs its output blurred, on {where} at {dose}",
                         a=self._side(runs[0].base, ds, dose, method="tomogan", runs=runs),
                         b=self._side(runs[0].base + " blurred", ds, dose, method=CONTROL_METHOD, runs=runs)))
         return out
@@ -1125,14 +1171,15 @@ class Plan:
         ab = (self.config.get("tomogan") or {}).get("ablation")
         if not ab:
             return {}
-        at = [r for r in self.runs.values() if r.split == ab["split"] and r.dose == ab["dose"]]
-        groups = {"loss-sets": [r for r in at if r.depth == self.depth and r.loss_set in ab.get("loss_sets", [])],
-                  "depths": [r for r in at if r.loss_set == MAIN_LOSS_SET and r.depth in ab.get("depths", [])]}
+        groups = {"loss-sets": [self.ablation_base(loss_set=ls) for ls in ab.get("loss_sets", [])],
+                  "depths": [self.ablation_base(depth=d) for d in ab.get("depths", [])]}
+        groups = {name: [r for base in bases for r in self.bases.get(base, [])] for name, bases in groups.items()}
         return {name: runs for name, runs in groups.items() if len({r.base for r in runs}) > 1}
 
     def crossval_pairs(self) -> List[Tuple[str, str]]:
         """(volume, dose) pairs ranked by held-out projections: every scan at its doses, and the config's
-        ``crossval.datasets`` (``all``: every simulated volume the study evaluates) at the doses they are evaluated
+        ``crossval.datasets`` (``all``: every simulated volume the study evaluates; ``first``: each split's first test
+        volume) at the doses they are evaluated
         at (``crossval.doses``: only those)."""
         if "crossval" not in self.config:
             return []
@@ -1140,7 +1187,8 @@ class Plan:
         names, doses = cv.get("datasets", []), cv.get("doses")
 
         def checked(ds, dose):
-            return (names == "all" or ds in names) and (doses is None or dose in doses)
+            named = names == "all" or (names == "first" and self.first_test_volume(ds, dose)) or ds in names
+            return named and (doses is None or dose in doses)
         return sorted((ds, dose) for ds, dose in self.evaluated if ds in self.scans or checked(ds, dose))
 
     def crossval_models(self, dataset: str, dose: str) -> Dict[str, str]:
@@ -1272,15 +1320,20 @@ class Plan:
                 "primary": cl.get("primary", "ssim"), "coverage_sims": int(cl.get("coverage_sims", 400)),
                 "config_hash": self.config_hash, "caveat": cl.get("caveat", ""),
                 "training": {"max_iter": int(train["max_iter"]), "mse_warmup": int(train.get("mse_warmup", 0)),
-                             "seeds": training_seeds(self.config["tomogan"])}}
+                             "seeds": training_seeds(self.config["tomogan"]),
+                             **({"ablation": self.ablation_question()}
+                                if (self.config["tomogan"].get("ablation") or {}).get("train") else {})}}
 
     def claim_inputs(self) -> List[str]:
         """The per-slice metric files (and the timing table) the claims read."""
         comparisons = self.claim_comparisons()
-        datasets = sorted({row["dataset"] for c in comparisons for side in ("a", "b") if side in c
-                           for row in c[side]["rows"]})
+        def names(row):
+            return [row["dataset"]] if isinstance(row["dataset"], str) else row["dataset"]
+
+        datasets = sorted({ds for c in comparisons for side in ("a", "b") if side in c
+                           for row in c[side]["rows"] for ds in names(row)})
         files = [Paths.metrics(ds, kind) for ds in datasets for kind in ("conventional", "tomogan")]
         files += [Paths.learning_curve(group).replace(".csv", "_summary.csv") for group in self.learning_curve_groups()]
-        files += [Paths.metrics(r["dataset"], f"control-{r['dose']}") for c in comparisons if c.get("control") == "positive"
-                  for r in c["b"]["rows"][:1]]
+        files += [Paths.metrics(ds, f"control-{r['dose']}") for c in comparisons if c.get("control") == "positive"
+                  for r in c["b"]["rows"][:1] for ds in names(r)]
         return files + ([Paths.timing()] if any("factor" in c for c in comparisons) else [])

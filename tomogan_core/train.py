@@ -69,8 +69,8 @@ logger = logging.getLogger(__name__)
 
 GAN_LOSSES = ("wgan-gp", "bce")
 SELECT_METRICS = ("psnr", "ssim")
-HISTORY_FIELDS = ("step", "elapsed_s", "loss_g", "adv", "mse", "perceptual", "loss_d", "gp",
-                  "val_ssim", "val_psnr")
+HISTORY_FIELDS = ("step", "elapsed_s", "cpu_s", "loss_g", "adv", "mse", "perceptual", "loss_d", "gp",
+                  "val_ssim", "val_psnr", "budget_mark")
 
 
 @dataclass
@@ -109,6 +109,9 @@ class TrainConfig:
     select: str = "psnr"  # validation metric that picks the saved generator among the validated steps: psnr, ssim
     mse_warmup: int = 0  # first steps with pixel MSE alone (no critic, no VGG), then the full loss: a warm start
     init: str = ""  # start from this file's generator (model.pt, checkpoint.pt, served .pt); "" = random from seed
+    cpu_budget_s: float = 0.0  # > 0: a compute-matched run: train until its steps have used this many CPU-seconds
+    # (validation not counted; max_iter stays a cap); the steps it reaches depend on the machine and are recorded
+    val_points: int = 20  # with cpu_budget_s: validate at every 1/val_points of the budget (not every val_every steps)
 
     def __post_init__(self):
         GeneratorConfig(in_slices=self.depth, upsample=self.upsample)  # validates depth and upsampling
@@ -119,7 +122,7 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.lambda_adv + self.lambda_mse + self.lambda_vgg <= 0:
             raise ValueError("at least one of lambda_adv, lambda_mse, lambda_vgg must be > 0")
-        for name in ("itg", "patch", "batch", "log_every", "val_every", "ckpt_every", "val_slices"):
+        for name in ("itg", "patch", "batch", "log_every", "val_every", "ckpt_every", "val_slices", "val_points"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.itd < 0 or self.max_iter < 0:
@@ -136,6 +139,8 @@ class TrainConfig:
             raise ValueError(f"select must be one of {SELECT_METRICS}, got {self.select!r}")
         if self.mse_warmup < 0 or (self.mse_warmup and self.lambda_mse <= 0):
             raise ValueError(f"mse_warmup must be >= 0 and needs lambda_mse > 0, got {self.mse_warmup}")
+        if not self.cpu_budget_s >= 0:
+            raise ValueError(f"cpu_budget_s must be >= 0 (0: no budget), got {self.cpu_budget_s}")
         if not isinstance(self.init, str):
             raise ValueError(f"init must be a path (a string; '' for none), got {self.init!r}")
 
@@ -175,6 +180,7 @@ class Run:
     vgg_label: str
     device: torch.device
     step: int = 0
+    cpu_s: float = 0.0  # CPU-seconds the training steps have used (validation and checkpoints not counted)
     history: List[dict] = field(default_factory=list)  # the rows of log.csv
     best: dict = field(default_factory=lambda: {"step": 0, "val_psnr": -np.inf, "val_ssim": -np.inf, "generator": None})
     init: dict = field(default_factory=dict)  # provenance of cfg.init: init, init_model, init_provenance ({} without)
@@ -182,6 +188,28 @@ class Run:
     def vgg_input(self, t: torch.Tensor) -> torch.Tensor:
         """Network units -> the [0, 1] window the VGG features see."""
         return (t - self.norm.vgg_lo) / (self.norm.vgg_hi - self.norm.vgg_lo)
+
+    @property
+    def done(self) -> bool:
+        """``max_iter`` steps trained, or (a compute-matched run) its CPU budget used."""
+        return self.step >= self.cfg.max_iter or (self.cfg.cpu_budget_s > 0 and self.cpu_s >= self.cfg.cpu_budget_s)
+
+    @property
+    def budget_mark(self) -> int:
+        """How many of the budget's ``val_points`` marks the CPU time has passed (0 without a budget)."""
+        if self.cfg.cpu_budget_s <= 0:
+            return 0
+        return min(int(self.cpu_s * self.cfg.val_points / self.cfg.cpu_budget_s), self.cfg.val_points)
+
+    def validation_due(self) -> bool:
+        """Validate now? Every ``val_every`` steps, or with a CPU budget at each new mark of it; and at the end."""
+        if self.done:
+            return True
+        if self.cfg.cpu_budget_s > 0:
+            last = max((r.get("budget_mark") or 0 for r in self.history if r.get("budget_mark") not in (None, "")),
+                       default=0)
+            return self.budget_mark * self.cfg.cpu_budget_s / self.cfg.val_points > float(last)
+        return self.step % self.cfg.val_every == 0
 
 
 @dataclass(frozen=True)
@@ -303,6 +331,7 @@ def resume(run: Run, path: Path, ctx) -> None:
     run.sampler.rng.bit_generator.state = state["rng_numpy"]
     run.gp_rng.set_state(state["rng_torch"].cpu() if run.device.type == "cpu" else state["rng_torch"])
     run.step, run.history, run.best = state["step"], state["history"], state["best"]
+    run.cpu_s = float(state.get("cpu_s", 0.0))
     run.norm = Normalization(**state["normalization"])
     run.init = dict(state.get("init") or {})  # written only by runs with an init
     if ctx.enabled:  # only rank 0's streams were saved: every rank restarts its own from here
@@ -413,10 +442,12 @@ def log_and_validate(run: Run, losses: "LossAverage", val_pairs: Sequence[Volume
     """After a step: every ``log_every`` steps a row of the history; every ``val_every`` steps (and at the
     last) validate-and-keep-best too, its metrics in the same row."""
     cfg = run.cfg
-    validating = _due(run.step, cfg.val_every, cfg.max_iter)
-    if not (validating or _due(run.step, cfg.log_every, cfg.max_iter)):
+    validating = run.validation_due()
+    if not (validating or run.done or run.step % cfg.log_every == 0):
         return
-    row = losses.row(run.step)
+    row = dict(losses.row(run.step), cpu_s=round(run.cpu_s, 3))
+    if validating and cfg.cpu_budget_s > 0:  # the curve's abscissa: the mark of the budget reached, in CPU-seconds
+        row["budget_mark"] = round(run.budget_mark * cfg.cpu_budget_s / cfg.val_points, 6)
     bar.set_postfix({k: f"{row[k]:.3g}" for k in ("loss_g", "mse", "adv", "loss_d") if k in row})
     if validating and validate_here:
         row.update(validate_and_keep_best(run, val_pairs))
@@ -431,7 +462,7 @@ def write_checkpoint(run: Run, files: RunFiles) -> None:
                     critic=run.critic.state_dict() if run.critic is not None else None,
                     opt_g=run.opt_g.state_dict(), opt_d=run.opt_d.state_dict() if run.opt_d is not None else None,
                     rng_numpy=run.sampler.rng.bit_generator.state, rng_torch=run.gp_rng.get_state(),
-                    history=run.history, best=run.best, normalization=run.norm.as_dict(),
+                    history=run.history, best=run.best, normalization=run.norm.as_dict(), cpu_s=run.cpu_s,
                     **({"init": run.init} if run.cfg.init else {}))
     _write_history(run.history, files.log)
 
@@ -444,6 +475,7 @@ def write_model(run: Run, path: Path, train_pairs: Sequence[VolumePair], val_pai
     save_model(path, generator_config=asdict(run.generator.cfg), generator=run.best["generator"],
                normalization=run.norm, config=asdict(run.cfg), step=run.best["step"],
                val_ssim=run.best["val_ssim"], val_psnr=run.best["val_psnr"], steps_trained=run.step,
+               cpu_s=round(run.cpu_s, 3),
                vgg_weights=run.vgg_label, device=str(run.device), versions=software_versions(),
                train_data=[p.name for p in train_pairs], val_data=[p.name for p in val_pairs],
                provenance=provenance or {})
@@ -487,10 +519,6 @@ class LossAverage:
         row.update({k: v / self.count for k, v in self.sums.items()})
         self.sums, self.count = {}, 0
         return row
-
-
-def _due(step: int, every: int, last: int) -> bool:
-    return step % every == 0 or step == last
 
 
 def _progress_bar(cfg: TrainConfig, step: int, name: str, enabled: bool) -> tqdm:
@@ -559,15 +587,17 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
     sync_critic = (lambda: ctx.average_gradients(run.critic)) if ctx.enabled else None
     run.generator.train()
     warm = cfg.warm_start if cfg.mse_warmup else cfg
-    while run.step < cfg.max_iter:
+    while not run.done:
         step_cfg = warm if run.step < cfg.mse_warmup else cfg  # a warm start: MSE alone first, then the full loss
+        cpu_before = time.process_time()
         losses.add(train_step(step_cfg, run.gen_step, run.critic, run.opt_g, run.opt_d, run.sampler,
                               vgg=run.vgg if step_cfg is cfg else None, vgg_input=run.vgg_input, gp_rng=run.gp_rng,
                               device=device, sync_critic=sync_critic))
+        run.cpu_s += time.process_time() - cpu_before  # this process's CPU time: every thread it trains on
         run.step += 1
         bar.update(1)
         log_and_validate(run, losses, val_pairs, bar, validate_here=ctx.is_main)  # rank 0 alone validates
-        if _due(run.step, cfg.ckpt_every, cfg.max_iter):
+        if run.step % cfg.ckpt_every == 0 or run.done:
             if ctx.is_main:
                 write_checkpoint(run, files)
             ctx.barrier()
