@@ -60,7 +60,7 @@ from .io import read_attrs, software_versions
 from .plumbing import InputError, cli
 from .scanmatch import estimate_incident
 
-__all__ = ["RAW_DATASETS", "read_raw", "bin_frames", "normalize", "prepare", "main"]
+__all__ = ["RAW_DATASETS", "read_raw", "bin_frames", "normalize", "prepare", "prepare_line_integrals", "center_argument", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -369,6 +369,52 @@ def prepare(raw_path, out_path, *, center=None, rows=None, bin_factor: int = 1, 
     return attrs
 
 
+def prepare_line_integrals(path, out_path, *, center="auto", rows=None, dataset=None) -> dict:
+    """A file of line integrals already normalised (``/exchange/data`` ``(angles, rows, detector)``, floats, and
+    ``/exchange/theta``) -> the same projection file as :func:`prepare` writes, its angles checked the same way
+    (:func:`simulate.acquisition.check_theta`: units, order, span), no NaN/Inf. No flats, so no photon estimate.
+
+    Raises
+    ------
+    InputError
+        A missing or non-numeric dataset, shapes that disagree, NaN/Inf, angles refused, or a centre outside the
+        detector (given or found).
+    """
+    attrs = read_attrs(path)
+    with _open(path) as f:
+        for name in ("/exchange/data", "/exchange/theta"):
+            if name not in f or not isinstance(f[name], h5py.Dataset):
+                raise InputError(path, f"missing dataset '{name}'")
+        data_ds = f["/exchange/data"]
+        if data_ds.ndim != 3 or data_ds.dtype.kind != "f":
+            raise InputError(path, f"'/exchange/data' has shape {data_ds.shape} and dtype {data_ds.dtype}: line "
+                                   "integrals (angles, rows, detector) as floats expected (counts? leave out "
+                                   "--line-integrals)")
+        theta_raw = _read(path, f["/exchange/theta"], (), "/exchange/theta")
+        if theta_raw.shape != (data_ds.shape[0],):
+            raise InputError(path, f"{theta_raw.shape[0] if theta_raw.ndim else 0} angles in '/exchange/theta' for "
+                                   f"{data_ds.shape[0]} projections")
+        theta, info = check_theta(theta_raw, path=path)
+        r0, r1 = _row_range(path, rows, data_ds.shape[1], 1)
+        data = _read(path, data_ds, (slice(None), slice(r0, r1), slice(None)), "/exchange/data")
+    check_finite(path, data, "/exchange/data")
+    proj = np.ascontiguousarray(data[info["views"]], dtype=np.float32)
+    if isinstance(center, str):
+        center, method = _auto_center(path, proj, np.radians(theta), 1)
+    else:
+        center, method = float(center), "given"
+        if not 0 < center < proj.shape[-1]:
+            raise InputError(path, f"rotation centre {center} outside the detector of {proj.shape[-1]} pixels")
+    name = dataset or attrs.get("dataset") or Path(path).stem
+    out = {"source": attrs.get("source") or f"line integrals:{name}", "dataset": name,
+           "center": float(center), "center_raw": float(center),
+           "center_convention": "pixel edges, detector/2 = centred", "center_method": method, "bin_factor": 1,
+           "rows_start": r0, "rows_stop": r1, "dose": "full", "dose_mode": "full", "dose_level": 1,
+           "noise": "measured", **acquisition_attrs(info), "parent": str(path), "versions": software_versions()}
+    write_projections(out_path, proj, np.radians(theta), out)
+    return out
+
+
 def _auto_center(path, proj, theta, bin_factor: int) -> tuple[float, str]:
     """Centre on the raw detector found on normalised, binned projections, and how it was found."""
     try:
@@ -382,7 +428,7 @@ def _auto_center(path, proj, theta, bin_factor: int) -> tuple[float, str]:
     return center, f"auto ({criterion_name()})"
 
 
-def _center_arg(text: str):
+def center_argument(text: str):
     """``--center`` value: a number of pixels or ``auto``."""
     if text.strip().lower() == "auto":
         return "auto"
@@ -399,7 +445,7 @@ def main(argv=None):
                                             "to full-dose projections.")
     p.add_argument("raw", help="raw DXchange HDF5 (/exchange/data, data_white, data_dark, theta)")
     p.add_argument("out", help="normalised projections (simulate.acquire layout)")
-    p.add_argument("--center", type=_center_arg,
+    p.add_argument("--center", type=center_argument,
                    help="rotation axis on the raw detector, pixels, detector/2 = centred, or 'auto' to find it "
                         "(simulate.center) (default: the raw file's 'center' attribute)")
     p.add_argument("--rows", type=int, nargs=2, metavar=("START", "STOP"), help="raw detector rows to keep")
@@ -414,7 +460,7 @@ def main(argv=None):
         "real scans", "applied only to a TomoBank file (a raw file without a 'source' attribute); the "
         "synthetic stand-in carries its own centre and is made at the working size, so these are ignored for it. "
         "They let one workflow rule serve both.")
-    real.add_argument("--real-center", type=_center_arg,
+    real.add_argument("--real-center", type=center_argument,
                       help="rotation axis of the real scan, raw detector pixels, or 'auto'")
     real.add_argument("--real-bin", type=int, default=1, help="binning of the real scan")
     real.add_argument("--real-slices", type=int, default=0,

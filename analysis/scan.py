@@ -1,0 +1,444 @@
+"""Your scan as you acquired it: ``tomogan-scan SCAN.h5 -o OUT`` ranks the methods on the scan's own views and
+writes the chosen one's volume.
+
+A beamline scientist with a sparse-view or short-exposure scan has no normal-dose reference, and wants two things:
+which method to trust on it, and the volume. This command takes the scan **as acquired** -- nothing is degraded
+further, nothing of it becomes a reference -- and:
+
+1. **reads and checks the acquisition** (:func:`simulate.dxchange.prepare`): theta in degrees or radians, over 180°
+   or 360° (a 360° scan keeps its first 180°), flats above darks, no NaN, shapes that agree -- anything else is
+   refused in one line; normalises the counts to line integrals, and estimates the photons per pixel from the
+   flats (:func:`simulate.scanmatch.estimate_incident`). With ``--line-integrals`` the file already holds line
+   integrals (``/exchange/data``, ``/exchange/theta``), checked the same way;
+2. **finds the rotation axis** (:func:`simulate.center.find_center`, unless ``--center C`` is given) and checks it
+   a second, independent way: a sinusoid fitted to the centre of mass of each view (:func:`mass_center`; the
+   projection of a sample wholly in the field of view has its centre of mass at ``axis + r cos(theta - phi)``).
+   A disagreement of more than a pixel is said in the summary. Convention: pixel edges, ``detector / 2`` is a
+   centred axis; TomoPy's pixel-index centre is this minus 0.5;
+3. **ranks the candidates by held-out projections** (:mod:`analysis.crossval`, ``K`` interleaved folds of the
+   views): FBP, each classical method of :data:`analysis.classical.METHODS` tuned by the held-out score on its grid
+   (``--methods``), and each model given with ``--model`` (applied to the FBP). Each score comes with its
+   fold-to-fold standard error; the best two are compared paired over the folds, and when their difference is
+   within two standard errors the summary says they cannot be told apart. The rows scored (``--rank-rows``, 3 by
+   default) are central detector rows, enough for a depth-3 model to see real neighbours. The scores are
+   Poisson-weighted by the photons estimated from the flats (``--incident``);
+4. **reconstructs every row kept** with the chosen route (``--method`` forces one; ``--all-methods`` writes each),
+   in slabs of at most ``--slab-mb`` MiB;
+5. **writes** ``OUT/volume.h5`` (``/recon``, ``/slices``; its attributes: method, parameter, centre and how it was
+   found, photons estimate, source, software versions), ``OUT/ranking.csv`` (``method``, ``label``, ``parameter``,
+   ``value``, ``score``, ``score_se``, ``rank``, ``chosen``), ``OUT/summary.html`` and ``OUT/summary.png`` (the
+   top candidates' central row side by side on one grey scale), and ``OUT/projections.h5`` (the checked line
+   integrals). Each step's time goes into the summary.
+
+The learned routes of issue 26 that need training on demand (the generalist, a scan-matched fine-tune,
+Noise2Inverse) are not run here yet: give a trained model with ``--model``.
+
+Command::
+
+    tomogan-scan SCAN.h5 -o OUT [--line-integrals] [--rows START STOP] [--bin B] [--center auto|C]
+        [--methods fbp sirt sirt-tv fbp-tv fbp-bm3d] [--model [LABEL=]MODEL.pt ...] [--k 4] [--rank-rows 3]
+        [--incident auto|none|I0] [--method NAME | --all-methods] [--slab-mb 512] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import logging
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+
+from simulate.plumbing import InputError, cli
+
+__all__ = ["mass_center", "check_center", "rank_candidates", "reconstruct_route", "recommendation", "scan", "main"]
+
+logger = logging.getLogger(__name__)
+
+RANK_ROWS = 3  # detector rows scored by default: a depth-3 model then sees real neighbours, not repeated rows
+CENTER_TOLERANCE = 1.0  # pixels: two centre estimates further apart than this are said to disagree
+TOP = 3  # candidates shown side by side in the summary
+
+
+def mass_center(proj: np.ndarray, theta: np.ndarray) -> float:
+    """The rotation axis from the views' centres of mass: a sinusoid ``a + b cos(theta) + c sin(theta)`` fitted to
+    them by least squares, ``a`` the axis (pixel edges, ``detector / 2`` centred).
+
+    Independent of the focus criterion of :func:`simulate.center.find_center`; right when the whole sample stays
+    in the field of view (no truncation) and the line integrals are not negative.
+
+    >>> theta = np.linspace(0, np.pi, 90, endpoint=False)
+    >>> u = np.arange(64) + 0.5
+    >>> proj = np.exp(-((u[None, :] - (30.0 + 8 * np.cos(theta[:, None] - 0.4))) / 2.0) ** 2)[:, None, :]
+    >>> round(mass_center(proj, theta), 2)
+    30.0
+    """
+    p = np.clip(np.asarray(proj, dtype=np.float64).sum(axis=1), 0.0, None)
+    weight = p.sum(axis=1)
+    keep = weight > 0
+    if keep.sum() < 3:
+        raise ValueError("fewer than three views carry any attenuation")
+    u = np.arange(p.shape[1]) + 0.5
+    com = (p[keep] * u).sum(axis=1) / weight[keep]
+    t = np.asarray(theta, dtype=np.float64)[keep]
+    design = np.stack([np.ones_like(t), np.cos(t), np.sin(t)], axis=1)
+    coef, *_ = np.linalg.lstsq(design, com, rcond=None)
+    return float(coef[0])
+
+
+def check_center(proj: np.ndarray, theta: np.ndarray, center: float) -> Dict[str, object]:
+    """The second estimate of the axis beside ``center``, and whether they agree within :data:`CENTER_TOLERANCE`."""
+    try:
+        second = mass_center(proj, theta)
+    except ValueError as exc:
+        return {"center_check": float("nan"), "center_check_method": f"centre of mass: {exc}", "center_agree": None}
+    return {"center_check": second, "center_check_method": "sinusoid fit to the views' centres of mass",
+            "center_agree": bool(abs(second - center) <= CENTER_TOLERANCE)}
+
+
+# ----------------------------------------------------------------------------- ranking
+
+def _row(method: str, label: str, parameter: str, value, res) -> dict:
+    folds = np.asarray(res.fold_scores, dtype=np.float64)
+    return {"method": method, "label": label, "parameter": parameter, "value": value, "score": float(res.score),
+            "score_se": float(folds.std(ddof=1) / np.sqrt(folds.size)) if folds.size > 1 else float("nan"),
+            "k": int(res.k), "weighted": bool(res.weighted), "residual": res.residual,
+            **{f"fold_{j + 1}": float(s) for j, s in enumerate(folds)}}
+
+
+def _ordered(methods: Sequence[str]) -> List[str]:
+    """The methods to tune, each after the one it starts from (added when not asked for)."""
+    from analysis.classical import METHODS
+
+    out: List[str] = []
+
+    def add(name):
+        for need in METHODS[name].needs:
+            add(need)
+        if name not in out:
+            out.append(name)
+    for name in methods:
+        if name != "fbp":
+            add(name)
+    return out
+
+
+def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fbp",), models: Sequence = (),
+                    k: int = 4, rows: int = RANK_ROWS, incident=None, backend: str = "auto", threads: int = 1,
+                    progress: bool = False):
+    """Every candidate's held-out score on ``rows`` central detector rows, best first.
+
+    Returns a DataFrame with one row per candidate (each classical method at its held-out choice): ``method``,
+    ``label`` (:func:`analysis.crossval.candidate_label`), ``parameter``, ``value``, ``score`` (lower is better),
+    ``score_se`` (the standard error of the mean over the ``k`` folds), the fold scores, ``rank`` and ``chosen``
+    (rank 1); ``attrs["needs"]`` holds the chosen values a start method passes on (SIRT's count to SIRT+TV).
+    """
+    import pandas as pd
+    from tqdm import tqdm
+
+    from analysis.classical import METHODS, format_value
+    from analysis.crossval import (StartCache, candidate_label, fbp_reconstructor, holdout_residual,
+                                   model_reconstructor, tune_by_holdout)
+
+    common = dict(k=k, center=center, size=data.shape[-1], incident=incident, slices=rows, backend=backend,
+                  threads=threads)
+    tuned = _ordered(methods)
+    steps = (["fbp"] if "fbp" in methods else []) + tuned + [m.method for m in models]
+    out, needs, cache = [], {}, StartCache()
+    with tqdm(steps, desc="ranking", disable=not progress, unit="candidate") as bar:
+        for name in bar:
+            bar.set_postfix_str(name)
+            if name == "fbp":
+                out.append(_row("fbp", candidate_label("fbp"), "", "", holdout_residual(
+                    data, theta, fbp_reconstructor(), **common)))
+            elif name in METHODS:
+                m = METHODS[name]
+                t = tune_by_holdout(data, theta, name, needs=needs, cache=cache, **common)
+                needs[name] = t.chosen
+                if name in methods:  # a start added only for another method is not a candidate of its own
+                    out.append(_row(name, candidate_label(name, t.chosen), m.parameter, format_value(t.chosen),
+                                    t.scores[t.chosen]))
+            else:
+                entry = next(e for e in models if e.method == name)
+                rec = model_reconstructor(entry.path, grey255=entry.grey255)
+                out.append(_row(name, candidate_label(name), "", "", holdout_residual(data, theta, rec, **common)))
+    table = pd.DataFrame(out).sort_values("score", kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    table["chosen"] = table["rank"] == 1
+    table.attrs["needs"] = needs
+    return table
+
+
+def recommendation(table) -> Dict[str, object]:
+    """The first candidate, and whether the second can be told apart from it: their fold-by-fold difference (the
+    same folds for both) against two of its standard errors.
+
+    >>> import pandas as pd
+    >>> t = pd.DataFrame({"label": ["A", "B"], "fold_1": [1.0, 1.5], "fold_2": [1.1, 1.6], "fold_3": [0.9, 1.4]})
+    >>> r = recommendation(t)
+    >>> r["apart"], round(r["difference"], 2)
+    (True, 0.5)
+    """
+    folds = [c for c in table.columns if c.startswith("fold_")]
+    first = table.iloc[0]
+    if len(table) < 2:
+        return {"best": first["label"], "second": None, "difference": float("nan"), "difference_se": float("nan"),
+                "apart": True, "sentence": f"Use {first['label']}: it was the only candidate."}
+    second = table.iloc[1]
+    d = second[folds].to_numpy(float) - first[folds].to_numpy(float)
+    se = float(d.std(ddof=1) / np.sqrt(d.size)) if d.size > 1 else float("nan")
+    diff = float(d.mean())
+    apart = bool(np.isfinite(se) and diff > 2 * se)
+    sentence = (f"Use {first['label']}: it predicts the views it never saw best, ahead of {second['label']} by "
+                f"{diff:.3g} ({'more' if apart else 'less'} than two standard errors of the fold-by-fold "
+                f"difference, {se:.2g})" + ("." if apart else "; on this scan the two cannot be told apart."))
+    return {"best": first["label"], "second": second["label"], "difference": diff, "difference_se": se,
+            "apart": apart, "sentence": sentence}
+
+
+# ----------------------------------------------------------------------------- the volume
+
+def _route(method: str, value, needs: dict, models: Sequence):
+    """A reconstructor of the whole route at its chosen value, and the model it ends with (or None)."""
+    from analysis.classical import METHODS
+    from analysis.crossval import classical_reconstructor, fbp_reconstructor
+
+    if method == "fbp":
+        return fbp_reconstructor(), None
+    if method in METHODS:
+        return classical_reconstructor(method, METHODS[method].value_type(value), needs=needs), None
+    entry = next((e for e in models if e.method == method), None)
+    if entry is None:
+        raise ValueError(f"unknown method '{method}'")
+    return fbp_reconstructor(), entry
+
+
+def reconstruct_route(proj_path, out_path, method: str, value="", *, needs: Optional[dict] = None,
+                      models: Sequence = (), slab_mb: float = 512.0, attrs: Optional[dict] = None,
+                      backend: str = "auto", threads: int = 1, progress: bool = False) -> dict:
+    """Every row of a projection file reconstructed by one route, slab by slab, into ``out_path`` (``/recon``,
+    ``/slices``); a model's route is the FBP of every row followed by the model (with its neighbours,
+    :func:`tomogan_core.infer.denoise_file`). Returns the attributes written."""
+    from tqdm import tqdm
+
+    from simulate.acquire import read_projections
+    from simulate.io import software_versions, to_h5_attr
+    from simulate.plumbing import atomic_h5
+    from simulate.reconstruct import slab_rows
+
+    data, theta, src = read_projections(proj_path)
+    n_rows, size = data.shape[1], data.shape[-1]
+    center = float(src.get("center", size / 2))
+    rec, entry = _route(method, value, needs or {}, models)
+    step = slab_rows(4 * size * size * 4, slab_mb, n_rows)  # the slab's images and the method's copies
+    out_attrs = dict(attrs or {}, method=method, value=str(value), center=center, slab_slices=int(step),
+                     versions=software_versions())
+    target = Path(out_path) if entry is None else Path(out_path).with_name(Path(out_path).stem + "_fbp.h5")
+    with atomic_h5(target, nbytes=4 * n_rows * size * size) as f:
+        dset = f.create_dataset("/recon", shape=(n_rows, size, size), dtype=np.float32, chunks=(1, size, size))
+        f.create_dataset("/slices", data=np.arange(n_rows, dtype=np.int32))
+        for a in tqdm(range(0, n_rows, step), desc=method, disable=not progress, unit="slab"):
+            dset[a:a + step] = rec(data[:, a:a + step, :], theta, center, size, backend=backend, threads=threads)
+        for key, val in dict(out_attrs, method="fbp" if entry else method).items():
+            f.attrs[key] = to_h5_attr(val)
+    if entry is not None:
+        from tomogan_core.infer import denoise_file
+        from tomogan_core.modelfile import load_any
+
+        model = load_any(entry.path)
+        denoise_file(target, out_path, model, slab_mb=slab_mb, repeat_edges=True, grey255=entry.grey255,
+                     attrs=dict(out_attrs, model=str(entry.path), parent=str(target)), progress=progress)
+        target.unlink()
+    return out_attrs
+
+
+# ----------------------------------------------------------------------------- the report
+
+def _images(data, theta, center, table, needs, models, *, backend, threads) -> List[tuple]:
+    """The central row of each of the top candidates, made from all the views."""
+    row = data.shape[1] // 2
+    out = []
+    for r in table.head(TOP).itertuples():
+        rec, entry = _route(r.method, r.value, needs, models)
+        image = rec(data[:, row:row + 1, :], theta, center, data.shape[-1], backend=backend, threads=threads)
+        if entry is not None:
+            from tomogan_core.modelfile import denoise, load_any
+
+            image = denoise(image, load_any(entry.path), repeat_edges=True)
+        out.append((f"{r.rank}. {r.label}\nscore {r.score:.4g} ± {r.score_se:.2g}", image[0]))
+    return out
+
+
+def _figure(images, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    lo, hi = np.percentile(images[-1][1] if len(images) == 1 else np.concatenate([i.ravel() for _, i in images]),
+                           [0.5, 99.5])
+    fig, axes = plt.subplots(1, len(images), figsize=(3.2 * len(images), 3.5), squeeze=False)
+    for ax, (title, image) in zip(axes[0], images):
+        ax.imshow(image, cmap="gray", vmin=lo, vmax=hi)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _summary_html(path, *, scan, attrs, center_info, table, rec, costs, volumes) -> None:
+    facts = {
+        "scan": scan, "source": attrs.get("source", ""),
+        "views used": f"{attrs.get('views_kept', '')} of {attrs.get('views_total', '')} "
+                      f"(theta read in {attrs.get('theta_units_raw', '')}, span {attrs.get('theta_span', '')})",
+        "detector": f"{attrs.get('n_rows', '')} rows x {attrs.get('n_det', '')} pixels",
+        "photons per pixel (flats)": f"{attrs.get('incident_estimate', float('nan')):.4g}"
+                                     if "incident_estimate" in attrs else "not estimated",
+        "rotation axis": f"{attrs.get('center'):.2f} px ({attrs.get('center_method')}; pixel edges, detector/2 "
+                         f"centred; TomoPy's pixel-index centre {attrs.get('center') - 0.5:.2f})",
+        "second estimate": f"{center_info['center_check']:.2f} px ({center_info['center_check_method']})"
+                           + ("" if center_info["center_agree"] is not False else
+                              f" -- DISAGREES by more than {CENTER_TOLERANCE:g} px: check the axis"),
+    }
+    cols = ["rank", "label", "score", "score_se", "chosen"]
+    body = [
+        "<!doctype html><meta charset='utf-8'><title>tomogan-scan</title>",
+        "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 8px}</style>",
+        f"<h1>{html.escape(Path(scan).name)}</h1>",
+        f"<p><b>{html.escape(rec['sentence'])}</b></p>",
+        "<p>Scores are held-out residuals of the views (lower is better; weighted by the photons per pixel, a "
+        "perfect image scores about 1), each the mean over the folds with its standard error.</p>",
+        table[cols].to_html(index=False, float_format=lambda v: f"{v:.4g}"),
+        "<p><img src='summary.png' alt='the top candidates, central row, one grey scale'></p>",
+        "<h2>Acquisition</h2><table>"
+        + "".join(f"<tr><th align=left>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
+                  for k, v in facts.items()) + "</table>",
+        "<h2>Cost</h2><table>" + "".join(f"<tr><th align=left>{html.escape(k)}</th><td>{v:.1f} s</td></tr>"
+                                         for k, v in costs.items()) + "</table>",
+        "<h2>Written</h2><ul>" + "".join(f"<li>{html.escape(v)}</li>" for v in volumes) + "</ul>",
+    ]
+    Path(path).write_text("\n".join(body) + "\n")
+
+
+# ----------------------------------------------------------------------------- the command
+
+def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: int = 1, center="auto",
+         methods: Sequence[str] = ("fbp", "sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"), models: Sequence = (),
+         k: int = 4, rank_rows: int = RANK_ROWS, incident="auto", method: Optional[str] = None,
+         all_methods: bool = False, slab_mb: float = 512.0, backend: str = "auto", threads: int = 1,
+         progress: bool = True) -> dict:
+    """The whole command (module docstring); returns the ranking table, the recommendation and the paths."""
+    from simulate.acquire import read_projections
+    from simulate.dxchange import prepare, prepare_line_integrals
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    costs: Dict[str, float] = {}
+    t0 = time.perf_counter()
+    proj_path = out_dir / "projections.h5"
+    if line_integrals:
+        attrs = prepare_line_integrals(raw, proj_path, center=center, rows=rows)
+    else:
+        attrs = prepare(raw, proj_path, center=center, rows=rows, bin_factor=bin_factor)
+    data, theta, attrs = read_projections(proj_path)
+    attrs = dict(attrs, n_rows=int(data.shape[1]), n_det=int(data.shape[2]))
+    costs["read, check and normalise; find the axis"] = time.perf_counter() - t0
+    center_px = float(attrs["center"])
+    center_info = check_center(data, theta, center_px)
+    if incident == "auto":
+        weight = attrs.get("incident_estimate")
+    elif incident == "none":
+        weight = None
+    else:
+        weight = float(incident)
+
+    t0 = time.perf_counter()
+    table = rank_candidates(data, theta, center_px, methods=methods, models=models, k=k,
+                            rows=min(rank_rows, data.shape[1]), incident=weight, backend=backend, threads=threads,
+                            progress=progress)
+    needs = table.attrs["needs"]
+    costs[f"rank {len(table)} candidates on {min(rank_rows, data.shape[1])} rows, {k} folds"] = \
+        time.perf_counter() - t0
+    rec = recommendation(table)
+    if method is not None and method not in set(table["method"]):
+        raise InputError("--method", f"'{method}' was not ranked; choose one of {', '.join(table['method'])}")
+    picks = list(table["method"]) if all_methods else [method or table.iloc[0]["method"]]
+    volumes = []
+    t0 = time.perf_counter()
+    for name in picks:
+        r = table[table["method"] == name].iloc[0]
+        path = out_dir / ("volume.h5" if name == picks[0] and not all_methods else
+                          f"volume_{name.replace(':', '_')}.h5")
+        reconstruct_route(proj_path, path, name, r["value"], needs=needs, models=models, slab_mb=slab_mb,
+                          attrs={"source": attrs.get("source", ""), "parameter": r["parameter"],
+                                 "label": r["label"], "rank": int(r["rank"]), "score": float(r["score"]),
+                                 "score_se": float(r["score_se"]), "center_method": attrs.get("center_method", ""),
+                                 "center_check": center_info["center_check"],
+                                 "incident_estimate": attrs.get("incident_estimate", float("nan")),
+                                 "forced": bool(method), "parent": str(raw)},
+                          backend=backend, threads=threads, progress=progress)
+        volumes.append(str(path))
+    costs[f"reconstruct {data.shape[1]} rows ({', '.join(picks)})"] = time.perf_counter() - t0
+    table.to_csv(out_dir / "ranking.csv", index=False)
+    _figure(_images(data, theta, center_px, table, needs, models, backend=backend, threads=threads),
+            out_dir / "summary.png")
+    _summary_html(out_dir / "summary.html", scan=str(raw), attrs=attrs, center_info=center_info, table=table,
+                  rec=rec, costs=costs, volumes=volumes)
+    return {"table": table, "recommendation": rec, "volumes": volumes, "center": center_info, "costs": costs}
+
+
+@cli
+def main(argv=None):
+    from analysis.classical import METHODS
+    from analysis.crossval import model_entries
+    from simulate.dxchange import center_argument
+
+    p = argparse.ArgumentParser(prog="tomogan-scan", description=__doc__.splitlines()[0].strip("`"))
+    p.add_argument("scan", help="raw DXchange scan (/exchange/data, data_white, data_dark, theta)")
+    p.add_argument("-o", "--out", required=True, help="output folder")
+    p.add_argument("--line-integrals", action="store_true",
+                   help="the file holds line integrals already (/exchange/data, /exchange/theta): no flats or darks")
+    p.add_argument("--rows", type=int, nargs=2, metavar=("START", "STOP"), help="detector rows to keep")
+    p.add_argument("--bin", type=int, default=1, dest="bin_factor", help="average BIN x BIN pixels")
+    p.add_argument("--center", type=center_argument, default="auto", help="rotation axis, raw pixels, or auto (default)")
+    p.add_argument("--methods", nargs="+", default=["fbp", *METHODS], choices=["fbp", *METHODS],
+                   help="classical candidates (each tuned by the held-out score on its grid)")
+    p.add_argument("--model", nargs="+", default=[], metavar="[LABEL=]MODEL.pt",
+                   help="trained denoisers to rank, each applied to the FBP (method tomogan:LABEL)")
+    p.add_argument("--k", type=int, default=4, help="folds of the views")
+    p.add_argument("--rank-rows", type=int, default=RANK_ROWS, help="central detector rows the ranking scores")
+    p.add_argument("--incident", default="auto",
+                   help="photons per pixel weighting the scores: auto (the flats' estimate), none, or a number")
+    p.add_argument("--method", help="write this candidate's volume whatever the ranking says")
+    p.add_argument("--all-methods", action="store_true", help="write every candidate's volume (volume_<method>.h5)")
+    p.add_argument("--slab-mb", type=float, default=512.0, help="memory per slab of the reconstruction, MiB")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if args.k < 2:
+        p.error(f"--k must be >= 2, got {args.k}")
+    if args.rank_rows < 1:
+        p.error(f"--rank-rows must be >= 1, got {args.rank_rows}")
+    if args.method and args.all_methods:
+        p.error("give --method or --all-methods, not both")
+    if args.incident not in ("auto", "none"):
+        try:
+            if not float(args.incident) > 0:
+                raise ValueError
+        except ValueError:
+            p.error(f"--incident must be auto, none or a number > 0, got {args.incident}")
+    result = scan(args.scan, args.out, line_integrals=args.line_integrals, rows=args.rows,
+                  bin_factor=args.bin_factor, center=args.center, methods=args.methods,
+                  models=model_entries(args.model), k=args.k, rank_rows=args.rank_rows, incident=args.incident,
+                  method=args.method, all_methods=args.all_methods, slab_mb=args.slab_mb, backend=args.backend,
+                  threads=args.threads, progress=not args.quiet)
+    print(result["recommendation"]["sentence"])
+    print(f"wrote {', '.join(result['volumes'])}, {Path(args.out) / 'ranking.csv'}, {Path(args.out) / 'summary.html'}")
+
+
+if __name__ == "__main__":
+    main()
