@@ -246,7 +246,8 @@ def judge_comparisons(comparisons: List[dict], table: pd.DataFrame, *, margins: 
     Each distinct comparison (sides and metric) is built once and every claim reads it (:func:`comparison_key`).
     A claim of ``k`` judged comparisons reads each at the Bonferroni-corrected level ``1 - (1 - level) / k``. The
     interval is chosen per design by simulated coverage (:func:`choose_intervals`). ``unsettled``: learning-curve
-    group -> why its runs cannot be judged at this budget. ``extras`` (a dict) receives the ``correlation`` and
+    group -> why its runs cannot be judged at this budget (:func:`untested_groups`), or -> ``{frozenset((a, b)):
+    why}`` for the pairs of its runs that cannot. ``extras`` (a dict) receives the ``correlation`` and
     ``coverage`` tables.
     """
     unsettled = unsettled or {}
@@ -303,8 +304,11 @@ def judge_comparisons(comparisons: List[dict], table: pd.DataFrame, *, margins: 
                 why = "a bound within its Monte-Carlo error of the margin" if close else ""
             if label in ("equivalent", "inconclusive") and at_ceiling(c, metric):
                 label, why = AT_CEILING, f"scores at the measure's ceiling ({CEILINGS[metric]})"
-            if comp.get("group") in unsettled:
-                label, why = NOT_TESTED, unsettled[comp["group"]]
+            untested = unsettled.get(comp.get("group"))
+            if isinstance(untested, dict):  # only the pairs that crossed cannot be judged
+                untested = untested.get(frozenset((comp["a"]["label"], comp["b"]["label"])))
+            if untested:
+                label, why = NOT_TESTED, untested
             holds = claim_holds(comp["kind"], label) if label in LABELS else "n/a"
             rows.append(dict(base, metric=metric, **names,
                              a_models=" ".join(x["model"] or x["method"] for x in comp["a"]["rows"]),
@@ -567,6 +571,34 @@ def _load_spec(text: str) -> dict:
     return spec
 
 
+def untested_groups(learning: pd.DataFrame) -> dict:
+    """Which comparisons of the learning-curve groups are *not tested at this budget*: a group with too few
+    validations in its judged stretch (``insufficient``) as a whole; of an ``unsettled`` group only the pairs of runs
+    that crossed by more than the margin (``pairs_json``; a summary without it: the whole group).
+
+    >>> rows = pd.DataFrame([{"group": "g", "state": "unsettled", "n_judged": 5, "pairs_json": json.dumps(
+    ...     [{"a": "x", "b": "y", "state": "unsettled"}, {"a": "x", "b": "z", "state": "ordered"}])},
+    ...     {"group": "h", "state": "insufficient", "n_judged": 2}])
+    >>> out = untested_groups(rows)
+    >>> sorted(out["g"]) == [frozenset({"x", "y"})], out["h"].startswith("the h runs are insufficient")
+    (True, True)
+    """
+    out: dict = {}
+    for r in learning.to_dict("records"):
+        state = r.get("state", "settled" if r.get("settled", True) else "unsettled")
+        if state == "settled":
+            continue
+        why = (f"the {r['group']} runs are {state} over the judged stretch ({int(r.get('n_judged', 0))} "
+               "validations)")
+        pairs = r.get("pairs_json")
+        if state == "unsettled" and isinstance(pairs, str) and pairs:
+            out[r["group"]] = {frozenset((p["a"], p["b"])): f"{p['a']} and {p['b']} crossed by more than the "
+                               "margin over the judged stretch" for p in json.loads(pairs) if p["state"] == "unsettled"}
+        else:
+            out[r["group"]] = why
+    return out
+
+
 @cli
 def main(argv=None):
     p = argparse.ArgumentParser(description="Judge the paper's claims from the per-slice metrics (and timing).")
@@ -584,10 +616,7 @@ def main(argv=None):
     learning = pd.concat([read_table(p, what="learning-curve summary", need=("final_ranking", "stable"))
                           .assign(group=Path(p).stem.removeprefix("learning_curve_").removesuffix("_summary"))
                           for p in args.learning], ignore_index=True) if args.learning else None
-    unsettled = {} if learning is None else {
-        r["group"]: f"the {r['group']} runs are {r.get('state', 'unsettled')} over the judged stretch "
-                    f"({int(r.get('n_judged', 0))} validations)" for r in learning.to_dict("records")
-        if r.get("state", "settled" if r.get("settled", True) else "unsettled") != "settled"}
+    unsettled = {} if learning is None else untested_groups(learning)
     extras: dict = {}
     try:
         rows = judge_comparisons(spec["comparisons"], table, margins=spec["margins"], n_boot=int(boot["n"]),

@@ -37,7 +37,7 @@ Command::
 ``--runs`` is the plan's run table (:meth:`tomogan_core.study.Plan.run_table`), restricted to the group; each
 log is a run's ``log.csv`` (:mod:`tomogan_core.train`), named by its folder. Writes the long table ``OUT.csv``
 (step, run, mean, lo, hi, n_seeds, rank) and ``OUT`` with ``_summary.csv``: the final ranking, ``stable_since``,
-``stable`` and the steps trained.
+``stable``, the steps trained, and each pair's reading (``pairs``; as JSON in ``pairs_json``, which the claims read).
 """
 
 from __future__ import annotations
@@ -255,7 +255,7 @@ def main(argv=None):
     verdict = state(pairs, n_judged)
     out = write_csv(table.assign(metric=args.metric), args.out)
     write_csv(pd.DataFrame([dict(summary, settled=verdict == "settled", state=verdict, n_judged=n_judged,
-                                 pairs=format_pairs(pairs),
+                                 pairs=format_pairs(pairs), pairs_json=json.dumps(pairs),
                                  metric=args.metric, fraction=args.fraction, window=args.window, margin=args.margin,
                                  warm_start=start, axis="CPU-seconds" if budget else "steps",
                                  training=training_spent(logs, runs),

@@ -398,29 +398,55 @@ def test_a_claim_on_several_test_volumes_pools_them_in_one_comparison(tmp_path):
     assert extras["coverage"]["n_volumes"].tolist() == [3]
 
 
-def test_an_ablation_row_records_what_each_compared_run_was_given(tmp_path, smoke_plan):
-    """Compute-matched: each ablation row carries its group's steps and CPU-seconds (from the learning-curve
-    summary) and no main-run step count, while a methods row keeps the main budget."""
-    table = _per_slice(smoke_plan, lambda sel: 0.0)
+def _claims_with_learning(tmp_path, plan, summaries: dict) -> pd.DataFrame:
+    """The claims command on the smoke plan's comparisons (SSIM only, flat per-slice data) with these
+    learning-curve summary rows (group -> dict); its claims.csv."""
     metrics = tmp_path / "m.csv"
-    table.to_csv(metrics, index=False)
-    spec = smoke_plan.claims_spec()
+    _per_slice(plan, lambda sel: 0.0).to_csv(metrics, index=False)
+    spec = plan.claims_spec()
     spec["comparisons"] = [dict(c, metrics=["ssim"], primary="ssim") for c in spec["comparisons"] if "factor" not in c]
     spec["bootstrap"]["n"], spec["coverage_sims"] = 200, 50
     learning = []
-    for group in smoke_plan.learning_curve_groups():
+    for group, row in summaries.items():
         path = tmp_path / f"learning_curve_{group}_summary.csv"
-        pd.DataFrame([{"final_ranking": "a > b", "stable": True, "state": "settled", "n_judged": 5,
-                       "training": f"{group}: 40 steps, 2.0 CPU-s"}]).to_csv(path, index=False)
+        pd.DataFrame([dict({"final_ranking": "a > b", "stable": True, "n_judged": 5}, **row)]).to_csv(path, index=False)
         learning.append(str(path))
     out = tmp_path / "claims.csv"
     proc = subprocess.run([sys.executable, "-m", "analysis.claims", str(out), "--spec", json.dumps(spec),
                            "--metrics", str(metrics), "--learning", *learning], capture_output=True, text=True,
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-1500:]
-    rows = pd.read_csv(out)
+    return pd.read_csv(out)
+
+
+def test_an_ablation_row_records_what_each_compared_run_was_given(tmp_path, smoke_plan):
+    """Compute-matched: each ablation row carries its group's steps and CPU-seconds (from the learning-curve
+    summary) and no main-run step count, while a methods row keeps the main budget."""
+    rows = _claims_with_learning(tmp_path, smoke_plan, {
+        group: {"state": "settled", "training": f"{group}: 40 steps, 2.0 CPU-s"}
+        for group in smoke_plan.learning_curve_groups()})
     ablation = rows[rows["group"].fillna("") != ""]
     assert len(ablation) and ablation["training"].str.contains("CPU-s").all() and ablation["max_iter"].isna().all()
     assert ablation["question"].str.startswith("compute-matched").all()
     methods = rows[rows["claim"] == "tomogan-beats-fbp"]
     assert len(methods) and (methods["max_iter"] == smoke_plan.config["tomogan"]["train"]["max_iter"]).all()
+
+
+def test_only_the_pairs_that_crossed_are_not_tested(tmp_path, smoke_plan):
+    """An unsettled group: a comparison of two runs that crossed reads 'not tested at this budget'; one of two runs
+    that stayed in order is judged; an insufficient group is not tested whatever its pairs."""
+    mse, allt = smoke_plan.ablation_base(loss_set="mse"), smoke_plan.ablation_base()
+    d1 = smoke_plan.ablation_base(depth=1)
+
+    def run(states):
+        rows = _claims_with_learning(tmp_path, smoke_plan, {
+            group: {"state": state, "pairs_json": json.dumps([{"a": a, "b": b, "state": pair, "gap": 0.1}])}
+            for group, (state, pair, a, b) in states.items()})
+        return {g: set(rows.loc[rows["group"] == g, "verdict"]) - {"not run"} for g in ("loss-sets", "depths")}
+
+    verdicts = run({"loss-sets": ("unsettled", "unsettled", mse, allt), "depths": ("unsettled", "ordered", allt, d1)})
+    assert verdicts["loss-sets"] == {"not tested at this budget"}
+    assert "not tested at this budget" not in verdicts["depths"] and verdicts["depths"]
+    verdicts = run({"loss-sets": ("settled", "ordered", mse, allt), "depths": ("insufficient", "ordered", allt, d1)})
+    assert verdicts["depths"] == {"not tested at this budget"}
+    assert "not tested at this budget" not in verdicts["loss-sets"]
