@@ -31,11 +31,14 @@ report: $(STAMP)
 	$(BIN)/snakemake --report report.html --configfile $(CONFIG)
 
 # rebuild docs/results.md: the main, inference-speed and timing tables of a run on $(CONFIG) (made now if
-# missing or out of date), pasted between the page's generated-block markers with their config hash
+# missing or out of date), pasted between the page's generated-block markers with their config hash; the
+# README's findings; docs/performance.md's cost per rule (from the run's benchmark files)
 readme: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) results/tables/main.md results/bench/inference_speed.csv results/timing/timing.csv results/claims/claims.csv results/crossval/check.csv --configfile $(CONFIG)
 	$(BIN)/python -m analysis.results_page docs/results.md --configfile $(CONFIG)
 	$(BIN)/python -m analysis.results_page README.md --blocks findings --configfile $(CONFIG)
+	$(BIN)/python bench/run_cost.py
+	$(BIN)/python -m analysis.results_page docs/performance.md --blocks cost --configfile $(CONFIG)
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n all --configfile $(CONFIG)

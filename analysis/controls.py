@@ -123,7 +123,8 @@ def main(argv=None):
                                             "field-of-view SSIM drops by --target-drop; write the evaluated slices.")
     p.add_argument("out_dir", help="folder for OUT_DIR/<input stem>.h5 and OUT_DIR/control.json")
     p.add_argument("--reference", required=True)
-    p.add_argument("--slices", type=int, default=8, help="central slices of the reference evaluated (0: all)")
+    p.add_argument("--slices", type=int, default=4,
+                   help="central slices of the reference evaluated (0: all; the workflow passes metrics.slices)")
     p.add_argument("--fov-margin", type=float, default=2.0)
     p.add_argument("--target-drop", type=float, default=0.02, help="mean SSIM to lose on the first volume")
     p.add_argument("--max-sigma", type=float, default=8.0, help="largest blur tried, pixels")

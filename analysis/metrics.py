@@ -40,7 +40,7 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
-from simulate.io import dataset_shape, read_array, read_attrs
+from simulate.io import dataset_shape, has_dataset, read_array, read_attrs
 from simulate.plumbing import InputError, atomic_path, circular_mask, cli
 
 __all__ = ["reference_range", "object_threshold", "object_mask", "masked_ssim", "masked_psnr", "compare_volumes",
@@ -208,20 +208,53 @@ def compare_volumes(volume, reference, *, fov_margin: float = 2.0):
     return rows
 
 
-def read_truth(phantom_path, reference_path, wanted, shape) -> np.ndarray:
-    """A simulated volume's truth on the evaluated slices: its phantom (unit attenuation, each pixel the average of
-    its supersampled area, as a detector pixel integrates) times the reference's ``attenuation_scale``, so that it is
-    in the reconstructions' units (attenuation per pixel)."""
+def read_truth(truth_path, reference_path, wanted, shape) -> np.ndarray | None:
+    """A simulated volume's truth on the evaluated slices, in the reconstructions' units (attenuation per pixel).
+
+    Two kinds of file hold one:
+
+    - a phantom (``/phantom``, foam and the corpus): unit attenuation, each pixel the average of its supersampled
+      area as a detector pixel integrates, times the reference's ``attenuation_scale``;
+    - a raw scan this suite simulated (``/truth/volume``, the shale stand-in): the sample on the detector grid,
+      already in attenuation per detector pixel (the volume its noise-free line integrals project), one slice per
+      detector row; the reference's ``rows_start`` says which raw row its slice 0 is. A binned reference is refused
+      (the truth is on the raw grid).
+
+    A raw scan without ``/truth/volume`` is a measured one (a real TomoBank file): there is no truth, and None is
+    returned, so the ``*_truth`` columns are NaN.
+    """
+    if has_dataset(truth_path, "/truth/volume") or has_dataset(truth_path, "/exchange/data"):
+        return _read_scan_truth(truth_path, reference_path, wanted, shape)
     scale = read_attrs(reference_path).get("attenuation_scale")
     if scale is None:
         raise InputError(reference_path, "no attenuation_scale attribute: the truth cannot be put in its units")
-    n = dataset_shape(phantom_path, "/phantom", ndim=3)
+    n = dataset_shape(truth_path, "/phantom", ndim=3)
     if tuple(n[1:]) != tuple(shape):
-        raise InputError(phantom_path, f"slice shape {tuple(n[1:])} differs from the reference's {tuple(shape)}")
+        raise InputError(truth_path, f"slice shape {tuple(n[1:])} differs from the reference's {tuple(shape)}")
     if max(wanted) >= n[0]:
-        raise InputError(phantom_path, f"{n[0]} slices, but slice {max(wanted)} is evaluated")
-    phantom = read_array(phantom_path, "/phantom", ndim=3, dtype_kind="f")
+        raise InputError(truth_path, f"{n[0]} slices, but slice {max(wanted)} is evaluated")
+    phantom = read_array(truth_path, "/phantom", ndim=3, dtype_kind="f")
     return phantom[list(wanted)].astype(np.float64) * float(scale)
+
+
+def _read_scan_truth(raw_path, reference_path, wanted, shape) -> np.ndarray | None:
+    """:func:`read_truth` of a raw DXchange scan: its ``/truth/volume`` rows, or None for a measured scan."""
+    if not has_dataset(raw_path, "/truth/volume"):
+        if "synthetic" in str(read_attrs(raw_path).get("source", "")):
+            raise InputError(raw_path, "a simulated scan without /truth/volume")
+        logger.info("%s: a measured scan, no truth: the *_truth columns are NaN", raw_path)
+        return None
+    ref = read_attrs(reference_path)
+    if int(ref.get("bin_factor", 1)) != 1:
+        raise InputError(reference_path, f"binned {ref['bin_factor']}x: the truth of {raw_path} is on the raw grid")
+    n = dataset_shape(raw_path, "/truth/volume", ndim=3)
+    if tuple(n[1:]) != tuple(shape):
+        raise InputError(raw_path, f"truth slice shape {tuple(n[1:])} differs from the reference's {tuple(shape)}")
+    rows = [int(ref.get("rows_start", 0)) + int(k) for k in wanted]
+    if max(rows) >= n[0] or min(rows) < 0:
+        raise InputError(raw_path, f"{n[0]} truth rows, but row {max(rows)} is evaluated")
+    truth = read_array(raw_path, "/truth/volume", ndim=3, dtype_kind="f")
+    return truth[rows].astype(np.float64)
 
 
 def slice_indices(path) -> np.ndarray:
@@ -315,11 +348,14 @@ def main(argv=None):
                                             "columns of analysis.quality, per slice.")
     p.add_argument("out", help="CSV to write")
     p.add_argument("--reference", required=True)
-    p.add_argument("--slices", type=int, default=8, help="central slices of the reference evaluated (0: all)")
+    p.add_argument("--slices", type=int, default=4,
+                   help="central slices of the reference evaluated (0: all; the workflow passes metrics.slices)")
     p.add_argument("--fov-margin", type=float, default=2.0)
     p.add_argument("--phantom", help="foam phantom HDF5 (/pores, /phantom): true pores for the edge and pore columns")
-    p.add_argument("--truth", help="a simulated volume's phantom HDF5 (/phantom, unit attenuation on the reconstruction "
-                   "grid): the *_truth columns score against it, scaled by the reference's attenuation_scale")
+    p.add_argument("--truth", help="a simulated volume's truth: its phantom HDF5 (/phantom, unit attenuation on the "
+                   "reconstruction grid, scaled by the reference's attenuation_scale) or the raw scan it was measured "
+                   "from (/truth/volume, the shale stand-in); the *_truth columns score against it (NaN for a "
+                   "measured scan, which has none)")
     p.add_argument("recons", nargs="+")
     args = p.parse_args(argv)
 

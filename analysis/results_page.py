@@ -23,6 +23,7 @@ block      file (under the results folder)       rendered as
 ``lofo``   ``generalist/lofo.md`` (if present)   as it is (:mod:`analysis.generalist`: leave one family out)
 ``faults``  ``bench/fault_injection.md``           as it is (``bench/fault_injection.py``; docs/performance.md)
 ``budget``  ``bench/learning_curve_budget.md``      as it is (``bench/learning_curve_budget.py``; docs/claims.md)
+``cost``    ``bench/run_cost.md``                  as it is (``bench/run_cost.py``; docs/performance.md)
 =========  ====================================  ==========================================================
 
 ``docs/results.md`` has all but ``findings`` (the default of ``--blocks``); ``README.md`` has ``findings``.
@@ -145,12 +146,15 @@ class Block:
         ``Path -> str``: the file as Markdown; raises :class:`~simulate.plumbing.InputError` on a bad file.
     required : bool
         A missing required file is an error; a missing optional one leaves a one-line note in its block.
+    page : str
+        The page (relative to the repository) whose markers hold it.
     """
 
     name: str
     source: str
     render: Callable[[Path], str]
     required: bool = True
+    page: str = "docs/results.md"
 
 
 BLOCKS = (
@@ -158,15 +162,17 @@ BLOCKS = (
     Block("speed", "bench/inference_speed.csv", _read_speed),
     Block("timing", "timing/timing.csv", _read_timing, required=False),
     Block("claims", "claims/claims.md", _read_text, required=False),
-    Block("findings", "claims/claims_summary.csv", _read_findings, required=False),
+    Block("findings", "claims/claims_summary.csv", _read_findings, required=False, page="README.md"),
     Block("crossval", "crossval/check.md", _read_crossval, required=False),
     Block("lofo", "generalist/lofo.md", _read_text, required=False),
-    Block("faults", "bench/fault_injection.md", _read_text, required=False),
-    Block("budget", "bench/learning_curve_budget.md", _read_text, required=False),
+    # from `python bench/fault_injection.py` on the smoke config
+    Block("faults", "bench/fault_injection.md", _read_text, required=False, page="docs/performance.md"),
+    # from `python bench/learning_curve_budget.py`, the learning-curve experiments
+    Block("budget", "bench/learning_curve_budget.md", _read_text, required=False, page="docs/claims.md"),
+    # from `python bench/run_cost.py`: the per-rule cost of the run (`make readme`)
+    Block("cost", "bench/run_cost.md", _read_text, required=False, page="docs/performance.md"),
 )
-PAGE_BLOCKS = ("main", "speed", "timing", "claims", "crossval", "lofo")  # docs/results.md; README.md has "findings"
-# ("faults": docs/performance.md, from `python bench/fault_injection.py` on the smoke config)
-# ("budget": docs/claims.md, from `python bench/learning_curve_budget.py`, the learning-curve experiments)
+PAGE_BLOCKS = tuple(b.name for b in BLOCKS if b.page == "docs/results.md")  # the results page's, the default
 
 
 def _read_csv(path: Path, need: set) -> pd.DataFrame:

@@ -25,6 +25,7 @@ __all__ = [
     "read_array",
     "read_attrs",
     "dataset_shape",
+    "has_dataset",
     "check_finite",
     "write_arrays",
     "to_h5_attr",
@@ -114,6 +115,12 @@ def dataset_shape(path, name: str, *, ndim: int | None = None) -> tuple:
     if ndim is not None and len(shape) != ndim:
         raise InputError(path, f"dataset '{name}' has shape {shape}, expected {ndim} dimensions")
     return tuple(shape)
+
+
+def has_dataset(path, name: str) -> bool:
+    """Whether the HDF5 file holds a dataset ``name`` (the file itself must exist and be readable)."""
+    with _open_for_read(path) as f:
+        return name in f and isinstance(f[name], h5py.Dataset)
 
 
 def check_finite(arr: np.ndarray, path, name: str) -> None:

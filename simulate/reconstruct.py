@@ -457,7 +457,7 @@ def recon_attrs(src: dict, **extra) -> dict:
 
     keep = ("dataset", "source", "dose", "dose_mode", "dose_level", "noise", "seed", "center",
             "n_angles", "facility", "sample", "attenuation_scale", "family", "max_line_integral", "noise_incident",
-            "matched_to", "incident_estimate")
+            "matched_to", "incident_estimate", "bin_factor", "rows_start")
     attrs = {k: src[k] for k in keep if k in src}
     attrs.update(extra, axes="slices, rows, cols", units="attenuation per pixel",
                  versions=software_versions())

@@ -1,8 +1,9 @@
-"""The paper-scale cost estimate: computed from the DAG and the config, so it follows them."""
+"""The paper-scale cost estimate, computed from the DAG and the config; and what a finished run cost, per rule."""
 
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -36,3 +37,47 @@ def test_estimate_counts_the_dag_and_scales_with_training_steps(tmp_path):
     assert doubled.loc["train", "gpu_hours_estimated"] == pytest.approx(2 * table.loc["train", "gpu_hours_estimated"])
     assert doubled.loc["train", "jobs"] == table.loc["train", "jobs"]
     assert "| train" in render(doubled.reset_index())
+
+
+def _benchmark(path, s, cpu, rss, end):
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    f"{s}\t0:00:00\t{rss}\t0\t0\t0\t0\t0\t0\t{cpu}\n")
+    os.utime(path, (end, end))
+
+
+def test_run_cost_sums_each_rules_jobs_and_measures_the_span(tmp_path, capsys):
+    from run_cost import main
+
+    bench = tmp_path / "results" / "benchmarks"
+    _benchmark(bench / "train" / "a.tsv", 120.0, 100.0, 900.0, 1000.0)   # ran 880..1000
+    _benchmark(bench / "train" / "b.tsv", 60.0, 54.0, 800.0, 1100.0)     # ran 1040..1100
+    _benchmark(bench / "fbp" / "foam3" / "full.tsv", 6.0, 3.0, 150.0, 890.0)
+    _benchmark(bench / "claims.tsv", 30.0, 12.0, 100.0, 1180.0)          # a job name without a folder
+    main(["--results", str(tmp_path / "results"), "--cores", "2"])
+    table = pd.read_csv(tmp_path / "results" / "bench" / "run_cost.csv").set_index("rule")
+    assert list(table.index) == ["train", "claims", "fbp", "all jobs"]  # dearest CPU first, the sum last
+    assert table.loc["train", "jobs"] == 2 and table.loc["train", "cpu_min"] == pytest.approx(154 / 60)
+    assert table.loc["train", "max_rss_mib"] == 900 and table.loc["all jobs", "jobs"] == 4
+    assert table.loc["all jobs", "wall_min"] == pytest.approx(216 / 60)
+    assert table["cpu_share"].iloc[:-1].sum() == pytest.approx(1.0)
+    md = (tmp_path / "results" / "bench" / "run_cost.md").read_text()
+    assert "**5.0 min**" in md  # 880 (the first start) to 1180 (the last end)
+
+
+def test_run_cost_refuses_a_folder_without_benchmarks_and_a_foreign_table(tmp_path, capsys):
+    from run_cost import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--results", str(tmp_path)])
+    assert exc.value.code != 0 and "no benchmark files" in capsys.readouterr().err
+    bad = tmp_path / "benchmarks" / "x.tsv"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("a\tb\n1\t2\n")
+    with pytest.raises(SystemExit):
+        main(["--results", str(tmp_path)])
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: {bad}: not a Snakemake benchmark file") and "\n" not in err
+    assert not (tmp_path / "bench").exists()

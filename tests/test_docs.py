@@ -481,10 +481,6 @@ def test_config_hash_is_the_workflows(tmp_path, default_hash):
 
 
 def test_committed_results_page_has_every_block():
-    pages = {name: "docs/results.md" for name in results_page.PAGE_BLOCKS}
-    pages.update({b.name: "README.md" for b in results_page.BLOCKS if b.name not in results_page.PAGE_BLOCKS})
-    pages["faults"] = "docs/performance.md"
-    pages["budget"] = "docs/claims.md"
     for block in results_page.BLOCKS:
-        text = (ROOT / pages[block.name]).read_text()
+        text = (ROOT / block.page).read_text()
         assert text.count(f"<!-- begin {block.name} -->") == 1 and text.count(f"<!-- end {block.name} -->") == 1

@@ -143,6 +143,50 @@ def test_fbp_values_are_attenuation_per_pixel(scans):
     assert data.max() == pytest.approx(2.0, abs=0.4)                  # max_line_integral, plus noise
 
 
+def test_the_stand_in_is_scored_against_its_truth(scans, tmp_path, capsys):
+    """The metrics read the stand-in's truth from its raw file (--truth RAW): the truth itself scores perfectly, the
+    full-dose FBP (its noise and blur) does not; a measured scan has no truth (NaN); a binned reference is refused."""
+    import pandas as pd
+
+    from analysis.metrics import main
+    from simulate.io import write_arrays
+    from simulate.reconstruct import recon_attrs
+
+    proj = tmp_path / "proj.h5"
+    dxchange.prepare(scans["aps"], proj)
+    data, theta, attrs = read_projections(proj)
+    truth = read_array(scans["aps"], "/truth/volume")
+    rows = np.arange(truth.shape[0], dtype=np.int32)
+
+    def volume(name, vol, **extra):
+        write_arrays(tmp_path / f"{name}.h5", {"/recon": vol.astype(np.float32), "/slices": rows},
+                     recon_attrs(attrs, method=name, **extra))
+        return str(tmp_path / f"{name}.h5")
+
+    ref = volume("fbp", reconstruct(data, theta, "fbp", center=attrs["center"]))
+    perfect = volume("perfect", truth)
+    out = tmp_path / "m.csv"
+    main([str(out), "--reference", ref, "--slices", "4", "--fov-margin", "4", "--truth", str(scans["aps"]),
+          perfect, ref])
+    t = pd.read_csv(out).set_index("method")
+    assert np.allclose(t.loc["perfect", "ssim_truth"], 1.0, atol=1e-6)
+    assert (t.loc["fbp", "ssim_truth"] < 0.95).all() and np.allclose(t.loc["fbp", "ssim"], 1.0)
+    # a measured scan (no /truth/volume, not labelled synthetic): no truth, NaN columns
+    measured = tmp_path / "measured.h5"
+    arrays = _arrays(scans["aps"])
+    del arrays["/truth/volume"]
+    write_arrays(measured, arrays, {"source": "tomobank:tomo_00001"})
+    main([str(out), "--reference", ref, "--slices", "2", "--truth", str(measured), perfect])
+    assert pd.read_csv(out)["ssim_truth"].isna().all()
+    # the truth is on the raw grid: a binned reference cannot be scored against it
+    binned = volume("binned", truth, bin_factor=2)
+    bad = tmp_path / "bad.csv"
+    with pytest.raises(SystemExit) as exc:
+        main([str(bad), "--reference", binned, "--slices", "2", "--truth", str(scans["aps"]), perfect])
+    assert exc.value.code == 2 and not bad.exists()
+    assert "binned 2x" in capsys.readouterr().err
+
+
 def test_measure_noise_free_limit():
     """Without blur and with huge flux, normalised counts are the exact projections of the truth."""
     from simulate.acquire import angles

@@ -48,7 +48,9 @@ def test_a_config_leaving_sections_out_gets_the_schema_defaults():
     for key in ("metrics", "classical", "memory", "inference"):
         cfg.pop(key, None)
     load_config(cfg)
-    assert cfg["metrics"]["slices"] == 8 and cfg["classical"]["methods"] == ["sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"]
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]
+    assert cfg["metrics"]["slices"] == schema["metrics"]["properties"]["slices"]["default"] != 0
+    assert cfg["classical"]["methods"] == ["sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"]
     plan = Plan.from_config(cfg)
     assert plan.classical == cfg["classical"]["methods"]
 
@@ -104,6 +106,27 @@ def test_cross_facility_models_are_tested_on_both_facilities(default_plan):
             assert not set(run.train) & set(run.test)  # never tested on what it trained on
     paths = enhanced_targets(default_plan.runs)
     assert len(paths) == len(set(paths)) == sum(len(r.applied_to) for r in default_plan.runs.values())
+
+
+def test_the_shale_stand_in_is_scored_against_its_truth_and_a_real_scan_against_its_reference(default_plan):
+    """The stand-in's truth is its raw file; the cross-facility claim is decided by ssim_truth on it. With real
+    TomoBank files asked for (shale.source: download) no truth is known: the same claim is decided by ssim."""
+    shale = default_plan.shale[0]
+    assert default_plan.truth_of(shale) == [Paths.raw(shale)]
+    assert default_plan.truth_of("foam3") == [Paths.phantom("foam3")]
+
+    def cross(plan):
+        return [c for c in plan.claim_comparisons() if c["claim"] == "cross-facility"]
+
+    assert cross(default_plan) and all(c["primary"] == "ssim_truth" for c in cross(default_plan))
+    cfg = copy.deepcopy(default_plan.config)
+    cfg["shale"]["source"] = "download"
+    real = Plan.from_config(cfg)
+    assert real.truth_of(shale) == [] and real.truth_of("foam3") == [Paths.phantom("foam3")]
+    assert cross(real) and all(c["primary"] == "ssim" and not any(m.endswith("_truth") for m in c["metrics"])
+                               for c in cross(real))
+    # the foam claims keep their truth
+    assert all(c["primary"] == "ssim_truth" for c in real.claim_comparisons() if c["claim"] == "tomogan-beats-fbp")
 
 
 def test_a_scan_is_evaluated_with_its_splits_main_run_at_each_of_its_doses(smoke_plan):
@@ -185,9 +208,11 @@ def test_crossval_checks_all_or_the_listed_volumes_and_doses():
     cfg = _cfg("default.yaml")
     plan = Plan.from_config(cfg)
     assert cfg["crossval"]["datasets"] == "first"
-    first = {(ds, dose) for ds, dose in plan.evaluated if plan.first_test_volume(ds, dose)}
+    doses = set(cfg["crossval"]["doses"])
+    first = {(ds, dose) for ds, dose in plan.evaluated if plan.first_test_volume(ds, dose) and dose in doses}
     assert set(plan.crossval_pairs()) == first and first < set(plan.evaluated) and ("foam4", "sparse-4") not in first
     cfg["crossval"]["datasets"] = "all"
+    del cfg["crossval"]["doses"]
     assert set(Plan.from_config(cfg).crossval_pairs()) == set(plan.evaluated)
     cfg["crossval"] = {"k": 4, "slices": 2, "datasets": ["foam3"], "doses": ["sparse-4"]}
     assert Plan.from_config(cfg).crossval_pairs() == sorted(

@@ -209,6 +209,11 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
     assert set(control["method"]) == {"tomogan-degraded"} and control["model"].nunique() == 2
     foam = pd.read_csv(results / "metrics" / "foam3" / "tomogan.csv")
     assert np.isfinite(foam["ssim_truth"]).all() and (foam["ssim_truth"] < 1).all()
+    # the shale stand-in too, against the sample it was measured from; the cross-facility claim is decided by it
+    shale = pd.read_csv(results / "metrics" / "shale-aps-n1" / "conventional.csv")
+    assert np.isfinite(shale["ssim_truth"]).all() and (shale["ssim_truth"] < 1).all()
+    cross = claims[(claims["claim"] == "cross-facility") & (claims["metric_role"] == "primary")]
+    assert len(cross) and (cross["metric"] == "ssim_truth").all()
     assert claims["config_hash"].nunique() == 1
     assert "mean nothing" in (results / "claims" / "claims.md").read_text()
     # the corpus: a leave-one-family-out row per family and corpus dose, every route scored; the generalist

@@ -821,10 +821,23 @@ class Plan:
         """A dataset's phantom, whose known pores the metrics measure against: a foam's, none otherwise."""
         return [Paths.phantom(dataset)] if dataset in self.foam else []
 
+    def has_truth(self, dataset: str) -> bool:
+        """Whether a volume's truth is known when the workflow is planned: a foam's or a corpus volume's phantom, and
+        the shale stand-in's (``shale.source: synthetic``, or ``auto`` with no TomoBank URL to try); not a real
+        scan's, a user's or a scan-matched volume's (its scoring against the truth is left out)."""
+        if dataset in self.foam or dataset in self.family:
+            return True
+        if dataset in self.shale:
+            source = self.config["shale"]["source"]
+            return source == "synthetic" or (source == "auto" and not self._shale(dataset)[4]["url"])
+        return False
+
     def truth_of(self, dataset: str) -> List[str]:
-        """A simulated volume's phantom, the truth its metrics also score against: a foam's or a corpus volume's (on
-        the reconstruction grid, centred); none for the shale datasets, the scans and the scan-matched volumes."""
-        return [Paths.phantom(dataset)] if dataset in self.foam or dataset in self.family else []
+        """The file holding a volume's truth, which its metrics also score against (:meth:`has_truth`): a phantom
+        on the reconstruction grid, or the shale stand-in's raw file (its ``/truth/volume``)."""
+        if not self.has_truth(dataset):
+            return []
+        return [Paths.raw(dataset) if dataset in self.shale else Paths.phantom(dataset)]
 
     def tomogan_inputs(self, dataset: str) -> List[str]:
         """A dataset's enhanced volumes, for its TomoGAN metrics."""
@@ -1108,8 +1121,24 @@ class Plan:
                 sirt_iter = self.config["timing"]["sirt_iter"]
                 parts.append(dict(head, part=f"SIRT ({sirt_iter} it.) time over FBP+TomoGAN's",
                                   factor=claim.get("factor", 1.0), sirt_iter=sirt_iter, metrics=["speedup"]))
-            out += parts or [dict(head, part="not run: this config trains none of the models it compares")]
+            out += [self._without_truth(part) for part in parts] or [
+                dict(head, part="not run: this config trains none of the models it compares")]
         return self.control_comparisons() + out if out else out
+
+    def _without_truth(self, part: dict) -> dict:
+        """A comparison whose primary is a ``*_truth`` metric, on a volume without a known truth (a real scan:
+        :meth:`has_truth`): decided by the same metric against the normal-dose reference, which its ``primary``
+        names, and judged on no truth metric (they would be NaN)."""
+        primary = part.get("primary", "")
+        if not primary.endswith("_truth") or "a" not in part:
+            return part
+        datasets = {d for side in (part["a"], part["b"]) for row in side["rows"]
+                    for d in ([row["dataset"]] if isinstance(row["dataset"], str) else row["dataset"])}
+        if all(self.has_truth(d) for d in datasets):
+            return part
+        plain = primary.removesuffix("_truth")
+        return dict(part, primary=plain,
+                    metrics=[plain] + [m for m in part["metrics"] if m != plain and not m.endswith("_truth")])
 
     def ablation_question(self) -> str:
         """Which question the ablation's comparisons answer, from how its runs were trained (``tomogan.train`` with
