@@ -174,12 +174,13 @@ if TYPE_CHECKING:  # pandas is imported where tables are made
     import pandas
 
 __all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "ModelEntry", "StartCache", "MODEL_PREFIX", "RESIDUALS",
-           "folds", "fov_rays", "residual_kind", "fbp_reconstructor", "sirt_reconstructor", "fbp_tv_reconstructor",
-           "fbp_bm3d_reconstructor", "model_reconstructor", "n2i_reconstructor", "model_label", "model_entries",
-           "classical_reconstructor", "holdout_residual", "tune_by_holdout", "rank_methods", "against_reference",
-           "tune_against_reference", "all_view_candidates", "candidate_label", "RankedImages", "write_images",
-           "read_images", "images_figure", "CheckResult", "check", "check_markdown", "cost_table", "cost_markdown",
-           "routes_table", "route_costs", "COST_KINDS", "routes_markdown", "N2I_PREFIX", "main"]
+           "folds", "fov_rays", "residual_kind", "held_out_folds", "fold_result", "fbp_reconstructor",
+           "sirt_reconstructor", "fbp_tv_reconstructor", "fbp_bm3d_reconstructor", "model_reconstructor",
+           "n2i_reconstructor", "model_label", "model_entries", "classical_reconstructor", "holdout_residual",
+           "tune_by_holdout", "rank_methods", "against_reference", "tune_against_reference", "all_view_candidates",
+           "candidate_label", "RankedImages", "write_images", "read_images", "images_figure", "CheckResult", "check",
+           "check_markdown", "cost_table", "cost_markdown", "routes_table", "route_costs", "COST_KINDS",
+           "routes_markdown", "N2I_PREFIX", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -668,8 +669,9 @@ class _Scorer:
         return int(self.measured.size)
 
 
-def _folds_of(data, theta, *, k, center, size, incident, slices, backend, threads, residual="auto"):
-    """Yield ``(kept_data, kept_theta, scorer)`` per fold; the kept arrays are copies without the fold."""
+def held_out_folds(data, theta, *, k, center, size, incident, slices, backend, threads, residual="auto"):
+    """Yield ``(kept_data, kept_theta, center, size, scorer)`` per fold: the kept arrays are copies without the
+    fold's views, and ``scorer(volume)`` scores a volume made from them on the fold's views (every tuner's loop)."""
     data, theta, center, size, i0, rays = _check(data, theta, center, size, incident, slices)
     all_views = np.arange(data.shape[0])
     residual = residual_kind(residual, i0 is not None)
@@ -679,7 +681,7 @@ def _folds_of(data, theta, *, k, center, size, incident, slices, backend, thread
         yield np.ascontiguousarray(data[kept]), theta[kept].copy(), center, size, scorer
 
 
-def _result(fold_scores, k, weighted, n_rays, residual) -> HoldoutResult:
+def fold_result(fold_scores, k, weighted, n_rays, residual) -> HoldoutResult:
     """From each fold's scores of every kind (dicts), the result in ``residual``'s kind."""
     main = [f[residual] for f in fold_scores]
     return HoldoutResult(float(np.mean(main)), tuple(float(s) for s in main), int(k), bool(weighted), int(n_rays),
@@ -718,12 +720,12 @@ def holdout_residual(data, theta, reconstructor: Reconstructor, *, k: int = 4, c
     HoldoutResult
     """
     scores, n_rays, scorer = [], 0, None
-    for kept_data, kept_theta, c, s, scorer in _folds_of(data, theta, k=k, center=center, size=size,
+    for kept_data, kept_theta, c, s, scorer in held_out_folds(data, theta, k=k, center=center, size=size,
                                                          incident=incident, slices=slices, backend=backend,
                                                          threads=threads, residual=residual):
         scores.append(scorer.scores(reconstructor(kept_data, kept_theta, c, s, backend=backend, threads=threads)))
         n_rays += scorer.n_rays
-    return _result(scores, k, incident is not None, n_rays, scorer.residual)
+    return fold_result(scores, k, incident is not None, n_rays, scorer.residual)
 
 
 def _grid(method, grid) -> list:
@@ -755,7 +757,7 @@ def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float
     grid = _grid(method, grid)
     per_value = {v: [] for v in grid}
     n_rays, scorer = 0, None
-    for kept_data, kept_theta, c, s, scorer in _folds_of(data, theta, k=k, center=center, size=size,
+    for kept_data, kept_theta, c, s, scorer in held_out_folds(data, theta, k=k, center=center, size=size,
                                                          incident=incident, slices=slices, backend=backend,
                                                          threads=threads, residual=residual):
         x = _start(method, kept_data, kept_theta, c, s, needs, backend, threads, cache)
@@ -764,7 +766,7 @@ def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float
             if cache is not None:
                 cache.put(method_name, value, kept_data, kept_theta, c, s, volume)
         n_rays += scorer.n_rays
-    scores = {v: _result(per_value[v], k, incident is not None, n_rays, scorer.residual) for v in grid}
+    scores = {v: fold_result(per_value[v], k, incident is not None, n_rays, scorer.residual) for v in grid}
     chosen = min(grid, key=lambda v: scores[v].score)
     if len(grid) > 2 and chosen in (grid[0], grid[-1]):
         logger.warning("%s: the chosen %s = %s is at the edge of the grid; widen it", method_name,

@@ -24,6 +24,7 @@ block      file (under the results folder)       rendered as
 ``faults``  ``bench/fault_injection.md``           as it is (``bench/fault_injection.py``; docs/performance.md)
 ``budget``  ``bench/learning_curve_budget.md``      as it is (``bench/learning_curve_budget.py``; docs/claims.md)
 ``cost``    ``bench/run_cost.md``                  as it is (``bench/run_cost.py``; docs/performance.md)
+``scan_truth`` ``bench/scan_truth.md``            as it is (``bench/scan_truth.py``; docs/methods.md)
 =========  ====================================  ==========================================================
 
 ``docs/results.md`` has all but ``findings`` (the default of ``--blocks``); ``README.md`` has ``findings``.
@@ -171,6 +172,8 @@ BLOCKS = (
     Block("budget", "bench/learning_curve_budget.md", _read_text, required=False, page="docs/claims.md"),
     # from `python bench/run_cost.py`: the per-rule cost of the run (`make readme`)
     Block("cost", "bench/run_cost.md", _read_text, required=False, page="docs/performance.md"),
+    # from `python bench/scan_truth.py`: tomogan-scan where the answer is known
+    Block("scan_truth", "bench/scan_truth.md", _read_text, required=False, page="docs/methods.md"),
 )
 PAGE_BLOCKS = tuple(b.name for b in BLOCKS if b.page == "docs/results.md")  # the results page's, the default
 

@@ -17,7 +17,9 @@ further, nothing of it becomes a reference -- and:
    centred axis; TomoPy's pixel-index centre is this minus 0.5;
 3. **ranks the candidates by held-out projections** (:mod:`analysis.crossval`, ``K`` interleaved folds of the
    views): FBP, each classical method of :data:`analysis.classical.METHODS` tuned by the held-out score on its grid
-   (``--methods``), and each model given with ``--model`` (applied to the FBP). Each score comes with its
+   (``--methods``), and each model given with ``--model`` (applied to the FBP), alone and made consistent with
+   the views: SIRT started from its image, then TV, its iterations and weight tuned by the same held-out score
+   (:mod:`analysis.consistent`; ``--no-consistent`` leaves it out). Each score comes with its
    fold-to-fold standard error; the best two are compared paired over the folds, and when their difference is
    within two standard errors the summary says they cannot be told apart. The rows scored (``--rank-rows``, 3 by
    default) are central detector rows, enough for a depth-3 model to see real neighbours. The scores are
@@ -37,7 +39,7 @@ Command::
 
     tomogan-scan SCAN.h5 -o OUT [--line-integrals] [--rows START STOP] [--bin B] [--center auto|C]
         [--methods fbp sirt sirt-tv fbp-tv fbp-bm3d] [--model [LABEL=]MODEL.pt ...] [--k 4] [--rank-rows 3]
-        [--incident auto|none|I0] [--method NAME | --all-methods] [--slab-mb 512] [--threads 1]
+        [--incident auto|none|I0] [--no-consistent] [--method NAME | --all-methods] [--slab-mb 512] [--threads 1]
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ import numpy as np
 
 from simulate.plumbing import InputError, cli
 
-__all__ = ["mass_center", "check_center", "rank_candidates", "reconstruct_route", "recommendation", "scan", "main"]
+__all__ = ["mass_center", "check_center", "consistent_label", "rank_candidates", "reconstruct_route", "recommendation",
+           "scan", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,19 +128,34 @@ def _ordered(methods: Sequence[str]) -> List[str]:
     return out
 
 
+def consistent_label(model_method: str, value) -> str:
+    """How a model's view-consistent route at ``(n_iter, tv_weight)`` is named in the ranking and the figure.
+
+    >>> consistent_label("tomogan:foam", (20, 0.05)), consistent_label("tomogan:foam", (5, 0.0))
+    ('TomoGAN foam, then SIRT 20 it. and TV 0.05', 'TomoGAN foam, then SIRT 5 it.')
+    """
+    from analysis.crossval import candidate_label
+
+    n, w = value
+    return f"{candidate_label(model_method)}, then SIRT {int(n)} it." + (f" and TV {float(w):g}" if w else "")
+
+
 def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fbp",), models: Sequence = (),
-                    k: int = 4, rows: int = RANK_ROWS, incident=None, backend: str = "auto", threads: int = 1,
-                    progress: bool = False):
+                    k: int = 4, rows: int = RANK_ROWS, incident=None, consistent: bool = True,
+                    backend: str = "auto", threads: int = 1, progress: bool = False):
     """Every candidate's held-out score on ``rows`` central detector rows, best first.
 
-    Returns a DataFrame with one row per candidate (each classical method at its held-out choice): ``method``,
-    ``label`` (:func:`analysis.crossval.candidate_label`), ``parameter``, ``value``, ``score`` (lower is better),
-    ``score_se`` (the standard error of the mean over the ``k`` folds), the fold scores, ``rank`` and ``chosen``
-    (rank 1); ``attrs["needs"]`` holds the chosen values a start method passes on (SIRT's count to SIRT+TV).
+    Returns a DataFrame with one row per candidate (each classical method at its held-out choice; each model alone
+    and, with ``consistent``, its view-consistent route ``<model>+sirt`` at its held-out choice of iterations and TV
+    weight, :mod:`analysis.consistent`): ``method``, ``label`` (:func:`analysis.crossval.candidate_label`),
+    ``parameter``, ``value``, ``score`` (lower is better), ``score_se`` (the standard error of the mean over the
+    ``k`` folds), the fold scores, ``rank`` and ``chosen`` (rank 1); ``attrs["needs"]`` holds the chosen values a
+    start method passes on (SIRT's count to SIRT+TV).
     """
     import pandas as pd
     from tqdm import tqdm
 
+    from analysis import consistent as cs
     from analysis.classical import METHODS, format_value
     from analysis.crossval import (StartCache, candidate_label, fbp_reconstructor, holdout_residual,
                                    model_reconstructor, tune_by_holdout)
@@ -145,8 +163,9 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
     common = dict(k=k, center=center, size=data.shape[-1], incident=incident, slices=rows, backend=backend,
                   threads=threads)
     tuned = _ordered(methods)
-    steps = (["fbp"] if "fbp" in methods else []) + tuned + [m.method for m in models]
-    out, needs, cache = [], {}, StartCache()
+    steps = (["fbp"] if "fbp" in methods else []) + tuned + [
+        name for m in models for name in ([m.method, m.method + cs.SUFFIX] if consistent else [m.method])]
+    out, needs, cache, loaded = [], {}, StartCache(), {}
     with tqdm(steps, desc="ranking", disable=not progress, unit="candidate") as bar:
         for name in bar:
             bar.set_postfix_str(name)
@@ -161,9 +180,17 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
                     out.append(_row(name, candidate_label(name, t.chosen), m.parameter, format_value(t.chosen),
                                     t.scores[t.chosen]))
             else:
-                entry = next(e for e in models if e.method == name)
-                rec = model_reconstructor(entry.path, grey255=entry.grey255)
-                out.append(_row(name, candidate_label(name), "", "", holdout_residual(data, theta, rec, **common)))
+                base = name.removesuffix(cs.SUFFIX)
+                entry = next(e for e in models if e.method == base)
+                if base not in loaded:
+                    loaded[base] = model_reconstructor(entry.path, grey255=entry.grey255)
+                if name == base:
+                    out.append(_row(name, candidate_label(name), "", "",
+                                    holdout_residual(data, theta, loaded[base], **common)))
+                else:
+                    t = cs.tune_consistent(data, theta, loaded[base], method=name, **common)
+                    out.append(_row(name, consistent_label(base, t.chosen), cs.PARAMETER, cs.format_value(t.chosen),
+                                    t.scores[t.chosen]))
     table = pd.DataFrame(out).sort_values("score", kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     table["chosen"] = table["rank"] == 1
@@ -201,18 +228,21 @@ def recommendation(table) -> Dict[str, object]:
 # ----------------------------------------------------------------------------- the volume
 
 def _route(method: str, value, needs: dict, models: Sequence):
-    """A reconstructor of the whole route at its chosen value, and the model it ends with (or None)."""
+    """A route as three parts: a reconstructor of the views, the model applied after it (or None), and the
+    view-consistency step after that (``(n_iter, tv_weight)`` of :mod:`analysis.consistent`, or None)."""
+    from analysis import consistent as cs
     from analysis.classical import METHODS
     from analysis.crossval import classical_reconstructor, fbp_reconstructor
 
     if method == "fbp":
-        return fbp_reconstructor(), None
+        return fbp_reconstructor(), None, None
     if method in METHODS:
-        return classical_reconstructor(method, METHODS[method].value_type(value), needs=needs), None
-    entry = next((e for e in models if e.method == method), None)
+        return classical_reconstructor(method, METHODS[method].value_type(value), needs=needs), None, None
+    base = method.removesuffix(cs.SUFFIX)
+    entry = next((e for e in models if e.method == base), None)
     if entry is None:
         raise ValueError(f"unknown method '{method}'")
-    return fbp_reconstructor(), entry
+    return fbp_reconstructor(), entry, (cs.parse_value(value) if base != method else None)
 
 
 def reconstruct_route(proj_path, out_path, method: str, value="", *, needs: Optional[dict] = None,
@@ -220,7 +250,8 @@ def reconstruct_route(proj_path, out_path, method: str, value="", *, needs: Opti
                       backend: str = "auto", threads: int = 1, progress: bool = False) -> dict:
     """Every row of a projection file reconstructed by one route, slab by slab, into ``out_path`` (``/recon``,
     ``/slices``); a model's route is the FBP of every row followed by the model (with its neighbours,
-    :func:`tomogan_core.infer.denoise_file`). Returns the attributes written."""
+    :func:`tomogan_core.infer.denoise_file`), and its view-consistent route then SIRT from the model's image and
+    TV, slab by slab (:func:`analysis.consistent.consistent_images`). Returns the attributes written."""
     from tqdm import tqdm
 
     from simulate.acquire import read_projections
@@ -231,7 +262,7 @@ def reconstruct_route(proj_path, out_path, method: str, value="", *, needs: Opti
     data, theta, src = read_projections(proj_path)
     n_rows, size = data.shape[1], data.shape[-1]
     center = float(src.get("center", size / 2))
-    rec, entry = _route(method, value, needs or {}, models)
+    rec, entry, polish = _route(method, value, needs or {}, models)
     step = slab_rows(4 * size * size * 4, slab_mb, n_rows)  # the slab's images and the method's copies
     out_attrs = dict(attrs or {}, method=method, value=str(value), center=center, slab_slices=int(step),
                      versions=software_versions())
@@ -248,10 +279,36 @@ def reconstruct_route(proj_path, out_path, method: str, value="", *, needs: Opti
         from tomogan_core.modelfile import load_any
 
         model = load_any(entry.path)
-        denoise_file(target, out_path, model, slab_mb=slab_mb, repeat_edges=True, grey255=entry.grey255,
+        enhanced = Path(out_path) if polish is None else Path(out_path).with_name(Path(out_path).stem + "_model.h5")
+        denoise_file(target, enhanced, model, slab_mb=slab_mb, repeat_edges=True, grey255=entry.grey255,
                      attrs=dict(out_attrs, model=str(entry.path), parent=str(target)), progress=progress)
         target.unlink()
+        if polish is not None:
+            _make_consistent(enhanced, out_path, data, theta, center, polish, step,
+                             attrs=dict(out_attrs, model=str(entry.path)), backend=backend, threads=threads,
+                             progress=progress)
+            enhanced.unlink()
     return out_attrs
+
+
+def _make_consistent(enhanced, out_path, data, theta, center, value, step, *, attrs, backend, threads, progress):
+    """The model's volume ``enhanced`` moved toward the measured views, slab by slab: SIRT from it, then TV."""
+    from tqdm import tqdm
+
+    from analysis.consistent import consistent_images
+    from simulate.io import read_array, to_h5_attr
+    from simulate.plumbing import atomic_h5
+
+    n_rows, size = data.shape[1], data.shape[-1]
+    with atomic_h5(out_path, nbytes=4 * n_rows * size * size) as f:
+        dset = f.create_dataset("/recon", shape=(n_rows, size, size), dtype=np.float32, chunks=(1, size, size))
+        f.create_dataset("/slices", data=np.arange(n_rows, dtype=np.int32))
+        for a in tqdm(range(0, n_rows, step), desc="consistent with the views", disable=not progress, unit="slab"):
+            start = read_array(enhanced, "/recon", ndim=3, index=np.s_[a:a + step])
+            _, dset[a:a + step] = next(consistent_images(start, data[:, a:a + step, :], theta, center, size,
+                                                         [value[0]], [value[1]], backend=backend, threads=threads))
+        for key, val in attrs.items():
+            f.attrs[key] = to_h5_attr(val)
 
 
 # ----------------------------------------------------------------------------- the report
@@ -261,12 +318,17 @@ def _images(data, theta, center, table, needs, models, *, backend, threads) -> L
     row = data.shape[1] // 2
     out = []
     for r in table.head(TOP).itertuples():
-        rec, entry = _route(r.method, r.value, needs, models)
+        rec, entry, polish = _route(r.method, r.value, needs, models)
         image = rec(data[:, row:row + 1, :], theta, center, data.shape[-1], backend=backend, threads=threads)
         if entry is not None:
             from tomogan_core.modelfile import denoise, load_any
 
             image = denoise(image, load_any(entry.path), repeat_edges=True)
+        if polish is not None:
+            from analysis.consistent import consistent_images
+
+            _, image = next(consistent_images(image, data[:, row:row + 1, :], theta, center, data.shape[-1],
+                                              [polish[0]], [polish[1]], backend=backend, threads=threads))
         out.append((f"{r.rank}. {r.label}\nscore {r.score:.4g} ± {r.score_se:.2g}", image[0]))
     return out
 
@@ -328,8 +390,8 @@ def _summary_html(path, *, scan, attrs, center_info, table, rec, costs, volumes)
 def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: int = 1, center="auto",
          methods: Sequence[str] = ("fbp", "sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"), models: Sequence = (),
          k: int = 4, rank_rows: int = RANK_ROWS, incident="auto", method: Optional[str] = None,
-         all_methods: bool = False, slab_mb: float = 512.0, backend: str = "auto", threads: int = 1,
-         progress: bool = True) -> dict:
+         all_methods: bool = False, consistent: bool = True, slab_mb: float = 512.0, backend: str = "auto",
+         threads: int = 1, progress: bool = True) -> dict:
     """The whole command (module docstring); returns the ranking table, the recommendation and the paths."""
     from simulate.acquire import read_projections
     from simulate.dxchange import prepare, prepare_line_integrals
@@ -357,8 +419,8 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
 
     t0 = time.perf_counter()
     table = rank_candidates(data, theta, center_px, methods=methods, models=models, k=k,
-                            rows=min(rank_rows, data.shape[1]), incident=weight, backend=backend, threads=threads,
-                            progress=progress)
+                            rows=min(rank_rows, data.shape[1]), incident=weight, consistent=consistent,
+                            backend=backend, threads=threads, progress=progress)
     needs = table.attrs["needs"]
     costs[f"rank {len(table)} candidates on {min(rank_rows, data.shape[1])} rows, {k} folds"] = \
         time.perf_counter() - t0
@@ -371,7 +433,7 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
     for name in picks:
         r = table[table["method"] == name].iloc[0]
         path = out_dir / ("volume.h5" if name == picks[0] and not all_methods else
-                          f"volume_{name.replace(':', '_')}.h5")
+                          f"volume_{name.replace(':', '_').replace('+', '_')}.h5")
         reconstruct_route(proj_path, path, name, r["value"], needs=needs, models=models, slab_mb=slab_mb,
                           attrs={"source": attrs.get("source", ""), "parameter": r["parameter"],
                                  "label": r["label"], "rank": int(r["rank"]), "score": float(r["score"]),
@@ -403,11 +465,15 @@ def main(argv=None):
                    help="the file holds line integrals already (/exchange/data, /exchange/theta): no flats or darks")
     p.add_argument("--rows", type=int, nargs=2, metavar=("START", "STOP"), help="detector rows to keep")
     p.add_argument("--bin", type=int, default=1, dest="bin_factor", help="average BIN x BIN pixels")
-    p.add_argument("--center", type=center_argument, default="auto", help="rotation axis, raw pixels, or auto (default)")
+    p.add_argument("--center", type=center_argument, default="auto",
+                   help="rotation axis, raw pixels, or auto (default)")
     p.add_argument("--methods", nargs="+", default=["fbp", *METHODS], choices=["fbp", *METHODS],
                    help="classical candidates (each tuned by the held-out score on its grid)")
     p.add_argument("--model", nargs="+", default=[], metavar="[LABEL=]MODEL.pt",
-                   help="trained denoisers to rank, each applied to the FBP (method tomogan:LABEL)")
+                   help="trained denoisers to rank, each applied to the FBP (method tomogan:LABEL) and, unless "
+                        "--no-consistent, also followed by SIRT from its image and TV (tomogan:LABEL+sirt)")
+    p.add_argument("--no-consistent", dest="consistent", action="store_false",
+                   help="rank each model alone only, without its view-consistent route")
     p.add_argument("--k", type=int, default=4, help="folds of the views")
     p.add_argument("--rank-rows", type=int, default=RANK_ROWS, help="central detector rows the ranking scores")
     p.add_argument("--incident", default="auto",
@@ -434,7 +500,8 @@ def main(argv=None):
     result = scan(args.scan, args.out, line_integrals=args.line_integrals, rows=args.rows,
                   bin_factor=args.bin_factor, center=args.center, methods=args.methods,
                   models=model_entries(args.model), k=args.k, rank_rows=args.rank_rows, incident=args.incident,
-                  method=args.method, all_methods=args.all_methods, slab_mb=args.slab_mb, backend=args.backend,
+                  method=args.method, all_methods=args.all_methods, consistent=args.consistent,
+                  slab_mb=args.slab_mb, backend=args.backend,
                   threads=args.threads, progress=not args.quiet)
     print(result["recommendation"]["sentence"])
     print(f"wrote {', '.join(result['volumes'])}, {Path(args.out) / 'ranking.csv'}, {Path(args.out) / 'summary.html'}")

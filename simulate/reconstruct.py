@@ -141,15 +141,16 @@ class _Astra:
     def sirt(self, sino, theta, size, n_iter):
         return lambda i: self._run("SIRT", sino[:, i, :], theta, size, n_iter=n_iter)
 
-    def sirt_iterates(self, sino, theta, size, n_iters):
-        """Per slice: the SIRT iterates after each count in ``n_iters`` (increasing), from one run."""
+    def sirt_iterates(self, sino, theta, size, n_iters, init=None):
+        """Per slice: the SIRT iterates after each count in ``n_iters`` (increasing), from one run that starts at
+        zero or at ``init[i]``."""
         a = self.astra
 
         def one(i):
             vol_geom, proj_geom = self._geoms(sino.shape[-1], theta, size)
             pid = a.create_projector("linear", proj_geom, vol_geom)
             sid = a.data2d.create("-sino", proj_geom, sino[:, i, :])
-            rid = a.data2d.create("-vol", vol_geom, 0.0)
+            rid = a.data2d.create("-vol", vol_geom, 0.0 if init is None else np.ascontiguousarray(init[i]))
             cfg = a.astra_dict("SIRT")
             cfg.update(ProjectorId=pid, ProjectionDataId=sid, ReconstructionDataId=rid)
             alg = a.algorithm.create(cfg)
@@ -269,11 +270,14 @@ def sirt(sino, theta, *, n_iter, center=None, size=None, backend="auto", threads
                        backend=backend, threads=threads)
 
 
-def sirt_iterates(sino, theta, n_iters, *, center=None, size=None, backend="auto", threads=1):
+def sirt_iterates(sino, theta, n_iters, *, center=None, size=None, init=None, backend="auto", threads=1):
     """SIRT reconstructions after each iteration count of ``n_iters``, from a single run per slice.
 
     Early stopping is SIRT's regulariser, so its iteration count is tuned like a denoiser's weight;
     running once and keeping the iterates costs ``max(n_iters)`` iterations instead of their sum.
+
+    ``init`` (``(slices, size, size)``, on the reconstruction grid of this geometry, e.g. a denoised FBP) starts
+    the iterations there instead of at zero: SIRT then moves that image toward agreement with the measured views.
 
     Returns
     -------
@@ -287,14 +291,18 @@ def sirt_iterates(sino, theta, n_iters, *, center=None, size=None, backend="auto
     sino, theta = _check_sino(sino, theta)
     sino = _center_sinogram(sino, center)
     size = int(size or sino.shape[-1])
+    if init is not None:
+        init = np.asarray(init, dtype=np.float32)
+        if init.shape != (sino.shape[1], size, size):
+            raise ValueError(f"init has shape {init.shape}, expected {(sino.shape[1], size, size)}")
     be = _backend(backend)
     if be.name == "tomopy":  # continue each run from the previous iterate
-        out, rec, done = {}, None, 0
+        out, rec, done = {}, init, 0
         for n in n_iters:
             rec = be.recon_all(sino, theta, size, "sirt", threads, num_iter=n - done, init_recon=rec)
             out[n], done = rec.copy(), n
         return out
-    per_slice = _map_slices(be.sirt_iterates(sino, theta, size, n_iters), sino.shape[1], threads, "sirt")
+    per_slice = _map_slices(be.sirt_iterates(sino, theta, size, n_iters, init), sino.shape[1], threads, "sirt")
     return {n: np.stack([s[k] for s in per_slice], axis=0) for k, n in enumerate(n_iters)}
 
 

@@ -1,0 +1,112 @@
+"""A learned route made consistent with the measured views: the network's image is a start, not an answer.
+
+A denoiser trained on other objects can put structure where the scan's own views say there is none, or smooth away
+what they show. Here its image (the FBP of the views, then the model) starts SIRT, which moves it toward agreement
+with the measured views: a few iterations keep what the network gave where the views do not contradict it, and
+correct it where they do; Chambolle TV after them (optional, weight 0 = none) removes the noise the iterations bring
+back. The iteration count and the TV weight are tuned jointly by the held-out score (:mod:`analysis.crossval`),
+like every classical method's parameter: each fold's start is made from its kept views only, and so are its
+iterations, so no left-out view is ever read.
+
+The iterates are shared: one SIRT run per fold to the largest count gives every count of the grid, and the TV
+weights are applied to each. ``tomogan-scan`` ranks this route beside each ``--model`` (:mod:`analysis.scan`).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterator, Sequence, Tuple
+
+import numpy as np
+
+from analysis.crossval import Reconstructor, TuneResult, fold_result, held_out_folds
+from simulate.reconstruct import sirt_iterates, tv_denoise
+
+__all__ = ["N_ITERS", "TV_WEIGHTS", "SUFFIX", "PARAMETER", "format_value", "parse_value", "consistent_images",
+           "tune_consistent", "consistent_reconstructor"]
+
+logger = logging.getLogger(__name__)
+
+N_ITERS = (5, 10, 20, 50)              # SIRT iterations from the network's image
+TV_WEIGHTS = (0.0, 0.02, 0.05, 0.1)    # Chambolle TV after them, relative to the image's range (0: none)
+SUFFIX = "+sirt"                       # the route's method name: the model's, then this
+PARAMETER = "n_iter, tv_weight"
+
+
+def format_value(value: Tuple[int, float]) -> str:
+    """``(20, 0.05)`` -> ``'20, 0.05'``: how the ranking table and the volume's attributes write a choice."""
+    return f"{int(value[0])}, {float(value[1]):g}"
+
+
+def parse_value(text: str) -> Tuple[int, float]:
+    """The inverse of :func:`format_value`.
+
+    >>> parse_value(format_value((20, 0.05)))
+    (20, 0.05)
+    """
+    n, w = (part.strip() for part in str(text).split(","))
+    return int(n), float(w)
+
+
+def consistent_images(start, data, theta, center, size, n_iters: Sequence[int] = N_ITERS,
+                      weights: Sequence[float] = TV_WEIGHTS, *, backend: str = "auto",
+                      threads: int = 1) -> Iterator[Tuple[Tuple[int, float], np.ndarray]]:
+    """``((n_iter, weight), volume)`` for every pair of the grid: SIRT of ``data`` started at ``start`` (one run to
+    the largest count), then TV at ``weight`` (none at 0)."""
+    iterates = sirt_iterates(data, theta, n_iters, center=center, size=size, init=start, backend=backend,
+                             threads=threads)
+    for n in sorted(iterates):
+        for w in weights:
+            yield (int(n), float(w)), (tv_denoise(iterates[n], weight=w, threads=threads) if w > 0 else iterates[n])
+
+
+def tune_consistent(data, theta, start: Reconstructor, *, n_iters: Sequence[int] = N_ITERS,
+                    weights: Sequence[float] = TV_WEIGHTS, k: int = 4, center=None, size=None, incident=None,
+                    slices=None, residual: str = "auto", backend: str = "auto", threads: int = 1,
+                    method: str = "consistent") -> TuneResult:
+    """The (iterations, TV weight) pair with the smallest held-out residual, from ``start`` (a reconstructor: the
+    FBP of the kept views, then the model).
+
+    Per fold: the start is made once from the kept views, SIRT from it runs once to the largest count, and every
+    pair of the grid is scored on the held-out views; each pair's score equals
+    ``holdout_residual(data, theta, consistent_reconstructor(start, n, w))``.
+
+    Returns
+    -------
+    TuneResult
+        ``chosen`` an ``(n_iter, weight)`` tuple; ``scores`` every pair's :class:`analysis.crossval.HoldoutResult`.
+    """
+    n_iters = sorted({int(n) for n in n_iters})
+    weights = sorted({float(w) for w in weights})
+    if not n_iters or not weights or n_iters[0] < 1 or weights[0] < 0:
+        raise ValueError(f"need iteration counts >= 1 and TV weights >= 0, got {n_iters} and {weights}")
+    grid = [(n, w) for n in n_iters for w in weights]
+    per_value = {g: [] for g in grid}
+    n_rays, scorer = 0, None
+    for kept_data, kept_theta, c, s, scorer in held_out_folds(data, theta, k=k, center=center, size=size,
+                                                         incident=incident, slices=slices, backend=backend,
+                                                         threads=threads, residual=residual):
+        image = start(kept_data, kept_theta, c, s, backend=backend, threads=threads)
+        for value, volume in consistent_images(image, kept_data, kept_theta, c, s, n_iters, weights,
+                                               backend=backend, threads=threads):
+            per_value[value].append(scorer.scores(volume))
+        n_rays += scorer.n_rays
+    scores = {g: fold_result(per_value[g], k, incident is not None, n_rays, scorer.residual) for g in grid}
+    chosen = min(grid, key=lambda g: scores[g].score)
+    if chosen[0] == n_iters[-1] and len(n_iters) > 2:
+        logger.warning("%s: the chosen %d iterations are the grid's largest; widen it", method, chosen[0])
+    if chosen[1] == weights[-1] and len(weights) > 2:
+        logger.warning("%s: the chosen TV weight %g is the grid's largest; widen it", method, chosen[1])
+    return TuneResult(method, PARAMETER, chosen, scores)
+
+
+def consistent_reconstructor(start: Reconstructor, n_iter: int, weight: float) -> Reconstructor:
+    """``start``'s image, then ``n_iter`` SIRT iterations from it, then TV at ``weight`` (none at 0)."""
+    n_iter, weight = int(n_iter), float(weight)
+
+    def rec(data, theta, center, size, *, backend="auto", threads=1):
+        image = start(data, theta, center, size, backend=backend, threads=threads)
+        _, volume = next(consistent_images(image, data, theta, center, size, [n_iter], [weight], backend=backend,
+                                           threads=threads))
+        return volume
+    return rec
