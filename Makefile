@@ -7,7 +7,8 @@ PYTHON  ?= python3
 VENV    ?= .venv
 CORES   ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG  ?= config/default.yaml
-# CPU build of PyTorch by default. GPU users: make TORCH_SPEC="torch==2.13.0" TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cu126
+# PyTorch from the package index by default (on Linux its wheel brings CUDA's libraries, a few GB). CPU only:
+# make TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cpu; a given CUDA: .../whl/cu126
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 
@@ -39,12 +40,12 @@ readme: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) results/tables/main.md results/bench/inference_speed.csv \
 		results/timing/timing.csv results/claims/claims.csv results/crossval/check.csv \
 		results/generalist/lofo.csv --configfile $(CONFIG)
-	$(BIN)/python -m analysis.results_page docs/results.md --configfile $(CONFIG)
-	$(BIN)/python -m analysis.results_page README.md --blocks findings --configfile $(CONFIG)
+	$(BIN)/python -m study.pages docs/results.md --configfile $(CONFIG)
+	$(BIN)/python -m study.pages README.md --blocks findings --configfile $(CONFIG)
 	$(BIN)/python bench/run_cost.py
-	$(BIN)/python -m analysis.results_page docs/performance.md --blocks cost --configfile $(CONFIG)
+	$(BIN)/python -m study.pages docs/performance.md --blocks cost --configfile $(CONFIG)
 	$(BIN)/python bench/scan_truth.py $(if $(GENERALIST),--model generalist=$(firstword $(GENERALIST)))
-	$(BIN)/python -m analysis.results_page docs/methods.md --blocks scan_truth --configfile $(CONFIG)
+	$(BIN)/python -m study.pages docs/methods.md --blocks scan_truth --configfile $(CONFIG)
 
 dry-run: $(STAMP)
 	$(BIN)/snakemake -n all --configfile $(CONFIG)

@@ -2,7 +2,7 @@
 # Run the default study:   snakemake --cores 2 all
 # Another config:          snakemake --cores 2 all --configfile config/smoke.yaml
 # (each config file is complete; the default is loaded only when none is given)
-# What is made, from what and where: the study plan, PLAN (tomogan_core/study.py), built in rules/common.smk.
+# What is made, from what and where: the study plan, PLAN (study/plan.py), built in rules/common.smk.
 
 import os
 

@@ -1,6 +1,6 @@
 """The paper's claims, judged: one row per comparison and metric, with an effect, a 95 % interval and a verdict.
 
-The study plan (:meth:`tomogan_core.study.Plan.claim_comparisons`) turns each claim of the config's ``claims``
+The study plan (:meth:`study.Plan.claim_comparisons`) turns each claim of the config's ``claims``
 section into pairwise comparisons of two sides, ``a`` and ``b``. A side selects per-slice metric rows
 (:mod:`analysis.metrics`) by dataset, dose, method and model, one selection per training seed. This module
 builds each side's matrix ``(n_seeds, n_slices)`` of one metric on the test slices both sides share, and
@@ -269,7 +269,6 @@ def judge_comparisons(comparisons: List[dict], table: pd.DataFrame, *, margins: 
                                 n_boot=min(n_boot, 1000), seed=seed)
     if extras is not None:
         extras.update(correlation=correlation, coverage=coverage)
-    rho = dict(zip(correlation["metric"], correlation["rho"]))
     k_of = {}
     for comp in comparisons:
         if "a" in comp:

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from analysis.metrics import masked_ssim, read_slices, reference_range, slice_indices
+from analysis.metrics import masked_ssim, read_slices, slice_indices
+from analysis.regions import reference_range
 from simulate.io import dataset_shape, read_attrs, write_arrays
 from simulate.plumbing import InputError, circular_mask, cli, write_json
 

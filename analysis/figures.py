@@ -431,7 +431,7 @@ def training_curves(logs: Sequence[Tuple[str, Sequence[str]]], out, *, title: st
 
 
 def draw(spec: dict, out) -> None:
-    """Draw the figure a spec describes (:class:`analysis.panels.FigureSpec` as JSON) to ``out`` (PNG + PDF)."""
+    """Draw the figure a spec describes (:class:`study.figures.FigureSpec` as JSON) to ``out`` (PNG + PDF)."""
     kind, title = spec["kind"], spec.get("title", "")
     if kind == "grid":
         rows = [(row["label"], [(p["title"], p["path"]) for p in row["panels"]]) for row in spec["rows"]]
@@ -460,7 +460,7 @@ KINDS = ("grid", "doses", "bars", "features", "timing", "curves", "claims")
 @cli
 def main(argv=None):
     p = argparse.ArgumentParser(description="Draw one of the study's figures (PNG + PDF) from its JSON spec "
-                                "(analysis/panels.py plans them).")
+                                "(study/figures.py plans them).")
     p.add_argument("out", help="PNG to write (a PDF is written beside it)")
     p.add_argument("--spec", required=True, help="the figure's spec as JSON, or @FILE to read it from a file")
     args = p.parse_args(argv)

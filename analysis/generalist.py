@@ -19,7 +19,7 @@ Command (rule ``generalist_table``)::
     python -m analysis.generalist OUT.csv METRICS.csv [METRICS.csv ...] --spec JSON
 
 ``METRICS.csv``: per-slice metric files (:mod:`analysis.metrics`: ``results/metrics/<dataset>/{tomogan,
-conventional}.csv``). ``--spec``: JSON (or ``@FILE``) from :meth:`tomogan_core.study.Plan.lofo_spec`::
+conventional}.csv``). ``--spec``: JSON (or ``@FILE``) from :meth:`study.Plan.lofo_spec`::
 
     {"families": {"<family>": {"dataset": "corpus-<family>-test",
                                "routes": {"<dose>": {"foam only": [run, ...], "generalist": [...], "unseen": [...]}},

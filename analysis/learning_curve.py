@@ -34,7 +34,7 @@ Command::
 
     python -m analysis.learning_curve OUT.csv --runs JSON --logs LOG.csv [LOG.csv ...] [--metric val_ssim]
 
-``--runs`` is the plan's run table (:meth:`tomogan_core.study.Plan.run_table`), restricted to the group; each
+``--runs`` is the plan's run table (:meth:`study.Plan.run_table`), restricted to the group; each
 log is a run's ``log.csv`` (:mod:`tomogan_core.train`), named by its folder. Writes the long table ``OUT.csv``
 (step, run, mean, lo, hi, n_seeds, rank) and ``OUT`` with ``_summary.csv``: the final ranking, ``stable_since``,
 ``stable``, the steps trained, and each pair's reading (``pairs``; as JSON in ``pairs_json``, which the claims read).

@@ -40,17 +40,12 @@ import numpy as np
 from scipy import ndimage
 from skimage.metrics import structural_similarity
 
+from analysis.regions import object_mask, object_threshold, reference_range
 from simulate.io import dataset_shape, has_dataset, read_array, read_attrs
 from simulate.plumbing import InputError, atomic_path, circular_mask, cli
 
-__all__ = ["reference_range", "object_threshold", "object_mask", "masked_ssim", "masked_psnr", "compare_volumes",
+__all__ = ["masked_ssim", "masked_psnr", "compare_volumes",
            "slice_indices", "read_slices", "read_phantom_geometry", "DIRECTIONS", "CEILINGS", "derive_metrics", "main"]
-
-# object mask settings (see object_mask)
-OBJECT_FRACTION = 0.5     # threshold = this fraction of the reference's high percentile
-OBJECT_PERCENTILE = 99.0
-OBJECT_SIGMA = 2.0        # Gaussian smoothing before thresholding, pixels
-OBJECT_DILATE = 3         # dilation after hole filling, pixels
 
 logger = logging.getLogger(__name__)
 
@@ -90,78 +85,6 @@ def _check_pair(image, reference):
     if image.shape != reference.shape:
         raise ValueError(f"shape mismatch: image {image.shape} vs reference {reference.shape}")
     return image, reference
-
-
-def reference_range(reference, mask) -> float:
-    """``max - min`` of the reference inside ``mask`` (broadcast over slices)."""
-    values = np.asarray(reference)[..., mask]
-    rng = float(values.max() - values.min())
-    if rng <= 0:
-        raise ValueError("reference is constant inside the field of view")
-    return rng
-
-
-def object_threshold(reference, fov, *, fraction: float = OBJECT_FRACTION,
-                     percentile: float = OBJECT_PERCENTILE, sigma: float = OBJECT_SIGMA) -> float:
-    """The object threshold of a reference volume: ``fraction`` x its smoothed ``percentile`` in the field of view.
-
-    One number per volume (``reference`` is ``(slices, rows, cols)`` or one slice), so that every slice
-    and every method of a volume is judged on the same region.
-    """
-    reference = np.asarray(reference, dtype=np.float64)
-    sigmas = (0,) * (reference.ndim - 2) + (sigma, sigma)
-    smooth = ndimage.gaussian_filter(reference, sigmas)
-    return float(fraction * np.percentile(smooth[..., fov], percentile))
-
-
-def object_mask(reference, fov, *, threshold: float | None = None, sigma: float = OBJECT_SIGMA,
-                dilate: int = OBJECT_DILATE) -> np.ndarray:
-    """Pixels of one slice that belong to the sample, from the normal-dose reference.
-
-    The reference is smoothed (Gaussian, ``sigma`` pixels) and thresholded (default
-    :func:`object_threshold` of this slice: half its 99th percentile); holes are filled (pores and
-    cracks inside the sample are part of it) and the result dilated by ``dilate`` pixels (so edges
-    count), then cut to the field of view ``fov``.
-
-    Parameters
-    ----------
-    reference : ndarray, shape (rows, cols)
-    fov : ndarray of bool, shape (rows, cols)
-        The field-of-view mask (:func:`simulate.reconstruct.circular_mask`).
-    threshold : float, optional
-        Attenuation threshold; pass the volume's :func:`object_threshold` to share it across slices.
-
-    Returns
-    -------
-    ndarray of bool, shape (rows, cols)
-
-    Raises
-    ------
-    ValueError
-        When no pixel of the field of view is above the threshold (an empty slice has no object).
-
-    Examples
-    --------
-    >>> yy, xx = np.mgrid[:64, :64]
-    >>> disc = ((yy - 32) ** 2 + (xx - 32) ** 2 < 12 ** 2).astype(float)
-    >>> fov = np.ones((64, 64), bool)
-    >>> m = object_mask(disc, fov)
-    >>> bool(m[32, 32]), bool(m[32, 32 + 14]), bool(m[2, 2])   # inside, on the dilated rim, background
-    (True, True, False)
-    """
-    reference = np.asarray(reference, dtype=np.float64)
-    if threshold is None:
-        threshold = object_threshold(reference, fov, sigma=sigma)
-    inside = ndimage.gaussian_filter(reference, sigma) > threshold
-    inside = ndimage.binary_fill_holes(inside)
-    if dilate > 0:
-        r = int(dilate)
-        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-        inside = ndimage.binary_dilation(inside, structure=yy ** 2 + xx ** 2 <= r * r)
-    inside &= fov
-    if not inside.any():
-        raise ValueError("the reference has no object above the threshold inside the field of view")
-    return inside
 
 
 def masked_ssim(image, reference, mask, *, data_range: float) -> float:

@@ -767,8 +767,8 @@ def detection_rate_by_radius(radius, detected, bins=RADIUS_BINS) -> tuple[np.nda
 def pore_region(object_mask, *, erode: float = PORE_MASK_ERODE) -> np.ndarray:
     """Where pores are looked for: the object mask eroded by ``erode`` pixels.
 
-    The erosion drops the object's partial-volume rim, and with :func:`analysis.metrics.object_mask` (dilated
-    by :data:`analysis.metrics.OBJECT_DILATE` pixels) pass ``erode = OBJECT_DILATE + 2`` so that the dark
+    The erosion drops the object's partial-volume rim, and with :func:`analysis.regions.object_mask` (dilated
+    by :data:`analysis.regions.OBJECT_DILATE` pixels) pass ``erode = OBJECT_DILATE + 2`` so that the dark
     background around the sample is not taken for a pore.
     """
     return _erode(object_mask, erode)
@@ -796,11 +796,11 @@ def quality_context(reference, fov, *, circles=None, object_mask=None) -> Qualit
     """Measure the reference side of :func:`slice_quality` once, to score many images of one slice.
 
     ``object_mask`` is the region pores are searched in (already inside the sample's wall, e.g.
-    :func:`pore_region`); by default :func:`analysis.metrics.object_mask` of the reference, eroded by
+    :func:`pore_region`); by default :func:`analysis.regions.object_mask` of the reference, eroded by
     ``OBJECT_DILATE + PORE_MASK_ERODE`` pixels. An empty slice (no object) leaves the pore columns NaN.
     """
-    from analysis.metrics import OBJECT_DILATE
-    from analysis.metrics import object_mask as find_object
+    from analysis.regions import OBJECT_DILATE
+    from analysis.regions import object_mask as find_object
 
     reference = np.asarray(reference, dtype=np.float64)
     fov = np.asarray(fov, bool)

@@ -9,7 +9,7 @@
 
 A model trained at several seeds is one row: the mean over its seeds (``n_seeds``; the ablation table also gives
 the seeds' standard deviation of SSIM). Which run belongs to which model, split, depth and loss set comes from
-the study plan's run table (``--runs``, :meth:`tomogan_core.study.Plan.run_table`), never from parsing names.
+the study plan's run table (``--runs``, :meth:`study.Plan.run_table`), never from parsing names.
 
 Written as Markdown (``results/tables/main.md``, pasted into docs/results.md by ``make readme``) and CSV.
 ``python -m analysis.tables results/metrics/tomogan.csv results/tables/main.md --runs JSON --main VOLUME=RUN ...``

@@ -122,7 +122,7 @@ def slice_flops(depth: int, size: int) -> float:
 def shapes(cfg: dict) -> dict:
     """Per dataset: (slices, detector, reconstruction side, full-dose angles); the corpus's and the scan-matched
     volumes too."""
-    from tomogan_core.study import expand_corpus, expand_scan_matched
+    from study import expand_corpus, expand_scan_matched
 
     expand_corpus(cfg)  # in place, as planning the study does
     expand_scan_matched(cfg)
@@ -204,7 +204,7 @@ def cpu_flops_per_s(bench_csv) -> float:
 def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_csv=None) -> pd.DataFrame:
     """One row per kind of work: jobs, requested CPU/GPU hours, estimated GPU hours of the work, disk."""
     from tomogan_core.model import Generator, GeneratorConfig
-    from tomogan_core.study import Plan, load_config
+    from study import Plan, load_config
 
     cfg = load_config(configfile)
     counts = job_counts(configfile)
@@ -293,7 +293,7 @@ def main(argv=None):
     write_text(out.with_suffix(".md"), md)
     print(md)
     if args.page:
-        from analysis.results_page import replace_blocks
+        from study.pages import replace_blocks
 
         try:
             text = Path(args.page).read_text()

@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from analysis.metrics import compare_volumes, read_slices, slice_indices  # noqa: E402
 from simulate.plumbing import write_csv  # noqa: E402
 from simulate.reconstruct import central_slices  # noqa: E402
-from tomogan_core.study import Paths, Plan, load_config, settings_flags  # noqa: E402
+from study import Paths, Plan, load_config, settings_flags  # noqa: E402
 
 def _value(text: str):
     """A settings value from the command line: int, float, bool or string."""

@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 
 from simulate.io import cpu_name  # noqa: E402
 from simulate.plumbing import cli, write_csv, write_text  # noqa: E402
-from tomogan_core import study  # noqa: E402
+import study  # noqa: E402
 
 EXPERIMENTS = ROOT / "config" / "experiments"
 TARGET = "results/claims/learning_curve_loss-sets_summary.csv"

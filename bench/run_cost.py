@@ -3,7 +3,7 @@
 Reads every Snakemake benchmark file of a run (``results/benchmarks/<job>.tsv``, one per job: wall seconds, CPU
 seconds, peak memory) and sums them per rule, so that new work can find its room in the budget (``make all`` on
 the default config must fit 90 minutes on 2 cores). Writes a CSV (default ``results/bench/run_cost.csv``) and a
-Markdown twin beside it, which ``python -m analysis.results_page docs/performance.md --blocks cost`` pastes::
+Markdown twin beside it, which ``python -m study.pages docs/performance.md --blocks cost`` pastes::
 
     python bench/run_cost.py [--results results] [--out results/bench/run_cost.csv]
 

@@ -1,13 +1,13 @@
 # Validate the config (the schema fills in every default), build the study plan, constrain the wildcards.
 # Everything the rules ask -- paths, flags, inputs, priorities -- comes from the plan
-# (tomogan_core/study.py), which has unit tests of its own; the functions here only pass wildcards on.
+# (study/), which has unit tests of its own; the functions here only pass wildcards on.
 import json
 import os
 import re
 
 from snakemake.utils import validate
 
-from tomogan_core.study import PRIORITY_N2I, PRIORITY_TRAIN, RELEASE, Paths, Plan
+from study import PRIORITY_N2I, PRIORITY_TRAIN, RELEASE, Paths, Plan
 
 validate(config, schema="../config/config.schema.yaml")
 

@@ -1,4 +1,4 @@
-# Every method ranked and tuned on a scan without a reference (analysis/crossval.py): held-out views, Poisson-
+# Every method ranked and tuned on a scan without a reference (analysis/crossval/): held-out views, Poisson-
 # weighted residual. On the study's simulated data the same choices are checked against the reference.
 
 

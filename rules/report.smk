@@ -1,6 +1,6 @@
 # Figures, the timing table and the report. Each figure is one target:
 #   snakemake --cores 2 results/figures/fig_depth.png
-# builds that figure and only what it needs. What a figure shows: analysis/panels.py; captions: report/<figure>.rst.
+# builds that figure and only what it needs. What a figure shows: study/figures.py; captions: report/<figure>.rst.
 
 
 rule timing:

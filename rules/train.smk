@@ -1,4 +1,4 @@
-# TomoGAN training: one model per run (PLAN.runs; tomogan_core/study.py names them from the config's tomogan
+# TomoGAN training: one model per run (PLAN.runs; study/runs.py names them from the config's tomogan
 # section). A killed job resumes from results/models/<run>/checkpoint.pt, which Snakemake does not delete.
 
 

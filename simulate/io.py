@@ -30,6 +30,7 @@ __all__ = [
     "write_arrays",
     "to_h5_attr",
     "read_table",
+    "benchmark_seconds",
     "software_versions",
     "cpu_name",
 ]
@@ -206,6 +207,21 @@ def read_table(path, *, what: str = "CSV table", need=()):
     if missing or table.empty:
         raise InputError(path, f"{what} lacks columns {missing}" if missing else f"{what} has no rows")
     return table
+
+
+def benchmark_seconds(files) -> float:
+    """The wall seconds (column ``s``, its last row) of Snakemake benchmark files, summed; a file without them is
+    an :class:`InputError` naming it."""
+    import pandas as pd
+
+    total = 0.0
+    for f in files:
+        try:
+            total += float(pd.read_csv(f, sep="\t")["s"].iloc[-1])
+        except (OSError, KeyError, IndexError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise InputError(f, f"not a Snakemake benchmark file with wall seconds 's' ({type(exc).__name__}: "
+                                f"{exc})") from None
+    return total
 
 
 def software_versions() -> dict:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from analysis.claims import judge_comparisons, judge_speed, render, side_matrix, summarise_claims
-from tomogan_core.study import Plan, load_config
+from study import Plan, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tomogan_core.study import Plan, load_config, release_targets
+from study import Plan, load_config, release_targets
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,5 @@
-"""The paper-scale cost estimate, computed from the DAG and the config; and what a finished run cost, per rule."""
+"""The paper-scale cost estimate, computed from the DAG and the config; what a finished run cost, per rule; what
+tomogan-scan costs, per step."""
 
 import sys
 from pathlib import Path
@@ -81,3 +82,16 @@ def test_run_cost_refuses_a_folder_without_benchmarks_and_a_foreign_table(tmp_pa
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {bad}: not a Snakemake benchmark file") and "\n" not in err
     assert not (tmp_path / "bench").exists()
+
+
+def test_scan_cost_times_every_step_of_tomogan_scan_on_a_simulated_scan(tmp_path):
+    from scan_cost import main
+
+    out = tmp_path / "cost.csv"
+    main(["--rows", "1", "--detector", "48", "--views", "24", "--out", str(out), "--workdir", str(tmp_path / "w")])
+    table = pd.read_csv(out)
+    steps = list(table["step"])
+    assert steps[0].startswith("read, check") and any(s.startswith("rank ") for s in steps)
+    assert any(s.startswith("reconstruct 1 rows") for s in steps) and steps[-1].startswith("end to end")
+    assert (table["seconds"] > 0).all() and table["seconds"].iloc[-1] >= table["seconds"].iloc[:-1].sum() * 0.9
+    assert table["cpu"].nunique() == 1 and "Wall seconds" in out.with_suffix(".md").read_text()

@@ -16,10 +16,13 @@ import pytest
 from scipy import ndimage
 
 from analysis import crossval as cv
+from analysis.crossval.cli import _n2i_argument
+from analysis.crossval.core import REFERENCE_COLUMNS
 from analysis.classical import METHODS, Method, each_value
 from simulate.acquire import write_projections
 from analysis.metrics import read_slices
 from simulate.io import write_arrays
+from simulate.plumbing import InputError, circular_mask
 from simulate.noise import short_exposure
 from simulate.reconstruct import fbp, project, reconstruct_file, sirt, tv_denoise
 
@@ -139,7 +142,7 @@ def test_ramp_residual_weighs_image_frequencies_as_the_image_does(scan):
     sqrt(|f|), the two cost about the same."""
     vol, theta, clean = scan
     rng = np.random.default_rng(0)
-    disc = cv.circular_mask((N, N))
+    disc = circular_mask((N, N))
     errors = {"white": rng.standard_normal(vol.shape) * disc,
               "smooth": ndimage.gaussian_filter(rng.standard_normal(vol.shape), (0, 4, 4)) * disc}
     ratio = {}
@@ -238,7 +241,7 @@ def test_tv_weight_chosen_by_holdout_is_moderate_at_low_dose(scan):
     # and against the truth (full-view FBP+TV), the chosen weight is within one grid step of the best
     # (measured: image MSE is smallest at 0.1, one step more smoothing than the holdout's 0.03)
     full = fbp(noisy, theta, backend="astra")
-    disc = cv.circular_mask((N, N))
+    disc = circular_mask((N, N))
     mse = {w: float(np.mean((tv_denoise(full, weight=w) - vol)[:, disc] ** 2)) for w in WIDE_TV_GRID}
     best = min(mse, key=mse.get)
     assert abs(WIDE_TV_GRID.index(result.chosen) - WIDE_TV_GRID.index(best)) <= 1, (result.chosen, mse)
@@ -514,10 +517,10 @@ def _n2i_list(init):
 
 
 def test_n2i_json_list_gives_a_candidate_per_object(n2i_init):
-    candidates = cv._n2i_argument(_n2i_list(n2i_init))
+    candidates = _n2i_argument(_n2i_list(n2i_init))
     assert [method for method, _ in candidates] == ["n2i", "n2i:generalist"]
     assert all(callable(rec) for _, rec in candidates)
-    assert [m for m, _ in cv._n2i_argument(json.dumps(N2I_TINY))] == ["n2i"]  # one object, as before
+    assert [m for m, _ in _n2i_argument(json.dumps(N2I_TINY))] == ["n2i"]  # one object, as before
     assert cv.candidate_label("n2i:generalist") == "N2I from generalist"
     assert cv.candidate_label("n2i") == "Noise2Inverse"
 
@@ -714,8 +717,8 @@ def test_noiseless_reference_picks_the_least_smoothing_and_the_holdout_agrees(sc
     # each candidate was made from all the views of row 0 (the central one of two) and scored on its slice
     expected = cv.against_reference(METHODS["fbp-tv"].apply(fbp(clean[:, :1], theta, backend="astra"), 0.03),
                                      _ref_slices(ref)[:1])
-    assert tv.loc[1, list(cv.REFERENCE_COLUMNS)].tolist() == pytest.approx(
-        [expected[c] for c in cv.REFERENCE_COLUMNS], rel=1e-6)
+    assert tv.loc[1, list(REFERENCE_COLUMNS)].tolist() == pytest.approx(
+        [expected[c] for c in REFERENCE_COLUMNS], rel=1e-6)
     assert np.isfinite(tv["psnr_object"]).all()
     # and the check of that table: the holdout agrees, nothing lost
     result = cv.check([out])
@@ -1018,28 +1021,6 @@ def _expect_check_error(capsys, argv, out, *needles):
     assert not out.with_suffix(".md").exists()
 
 
-def test_cost_table_sets_each_scans_ranking_beside_its_other_jobs(tmp_path):
-    def bench(rel, s):
-        f = tmp_path / rel
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text(f"s\th:m:s\n{s}\t0:00:{s}\n")
-
-    bench("crossval/scan/photons-1e3.tsv", 12.0)
-    bench("crossval_figure/scan/photons-1e3.tsv", 100.0)   # the ranking's own figure: not "other"
-    bench("fbp/scan/photons-1e3.tsv", 2.0)
-    bench("apply_classical/scan/photons-1e3/fbp-tv.tsv", 3.0)
-    bench("apply_classical/scan/photons-1e3/sirt.tsv", 1.0)
-    bench("n2i_train/scan-photons-1e3.tsv", 2.0)
-    bench("fbp/scan/sparse-4.tsv", 50.0)                   # another dose
-    bench("fbp/other/photons-1e3.tsv", 50.0)               # another volume
-    table = cv.cost_table(tmp_path)
-    assert table.to_dict("records") == [{"dataset": "scan", "dose": "photons-1e3", "crossval_s": 12.0, "other_jobs": 4,
-                                         "other_s": 8.0, "ratio": 1.5}]
-    text = cv.cost_markdown(table, cpu="Some CPU")
-    assert "## What it costs" in text and "Some CPU" in text and "| scan" in text
-    assert cv.cost_table(tmp_path / "none").empty and cv.cost_markdown(cv.cost_table(tmp_path / "none")) == ""
-
-
 # ----------------------------------------------------------------------------- every route on a scan
 
 # Scan "s" at dose "x": FBP+TV's choice is 0.2 (score 1.1); ranked by score the release (1.0), FBP+TV 0.2, FBP,
@@ -1087,7 +1068,7 @@ def test_routes_table_ranks_every_candidate_at_its_choice(tmp_path):
     # a tuned method must mark its choice once, at its smallest score
     bad = _table("s", "x", S_X)
     bad.loc[bad["method"] == "fbp-tv", "chosen"] = False
-    with pytest.raises(cv.InputError, match="fbp-tv has 0 rows marked chosen"):
+    with pytest.raises(InputError, match="fbp-tv has 0 rows marked chosen"):
         cv.routes_table([bad], ["s"])
 
 
@@ -1101,20 +1082,20 @@ def _bench_tree(root, seconds):
 
 
 def _smoke_plan():
-    from tomogan_core.study import Plan, load_config
+    from study import Plan, load_config
 
     return Plan.from_config(load_config(Path(__file__).resolve().parents[1] / "config" / "smoke.yaml"))
 
 
 def _bench_at(root, paths_seconds):
     """Benchmark files at the workflow's own paths (``results/benchmarks/...``), written under ``root``."""
-    from tomogan_core.study import BENCHMARKS
+    from study import BENCHMARKS
 
     _bench_tree(root, {str(Path(p).relative_to(BENCHMARKS)): s for p, s in paths_seconds.items()})
 
 
 def test_routes_cost_is_the_sum_of_the_jobs_the_plan_names(tmp_path):
-    from tomogan_core.study import Paths
+    from study import Paths
 
     plan = _smoke_plan()
     scan = "demo-scan"
@@ -1156,11 +1137,11 @@ def test_routes_cost_is_the_sum_of_the_jobs_the_plan_names(tmp_path):
     assert empty.empty and list(empty.columns) == ["dataset", "what", "dose", "seconds"]
     # a file that is no benchmark, and rows that are no cost rows: one error each, naming them
     (tmp_path / "crossval" / scan / "sparse-8.tsv").write_text("x\ty\n1\t2\n")
-    with pytest.raises(cv.InputError, match="sparse-8.tsv"):
+    with pytest.raises(InputError, match="sparse-8.tsv"):
         cv.route_costs(tmp_path, plan.route_cost_spec())
-    with pytest.raises(cv.InputError, match="unknown kind 'nope'"):
+    with pytest.raises(InputError, match="unknown kind 'nope'"):
         cv.route_costs(tmp_path, [{"dataset": scan, "kind": "nope", "dose": "", "benchmarks": []}])
-    with pytest.raises(cv.InputError, match="needs dataset, kind, dose and benchmarks"):
+    with pytest.raises(InputError, match="needs dataset, kind, dose and benchmarks"):
         cv.route_costs(tmp_path, [{"dataset": scan}])
 
 

@@ -1,5 +1,5 @@
 """Every shell command that README.md and docs/*.md show is checked here; so are the results page's generator
-(:mod:`analysis.results_page`), the links between the pages, the Makefile's Snakemake argument order, and that
+(:mod:`study.pages`), the links between the pages, the Makefile's Snakemake argument order, and that
 no table of numbers is typed by hand outside a generated block.
 
 The commands are the lines of the ```bash, ```sh, ```shell and ```console blocks (in a console block, the lines
@@ -18,7 +18,7 @@ separates two commands. What the test does with each:
   status 0), in document order, in a scratch copy of the repository: the quick ones whose inputs ship with the
   repository or are placeholders. The others are parse-checked only because they train or measure for minutes
   (``tomogan-train``, ``tomogan-n2i train``, the benchmarks) or read a finished run's ``results/``
-  (``analysis.results_page``, ``bench/investigate_tomogan.py``).
+  (``study.pages``, ``bench/investigate_tomogan.py``).
 * **Placeholders**: a name in angle brackets, e.g. ``<low-dose.h5>``, stands for the reader's own file. Each is
   replaced by a small fixture of the right kind (:data:`PLACEHOLDERS`); an unknown placeholder fails.
 * Commands that cannot be checked here are listed in :data:`SKIPPED` with the reason. Any other command fails
@@ -49,7 +49,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import results_page
+from study import pages as results_page
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -267,7 +267,7 @@ def test_makefile_snakemake_lines_put_targets_before_configfile():
 def test_make_readme_builds_the_results_page():
     recipe = re.search(r"^readme:.*?\n((?:\t.*\n)+)", (ROOT / "Makefile").read_text(), flags=re.M).group(1)
     for name in ("results/tables/main.md", "results/bench/inference_speed.csv", "results/timing/timing.csv",
-                 "analysis.results_page docs/results.md"):
+                 "study.pages docs/results.md"):
         assert name in recipe, name
 
 
@@ -484,3 +484,25 @@ def test_committed_results_page_has_every_block():
     for block in results_page.BLOCKS:
         text = (ROOT / block.page).read_text()
         assert text.count(f"<!-- begin {block.name} -->") == 1 and text.count(f"<!-- end {block.name} -->") == 1
+
+
+def test_cost_table_sets_each_scans_ranking_beside_its_other_jobs(tmp_path):
+    def bench(rel, s):
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(f"s\th:m:s\n{s}\t0:00:{s}\n")
+
+    bench("crossval/scan/photons-1e3.tsv", 12.0)
+    bench("crossval_figure/scan/photons-1e3.tsv", 100.0)   # the ranking's own figure: not "other"
+    bench("fbp/scan/photons-1e3.tsv", 2.0)
+    bench("apply_classical/scan/photons-1e3/fbp-tv.tsv", 3.0)
+    bench("apply_classical/scan/photons-1e3/sirt.tsv", 1.0)
+    bench("n2i_train/scan-photons-1e3.tsv", 2.0)
+    bench("fbp/scan/sparse-4.tsv", 50.0)                   # another dose
+    bench("fbp/other/photons-1e3.tsv", 50.0)               # another volume
+    table = results_page.cost_table(tmp_path)
+    assert table.to_dict("records") == [{"dataset": "scan", "dose": "photons-1e3", "crossval_s": 12.0, "other_jobs": 4,
+                                         "other_s": 8.0, "ratio": 1.5}]
+    text = results_page.cost_markdown(table, cpu="Some CPU")
+    assert "## What it costs" in text and "Some CPU" in text and "| scan" in text
+    assert results_page.cost_table(tmp_path / "none").empty and results_page.cost_markdown(results_page.cost_table(tmp_path / "none")) == ""

@@ -1,4 +1,4 @@
-"""Figures drawn from their JSON specs (analysis/panels.py plans them; analysis/figures.py draws them)."""
+"""Figures drawn from their JSON specs (study/figures.py plans them; analysis/figures.py draws them)."""
 
 import json
 import subprocess

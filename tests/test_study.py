@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tomogan_core.data import Normalization
-from tomogan_core.study import (ABLATION_TAG, JOBS, SCHEMA, Paths, Plan, benchmark_fields, benchmark_glob, check_runs,
+from study import (ABLATION_TAG, JOBS, SCHEMA, Paths, Plan, benchmark_fields, benchmark_glob, check_runs,
                                 enhanced_targets, job_name, load_config, plan_runs, release_targets, run_name)
 from tomogan_core.train import TrainConfig
 
@@ -294,7 +294,7 @@ def test_scan_matched_volumes_and_runs_follow_the_scan(smoke_plan):
 
 
 def test_scan_matched_needs_a_generalist_to_fine_tune_and_expands_once():
-    from tomogan_core.study import expand_scan_matched
+    from study import expand_scan_matched
 
     cfg = _cfg("smoke.yaml")
     before = Plan.from_config(copy.deepcopy(cfg))
@@ -400,7 +400,7 @@ def _corpus_cfg(**corpus):
 
 
 def test_corpus_volumes_splits_and_runs():
-    from tomogan_core.study import GENERALIST, corpus_dataset, lofo_split
+    from study import GENERALIST, corpus_dataset, lofo_split
 
     cfg = _corpus_cfg()
     plan = Plan.from_config(cfg)

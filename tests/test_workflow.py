@@ -151,7 +151,7 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
         assert f.attrs["center_method"].startswith("auto") and abs(f.attrs["center"] - 67.3) < 0.5
     assert set(table.loc[table["dataset"] == "demo-scan", "source"]) == {"synthetic-demo-scan"}
     # TomoGAN: every planned run was trained, applied to its test volumes, and scored beside FBP
-    from tomogan_core.study import Plan, load_config
+    from study import Plan, load_config
 
     runs = Plan.from_config(load_config(ROOT / "config" / "smoke.yaml")).runs
     for run in runs.values():

@@ -24,7 +24,7 @@ _LAZY = {"Generator": "model", "GeneratorConfig": "model", "Discriminator": "mod
 
 
 def __getattr__(name):
-    # torch is imported on first use, so that planning code (tomogan_core.study) stays light
+    # torch is imported on first use, so that planning code (study) stays light
     if name in _LAZY:
         from importlib import import_module
 

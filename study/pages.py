@@ -19,12 +19,13 @@ block      file (under the results folder)       rendered as
 ``claims`` ``claims/claims.md`` (if present)     as it is (:mod:`analysis.claims` wrote it)
 ``findings`` ``claims/claims_summary.csv``       :func:`render_findings`: per claim, holds on each metric
 ``crossval`` ``crossval/check.md`` (if present)  as it is: held-out choices against the reference's; then what
-                                                each scan's ranking cost (``benchmarks/``, :func:`analysis.crossval.cost_table`)
+                                                each scan's ranking cost (``benchmarks/``, :func:`cost_table`)
 ``lofo``   ``generalist/lofo.md`` (if present)   as it is (:mod:`analysis.generalist`: leave one family out)
 ``faults``  ``bench/fault_injection.md``           as it is (``bench/fault_injection.py``; docs/performance.md)
 ``budget``  ``bench/learning_curve_budget.md``      as it is (``bench/learning_curve_budget.py``; docs/claims.md)
 ``cost``    ``bench/run_cost.md``                  as it is (``bench/run_cost.py``; docs/performance.md)
 ``scan_truth`` ``bench/scan_truth.md``            as it is (``bench/scan_truth.py``; docs/methods.md)
+``scan_cost`` ``bench/scan_cost.md``              as it is (``bench/scan_cost.py``; docs/performance.md)
 =========  ====================================  ==========================================================
 
 ``docs/results.md`` has all but ``findings`` (the default of ``--blocks``); ``README.md`` has ``findings``.
@@ -35,7 +36,7 @@ digits). The main table states its own hash; it must match the config given, so 
 two runs. The page is written atomically. A missing marker or a missing required file stops the build with
 ``error: <file>: <problem>`` and exit status 2::
 
-    python -m analysis.results_page docs/results.md [--results results] [--configfile config/default.yaml]
+    python -m study.pages docs/results.md [--results results] [--configfile config/default.yaml]
 
 ``make readme`` builds the three files with Snakemake and then runs this command.
 """
@@ -51,8 +52,11 @@ from typing import Callable
 
 import pandas as pd
 
-from simulate.io import read_table
+from simulate.io import benchmark_seconds, read_table
 from simulate.plumbing import InputError, cli, write_text
+from study.config import config_hash as _config_hash
+from study.config import load_config
+from study.paths import JOBS, benchmark_fields, benchmark_glob, job_fields
 
 __all__ = ["Block", "BLOCKS", "PAGE_BLOCKS", "config_hash", "stated_hash", "render_timing", "render_findings",
            "replace_blocks", "build", "main"]
@@ -69,8 +73,6 @@ def _read_text(path: Path) -> str:
 def _read_crossval(path: Path) -> str:
     """The check (``crossval/check.md``) and, from the run's benchmark files, what the ranking cost (on the CPU
     the run's timing table names, ``timing/timing.csv``'s ``host``)."""
-    from analysis.crossval import cost_markdown, cost_table
-
     results = path.parent.parent
     table = cost_table(results / "benchmarks")
     timing = results / "timing" / "timing.csv"
@@ -79,6 +81,45 @@ def _read_crossval(path: Path) -> str:
         hosts = pd.read_csv(timing).get("host")
         cpu = str(hosts.dropna().iloc[0]) if hosts is not None and hosts.notna().any() else cpu
     return path.read_text().rstrip("\n") + ("\n\n" + cost_markdown(table, cpu=cpu) if len(table) else "\n")
+
+
+def cost_table(benchmarks) -> pd.DataFrame:
+    """What the cross-validation of each scan and dose cost, beside the rest of that scan's work at that dose.
+
+    From a workflow's benchmark files (``results/benchmarks``), found by the rules' job names
+    (:data:`study.paths.JOBS`): ``crossval`` (the wall seconds of each ``crossval`` job) and ``other`` (those
+    of every other job of that dataset and dose -- its low-dose variant, FBP, each method applied, each model's
+    inference, Noise2Inverse: every rule whose job name holds both; the figure of the ranking left out),
+    ``ratio = crossval / other``. The trainings shared by every volume are not in ``other``. Empty when there is
+    no crossval benchmark.
+    """
+    import pandas as pd
+
+    root = Path(benchmarks)
+    per_pair = [rule for rule in JOBS if {"dataset", "dose"} <= set(job_fields(rule))
+                and rule not in ("crossval", "crossval_figure")]
+    rows = []
+    for f in sorted(root.glob(benchmark_glob("crossval"))):
+        fields = benchmark_fields("crossval", f.relative_to(root).as_posix())  # the glob's own shape: never None
+        dataset, dose = fields["dataset"], fields["dose"]
+        others = sorted({g for rule in per_pair for g in root.glob(benchmark_glob(rule, dataset=dataset, dose=dose))})
+        cv_s, other_s = benchmark_seconds([f]), benchmark_seconds(others)
+        rows.append({"dataset": dataset, "dose": dose, "crossval_s": cv_s, "other_jobs": len(others),
+                     "other_s": other_s, "ratio": cv_s / other_s if other_s else float("nan")})
+    return pd.DataFrame(rows, columns=["dataset", "dose", "crossval_s", "other_jobs", "other_s", "ratio"])
+
+
+def cost_markdown(table, *, rows_scored=None, rows_processed=None, cpu: str = "") -> str:
+    """:func:`cost_table` as a Markdown section (numbers to 1 decimal), with what the rows are."""
+    if table is None or not len(table):
+        return ""
+    where = (f"The held-out ranking scores {rows_scored} detector row(s) of each scan; the other jobs process the "
+             f"{rows_processed} evaluated slices. " if rows_scored and rows_processed else "")
+    lines = ["## What it costs", "",
+             f"Wall seconds of each scan's `crossval` job (one core) beside those of its other jobs at that dose"
+             f"{' (' + cpu + ')' if cpu else ''}. {where}The trainings, shared by every volume, are not counted.",
+             "", table.to_markdown(index=False, floatfmt=".1f"), ""]
+    return "\n".join(lines)
 
 
 def _read_speed(path: Path) -> str:
@@ -174,6 +215,8 @@ BLOCKS = (
     Block("cost", "bench/run_cost.md", _read_text, required=False, page="docs/performance.md"),
     # from `python bench/scan_truth.py`: tomogan-scan where the answer is known
     Block("scan_truth", "bench/scan_truth.md", _read_text, required=False, page="docs/methods.md"),
+    # from `python bench/scan_cost.py`: what tomogan-scan costs on a scan of a beamline's width
+    Block("scan_cost", "bench/scan_cost.md", _read_text, required=False, page="docs/performance.md"),
 )
 PAGE_BLOCKS = tuple(b.name for b in BLOCKS if b.page == "docs/results.md")  # the results page's, the default
 
@@ -183,13 +226,11 @@ def _read_csv(path: Path, need: set) -> pd.DataFrame:
 
 
 def config_hash(configfile) -> str:
-    """The workflow's hash of a config file: :func:`tomogan_core.study.config_hash` of it, defaults filled in.
+    """The workflow's hash of a config file: :func:`study.config_hash` of it, defaults filled in.
 
     Raises :class:`~simulate.plumbing.InputError` when the file is missing, not YAML, or fails the schema.
     """
-    from tomogan_core import study
-
-    return study.config_hash(study.load_config(configfile))
+    return _config_hash(load_config(configfile))
 
 
 def stated_hash(text: str) -> str | None:
@@ -318,7 +359,7 @@ def build(page, results="results", configfile=ROOT / "config" / "default.yaml", 
             if block.required:
                 raise InputError(src, "file not found (make readme builds it; or run the workflow first)")
             bodies[block.name] = (f"*Not in this build: no `{named}` (config hash `{digest}`). "
-                                  "Generated by `python -m analysis.results_page`.*")
+                                  "Generated by `python -m study.pages`.*")
             sources[block.name] = "absent"
             continue
         body = block.render(src)
@@ -329,7 +370,7 @@ def build(page, results="results", configfile=ROOT / "config" / "default.yaml", 
         if said is not None and said != digest:
             raise InputError(src, f"was made with config hash {said}, but {configfile} hashes to {digest}: "
                                   "rebuild it with that config (make readme CONFIG=...)")
-        bodies[block.name] = (f"*Generated by `python -m analysis.results_page` from `{named}`, "
+        bodies[block.name] = (f"*Generated by `python -m study.pages` from `{named}`, "
                               f"config hash `{digest}`. Do not edit by hand.*\n\n{body}")
         sources[block.name] = str(src)
     write_text(page, replace_blocks(text, bodies, page))
@@ -338,7 +379,7 @@ def build(page, results="results", configfile=ROOT / "config" / "default.yaml", 
 
 @cli
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m analysis.results_page",
+    p = argparse.ArgumentParser(prog="python -m study.pages",
                                 description="Rebuild the generated blocks of the results page from a finished run.")
     p.add_argument("page", help="the Markdown page to update, e.g. docs/results.md")
     p.add_argument("--results", default="results", help="the workflow's results folder (default %(default)s)")

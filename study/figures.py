@@ -1,10 +1,10 @@
-"""What each figure of the study shows, planned from the study plan (:class:`tomogan_core.study.Plan`).
+"""What each figure of the study shows, planned from the study plan (:class:`study.Plan`).
 
 Each figure is a :class:`FigureSpec`: the drawing function of :mod:`analysis.figures` (``kind``), its
 arguments as JSON-able data (``spec``), and the files it reads (``inputs``, the rule's inputs). The
 workflow passes ``spec`` to ``python -m analysis.figures OUT.png --spec JSON``. The choices live in the
 config's ``figures`` section and in the plan's runs; nothing here computes a number, and every path comes
-from :class:`tomogan_core.study.Paths`.
+from :class:`study.Paths`.
 
 To find where a figure's numbers come from: its function here names the files; its drawing function in
 :mod:`analysis.figures` says what it reads from them.
@@ -16,7 +16,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, List
 
-from tomogan_core.study import RELEASE, Paths
+from study.paths import Paths
+from study.runs import RELEASE
 
 __all__ = ["FigureSpec", "plan_figures"]
 
@@ -53,7 +54,7 @@ def _grid(rows, metrics, **extra) -> FigureSpec:
 
 
 def plan_figures(plan) -> Dict[str, FigureSpec]:
-    """Every figure's spec, by name, for a :class:`tomogan_core.study.Plan` with runs."""
+    """Every figure's spec, by name, for a :class:`study.Plan` with runs."""
     figs: Dict[str, FigureSpec] = {}
     config, runs = plan.config, plan.runs
     tg = config["tomogan"]

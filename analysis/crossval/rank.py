@@ -1,0 +1,204 @@
+"""Tuning a method's parameter and ranking methods by the held-out residual, and the same candidates scored against a
+reference where one exists.
+
+Lower is better. :func:`tune_by_holdout` picks a registry method's parameter on a grid (sharing the
+per-fold start -- the FBP, or SIRT's iterates -- between the values), :func:`rank_methods` ranks any
+reconstructors. :func:`classical_reconstructor` turns any entry of :data:`analysis.classical.METHODS` into
+a reconstructor, so a new registry entry is cross-validated without code here.
+
+Against a reference (``--reference``): where a normal-dose reconstruction exists (the simulated datasets,
+the demo scan), every candidate -- each method at each value -- is also reconstructed from *all* the views
+of the file, by the same reconstructor (the same start: the FBP, SIRT's iterates, the needed method at its
+holdout-chosen value), and scored against the reference with :func:`analysis.metrics.compare_volumes`
+(:func:`against_reference`: the mean over the slices of SSIM and PSNR in the field of view, and of SSIM in the
+object region). Per method the value with the best SSIM is ``chosen_by_reference``, beside the holdout's
+``chosen``. The slices scored are the reference's slices of the *same detector rows* as the projections
+scored (matched through the reference's ``/slices``), so both choices are judged on one set of rows. Cost:
+one more reconstruction per candidate -- ``K + 1`` runs of each method instead of ``K`` (the all-view start is
+made once per method, as each fold's is) -- plus the SSIM maps.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Dict, Mapping, Optional, Sequence
+
+import numpy as np
+
+from analysis.classical import METHODS
+from analysis.crossval.candidates import StartCache, _start
+from analysis.crossval.core import (REFERENCE_FOV_MARGIN, HoldoutResult, Reconstructor, TuneResult, _check, fold_result,
+                                   held_out_folds, holdout_residual)
+from analysis.metrics import compare_volumes
+
+logger = logging.getLogger(__name__)
+
+def _grid(method, grid) -> list:
+    """The values searched: ``grid`` (default the method's own), typed, without repeats, in order."""
+    grid = list(dict.fromkeys(method.value_type(v) for v in (method.grid if grid is None else grid)))
+    if not grid:
+        raise ValueError(f"method '{method.name}': empty grid")
+    return grid
+
+
+def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float]] = None, *, k: int = 4,
+                    center=None, size=None, incident=None, slices=None, residual: str = "auto",
+                    needs: Optional[Mapping[str, float]] = None, backend: str = "auto",
+                    threads: int = 1, cache: Optional[StartCache] = None) -> TuneResult:
+    """The parameter value of a registry method with the smallest held-out residual.
+
+    Per fold, the method's start (its projections bundle, the FBP, or the needed method at its chosen
+    value) is made once from the kept views, and the registry's ``candidates`` produce the grid's images
+    from it (SIRT: all counts from one run). Each value's score equals ``holdout_residual`` of
+    ``classical_reconstructor(method_name, value)``. With a :class:`StartCache`, a start method's fold images
+    are kept there, and a needed start is taken from it when it holds one.
+
+    Returns
+    -------
+    TuneResult
+        ``chosen`` (the first of equal minima), and every value's :class:`HoldoutResult`.
+    """
+    method = METHODS[method_name]
+    grid = _grid(method, grid)
+    per_value = {v: [] for v in grid}
+    n_rays, scorer = 0, None
+    for kept_data, kept_theta, c, s, scorer in held_out_folds(data, theta, k=k, center=center, size=size,
+                                                         incident=incident, slices=slices, backend=backend,
+                                                         threads=threads, residual=residual):
+        x = _start(method, kept_data, kept_theta, c, s, needs, backend, threads, cache)
+        for value, volume in method.candidates(x, grid, backend=backend, threads=threads):
+            per_value[method.value_type(value)].append(scorer.scores(volume))
+            if cache is not None:
+                cache.put(method_name, value, kept_data, kept_theta, c, s, volume)
+        n_rays += scorer.n_rays
+    scores = {v: fold_result(per_value[v], k, incident is not None, n_rays, scorer.residual) for v in grid}
+    chosen = min(grid, key=lambda v: scores[v].score)
+    if len(grid) > 2 and chosen in (grid[0], grid[-1]):
+        logger.warning("%s: the chosen %s = %s is at the edge of the grid; widen it", method_name,
+                       method.parameter, chosen)
+    return TuneResult(method_name, method.parameter, chosen, scores)
+
+
+def rank_methods(candidates: Mapping[str, Reconstructor], data, theta, *, k: int = 4, center=None, size=None,
+                 incident=None, slices=None, residual: str = "auto", backend: str = "auto", threads: int = 1):
+    """Held-out residuals of several methods, best first.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``rank, method, score, fold_1 .. fold_K, weighted, k``, sorted by ``score`` (lower is
+        better).
+    """
+    import pandas as pd
+
+    rows = []
+    for name, rec in candidates.items():
+        res = holdout_residual(data, theta, rec, k=k, center=center, size=size, incident=incident,
+                               slices=slices, residual=residual, backend=backend, threads=threads)
+        rows.append({"method": name, **_score_columns(res)})
+    table = pd.DataFrame(rows).sort_values("score", kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table
+
+
+def _score_columns(res: HoldoutResult) -> dict:
+    cols = {"score": res.score}
+    cols.update({f"fold_{j + 1}": s for j, s in enumerate(res.fold_scores)})
+    cols.update({f"score_{kind}": v for kind, v in res.by_residual.items()})
+    cols.update(weighted=res.weighted, residual=res.residual, k=res.k, n_rays=res.n_rays)
+    return cols
+
+
+# ----------------------------------------------------------------------------- against a reference
+
+def against_reference(volume, reference, *, fov_margin: float = REFERENCE_FOV_MARGIN) -> Dict[str, float]:
+    """SSIM and PSNR of a volume against the normal-dose reference, as :mod:`analysis.metrics` scores them.
+
+    Parameters
+    ----------
+    volume, reference : ndarray, shape (slices, rows, cols)
+        The same slices (detector rows), in the same order.
+    fov_margin : float
+        Pixels left out at the rim of the field of view (:func:`analysis.metrics.compare_volumes`).
+
+    Returns
+    -------
+    dict
+        ``ssim``, ``psnr``: means over the slices in the field of view (one ``data_range`` for the volume,
+        the reference's); ``ssim_object``, ``psnr_object``: means over the slices that have an object region (NaN
+        if none has).
+    """
+    rows = compare_volumes(volume, reference, fov_margin=fov_margin)
+    out = {"ssim": float(np.mean([r["ssim"] for r in rows])), "psnr": float(np.mean([r["psnr"] for r in rows]))}
+    for key in ("ssim_object", "psnr_object"):
+        obj = [r[key] for r in rows if np.isfinite(r[key])]
+        out[key] = float(np.mean(obj)) if obj else float("nan")
+    return out
+
+
+def _best_by_ssim(metrics: Mapping) -> object:
+    """The key with the highest ``ssim`` (the first of equal maxima, in order)."""
+    keys = list(metrics)
+    return max(keys, key=lambda v: (metrics[v]["ssim"], -keys.index(v)))
+
+
+def tune_against_reference(data, theta, method_name: str, grid: Optional[Sequence[float]], reference, *,
+                           center=None, size=None, slices=None, needs: Optional[Mapping[str, float]] = None,
+                           fov_margin: float = REFERENCE_FOV_MARGIN, backend: str = "auto",
+                           threads: int = 1) -> Dict[float, Dict[str, float]]:
+    """Each value of a registry method's grid, reconstructed from *all* the views, scored against a reference.
+
+    The counterpart of :func:`tune_by_holdout` with the truth: the same start (made once, from every view)
+    and the same ``candidates``, so each value's image is what ``classical_reconstructor(method_name, value,
+    needs=needs)`` makes of the whole scan. One more run of the method than the holdout's ``K``.
+
+    Parameters
+    ----------
+    data : ndarray, shape (angles, rows, detector)
+        Measured line integrals (all the views).
+    reference : ndarray, shape (slices, size, size)
+        The reference's slices of the detector rows used (all rows, or those ``slices`` selects), in order.
+    slices, center, size, needs, backend, threads
+        As for :func:`tune_by_holdout`.
+
+    Returns
+    -------
+    dict
+        ``{value: {"ssim", "psnr", "ssim_object", "psnr_object"}}`` in grid order (:func:`against_reference`); the best
+        value by reference is the one with the highest ``ssim``.
+
+    Raises
+    ------
+    ValueError
+        A reference whose shape is not ``(rows used, size, size)``.
+    """
+    data, theta, center, size, _, _ = _check(data, theta, center, size, None, slices)
+    reference = np.asarray(reference, dtype=np.float32)
+    if reference.shape != (data.shape[1], size, size):
+        raise ValueError(f"reference of shape {reference.shape} for reconstructions of shape "
+                         f"({data.shape[1]}, {size}, {size})")
+    return {v: against_reference(volume, reference, fov_margin=fov_margin)
+            for v, volume in all_view_candidates(data, theta, method_name, grid, center=center, size=size,
+                                                 needs=needs, backend=backend, threads=threads)}
+
+
+def all_view_candidates(data, theta, method_name: str, grid: Optional[Sequence[float]] = None, *, center=None,
+                        size=None, slices=None, needs: Optional[Mapping[str, float]] = None, backend: str = "auto",
+                        threads: int = 1, cache: Optional[StartCache] = None):
+    """Yield ``(value, volume)`` for each value of a registry method's grid, made from *all* the views.
+
+    The start (the FBP, SIRT's iterates, the needed method at its value from ``needs``) is made once and the
+    registry's ``candidates`` make the grid's images from it, lazily, one at a time: each volume is what
+    ``classical_reconstructor(method_name, value, needs=needs)`` makes of the whole scan. A one-value grid makes
+    only that value's image (SIRT: only as many iterations). ``cache``: as for :func:`tune_by_holdout`.
+    """
+    method = METHODS[method_name]
+    grid = _grid(method, grid)
+    data, theta, center, size, _, _ = _check(data, theta, center, size, None, slices)
+    x = _start(method, data, theta, center, size, needs, backend, threads, cache)
+    for v, volume in method.candidates(x, grid, backend=backend, threads=threads):
+        if cache is not None:
+            cache.put(method_name, v, data, theta, center, size, volume)
+        yield method.value_type(v), volume
+
+
