@@ -37,7 +37,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.learning_curve import MIN_VALIDATIONS
-from analysis.intervals import INTERVALS, MIN_COVERAGE, correlation_length, lag_correlation, simulate_coverage, t_interval
+from analysis.intervals import (INTERVALS, MIN_COVERAGE, MIN_SERIES, RHO_UNKNOWN, correlation_length, lag_correlation,
+                                simulate_coverage, t_interval)
 from analysis.metrics import CEILINGS, DIRECTIONS, derive_metrics  # which way is better, per metric
 from analysis.verdicts import LABELS, bootstrap_difference, claim_holds, combine, stable_verdict, verdict
 from simulate.io import read_table
@@ -174,7 +175,8 @@ def measure_correlation(built: Dict[str, _Comparison]) -> pd.DataFrame:
         series = [x for k, c in built.items() if json.loads(k)["metric"] == metric
                   for x in _series(c.a.mean(axis=0) - c.b.mean(axis=0), c.slices)]
         rho = lag_correlation(series)
-        rows.append({"metric": metric, "rho": rho, "correlation_length": correlation_length(rho),
+        rows.append({"metric": metric, "rho": rho,
+                     "correlation_length": correlation_length(rho) if np.isfinite(rho) else np.nan,
                      "series": len(series), "slices": int(sum(x.size for x in series))})
     return pd.DataFrame(rows, columns=["metric", "rho", "correlation_length", "series", "slices"])
 
@@ -183,28 +185,37 @@ def choose_intervals(designs: set, correlation: pd.DataFrame, *, level: float, n
                      seed: int) -> pd.DataFrame:
     """Per (design, metric): the simulated coverage of the block bootstrap and of the t interval at the measured
     correlation, and the interval used: the first of INTERVALS that covers at least MIN_COVERAGE (else the last, and
-    ``covers`` is false)."""
+    ``covers`` is false).
+
+    Where the correlation could not be measured (NaN: series too short, :func:`lag_correlation`), the intervals
+    are built on the largest of :data:`RHO_UNKNOWN` (fewest effective slices, longest bootstrap blocks) and
+    simulated at each of them; an interval's coverage is its worst. ``rho`` is then NaN and ``rho_assumed`` the
+    value the intervals use."""
     rows, cache = [], {}
     for design in sorted(designs):
         n_a, n_b, n_slices, paired, trained_a, trained_b, n_volumes = design
         for rec in correlation.itertuples():
-            rho = 0.0 if not np.isfinite(rec.rho) else round(float(rec.rho) * 20) / 20  # simulated per 0.05
-            block = correlation_length(rho)
-            if (design, rho) not in cache:
+            measured = np.isfinite(rec.rho)
+            assumed = round(float(rec.rho) * 20) / 20 if measured else max(RHO_UNKNOWN)  # simulated per 0.05
+            block = correlation_length(assumed)
+            for true in ((assumed,) if measured else RHO_UNKNOWN):
+                if (design, true, assumed) in cache:
+                    continue
+
                 def boot(a, b, lvl, gen, paired=paired, block=block):
                     d = bootstrap_difference(a, b, n_boot=n_boot, level=lvl, rng=gen, block=block, paired=paired)
                     return d.lo, d.hi
-                cache[(design, rho)] = simulate_coverage(n_a=n_a, n_b=n_b, n_slices=n_slices, paired=paired,
-                                                         trained_b=trained_b and trained_a, rho=rho, level=level,
-                                                         n_sim=n_sim, seed=seed, n_volumes=n_volumes,
-                                                         bootstrap=boot)
-            cov = cache[(design, rho)]
+                cache[(design, true, assumed)] = simulate_coverage(
+                    n_a=n_a, n_b=n_b, n_slices=n_slices, paired=paired, trained_b=trained_b and trained_a, rho=true,
+                    assumed_rho=assumed, level=level, n_sim=n_sim, seed=seed, n_volumes=n_volumes, bootstrap=boot)
+            sims = [cache[(design, true, assumed)] for true in ((assumed,) if measured else RHO_UNKNOWN)]
+            cov = {name: min(c[name] for c in sims) for name in INTERVALS}
             chosen = next((name for name in INTERVALS if cov[name] >= MIN_COVERAGE), INTERVALS[-1])
             rows.append({"metric": rec.metric, "design": json.dumps(design), "n_seeds_a": n_a, "n_seeds_b": n_b,
                          "n_slices": n_slices, "n_volumes": n_volumes, "paired": paired, "trained_a": trained_a,
-                         "trained_b": trained_b,
-                         "rho": rho, "block": block,
-                         **{f"coverage_{name}": cov[name] for name in INTERVALS}, "interval": chosen,
+                         "trained_b": trained_b, "rho": rec.rho if measured else np.nan, "rho_assumed": assumed,
+                         "rho_simulated": " ".join(f"{r:g}" for r in ((assumed,) if measured else RHO_UNKNOWN)),
+                         "block": block, **{f"coverage_{name}": cov[name] for name in INTERVALS}, "interval": chosen,
                          "covers": cov[chosen] >= MIN_COVERAGE, "simulations": n_sim})
     return pd.DataFrame(rows)
 
@@ -293,7 +304,7 @@ def judge_comparisons(comparisons: List[dict], table: pd.DataFrame, *, margins: 
                 rows.append(dict(base, metric=metric, **names, verdict=NOT_MEASURED, holds="n/a"))
                 continue
             pick = coverage[(coverage["metric"] == metric) & (coverage["design"] == json.dumps(c.design))].iloc[0]
-            r = _orient(interval(c, method=pick["interval"], level=lvl, rho=float(pick["rho"]),
+            r = _orient(interval(c, method=pick["interval"], level=lvl, rho=float(pick["rho_assumed"]),
                                  block=int(pick["block"]), n_boot=n_boot, seed=seed), DIRECTIONS[metric])
             margin = float(margins[metric])
             if not np.isfinite([r["lo"], r["hi"]]).all():
@@ -433,7 +444,8 @@ def training_line(training: dict) -> str:
 
 RULE = ("Each comparison is a paired difference a - b on the same test slices of its test volumes, oriented so that a "
         "positive effect is the direction the claim states. Its interval is the one whose coverage, simulated for "
-        "this design (seeds per side, paired seeds, slices, volumes) at the slice correlation measured below, reaches "
+        "this design (seeds per side, paired seeds, slices, volumes) at the slice correlation measured below (or, "
+        "unmeasured, at the worst of several), reaches "
         f"{MIN_COVERAGE:g}, narrowest first: the block bootstrap over seeds, then slices (with each bound's "
         "Monte-Carlo error); a t interval over seeds and the test volumes (or, on one volume, the effective number "
         "of slices); the same with its degrees of freedom capped (analysis/intervals.py). A claim of k "
@@ -515,11 +527,14 @@ def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "", learn
     if correlation is not None and len(correlation):
         text += ["## Slice correlation and coverage", "",
                  "Neighbouring test slices move together. The lag-1 correlation of the per-slice differences, pooled "
-                 "over every comparison (bias-corrected), and the slices over which it falls below 1/e:", "",
+                 "over every comparison (bias-corrected), and the slices over which it falls below 1/e. On series "
+                 f"shorter than {MIN_SERIES} slices it is not estimated (blank): there a true 0.95 reads about 0, so "
+                 "the intervals assume the worst of the correlations in `rho_simulated` below:", "",
                  correlation.to_markdown(index=False, floatfmt=".3g"), ""]
     if coverage is not None and len(coverage):
         text += ["How often each interval covered a known zero difference in data simulated with this design and "
-                 "that correlation (the lowest over three mixes of seed and slice variation); the interval used is "
+                 "that correlation (the lowest over three mixes of seed and slice variation, and over every correlation in "
+                 "`rho_simulated`, with intervals built on `rho_assumed`); the interval used is "
                  "the bootstrap where it reaches the threshold, else the t interval:", "",
                  coverage.drop(columns="design").drop_duplicates([c for c in coverage if c not in ("metric", "design")])
                  .to_markdown(index=False, floatfmt=".3g"), ""]

@@ -27,9 +27,11 @@ from typing import Dict, Iterable, Optional
 import numpy as np
 from scipy import stats
 
-__all__ = ["MIN_COVERAGE", "INTERVALS", "lag_correlation", "correlation_length", "effective_slices", "quantile_mc_error",
+__all__ = ["MIN_COVERAGE", "MIN_SERIES", "RHO_UNKNOWN", "INTERVALS", "lag_correlation", "correlation_length", "effective_slices", "quantile_mc_error",
            "t_interval", "simulate_coverage"]
 
+MIN_SERIES = 8  # slices per series below which the lag-1 correlation is not estimated (lag_correlation)
+RHO_UNKNOWN = (0.0, 0.5, 0.8, 0.95)  # correlations an interval must cover at when it could not be measured
 MIN_COVERAGE = 0.93  # an interval is used only where simulation shows it covers at least this often (nominal 0.95)
 INTERVALS = ("bootstrap", "t", "t-conservative")  # narrowest first: the first that covers is used
 # (seed, slice, volume) spreads of the simulated scores; the volume part only where a design has several volumes
@@ -43,7 +45,9 @@ def lag_correlation(series: Iterable[np.ndarray], lag: int = 1) -> float:
     Each series is one comparison's per-slice difference along consecutive slices. The pooled estimate is
     ``sum x_j x_{j+lag} / sum x_j^2`` over every series; for ``lag = 1`` it is corrected for the downward bias of a
     short demeaned series by Kendall's approximation ``E[r] = rho - (1 + 3 rho) / n`` (``n`` the mean length), and
-    clipped to ``[0, 0.95]``. NaN when no series has ``lag + 2`` finite values.
+    clipped to ``[0, 0.95]``. NaN when no series has ``lag + 2`` finite values, or when the series are shorter than
+    :data:`MIN_SERIES` on average: there the estimate says nothing (on 4 slices a true 0.95 reads about 0, and
+    the correction divides by ``n - 3``), and the caller must assume the worst (:data:`RHO_UNKNOWN`).
 
     >>> gen = np.random.default_rng(0)
     >>> x = [gen.standard_normal(8) for _ in range(400)]
@@ -63,10 +67,12 @@ def lag_correlation(series: Iterable[np.ndarray], lag: int = 1) -> float:
         lengths.append(x.size)
     if not lengths or den <= 0:
         return float("nan")
+    n = float(np.mean(lengths))
+    if n < MIN_SERIES:
+        return float("nan")
     r = num / den
     if lag == 1:
-        n = float(np.mean(lengths))
-        r = (n * r + 1.0) / (n - 3.0) if n > 4 else r  # the correction is unstable on shorter series
+        r = (n * r + 1.0) / (n - 3.0)
     return float(np.clip(r, 0.0, 0.95))
 
 
@@ -210,7 +216,7 @@ def _ar1(gen: np.random.Generator, shape, rho: float) -> np.ndarray:
 
 def simulate_coverage(*, n_a: int, n_b: int, n_slices: int, paired: bool, trained_b: bool, rho: float,
                       level: float = 0.95, n_sim: int = 400, seed: int = 0, n_volumes: int = 1,
-                      bootstrap: Optional[callable] = None) -> Dict[str, float]:
+                      bootstrap: Optional[callable] = None, assumed_rho: Optional[float] = None) -> Dict[str, float]:
     """How often each interval covers the true difference, on data of the study's design, per scenario.
 
     Each simulated data set has two sides of ``n_a`` and ``n_b`` seed rows (``n_b = 1`` and ``trained_b`` false:
@@ -220,11 +226,15 @@ def simulate_coverage(*, n_a: int, n_b: int, n_slices: int, paired: bool, traine
     another: the true difference is the family's, zero). Paired seeds share half their seed effect. The scenarios
     of :data:`SCENARIOS` weight seed against slice (and volume) variation.
 
+    The t intervals are told the correlation ``assumed_rho`` (default: the true ``rho``), so that an interval
+    built on an assumed correlation can be simulated at another.
+
     ``bootstrap``: ``(a, b, level, rng) -> (lo, hi)``; without it only the t intervals are simulated. Returns the
     lowest coverage over the scenarios for ``t``, ``t-conservative`` (and ``bootstrap``), each with the scenario
     that gave it (``<name>_scenario``).
     """
     gen = np.random.default_rng(seed)
+    told = rho if assumed_rho is None else assumed_rho
     worst: Dict[str, float] = {}
     volumes = np.repeat(np.arange(n_volumes), n_slices)
     scenarios = {k: v for k, v in SCENARIOS.items() if n_volumes > 1 or k != "volumes dominate"}
@@ -246,7 +256,7 @@ def simulate_coverage(*, n_a: int, n_b: int, n_slices: int, paired: bool, traine
                 seeds_b = gen.standard_normal(n_b) * sd_seed / (math.sqrt(2.0) if paired else 1.0)
                 b += (seeds_b + (common[:n_b] if paired else 0.0))[:, None]
             for key, cons in (("t", False), ("t-conservative", True)):
-                t = t_interval(a, b, level=level, rho=rho, paired=paired, trained_b=trained_b, conservative=cons,
+                t = t_interval(a, b, level=level, rho=told, paired=paired, trained_b=trained_b, conservative=cons,
                                volumes=volumes)
                 hits[key] += t["lo"] <= 0.0 <= t["hi"]
             if bootstrap is not None:

@@ -22,7 +22,7 @@ from study.paths import Paths
 
 __all__ = ["ABLATION_TAG", "LOSS_SETS", "MAIN_LOSS_SET", "CONTROL_METHOD", "RELEASE", "PRIORITY_TRAIN",
            "PRIORITY_N2I", "Run", "run_name", "plan_runs", "training_seeds", "settings_flags", "CORPUS_ROLES",
-           "GENERALIST", "corpus_dataset", "lofo_split", "expand_corpus", "corpus_runs", "MATCHED_ROLES",
+           "GENERALIST", "corpus_dataset", "lofo_split", "lofo_families", "expand_corpus", "corpus_runs", "MATCHED_ROLES",
            "matched_dataset", "matched_split", "expand_scan_matched", "matched_runs", "enhanced_targets",
            "release_targets", "check_runs"]
 
@@ -190,12 +190,25 @@ def lofo_split(family: str) -> str:
     return f"lofo-{family}"
 
 
+def lofo_families(corpus: dict) -> List[str]:
+    """The families each left out of one model's training (``corpus.lofo``: true, every family; false, none; or a
+    list of them). A family not in ``corpus.families`` is a ValueError."""
+    lofo = corpus.get("lofo", True)
+    families = list(corpus["families"])
+    if isinstance(lofo, bool):
+        return families if lofo else []
+    unknown = [f for f in lofo if f not in families]
+    if unknown:
+        raise ValueError(f"config 'corpus.lofo': {', '.join(unknown)} not in corpus.families")
+    return [f for f in families if f in lofo]
+
+
 def expand_corpus(config: dict) -> None:
     """Add the ``corpus`` section's volumes to ``config["datasets"]`` and its splits to ``tomogan.splits``, in place.
 
     Volumes ``corpus-<family>-<role>`` (kind ``family``; seed ``corpus.seed + 10 * family index + role index``);
-    splits ``generalist`` (every family's training, validation and test volume) and, with ``lofo``,
-    ``lofo-<family>`` (the others' training and validation volumes; that family's test volume). Running it again
+    splits ``generalist`` (every family's training, validation and test volume) and, for each of
+    :func:`lofo_families`, ``lofo-<family>`` (the others' training and validation volumes; that family's test volume). Running it again
     changes nothing; a name already taken by another dataset or split is a ValueError.
     """
     corpus = config.get("corpus")
@@ -211,12 +224,11 @@ def expand_corpus(config: dict) -> None:
                 raise ValueError(f"config 'datasets.{name}': the name is the corpus's; choose another")
     splits = config.setdefault("tomogan", {}).setdefault("splits", {})
     wanted = {GENERALIST: {r: [corpus_dataset(f, r) for f in families] for r in CORPUS_ROLES}}
-    if corpus.get("lofo", True):
-        for family in families:
-            others = [f for f in families if f != family]
-            wanted[lofo_split(family)] = {"train": [corpus_dataset(f, "train") for f in others],
-                                          "val": [corpus_dataset(f, "val") for f in others],
-                                          "test": [corpus_dataset(family, "test")]}
+    for family in lofo_families(corpus):
+        others = [f for f in families if f != family]
+        wanted[lofo_split(family)] = {"train": [corpus_dataset(f, "train") for f in others],
+                                      "val": [corpus_dataset(f, "val") for f in others],
+                                      "test": [corpus_dataset(family, "test")]}
     for name, split in wanted.items():
         if splits.setdefault(name, split) != split:
             raise ValueError(f"config 'tomogan.splits.{name}': the name is the corpus's; choose another")
@@ -231,7 +243,7 @@ def corpus_runs(config: dict) -> Dict[str, Run]:
         return {}
     cfg = dict(config["tomogan"], train={**config["tomogan"].get("train", {}), **corpus.get("train", {})})
     seeds = [int(x) for x in corpus["seeds"]]
-    splits = [GENERALIST] + ([lofo_split(f) for f in corpus["families"]] if corpus.get("lofo", True) else [])
+    splits = [GENERALIST] + [lofo_split(f) for f in lofo_families(corpus)]
     runs = {}
     for split in splits:
         for dose in corpus["doses"]:

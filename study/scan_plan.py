@@ -11,7 +11,7 @@ import shlex
 from typing import Dict, List, Tuple
 
 from study.paths import BENCHMARKS, SIMULATION_JOBS, Paths, benchmark_glob
-from study.runs import GENERALIST, corpus_dataset, lofo_split, matched_split
+from study.runs import GENERALIST, corpus_dataset, lofo_families, lofo_split, matched_split
 
 __all__ = ["ScanPlanning"]
 
@@ -48,7 +48,7 @@ class ScanPlanning:
         runs of each route (foam only: the baseline split's main runs; generalist; unseen: the family's LOFO runs),
         every seed; ``{}`` without a corpus or LOFO."""
         corpus = self.config.get("corpus")
-        if not corpus or not corpus.get("lofo", True):
+        if not corpus or not lofo_families(corpus):
             return {}
         families = {}
         for family in corpus["families"]:
@@ -86,18 +86,24 @@ class ScanPlanning:
             return ""
         n2i = self.config["noise2inverse"]
         specs = [{"label": "n2i", "k": n2i["k"], "train": n2i.get("train", {})}]
-        start = self.n2i_start(dataset, dose)
-        if start:
+        start = self._n2i_start_run(dataset, dose)
+        if start:  # in the units its start model was trained in: a fine-tune keeps the weights' normalization
             specs.append({"label": f"n2i:{n2i['fine_tune_from']}", "k": n2i["k"],
-                          "train": {**n2i.get("train", {}), "init": start}})
+                          "train": {**n2i.get("train", {}), "init": Paths.model(start.name),
+                                    **{k: start.settings[k] for k in ("normalization",) if k in start.settings}}})
         return "--n2i " + shlex.quote(json.dumps(specs, sort_keys=True))
 
     def n2i_start(self, dataset: str, dose: str) -> str:
         """The model a scan's fine-tuned Noise2Inverse starts from (``noise2inverse.fine_tune_from``), or "": the
         generalist at that dose (else at the corpus's first dose), or the scan's matched model at that dose."""
+        run = self._n2i_start_run(dataset, dose)
+        return Paths.model(run.name) if run else ""
+
+    def _n2i_start_run(self, dataset: str, dose: str):
+        """The run of :meth:`n2i_start`, or None."""
         start = self.config.get("noise2inverse", {}).get("fine_tune_from", "none")
         if start == "none" or dataset not in self.scans:
-            return ""
+            return None
         if start == "matched":
             runs = [r for r in self.runs.values() if r.split == matched_split(dataset) and r.dose == dose]
         else:
@@ -107,7 +113,7 @@ class ScanPlanning:
         if not runs:
             raise ValueError(f"config 'noise2inverse.fine_tune_from': no {start} model for {dataset} at {dose} "
                              f"(add the {'scan_matched' if start == 'matched' else 'corpus'} section)")
-        return Paths.model(runs[0].name)
+        return runs[0]
 
     def route_cost_spec(self) -> List[dict]:
         """What ``analysis.crossval check --costs`` sums for each scan of ``scans:`` (its ``route_costs``): rows

@@ -450,3 +450,21 @@ def test_only_the_pairs_that_crossed_are_not_tested(tmp_path, smoke_plan):
     verdicts = run({"loss-sets": ("settled", "ordered", mse, allt), "depths": ("insufficient", "ordered", allt, d1)})
     assert verdicts["depths"] == {"not tested at this budget"}
     assert "not tested at this budget" not in verdicts["loss-sets"]
+
+
+def test_an_unmeasured_correlation_is_covered_at_its_worst():
+    """Where the slice correlation cannot be measured, the interval chosen must cover at every assumed
+    correlation: its coverage is the lowest over them, never above the coverage at the measured zero."""
+    import pandas as pd
+
+    from analysis.claims import choose_intervals
+    from analysis.intervals import RHO_UNKNOWN
+
+    design = (3, 1, 4, False, True, False, 1)
+    kw = dict(level=0.95, n_sim=150, n_boot=200, seed=0)
+    unknown = choose_intervals({design}, pd.DataFrame({"metric": ["ssim"], "rho": [np.nan]}), **kw).iloc[0]
+    zero = choose_intervals({design}, pd.DataFrame({"metric": ["ssim"], "rho": [0.0]}), **kw).iloc[0]
+    assert unknown["rho_assumed"] == max(RHO_UNKNOWN) and np.isnan(unknown["rho"])
+    assert unknown["rho_simulated"] == " ".join(f"{r:g}" for r in RHO_UNKNOWN)
+    assert unknown["block"] > zero["block"]  # the bootstrap's blocks are as long as the worst correlation's
+    assert unknown["coverage_bootstrap"] <= zero["coverage_bootstrap"] + 0.05

@@ -206,8 +206,8 @@ def test_crossval_ranks_every_seeds_model_and_the_release(config):
 
 def test_crossval_checks_all_or_the_listed_volumes_and_doses():
     cfg = _cfg("default.yaml")
+    cfg["crossval"]["datasets"] = "first"
     plan = Plan.from_config(cfg)
-    assert cfg["crossval"]["datasets"] == "first"
     doses = set(cfg["crossval"]["doses"])
     first = {(ds, dose) for ds, dose in plan.evaluated if plan.first_test_volume(ds, dose) and dose in doses}
     assert set(plan.crossval_pairs()) == first and first < set(plan.evaluated) and ("foam4", "sparse-4") not in first
@@ -260,6 +260,9 @@ def test_fine_tuned_noise2inverse_starts_from_the_chosen_model_and_waits_for_it(
         assert run.dose == dose or (start == "generalist" and dose not in cfg["corpus"]["doses"])
         assert plan.crossval_inputs(scan, dose)["n2i_start"] == [init]  # the ranking waits for that model
         assert not specs[0]["train"].get("init")  # the scratch one stays from scratch
+        # the fine-tune works in the units its start model's weights were trained in, whatever n2i's own are
+        assert specs[1]["train"]["normalization"] == run.settings["normalization"]
+        assert specs[0]["train"].get("normalization") == cfg["noise2inverse"]["train"].get("normalization")
     del cfg["scan_matched"]
     if start == "matched":  # refused when the config is read, not when the rule asks
         with pytest.raises(ValueError, match="fine_tune_from"):
@@ -519,3 +522,21 @@ def test_route_cost_spec_names_each_scans_own_jobs(smoke_plan):
     assert trained and all(g[len("train/"):-len(".tsv")] in smoke_plan.runs for g in trained)
     args = shlex.split(smoke_plan.check_args())
     assert args[:2] == ["--scans", *smoke_plan.scans] and json.loads(args[args.index("--costs") + 1]) == spec
+
+
+def test_leave_one_family_out_for_the_listed_families_only():
+    """``corpus.lofo`` as a list trains one unseen model per listed family; the table keeps every family's row,
+    the others without an unseen route; a family not in the corpus is refused."""
+    cfg = _cfg("smoke.yaml")
+    families = cfg["corpus"].get("families") or ["foam", "ellipses", "polygons", "fibres", "layers", "shale"]
+    cfg["corpus"]["families"] = families
+    cfg["corpus"]["lofo"] = [families[-1]]
+    plan = Plan.from_config(copy.deepcopy(cfg))
+    assert sorted({r.split for r in plan.runs.values() if r.split.startswith("lofo-")}) == [f"lofo-{families[-1]}"]
+    spec = plan.lofo_spec()["families"]
+    assert list(spec) == families
+    unseen = {f: [r for routes in e["routes"].values() for r in routes["unseen"]] for f, e in spec.items()}
+    assert unseen[families[-1]] and not any(unseen[f] for f in families[:-1])
+    cfg["corpus"]["lofo"] = ["no-such-family"]
+    with pytest.raises(ValueError, match="corpus.lofo"):
+        Plan.from_config(cfg)

@@ -345,3 +345,13 @@ def test_paired_seeds_are_drawn_together():
     assert together.hi - together.lo < 0.2 * (apart.hi - apart.lo) and together.lo > 0.01
     with pytest.raises(ValueError, match="paired seeds"):
         bootstrap_difference(a, b[:2], rng=np.random.default_rng(4), paired=True)
+
+
+def test_a_correlation_from_too_short_series_is_not_estimated():
+    """On 4-slice series a strong correlation reads about zero (each series loses its own mean): the estimator
+    says it does not know rather than report a number that would narrow the intervals."""
+    from analysis.intervals import MIN_SERIES, lag_correlation
+
+    gen = np.random.default_rng(5)
+    assert np.isnan(lag_correlation(list(_ar1_rows(gen, 300, MIN_SERIES - 4, 0.95))))
+    assert lag_correlation(list(_ar1_rows(gen, 300, MIN_SERIES, 0.95))) > 0.7
