@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 GROUP = ["dataset", "source", "dose", "dose_mode", "dose_level", "method", "model", "vgg_weights", "tuning",
          "backend", "seed", "versions"]
 METRICS = ("ssim", "psnr", "ssim_object", "psnr_object")
-# noise texture, resolution and pores (analysis/quality.py): their means over the slices
+# noise texture, resolution and pores (analysis/quality/): their means over the slices
 from analysis.quality import COLUMNS as QUALITY  # noqa: E402
 
 

@@ -164,7 +164,7 @@ def render(df: pd.DataFrame, main_models: dict) -> str:
                  main_table(df, main_models, region).to_markdown(index=False), ""]
     quality = quality_table(df, main_models)
     if len(quality):
-        text += ["Noise texture, resolution and the porosity task on the same slices (analysis/quality.py; NaN where "
+        text += ["Noise texture, resolution and the porosity task on the same slices (analysis/quality/; NaN where "
                  "a measure does not apply: no phantom, no uniform region or edge large enough). NPS mean frequency: "
                  "higher is finer, less blotchy residual noise; noise / level, edge width and false pores: lower is "
                  "better; FRC cutoff and pores found: higher is better; porosity error: 0 is best.", "",

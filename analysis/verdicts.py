@@ -76,13 +76,18 @@ import numpy as np
 
 from analysis.intervals import quantile_mc_error
 
-__all__ = ["LABELS", "KINDS", "HOLDS", "Difference", "bootstrap_difference", "bootstrap_replicates", "verdict",
+__all__ = ["LABELS", "NOT_RUN", "NOT_MEASURED", "NOT_TESTED", "AT_CEILING", "KINDS", "HOLDS", "Difference", "bootstrap_difference", "bootstrap_replicates", "verdict",
            "stable_verdict", "claim_holds", "combine",
            "judge"]
 
 logger = logging.getLogger(__name__)
 
 LABELS = ("supported", "contradicted", "equivalent", "inconclusive")
+# what a comparison reads where it is not judged
+NOT_RUN = "not run"  # the config trains none of the models a claim compares
+NOT_MEASURED = "not measured"  # the metric does not apply on these slices (e.g. no edge large enough)
+NOT_TESTED = "not tested at this budget"  # the compared runs' ranking had not settled when training stopped
+AT_CEILING = "at ceiling"  # the measure is at its cap on these slices: it cannot tell the sides apart
 KINDS = ("better", "not-worse", "equivalent")
 HOLDS = ("yes", "no", "unclear")
 

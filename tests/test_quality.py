@@ -6,7 +6,6 @@ FRC of an image with itself is 1 and noise lowers its cutoff. Pores: a perfect i
 invents none; filling one pore or adding one blob changes the counts by exactly one.
 """
 
-import time
 
 import numpy as np
 import pytest
@@ -317,7 +316,9 @@ def test_phantom_pores_land_on_the_reconstructed_pores(small_foam, small_sino):
         assert swapped["pore_detection"] < 0.6
 
 
-def test_a_256_slice_is_scored_fast(rng):
+def test_a_context_scores_many_images_as_scoring_each_alone_does(rng):
+    """The reference is measured once (quality_context) and every image of the slice reuses it: the columns are
+    those of scoring each image on its own. (Its speed is measured by the workflow's benchmark files, not here.)"""
     n = 256
     rr, cc = np.mgrid[:n, :n] - (n - 1) / 2
     circles = np.column_stack([rng.uniform(-90, 90, (150, 2)), rng.uniform(2, 12, 150)])
@@ -326,11 +327,10 @@ def test_a_256_slice_is_scored_fast(rng):
     img[render_circles((n, n), circles) > 0] = 0
     ref = ndimage.gaussian_filter(img, 0.8)
     fov = circular_mask(img.shape, margin=2)
-    t0 = time.perf_counter()
     ctx = quality_context(ref, fov, circles=circles)
-    t1 = time.perf_counter()
-    for _ in range(4):
-        slice_quality(ref + rng.normal(0, 0.1, ref.shape), None, None, context=ctx)
-    t2 = time.perf_counter()
-    # measured about 0.03 s for the reference and 0.02 s per image on one core; the bound allows a busy machine
-    assert t1 - t0 < 1.0 and (t2 - t1) / 4 < 0.5
+    for _ in range(2):
+        noisy = ref + rng.normal(0, 0.1, ref.shape)
+        shared = slice_quality(noisy, None, None, context=ctx)
+        alone = slice_quality(noisy, ref, fov, circles=circles)
+        assert shared.keys() == alone.keys()
+        np.testing.assert_array_equal(np.array(list(shared.values())), np.array(list(alone.values())))

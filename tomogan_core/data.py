@@ -57,6 +57,8 @@ __all__ = [
     "input_stats",
     "VolumePair",
     "find_volume_key",
+    "CORPUS_ATTRS",
+    "describe_training_data",
     "read_volume",
     "read_pair",
     "read_release_file",
@@ -479,3 +481,77 @@ class PatchSampler:
                     x, y = x[:, :, ::-1], y[:, :, ::-1]
             xs[b], ys[b] = x, y
         return xs, ys
+
+
+CORPUS_ATTRS = ("dataset", "source", "family", "dose", "dose_mode", "dose_level", "n_angles", "center", "seed",
+                "max_line_integral", "noise_incident", "matched_to")
+
+
+def _sorted_unique(values) -> list:
+    """Distinct values (lists as their text), numbers before the rest, each group in its own order."""
+    values = {str(v) if isinstance(v, (list, dict)) else v for v in values}
+    number = (int, float, np.number)
+    return sorted(values, key=lambda v: (0, float(v), "") if isinstance(v, number) else (1, 0.0, str(v)))
+
+
+def _describe_volume(path, role: str, key: Optional[str]) -> dict:
+    """One volume file's entry for :func:`describe_training_data` (root attributes and the volume's width)."""
+    entry = {"role": role, "file": str(path)}
+    try:
+        attrs = read_attrs(path)
+    except (InputError, OSError) as exc:
+        logger.warning("%s: no attributes read for the training-data record (%s)", path, exc)
+        return entry
+    entry.update({k: attrs[k] for k in CORPUS_ATTRS if k in attrs})
+    try:
+        with h5py.File(path, "r") as f:
+            shape = f[find_volume_key(path, key)].shape  # the shape alone, not the array
+        entry["detector"] = int(shape[-1])
+    except (InputError, OSError, KeyError, IndexError):
+        pass
+    return entry
+
+
+def describe_training_data(ld_paths: Sequence, vld_paths: Sequence = (), *, key: Optional[str] = None,
+                           val_key: Optional[str] = None) -> dict:
+    """The training corpus as the model's provenance records it: per volume file and in summary.
+
+    Reads each low-dose file's root attributes and its volume's shape (not the array). A file without
+    some attribute (or unreadable) is recorded with what is there.
+
+    Parameters
+    ----------
+    ld_paths : sequence of path
+        The low-dose training files (``-ld``).
+    vld_paths : sequence of path, optional
+        The low-dose validation files (``-vld``); none when validation slices are held out of a training
+        volume.
+    key, val_key : str, optional
+        The volume's dataset in the training and validation files (default: ``/recon``, else the only
+        3-D dataset; ``val_key`` defaults to ``key``).
+
+    Returns
+    -------
+    dict
+        ``volumes``: per file, ``role`` (``train`` or ``val``), ``file``, ``detector`` (the volume's
+        width in pixels) and those of :data:`CORPUS_ATTRS` the file has. ``summary``: ``families`` (the
+        ``family`` attribute, else the ``dataset`` name, of each volume), ``doses`` (dose labels),
+        ``geometry`` (``"N views x M px"`` of the volumes that record both), ``seeds`` (these lists sorted
+        and without repeats) and ``n_volumes`` (``{"train": ..., "val": ...}``).
+
+    Examples
+    --------
+    >>> describe_training_data([])["summary"]["n_volumes"]
+    {'train': 0, 'val': 0}
+    """
+    volumes = ([_describe_volume(p, "train", key) for p in ld_paths]
+               + [_describe_volume(p, "val", val_key or key) for p in vld_paths])
+    families = [v.get("family", v.get("dataset")) for v in volumes]
+    known = [v for v in volumes if "detector" in v and isinstance(v.get("n_angles"), (int, float))]
+    geometry = sorted({(int(v["n_angles"]), v["detector"]) for v in known if np.isfinite(v["n_angles"])})
+    summary = {"families": _sorted_unique(f for f in families if f is not None),
+               "doses": _sorted_unique(v["dose"] for v in volumes if "dose" in v),
+               "geometry": [f"{views} views x {width} px" for views, width in geometry],
+               "seeds": _sorted_unique(v["seed"] for v in volumes if "seed" in v),
+               "n_volumes": {role: sum(v["role"] == role for v in volumes) for role in ("train", "val")}}
+    return {"volumes": volumes, "summary": summary}

@@ -152,7 +152,7 @@ def export_trained(model_path: PathLike, out: PathLike) -> Path:
     The card records the depth, the normalisation, the training data and settings, the VGG weights
     used, and the generator's metrics on the validation slices; and ``training_corpus`` (families,
     doses, geometry, seeds and volume counts) when the model's provenance records its ``training_data``
-    (:func:`tomogan_core.train.describe_training_data`), absent otherwise.
+    (:func:`tomogan_core.data.describe_training_data`), absent otherwise.
     """
     generator, norm, info = load_model(model_path)
     corpus = (info.get("provenance") or {}).get("training_data") or {}

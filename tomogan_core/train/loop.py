@@ -1,163 +1,32 @@
-"""Train TomoGAN: the generator against a WGAN-GP (or cross-entropy) critic, with MSE and VGG terms.
+"""The training run: its state (:class:`Run`), its steps, and :func:`train`, which reads top to bottom as them.
 
-One training step, as the public release does it: ``itg`` generator updates, then ``itd`` critic
-updates, each on a fresh batch of random patches (:class:`tomogan_core.data.PatchSampler`).
-
-Everything a run needs to continue lives in ``OUT/checkpoint.pt``, written atomically every
-``ckpt_every`` steps: both networks and their optimisers (the critic's only when the loss has an
-adversarial term; else None), the step, the sampler's and the penalty's random states, the loss
-history and the best generator so far. Running the same command again after a kill
-continues from there, and ends with the same weights as an uninterrupted run (on the same device).
-At the end ``OUT/model.pt`` holds the generator chosen on the validation slices (highest PSNR in the
-field of view), its normalisation and the run's provenance; ``tomogan-export`` serves it. From the command
-line that provenance also records the training corpus (``training_data``, :func:`describe_training_data`:
-each volume file's family, dose, geometry and seed, and their summary).
-
-A run may start from another model's generator (``init``, ``--init PATH``: a ``model.pt``, a
-``checkpoint.pt``'s best generator or a served ``.pt``; :func:`tomogan_core.modelfile.read_generator`)
-instead of the random initialisation of its seed: a fine-tune. Its depth and upsampling must be the
-run's. The model's provenance then records ``init`` (the path), ``init_model`` (what kind of file, its
-step, normalisation and training data) and ``init_provenance`` (the provenance that file carries), and a
-resumed run keeps them (they travel in its checkpoint) and refuses a checkpoint of another ``init``.
-
-:func:`train` reads top to bottom as its steps: :func:`build` (normalisation, patch sampler, models,
-optimisers, random streams, losses), :func:`resume` (from ``checkpoint.pt``), then per step
-:func:`train_step`, :func:`log_and_validate` (a row of ``log.csv``; :func:`validate_and_keep_best`) and
-:func:`write_checkpoint`, and at the end :func:`write_final` (``log.csv``, :func:`write_model`). What a
-run updates lives in one :class:`Run`. The file formats, their loader and the loop that applies a
-generator to a volume (which validation shares with ``tomogan-infer``) are :mod:`tomogan_core.modelfile`'s.
-
-Command line (the release's flag names, plus ours; ``-h`` lists all)::
-
-    python train.py -ld low.h5 [low2.h5 ...] -nd normal.h5 [normal2.h5 ...] -o runs/foam -depth 3
-    python train.py -dsfn release-layout.h5 -expName demo
-    tomogan-train ...   (the same, as an installed command)
-"""
+Part of :mod:`tomogan_core.train`; import its public names from there."""
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import logging
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import h5py
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from simulate.io import read_attrs, software_versions
-from simulate.plumbing import InputError, atomic_path, cli
+from simulate.io import software_versions
+from simulate.plumbing import InputError, atomic_path
+from tomogan_core.data import Normalization, PatchSampler, VolumePair
+from tomogan_core.losses import critic_loss_bce, critic_loss_wgan, generator_loss, gradient_penalty
+from tomogan_core.model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
+from tomogan_core.modelfile import (LoadedModel, denoise, read_checkpoint, read_generator, resolve_device,
+                                   save_checkpoint, save_model)
+from tomogan_core.train.config import HISTORY_FIELDS, TrainConfig
 
-from .data import (NORMALIZATIONS, Normalization, PatchSampler, VolumePair, find_volume_key, read_pair,
-                   read_release_file, split_held_out)
-from .losses import critic_loss_bce, critic_loss_wgan, generator_loss, gradient_penalty
-from .model import Discriminator, DiscriminatorConfig, Generator, GeneratorConfig
-from .modelfile import (PRECISIONS, LoadedModel, denoise, load_model, read_checkpoint, read_generator, resolve_device,
-                        save_checkpoint, save_model)
-
-__all__ = ["GAN_LOSSES", "TrainConfig", "Run", "train", "build", "resume", "train_step", "validate", "keep_best",
-           "validate_and_keep_best", "log_and_validate", "write_checkpoint", "write_model", "write_final", "load_init",
-           "net_pair", "load_model", "resolve_device", "parse_bool", "describe_training_data", "main"]
-
-logger = logging.getLogger(__name__)
-
-GAN_LOSSES = ("wgan-gp", "bce")
-SELECT_METRICS = ("psnr", "ssim")
-HISTORY_FIELDS = ("step", "elapsed_s", "cpu_s", "loss_g", "adv", "mse", "perceptual", "loss_d", "gp",
-                  "val_ssim", "val_psnr", "budget_mark")
-
-
-@dataclass
-class TrainConfig:
-    """Every setting of a training run. Defaults are the published ones (facts file); the study's
-    configs override what a CPU budget forces smaller (iterations, patch, batch)."""
-
-    depth: int = 3  # d adjacent input slices (paper's best; the release's default is 1)
-    upsample: str = "bilinear"  # the authors' training code
-    lambda_adv: float = 20.0  # release defaults: adv 20, mse 0.5, perceptual 2
-    lambda_mse: float = 0.5
-    lambda_vgg: float = 2.0
-    gan_loss: str = "wgan-gp"  # the paper; "bce" = the release's cross-entropy critic
-    gp_weight: float = 10.0  # lambda_D of WGAN-GP (Gulrajani et al.)
-    vgg_grad: bool = True  # False reproduces the release's defect (no gradient through VGG)
-    vgg_weights: str = "auto"  # "auto" (ImageNet file, else random-init with a warning), "random-init", or a path
-    vgg_layer: int = 36  # block5_pool, as published
-    lr_g: float = 1e-4
-    lr_d: float = 1e-4
-    itg: int = 1  # generator updates per step
-    itd: int = 2  # critic updates per step
-    patch: int = 256
-    batch: int = 16
-    max_iter: int = 8000
-    augment: bool = True  # random flips and 90-degree rotations
-    normalization: str = "grey255"  # the release's 0..255 scale, where its loss weights apply; "zscore"; or "input"
-    # ("input": each volume mapped by its own low-dose input's mean and std: no dependence on the data's units)
-    seed: int = 0
-    log_every: int = 10  # steps between rows of log.csv
-    val_every: int = 100  # steps between validations (and best-model choice)
-    ckpt_every: int = 100  # steps between checkpoints
-    val_slices: int = 8  # central slices of each validation volume scored
-    val_fraction: float = 0.15  # held out from the training volume when no validation volume is given
-    device: str = "auto"  # auto = CUDA when available, else CPU
-    precision: str = "fp32"  # "bf16": forward passes and losses under bfloat16 autocast (2x faster on AMX CPUs)
-    select: str = "psnr"  # validation metric that picks the saved generator among the validated steps: psnr, ssim
-    mse_warmup: int = 0  # first steps with pixel MSE alone (no critic, no VGG), then the full loss: a warm start
-    init: str = ""  # start from this file's generator (model.pt, checkpoint.pt, served .pt); "" = random from seed
-    cpu_budget_s: float = 0.0  # > 0: a compute-matched run: train until its steps have used this many CPU-seconds
-    # (validation not counted; max_iter stays a cap); the steps it reaches depend on the machine and are recorded
-    val_points: int = 20  # with cpu_budget_s: validate at every 1/val_points of the budget (not every val_every steps)
-
-    def __post_init__(self):
-        GeneratorConfig(in_slices=self.depth, upsample=self.upsample)  # validates depth and upsampling
-        if self.gan_loss not in GAN_LOSSES:
-            raise ValueError(f"gan_loss must be one of {GAN_LOSSES}, got {self.gan_loss!r}")
-        for name in ("lambda_adv", "lambda_mse", "lambda_vgg", "gp_weight"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.lambda_adv + self.lambda_mse + self.lambda_vgg <= 0:
-            raise ValueError("at least one of lambda_adv, lambda_mse, lambda_vgg must be > 0")
-        for name in ("itg", "patch", "batch", "log_every", "val_every", "ckpt_every", "val_slices", "val_points"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.itd < 0 or self.max_iter < 0:
-            raise ValueError("itd and max_iter must be >= 0")
-        if self.patch % 8:
-            raise ValueError(f"patch must be a multiple of 8 (the critic strides by 8), got {self.patch}")
-        if self.normalization not in NORMALIZATIONS:
-            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {self.normalization!r}")
-        if not 0 < self.val_fraction < 1:
-            raise ValueError(f"val_fraction must be in (0, 1), got {self.val_fraction}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.select not in SELECT_METRICS:
-            raise ValueError(f"select must be one of {SELECT_METRICS}, got {self.select!r}")
-        if self.mse_warmup < 0 or (self.mse_warmup and self.lambda_mse <= 0):
-            raise ValueError(f"mse_warmup must be >= 0 and needs lambda_mse > 0, got {self.mse_warmup}")
-        if not self.cpu_budget_s >= 0:
-            raise ValueError(f"cpu_budget_s must be >= 0 (0: no budget), got {self.cpu_budget_s}")
-        if not isinstance(self.init, str):
-            raise ValueError(f"init must be a path (a string; '' for none), got {self.init!r}")
-
-    @property
-    def warm_start(self) -> "TrainConfig":
-        """The settings of the warm-start steps: this run's, with the pixel MSE alone."""
-        return replace(self, lambda_adv=0.0, lambda_vgg=0.0, mse_warmup=0)
-
-    @property
-    def needs_critic(self) -> bool:
-        """The generator's loss has an adversarial term: a critic is built (and kept in checkpoints)."""
-        return self.lambda_adv > 0
-
-    @property
-    def trains_critic(self) -> bool:
-        return self.needs_critic and self.itd > 0
-
+logger = logging.getLogger("tomogan_core.train")  # one logger for the whole training command
 
 # -----------------------------------------------------------------------------
 # the run's state, and its steps
@@ -259,7 +128,7 @@ def build(cfg: TrainConfig, train_pairs: Sequence[VolumePair], ctx, device: torc
 
     vgg, vgg_label = None, "none (lambda_vgg = 0)"
     if cfg.lambda_vgg > 0:
-        from .vgg import load_vgg19
+        from tomogan_core.vgg import load_vgg19
 
         vgg, vgg_label = load_vgg19(cfg.vgg_weights, layer_index=cfg.vgg_layer, seed=cfg.seed)
         vgg = vgg.to(device)
@@ -570,7 +439,7 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
     -------
     Path of ``model.pt`` (or of ``checkpoint.pt`` when stopped early).
     """
-    from . import distributed
+    from tomogan_core import distributed
 
     files = RunFiles(Path(out_dir))
     ctx, device = distributed.setup(resolve_device(cfg.device))  # a no-op unless launched by torchrun
@@ -610,182 +479,3 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
     ctx.barrier()
     ctx.close()
     return files.model
-
-
-# -----------------------------------------------------------------------------
-# command line
-
-# the release's flag names for our settings
-RELEASE_FLAGS = {"depth": "-depth", "lambda_mse": "-lmse", "lambda_adv": "-ladv", "lambda_vgg": "-lperc",
-                 "patch": "-psz", "batch": "-mbsz", "itg": "-itg", "itd": "-itd", "max_iter": "-maxiter"}
-
-
-def parse_bool(text: str) -> bool:
-    """A command-line true/false (1/0, true/false, yes/no, on/off).
-
-    Examples
-    --------
-    >>> parse_bool("Yes"), parse_bool("0")
-    (True, False)
-    """
-    if text.lower() in ("1", "true", "yes", "on"):
-        return True
-    if text.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="tomogan-train",
-        description="Train TomoGAN on (low-dose, normal-dose) volume pairs. Killed runs resume from "
-                    "OUT/checkpoint.pt when the same command is run again.")
-    data = p.add_argument_group("data")
-    data.add_argument("-ld", nargs="+", metavar="LOW.h5", help="low-dose volume file(s), (slices, rows, cols)")
-    data.add_argument("-nd", nargs="+", metavar="NORMAL.h5", help="normal-dose volume file(s), paired with -ld")
-    data.add_argument("-vld", nargs="+", metavar="LOW.h5", help="validation low-dose volume(s); default: hold "
-                      "out the last --val-fraction of the (first) training volume's slices")
-    data.add_argument("-vnd", nargs="+", metavar="NORMAL.h5", help="validation normal-dose volume(s)")
-    data.add_argument("-dsfn", metavar="FILE.h5", help="the release's single file (train_ns, train_gt, "
-                      "test_ns, test_gt) instead of -ld/-nd; test_* is used for validation")
-    data.add_argument("--ld-key", help="dataset in the low-dose files (default /recon, else the only 3-D one)")
-    data.add_argument("--nd-key", help="dataset in the normal-dose files")
-    out = p.add_argument_group("output")
-    out.add_argument("-o", "--out", help="output folder (default: runs/<expName>)")
-    out.add_argument("-expName", default="tomogan", help="experiment name (default %(default)s)")
-    out.add_argument("--threads", type=int, help="CPU threads for PyTorch")
-    out.add_argument("--quiet", action="store_true", help="no progress bar")
-    hyper = p.add_argument_group("training settings (defaults: the published ones)")
-    for f in dataclasses.fields(TrainConfig):
-        names = ["--" + f.name.replace("_", "-")]
-        if f.name in RELEASE_FLAGS:
-            names.insert(0, RELEASE_FLAGS[f.name])
-        kind = {bool: parse_bool, "bool": parse_bool, int: int, "int": int, float: float, "float": float}.get(f.type, str)
-        hyper.add_argument(*names, dest=f.name, type=kind, default=f.default, help=f"default {f.default}")
-    return p
-
-
-# what describe_training_data copies from a volume file's root attributes, each when present
-CORPUS_ATTRS = ("dataset", "source", "family", "dose", "dose_mode", "dose_level", "n_angles", "center", "seed",
-                "max_line_integral", "noise_incident", "matched_to")
-
-
-def _sorted_unique(values) -> list:
-    """Distinct values (lists as their text), numbers before the rest, each group in its own order."""
-    values = {str(v) if isinstance(v, (list, dict)) else v for v in values}
-    number = (int, float, np.number)
-    return sorted(values, key=lambda v: (0, float(v), "") if isinstance(v, number) else (1, 0.0, str(v)))
-
-
-def _describe_volume(path, role: str, key: Optional[str]) -> dict:
-    """One volume file's entry for :func:`describe_training_data` (root attributes and the volume's width)."""
-    entry = {"role": role, "file": str(path)}
-    try:
-        attrs = read_attrs(path)
-    except (InputError, OSError) as exc:
-        logger.warning("%s: no attributes read for the training-data record (%s)", path, exc)
-        return entry
-    entry.update({k: attrs[k] for k in CORPUS_ATTRS if k in attrs})
-    try:
-        with h5py.File(path, "r") as f:
-            shape = f[find_volume_key(path, key)].shape  # the shape alone, not the array
-        entry["detector"] = int(shape[-1])
-    except (InputError, OSError, KeyError, IndexError):
-        pass
-    return entry
-
-
-def describe_training_data(ld_paths: Sequence, vld_paths: Sequence = (), *, key: Optional[str] = None,
-                           val_key: Optional[str] = None) -> dict:
-    """The training corpus as the model's provenance records it: per volume file and in summary.
-
-    Reads each low-dose file's root attributes and its volume's shape (not the array). A file without
-    some attribute (or unreadable) is recorded with what is there.
-
-    Parameters
-    ----------
-    ld_paths : sequence of path
-        The low-dose training files (``-ld``).
-    vld_paths : sequence of path, optional
-        The low-dose validation files (``-vld``); none when validation slices are held out of a training
-        volume.
-    key, val_key : str, optional
-        The volume's dataset in the training and validation files (default: ``/recon``, else the only
-        3-D dataset; ``val_key`` defaults to ``key``).
-
-    Returns
-    -------
-    dict
-        ``volumes``: per file, ``role`` (``train`` or ``val``), ``file``, ``detector`` (the volume's
-        width in pixels) and those of :data:`CORPUS_ATTRS` the file has. ``summary``: ``families`` (the
-        ``family`` attribute, else the ``dataset`` name, of each volume), ``doses`` (dose labels),
-        ``geometry`` (``"N views x M px"`` of the volumes that record both), ``seeds`` (these lists sorted
-        and without repeats) and ``n_volumes`` (``{"train": ..., "val": ...}``).
-
-    Examples
-    --------
-    >>> describe_training_data([])["summary"]["n_volumes"]
-    {'train': 0, 'val': 0}
-    """
-    volumes = ([_describe_volume(p, "train", key) for p in ld_paths]
-               + [_describe_volume(p, "val", val_key or key) for p in vld_paths])
-    families = [v.get("family", v.get("dataset")) for v in volumes]
-    known = [v for v in volumes if "detector" in v and isinstance(v.get("n_angles"), (int, float))]
-    geometry = sorted({(int(v["n_angles"]), v["detector"]) for v in known if np.isfinite(v["n_angles"])})
-    summary = {"families": _sorted_unique(f for f in families if f is not None),
-               "doses": _sorted_unique(v["dose"] for v in volumes if "dose" in v),
-               "geometry": [f"{views} views x {width} px" for views, width in geometry],
-               "seeds": _sorted_unique(v["seed"] for v in volumes if "seed" in v),
-               "n_volumes": {role: sum(v["role"] == role for v in volumes) for role in ("train", "val")}}
-    return {"volumes": volumes, "summary": summary}
-
-
-def _load_data(args, depth):
-    if args.dsfn:
-        if args.ld or args.nd:
-            raise InputError(args.dsfn, "give either -dsfn or -ld/-nd, not both")
-        train_pair, val_pair = read_release_file(args.dsfn, depth=depth)
-        return [train_pair], [val_pair], {"dsfn": str(args.dsfn)}
-    if not args.ld or not args.nd:
-        raise InputError("command line", "give -ld and -nd (or -dsfn)")
-    if len(args.ld) != len(args.nd):
-        raise InputError(args.ld[0], f"{len(args.ld)} low-dose files for {len(args.nd)} normal-dose files")
-    pairs = [read_pair(l, n, depth=depth, key_low=args.ld_key, key_normal=args.nd_key)
-             for l, n in zip(args.ld, args.nd)]
-    if args.vld or args.vnd:
-        if len(args.vld or []) != len(args.vnd or []):
-            raise InputError((args.vld or args.vnd)[0], "-vld and -vnd must list the same number of files")
-        val = [read_pair(l, n, depth=depth, key_low=args.ld_key, key_normal=args.nd_key)
-               for l, n in zip(args.vld, args.vnd)]
-    else:
-        first, held_out = split_held_out(pairs[0], fraction=args.val_fraction, depth=depth)
-        pairs, val = [first] + pairs[1:], [held_out]
-    return pairs, val, {"ld": [str(x) for x in args.ld], "nd": [str(x) for x in args.nd],
-                        "vld": [str(x) for x in args.vld or []], "vnd": [str(x) for x in args.vnd or []]}
-
-
-@cli
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``tomogan-train``; bad input exits with status 2 and one ``error:`` line."""
-    args = build_parser().parse_args(argv)
-    try:
-        cfg = TrainConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)})
-    except ValueError as exc:
-        raise InputError("settings", str(exc)) from None
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    out = Path(args.out) if args.out else Path("runs") / args.expName
-    train_pairs, val_pairs, files = _load_data(args, cfg.depth)
-    if args.dsfn:
-        corpus = describe_training_data([args.dsfn], [args.dsfn], key="/train_ns", val_key="/test_ns")
-    else:
-        corpus = describe_training_data(args.ld, args.vld or [], key=args.ld_key)
-    path = train(cfg, train_pairs, val_pairs, out,
-                 provenance={"files": files, "expName": args.expName, "training_data": corpus},
-                 progress=not args.quiet)
-    print(f"trained {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
