@@ -1,6 +1,6 @@
 """Tests of tomogan_core.vgg: torchvision-compatible layout, loading, and offline fallback."""
 
-import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -82,39 +82,51 @@ def test_random_init_is_seeded():
     assert torch.equal(a.features[0].weight, b.features[0].weight)
 
 
-def test_auto_offline_falls_back_to_random_init(tmp_path, monkeypatch):
+def test_imagenet_offline_is_an_error_not_a_silent_random_init(tmp_path, monkeypatch):
+    """Asked for ImageNet weights it cannot have, the loader says so: falling back to random weights would give
+    one config two results, depending on the machine."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.warns(UserWarning, match="random-init"):
-        module, label = load_vgg19("auto", timeout_s=2.0)
-    assert label == "random-init" and module.weights_label == "random-init"
+    with pytest.raises(ValueError, match="vgg19-dcbb9e9d.pth: VGG19 ImageNet weights not in the torch hub cache"):
+        load_vgg19("imagenet", timeout_s=2.0)
 
 
-def test_auto_without_download_does_not_touch_network(tmp_path, monkeypatch):
+def test_imagenet_without_download_does_not_touch_network(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
 
     def no_network(*args, **kwargs):
         raise AssertionError("download attempted")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_network)
-    with pytest.warns(UserWarning, match="random-init"):
-        _, label = load_vgg19("auto", download=False)
-    assert label == "random-init"
+    with pytest.raises(ValueError, match="random-init"):
+        load_vgg19("imagenet", download=False)
 
 
-def test_auto_uses_hub_cache(tmp_path, monkeypatch, random_vgg):
+def test_imagenet_uses_hub_cache(tmp_path, monkeypatch, random_vgg):
     module, _ = random_vgg
     checkpoints = tmp_path / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     torch.save(module.state_dict(), checkpoints / "vgg19-dcbb9e9d.pth")
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # no random-init warning
-        loaded, label = load_vgg19("auto")
+    loaded, label = load_vgg19("imagenet")
     # not the real ImageNet file, so its hash does not match torchvision's and the label says so
     assert label.startswith("file:vgg19-dcbb9e9d.pth:sha256=")
     x = _small_batch(2)
     assert torch.equal(loaded(x), module(x))
+
+
+def test_the_default_is_random_init_everywhere():
+    """One layer per default: the loader, TrainConfig and the schema agree on an explicit random-init."""
+    import inspect
+
+    import yaml
+
+    from tomogan_core.train import TrainConfig
+
+    schema = yaml.safe_load(open(Path(__file__).resolve().parents[1] / "config" / "config.schema.yaml"))
+    train = schema["properties"]["tomogan"]["properties"]["train"]["properties"]
+    assert inspect.signature(load_vgg19).parameters["weights"].default == "random-init"
+    assert TrainConfig().vgg_weights == train["vgg_weights"]["default"] == "random-init"
 
 
 def test_bad_paths_name_the_path(tmp_path):

@@ -22,7 +22,6 @@ import logging
 import os
 import socket
 import threading
-import warnings
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
@@ -208,7 +207,7 @@ def _download(timeout_s: float) -> Optional[Path]:
 
 
 def load_vgg19(
-    weights: PathLike = "auto",
+    weights: PathLike = "random-init",
     *,
     layer_index: int = PUBLISHED_LAYER_INDEX,
     seed: int = 0,
@@ -217,19 +216,21 @@ def load_vgg19(
 ) -> Tuple[VGGFeatures, str]:
     """Build the frozen VGG19 feature extractor and load its weights.
 
+    The weights are the caller's explicit choice, never the machine's: one config means one result.
+
     Parameters
     ----------
-    weights : {"auto", "random-init"} or path, default "auto"
-        ``"auto"``: torchvision's ImageNet file ``vgg19-dcbb9e9d.pth`` from the torch hub cache
-        (``torch.hub.get_dir()/checkpoints``), else downloaded (if ``download``), else a seeded random
-        initialisation with a warning. ``"random-init"``: the seeded random initialisation. A path:
-        a torchvision-style VGG19 state dict (``classifier.*`` keys are ignored).
+    weights : {"imagenet", "random-init"} or path, default "random-init"
+        ``"imagenet"``: torchvision's ImageNet file ``vgg19-dcbb9e9d.pth`` from the torch hub cache
+        (``torch.hub.get_dir()/checkpoints``), else downloaded (if ``download``), else a ValueError.
+        ``"random-init"``: a seeded random initialisation (the perceptual term is then not the paper's).
+        A path: a torchvision-style VGG19 state dict (``classifier.*`` keys are ignored).
     layer_index : int, default 36
         Feature layer returned (36 = block5_pool, as published).
     seed : int, default 0
         Seed of the random initialisation.
     download : bool, default True
-        Whether ``"auto"`` may try the network.
+        Whether ``"imagenet"`` may try the network when the file is not in the cache.
     timeout_s : float, default 5.0
         Socket timeout of the download attempt, so that it fails fast offline.
 
@@ -244,22 +245,20 @@ def load_vgg19(
     Raises
     ------
     ValueError
-        ``"{path}: ..."`` if a given path is missing or does not hold a VGG19 state dict.
+        ``"{path}: ..."`` if a given path is missing or does not hold a VGG19 state dict; for ``"imagenet"``,
+        when the file is neither cached nor downloadable.
     """
     module = VGGFeatures(layer_index=layer_index)
     if weights == "random-init":
         path = None
-    elif weights == "auto":
+    elif weights == "imagenet":
         path = Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
         if not path.is_file():
             path = _download(timeout_s) if download else None
         if path is None:
-            warnings.warn(
-                f"VGG19 ImageNet weights ({IMAGENET_FILE}) not found in the torch hub cache and not "
-                "downloadable: using random-init weights; perceptual-loss results are not comparable "
-                "to the published ones",
-                stacklevel=2,
-            )
+            cached = Path(torch.hub.get_dir()) / "checkpoints" / IMAGENET_FILE
+            raise ValueError(f"{cached}: VGG19 ImageNet weights not in the torch hub cache and not downloadable "
+                             f"(put {IMAGENET_URL} there, give its path, or choose vgg_weights: random-init)")
     else:
         path = Path(weights)
 

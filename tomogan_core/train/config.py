@@ -29,7 +29,7 @@ class TrainConfig:
     gan_loss: str = "wgan-gp"  # the paper; "bce" = the release's cross-entropy critic
     gp_weight: float = 10.0  # lambda_D of WGAN-GP (Gulrajani et al.)
     vgg_grad: bool = True  # False reproduces the release's defect (no gradient through VGG)
-    vgg_weights: str = "auto"  # "auto" (ImageNet file, else random-init with a warning), "random-init", or a path
+    vgg_weights: str = "random-init"  # "imagenet" (cached or downloaded, else an error), "random-init", or a path
     vgg_layer: int = 36  # block5_pool, as published
     lr_g: float = 1e-4
     lr_d: float = 1e-4
