@@ -353,7 +353,7 @@ def test_bf16_training_learns_too_and_refuses_to_resume_as_fp32(tmp_path):
 
 @pytest.mark.parametrize("metric, best_step", [("psnr", 3), ("ssim", 2)])
 def test_saved_generator_is_the_best_validated_step_by_the_chosen_metric(tmp_path, monkeypatch, metric, best_step):
-    import tomogan_core.train as tr
+    import tomogan_core.train.loop as tr  # where train() looks validate up
 
     scores = iter([(0.1, 10.0), (0.5, 5.0), (0.3, 20.0), (float("nan"), float("nan"))])  # (SSIM, PSNR) per validation
 

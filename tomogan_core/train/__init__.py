@@ -39,7 +39,7 @@ its steps), :mod:`~tomogan_core.train.cli` (the command line).
 
 from tomogan_core.data import describe_training_data
 from tomogan_core.modelfile import load_model, resolve_device
-from tomogan_core.train.cli import main, parse_bool
+from tomogan_core.train.cli import build_parser, main, parse_bool
 from tomogan_core.train.config import GAN_LOSSES, TrainConfig
 from tomogan_core.train.loop import (Run, build, keep_best, load_init, log_and_validate, net_pair, resume, train,
                                      train_step, validate, validate_and_keep_best, write_checkpoint, write_final,
@@ -47,4 +47,4 @@ from tomogan_core.train.loop import (Run, build, keep_best, load_init, log_and_v
 
 __all__ = ["GAN_LOSSES", "TrainConfig", "Run", "train", "build", "resume", "train_step", "validate", "keep_best",
            "validate_and_keep_best", "log_and_validate", "write_checkpoint", "write_model", "write_final", "load_init",
-           "net_pair", "load_model", "resolve_device", "parse_bool", "describe_training_data", "main"]
+           "net_pair", "load_model", "resolve_device", "parse_bool", "build_parser", "describe_training_data", "main"]
