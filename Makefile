@@ -7,6 +7,7 @@ PYTHON  ?= python3
 VENV    ?= .venv
 CORES   ?= $(shell nproc 2>/dev/null || echo 2)
 CONFIG  ?= config/default.yaml
+DISK_CHECK ?= 1   # 0: start without comparing what the plan writes with the free space where results/ lives
 # PyTorch from the package index by default (on Linux its wheel brings CUDA's libraries, a few GB). CPU only:
 # make TORCH_INDEX=--index-url=https://download.pytorch.org/whl/cpu; a given CUDA: .../whl/cu126
 TORCH_SPEC  ?= torch==2.13.0
@@ -23,6 +24,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # after a crash, `make all` again: a killed run's lock is removed (a running one is reported), incomplete jobs rerun
 all: $(STAMP)
 	$(BIN)/python -m simulate.plumbing clear-stale-lock .
+	$(if $(filter 0,$(DISK_CHECK)),,$(BIN)/python -m study.disk check --configfile $(CONFIG))
 	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete all --configfile $(CONFIG)
 	$(BIN)/snakemake --report report.html --configfile $(CONFIG)
 
@@ -60,4 +62,4 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 clean-results:
-	rm -rf results .snakemake
+	rm -rf results logs benchmarks .snakemake

@@ -13,8 +13,8 @@ Computed from the config and measurements, not typed:
   ``--gpu-ms-per-1024``) -- so the figure is for V100-class GPUs at the paper's efficiency;
 * **CPU hours of the same work on this project's machine** (2 cores): the same FLOPs at the throughput that
   ``bench/bench_tomogan.py`` measured here for a full training step (``results/bench/tomogan.csv``);
-* **disk**: every output file of the DAG (Snakemake's ``--summary``) sized from the config's shapes (float32
-  volumes, uint16 raw scans; checkpoints from the parameter count).
+* **disk**: every output file of the DAG (Snakemake's ``--summary``) sized from the config's shapes
+  (:mod:`study.disk`, which ``make all`` checks against the free space before it starts).
 
 ``python bench/estimate_cost.py --configfile config/paper.yaml [--out results/bench/cost.csv] [--page docs/cluster.md]``
 """
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simulate.plumbing import InputError, cli, write_csv, write_text  # noqa: E402
+from study.disk import dag_outputs, file_bytes, shapes  # noqa: E402
 
 PAPER_MS_PER_1024 = 30.0  # TomoGAN inference of one 1024^2 slice on a V100 (the paper's timing)
 
@@ -63,13 +63,6 @@ def job_counts(configfile) -> dict:
         if parts[0] != "total":
             counts[parts[0]] = int(parts[1])
     return counts
-
-
-def dag_outputs(configfile) -> list:
-    """(output file, rule) of every job of the DAG (Snakemake's --summary)."""
-    out = _snakemake("--summary", "all", configfile=configfile)
-    rows = [line.split("\t") for line in out.splitlines()[1:] if "\t" in line]
-    return [(r[0], r[2]) for r in rows]
 
 
 # ----------------------------------------------------------------------------- floating-point operations
@@ -117,76 +110,6 @@ def slice_flops(depth: int, size: int) -> float:
     return generator_flops(depth, size)
 
 
-# ----------------------------------------------------------------------------- the config's shapes
-
-def shapes(cfg: dict) -> dict:
-    """Per dataset: (slices, detector, reconstruction side, full-dose angles); the corpus's and the scan-matched
-    volumes too."""
-    from study import expand_corpus, expand_scan_matched
-
-    expand_corpus(cfg)  # in place, as planning the study does
-    expand_scan_matched(cfg)
-    out = {}
-    for name, ds in cfg["datasets"].items():
-        if ds["kind"] == "matched":
-            continue  # after the scans: a matched volume has its scan's acquisition
-        if ds["kind"] == "foam":
-            f = cfg["foam"]
-            out[name] = (f["slices"], f["size"], f["size"], f["n_angles"])
-        elif ds["kind"] == "family":
-            c = cfg["corpus"]
-            out[name] = (c["slices"], c["size"], c["size"], c["n_angles"])
-        else:
-            sh = cfg["shale"]
-            fac = sh["facilities"][ds["facility"]]
-            out[name] = (sh["slices"], fac["detector"], fac["detector"], fac["n_angles"])
-    for name, scan in (cfg.get("scans") or {}).items():  # a user's scan: its raw file says
-        import h5py
-
-        path = Path(scan["path"]) if Path(scan["path"]).exists() else ROOT / scan["path"]
-        with h5py.File(path, "r") as f:
-            angles, rows, det = f["/exchange/data"].shape
-        b = scan["bin"]
-        if scan.get("rows"):
-            rows = scan["rows"][1] - scan["rows"][0]
-        out[name] = (rows // b, det // b, det // b, angles)
-    for name, ds in cfg["datasets"].items():
-        if ds["kind"] == "matched":
-            _, det, side, angles = out[ds["scan"]]
-            out[name] = (cfg["scan_matched"]["slices"], det, side, angles)
-    return out
-
-
-def file_bytes(path: str, rule: str, cfg: dict, shp: dict, params: int) -> float:
-    """Size of one output file of the DAG, from its path and the config's shapes (0 for small text files)."""
-    m = re.match(r"results/([^/]+)/", path)
-    ds = m.group(1) if m else None
-    if rule in ("train", "n2i_train"):
-        return 3 * params * 4 * 2  # model.pt + checkpoint.pt (generator, critic, Adam moments)
-    if ds not in shp:
-        return 0.0
-    slices, det, side, angles = shp[ds]
-    dose = path.split("/")[-1][:-3] if "/proj/" in path else (path.split("/")[3] if path.count("/") >= 4 else "")
-    dcfg = cfg["doses"].get(dose, {"mode": "full"})
-    n_angles = angles // dcfg.get("factor", 1) if dcfg["mode"] == "sparse" else angles
-    evaluated = cfg["metrics"]["slices"] or slices
-    if rule == "foam_phantom":
-        return slices * side * side * 4
-    if rule == "shale_raw":
-        return (angles + 20) * slices * det * 2
-    if rule in ("project_foam", "prepare_shale", "low_dose"):
-        return n_angles * slices * det * 4
-    if rule == "fbp":
-        return slices * side * side * 4
-    if rule == "n2i_split":
-        return cfg["noise2inverse"]["k"] * slices * side * side * 4
-    if rule in ("apply_classical", "n2i_infer"):
-        return evaluated * side * side * 4
-    if rule in ("infer", "infer_release"):
-        return slices * side * side * 4
-    return 0.0
-
-
 # ----------------------------------------------------------------------------- the estimate
 
 def cpu_flops_per_s(bench_csv) -> float:
@@ -203,12 +126,11 @@ def cpu_flops_per_s(bench_csv) -> float:
 
 def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_csv=None) -> pd.DataFrame:
     """One row per kind of work: jobs, requested CPU/GPU hours, estimated GPU hours of the work, disk."""
-    from tomogan_core.model import Generator, GeneratorConfig
     from study import Plan, load_config
 
     cfg = load_config(configfile)
     counts = job_counts(configfile)
-    outputs = dag_outputs(configfile)
+    outputs = [(path, rule) for path, rule, _ in dag_outputs(configfile)]
     shp = shapes(cfg)
     res = cfg.get("resources", {})
     kind_of = {"foam_phantom": "simulate", "shale_raw": "simulate", "project_foam": "simulate",
@@ -217,7 +139,6 @@ def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_cs
                "fbp": "reconstruct", "tune_sirt": "reconstruct", "tune_classical": "reconstruct", "apply_classical": "reconstruct",
                "n2i_split": "reconstruct", "train": "train", "n2i_train": "train", "infer": "infer",
                "infer_release": "infer", "n2i_infer": "infer", "timing": "infer", "inference_speed": "infer"}
-    params = sum(p.numel() for p in Generator(GeneratorConfig()).parameters())
     flops_per_s = slice_flops(3, 1024) / (gpu_ms_per_1024 / 1000)  # the paper's V100 throughput
     cpu_rate = cpu_flops_per_s(bench_csv) if bench_csv and Path(bench_csv).exists() else float("nan")
 
@@ -246,7 +167,7 @@ def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_cs
         jobs = sum(counts.get(r, 0) for r in rules)
         r = res.get(kind, {})
         hours = r.get("runtime", 30) / 60
-        disk = sum(file_bytes(p, rule, cfg, shp, params) for p, rule in outputs if rule in rules)
+        disk = sum(file_bytes(p, rule, cfg, shp) for p, rule in outputs if rule in rules)
         flops = {"train": train_flops, "infer": infer_flops}.get(kind, 0.0)
         rows.append({"kind": kind, "rules": ", ".join(r for r in rules if counts.get(r)), "jobs": jobs,
                      "cpu_hours_requested": jobs * hours * r.get("cpus", cfg.get("threads", 1)),

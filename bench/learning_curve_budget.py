@@ -17,7 +17,7 @@ Without ``--experiments``, every experiment file is run, or, when ``--reuse`` is
 
 One row per experiment and loss set: the settings (steps trained, warm-up steps, seeds), the mean validation
 SSIM over the seeds with its lowest and highest at every 75th step, the warm start's end and the last step (from
-``learning_curve_loss-sets.csv``), the median training wall time of one run (``results/benchmarks/train/``), and
+``learning_curve_loss-sets.csv``), the median training wall time of one run (``benchmarks/train/`` beside it), and
 the experiment's pairwise reading from the summary (``pairs``, ``settled``, ``stable_since``). A summary written
 before the pairwise reading existed gets it recomputed from the curves (:func:`analysis.learning_curve.pairs_settled`),
 and says so.
@@ -41,7 +41,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulate.io import cpu_name  # noqa: E402
+from simulate.io import benchmark_seconds, cpu_name  # noqa: E402
 from simulate.plumbing import cli, write_csv, write_text  # noqa: E402
 import study  # noqa: E402
 
@@ -232,9 +232,9 @@ def read_experiment(name: str, results: Path):
             for p in sorted((results / "models").glob("*/log.csv")) if split_seed(p.parent.name)[0] in bases}
     seconds = {}
     for run in logs:
-        path = results / study.Paths.benchmark("train", run=run).removeprefix("results/")
+        path = results.parent / study.Paths.benchmark("train", run=run)  # beside results/
         if path.is_file():
-            seconds[run] = float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
+            seconds[run] = benchmark_seconds([path])
     file = EXPERIMENTS / f"{name}.yaml"
     tg = (yaml.safe_load(file.read_text()) or {}).get("tomogan", {}) if file.is_file() else {}
     settings = dict(tg.get("train") or {}, **(tg.get("ablation") or {}).get("train", {}))  # the ablation's own last

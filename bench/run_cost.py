@@ -1,6 +1,6 @@
 """What a finished run cost, per rule: the budget table of a study.
 
-Reads every Snakemake benchmark file of a run (``results/benchmarks/<job>.tsv``, one per job: wall seconds, CPU
+Reads every Snakemake benchmark file of a run (``benchmarks/<job>.tsv``, one per job: wall seconds, CPU
 seconds, peak memory) and sums them per rule, so that new work can find its room in the budget (``make all`` on
 the default config must fit 90 minutes on 2 cores). Writes a CSV (default ``results/bench/run_cost.csv``) and a
 Markdown twin beside it, which ``python -m study.pages docs/performance.md --blocks cost`` pastes::
@@ -27,7 +27,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from simulate.io import cpu_name  # noqa: E402
+from simulate.io import cpu_name, read_benchmark  # noqa: E402
+from study.paths import BENCHMARKS  # noqa: E402
 from simulate.plumbing import InputError, cli, write_csv, write_text  # noqa: E402
 
 __all__ = ["read_benchmarks", "cost_table", "render", "main"]
@@ -39,16 +40,9 @@ def read_benchmarks(folder) -> pd.DataFrame:
     folder = Path(folder)
     rows = []
     for path in sorted(folder.rglob("*.tsv")):
-        try:
-            table = pd.read_csv(path, sep="\t")
-        except (pd.errors.EmptyDataError, pd.errors.ParserError) as exc:
-            raise InputError(path, f"not a Snakemake benchmark file: {exc}") from None
-        missing = {"s", "cpu_time", "max_rss"} - set(table.columns)
-        if missing:
-            raise InputError(path, f"not a Snakemake benchmark file: no column {', '.join(sorted(missing))}")
-        if table.empty:
+        last = read_benchmark(path, need=("s", "cpu_time", "max_rss"))
+        if last is None:
             continue
-        last = table.iloc[-1]
         rel = path.relative_to(folder)
         rows.append({"rule": rel.parts[0] if len(rel.parts) > 1 else rel.stem, "job": str(rel.with_suffix("")),
                      "s": float(last["s"]), "cpu_time": float(pd.to_numeric(last["cpu_time"], errors="coerce")),
@@ -93,11 +87,13 @@ def render(table: pd.DataFrame, *, span: float, cpu: str, cores: int) -> str:
 @cli
 def main(argv=None):
     p = argparse.ArgumentParser(description="Per-rule cost of a finished run, from its Snakemake benchmark files.")
-    p.add_argument("--results", default="results", help="the run's results folder (its benchmarks/ is read)")
+    p.add_argument("--results", default="results", help="the run's results folder (the table goes to its bench/)")
+    p.add_argument("--benchmarks", default=None, help="the run's benchmark folder (default: benchmarks/ beside "
+                   "RESULTS, where the workflow writes them)")
     p.add_argument("--out", default=None, help="CSV to write (default: RESULTS/bench/run_cost.csv; .md beside it)")
     p.add_argument("--cores", type=int, default=os.cpu_count(), help="cores the run had (default: this machine's)")
     args = p.parse_args(argv)
-    jobs = read_benchmarks(Path(args.results) / "benchmarks")
+    jobs = read_benchmarks(Path(args.benchmarks) if args.benchmarks else Path(args.results).parent / BENCHMARKS)
     table = cost_table(jobs)
     out = Path(args.out or Path(args.results) / "bench" / "run_cost.csv")
     out.parent.mkdir(parents=True, exist_ok=True)

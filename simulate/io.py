@@ -31,6 +31,7 @@ __all__ = [
     "to_h5_attr",
     "read_table",
     "benchmark_seconds",
+    "read_benchmark",
     "software_versions",
     "cpu_name",
 ]
@@ -209,18 +210,30 @@ def read_table(path, *, what: str = "CSV table", need=()):
     return table
 
 
+def read_benchmark(path, need=("s",)):
+    """The last row of a Snakemake benchmark file (one row per repeat) as a ``pandas.Series``, or None when it has
+    no row; a file that is not one, or lacks a column of ``need``, is an :class:`InputError` naming it."""
+    import pandas as pd
+
+    try:
+        table = pd.read_csv(path, sep="\t")
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(path, f"not a Snakemake benchmark file ({type(exc).__name__}: {exc})") from None
+    missing = sorted(set(need) - set(table.columns))
+    if missing:
+        raise InputError(path, f"not a Snakemake benchmark file: no column {', '.join(missing)}")
+    return table.iloc[-1] if len(table) else None
+
+
 def benchmark_seconds(files) -> float:
     """The wall seconds (column ``s``, its last row) of Snakemake benchmark files, summed; a file without them is
     an :class:`InputError` naming it."""
-    import pandas as pd
-
     total = 0.0
     for f in files:
-        try:
-            total += float(pd.read_csv(f, sep="\t")["s"].iloc[-1])
-        except (OSError, KeyError, IndexError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise InputError(f, f"not a Snakemake benchmark file with wall seconds 's' ({type(exc).__name__}: "
-                                f"{exc})") from None
+        row = read_benchmark(f)
+        if row is None:
+            raise InputError(f, "not a Snakemake benchmark file with wall seconds 's' (no row)")
+        total += float(row["s"])
     return total
 
 

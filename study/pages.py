@@ -56,7 +56,7 @@ from simulate.io import benchmark_seconds, read_table
 from simulate.plumbing import InputError, cli, write_text
 from study.config import config_hash as _config_hash
 from study.config import load_config
-from study.paths import JOBS, benchmark_fields, benchmark_glob, job_fields
+from study.paths import BENCHMARKS, JOBS, benchmark_fields, benchmark_glob, job_fields
 
 __all__ = ["Block", "BLOCKS", "PAGE_BLOCKS", "config_hash", "stated_hash", "render_timing", "render_findings",
            "replace_blocks", "build", "main"]
@@ -74,7 +74,7 @@ def _read_crossval(path: Path) -> str:
     """The check (``crossval/check.md``) and, from the run's benchmark files, what the ranking cost (on the CPU
     the run's timing table names, ``timing/timing.csv``'s ``host``)."""
     results = path.parent.parent
-    table = cost_table(results / "benchmarks")
+    table = cost_table(results.parent / BENCHMARKS)  # beside results/
     timing = results / "timing" / "timing.csv"
     cpu = "CPU not recorded"
     if timing.exists():
@@ -86,7 +86,7 @@ def _read_crossval(path: Path) -> str:
 def cost_table(benchmarks) -> pd.DataFrame:
     """What the cross-validation of each scan and dose cost, beside the rest of that scan's work at that dose.
 
-    From a workflow's benchmark files (``results/benchmarks``), found by the rules' job names
+    From a workflow's benchmark files (``benchmarks/``), found by the rules' job names
     (:data:`study.paths.JOBS`): ``crossval`` (the wall seconds of each ``crossval`` job) and ``other`` (those
     of every other job of that dataset and dose -- its low-dose variant, FBP, each method applied, each model's
     inference, Noise2Inverse: every rule whose job name holds both; the figure of the ranking left out),

@@ -96,8 +96,8 @@ for _kind, _pattern in Paths.PATTERNS.items():
 
 # ----------------------------------------------------------------------------- jobs' logs and benchmarks
 
-#: Each rule's job name, from its wildcards: the job's log is ``results/logs/<job>.log`` and its benchmark
-#: (Snakemake's: wall seconds, memory) ``results/benchmarks/<job>.tsv``. The rules take both from here
+#: Each rule's job name, from its wildcards: the job's log is ``logs/<job>.log`` and its benchmark
+#: (Snakemake's: wall seconds, memory) ``benchmarks/<job>.tsv``, both beside ``results/`` (the catalog's layout). The rules take both from here
 #: (``Paths.log(rule)``, ``Paths.benchmark(rule)``), and the cost tables find a job's benchmark by the same name
 #: (:func:`benchmark_glob`, :func:`benchmark_fields`).
 JOBS = {
@@ -138,10 +138,10 @@ JOBS = {
     "timing": "timing",
     "inference_speed": "inference_speed",
 }
-LOGS = "results/logs"
+LOGS = "logs"  # beside results/, not in it: a full results disk leaves every job's error readable
 #: The jobs that make a scan's matched volumes (their cost is the "simulation" of ``Plan.route_cost_spec``)
 SIMULATION_JOBS = ("matched_phantom", "project_matched", "low_dose", "fbp")
-BENCHMARKS = "results/benchmarks"  # the folder of every job's benchmark
+BENCHMARKS = "benchmarks"  # the folder of every job's benchmark (beside results/, as the logs)
 
 
 def job_fields(rule: str) -> List[str]:
@@ -162,12 +162,12 @@ def job_name(rule: str, **fields) -> str:
 
 
 def _log(rule: str, **fields) -> str:
-    """A rule's log file, ``results/logs/<job>.log`` (:data:`JOBS`); fields left out stay wildcards."""
+    """A rule's log file, ``logs/<job>.log`` (:data:`JOBS`); fields left out stay wildcards."""
     return f"{LOGS}/{job_name(rule, **fields)}.log"
 
 
 def _benchmark(rule: str, **fields) -> str:
-    """A rule's benchmark file, ``results/benchmarks/<job>.tsv`` (:data:`JOBS`); fields left out stay wildcards."""
+    """A rule's benchmark file, ``benchmarks/<job>.tsv`` (:data:`JOBS`); fields left out stay wildcards."""
     return f"{BENCHMARKS}/{job_name(rule, **fields)}.tsv"
 
 

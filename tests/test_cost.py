@@ -52,7 +52,7 @@ def _benchmark(path, s, cpu, rss, end):
 def test_run_cost_sums_each_rules_jobs_and_measures_the_span(tmp_path, capsys):
     from run_cost import main
 
-    bench = tmp_path / "results" / "benchmarks"
+    bench = tmp_path / "benchmarks"  # beside results/, where the workflow writes them
     _benchmark(bench / "train" / "a.tsv", 120.0, 100.0, 900.0, 1000.0)   # ran 880..1000
     _benchmark(bench / "train" / "b.tsv", 60.0, 54.0, 800.0, 1100.0)     # ran 1040..1100
     _benchmark(bench / "fbp" / "foam3" / "full.tsv", 6.0, 3.0, 150.0, 890.0)
@@ -71,17 +71,18 @@ def test_run_cost_sums_each_rules_jobs_and_measures_the_span(tmp_path, capsys):
 def test_run_cost_refuses_a_folder_without_benchmarks_and_a_foreign_table(tmp_path, capsys):
     from run_cost import main
 
+    results = tmp_path / "results"
     with pytest.raises(SystemExit) as exc:
-        main(["--results", str(tmp_path)])
+        main(["--results", str(results)])
     assert exc.value.code != 0 and "no benchmark files" in capsys.readouterr().err
     bad = tmp_path / "benchmarks" / "x.tsv"
     bad.parent.mkdir(parents=True)
     bad.write_text("a\tb\n1\t2\n")
     with pytest.raises(SystemExit):
-        main(["--results", str(tmp_path)])
+        main(["--results", str(results)])
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: {bad}: not a Snakemake benchmark file") and "\n" not in err
-    assert not (tmp_path / "bench").exists()
+    assert not (results / "bench").exists()
 
 
 def test_scan_cost_times_every_step_of_tomogan_scan_on_a_simulated_scan(tmp_path):

@@ -1088,7 +1088,7 @@ def _smoke_plan():
 
 
 def _bench_at(root, paths_seconds):
-    """Benchmark files at the workflow's own paths (``results/benchmarks/...``), written under ``root``."""
+    """Benchmark files at the workflow's own paths (``benchmarks/...``), written under ``root``."""
     from study import BENCHMARKS
 
     _bench_tree(root, {str(Path(p).relative_to(BENCHMARKS)): s for p, s in paths_seconds.items()})

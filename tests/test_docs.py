@@ -81,6 +81,11 @@ PLACEHOLDERS = {
     "<projections.h5>": "projections",
     "<my-config.yaml>": "config-with-scan",
     "<override.yaml>": "config-override",
+    "<scan.h5>": "name",  # a file the command writes, or a glob of the reader's files: only its name is needed
+    "<proj_*.tif>": "name",
+    "<flat_*.tif>": "name",
+    "<dark_*.tif>": "name",
+    "<angles.txt>": "name",
 }
 
 SHELL_BLOCKS = {"bash", "sh", "shell", "console"}
@@ -164,8 +169,10 @@ def configfile_misuse(argv) -> list:
 
 
 # ----------------------------------------------------------------------------- fixtures for placeholders
-def _fixture(kind_: str, folder: Path) -> Path:
+def _fixture(kind_: str, folder: Path, name: str = "") -> Path:
     rng = np.random.default_rng(0)
+    if kind_ == "name":
+        return folder / name.strip("<>")
     if kind_ == "volume":
         path = folder / f"volume-{len(list(folder.glob('volume-*')))}.h5"
         with h5py.File(path, "w") as f:
@@ -202,7 +209,7 @@ def _yaml_blocks(path: Path) -> list:
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory):
     folder = tmp_path_factory.mktemp("placeholders")
-    return {name: str(_fixture(k, folder)) for name, k in PLACEHOLDERS.items()}
+    return {name: str(_fixture(k, folder, name)) for name, k in PLACEHOLDERS.items()}
 
 
 def substitute(argv, fixtures) -> list:

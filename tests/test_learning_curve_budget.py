@@ -40,7 +40,7 @@ def _workdir(folder: Path) -> Path:
                           "val_ssim": [val.get(s, np.nan) for s in steps],
                           "val_psnr": [20.0 if s in val else np.nan for s in steps]}).to_csv(log, index=False)
             logs.append(str(log))
-            bench = results / "benchmarks" / "train" / f"{run}.tsv"
+            bench = folder / "benchmarks" / "train" / f"{run}.tsv"  # beside results/
             bench.parent.mkdir(parents=True, exist_ok=True)
             bench.write_text(f"s\th:m:s\tmax_rss\n{SECONDS[loss, seed]}\t0:00:10\t100.0\n")
     learning_curve.main([str(results / "claims" / "learning_curve_loss-sets.csv"), "--runs", json.dumps(runs),

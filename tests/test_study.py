@@ -496,9 +496,9 @@ def test_every_rule_takes_its_log_and_benchmark_from_the_jobs_table():
 
 
 def test_job_paths_globs_and_fields_agree():
-    assert Paths.log("low_dose") == "results/logs/low_dose/{dataset}/{dose}.log"
-    assert Paths.benchmark("train", run="r") == "results/benchmarks/train/r.tsv"
-    assert Paths.benchmark("claims") == "results/benchmarks/claims.tsv"
+    assert Paths.log("low_dose") == "logs/low_dose/{dataset}/{dose}.log"  # beside results/: readable when it is full
+    assert Paths.benchmark("train", run="r") == "benchmarks/train/r.tsv"
+    assert Paths.benchmark("claims") == "benchmarks/claims.tsv"
     assert benchmark_glob("infer", dataset="a[1]") == "infer/a[[]1]/*/*.tsv"  # a given field is matched as it is
     for rule, fields in [("apply_classical", {"dataset": "foam3", "dose": "sparse-4", "method": "fbp-tv"}),
                          ("n2i_train", {"dataset": "foam3", "dose": "photons-1e3"}), ("claims", {})]:

@@ -107,8 +107,15 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
                 assert f.attrs["dose"] == dose and f.attrs["method"] == "fbp" and f.attrs["backend"]
                 expected = "synthetic-shale" if spec["kind"] == "shale" else "simulated (xdesign)"
                 assert f.attrs["source"] == expected
-        # every rule leaves a log and a benchmark
-    assert list((results / "logs").rglob("*.log")) and list((results / "benchmarks").rglob("*.tsv"))
+        # every rule leaves a log and a benchmark, beside results/
+    assert list((tmp_path / "logs").rglob("*.log")) and list((tmp_path / "benchmarks").rglob("*.tsv"))
+    assert not (results / "logs").exists() and not (results / "benchmarks").exists()
+    # what the disk check estimates for this plan is what the run wrote, within a factor of 2
+    from study.disk import estimate
+
+    estimated = sum(r["bytes"] for r in estimate(ROOT / "config" / "smoke.yaml").values())
+    written = sum(f.stat().st_size for f in results.rglob("*") if f.is_file())
+    assert written / 2 <= estimated <= 2 * written, (estimated, written)
     table = pd.read_csv(results / "metrics" / "conventional.csv")
     low = [d for d, v in cfg["doses"].items() if v["mode"] != "full"]
     assert set(table["dose"]) == set(low)

@@ -373,7 +373,7 @@ def route_costs(benchmarks, spec: Sequence[Mapping]) -> "pandas.DataFrame":
     Parameters
     ----------
     benchmarks : path
-        The benchmark folder (``results/benchmarks``: Snakemake's files, column ``s``).
+        The benchmark folder (``benchmarks/``: Snakemake's files, column ``s``).
     spec : sequence of mapping
         Rows ``{dataset, kind, dose, benchmarks}`` (``study.Plan.route_cost_spec``): ``kind`` one of
         :data:`COST_KINDS` -- ``simulation`` (the volumes simulated at the scan's acquisition, all doses: ``dose``

@@ -50,7 +50,7 @@ With ``--scans NAME ...`` (datasets of the tables; after the tables, as ``--scan
 option), OUT.md also lists every route on those scans (:func:`routes_table`, :func:`routes_markdown`): each
 candidate at its held-out choice, ranked by score, with its SSIM and PSNR against the reference and its rank by
 SSIM; the same table is written as ``routes.csv`` beside OUT.csv. With ``--benchmarks DIR --costs JSON`` too (the
-workflow's ``results/benchmarks``, and which of its jobs each route is: ``Plan.route_cost_spec``), what those scans'
+workflow's ``benchmarks/``, and which of its jobs each route is: ``Plan.route_cost_spec``), what those scans'
 own routes cost (:func:`route_costs`): the simulation at the scan's acquisition, the scan-matched and the
 generalist's trainings, and each dose's held-out ranking.
 """
@@ -229,7 +229,7 @@ def _check_command(argv):
                    help="datasets of the tables (after them) whose every route to list, ranked: a section of the "
                         ".md, and routes.csv beside OUT")
     p.add_argument("--benchmarks", metavar="DIR",
-                   help="the workflow's benchmark folder (results/benchmarks), with --costs")
+                   help="the workflow's benchmark folder (benchmarks/), with --costs")
     p.add_argument("--costs", metavar="JSON",
                    help="with --scans and --benchmarks, what their own routes cost: a JSON list of rows {dataset, "
                         "kind, dose, benchmarks}, or @FILE of it (the workflow's plan writes it: "
@@ -244,7 +244,7 @@ def _check_command(argv):
         if args.benchmarks is None or args.costs is None:
             raise InputError("--costs", "needs --benchmarks too, and --benchmarks needs --costs")
         if not Path(args.benchmarks).is_dir():
-            raise InputError(args.benchmarks, "not a folder (--benchmarks: the workflow's results/benchmarks)")
+            raise InputError(args.benchmarks, "not a folder (--benchmarks: the workflow's benchmarks/)")
         costs_spec, where = json_argument(args.costs, flag="--costs")
         if not isinstance(costs_spec, list):
             raise InputError(where, "not a JSON list of rows")

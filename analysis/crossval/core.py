@@ -36,7 +36,7 @@ the rays), so a perfect image still scores about 1. Sparse-view data without noi
 
 Cost: per fold, one run of the method on ``(K-1)/K`` of the views plus one forward projection of the
 ``N/K`` left-out views; in all about ``K`` times the method itself (the workflow's benchmark files,
-``results/benchmarks/crossval/``, time each job). For denoisers (TV, BM3D, a model) the forward projections
+``benchmarks/crossval/``, time each job). For denoisers (TV, BM3D, a model) the forward projections
 are a small part of the cost.
 :func:`tune_by_holdout` makes each fold's FBP (or SIRT run, for all counts at once) once for the grid.
 
