@@ -181,6 +181,17 @@ def _check_margin(margin) -> float:
     return margin
 
 
+def _common_slices(a: np.ndarray, b: np.ndarray):
+    """``a`` and ``b`` without the slices that are NaN in any row of either, and how many were dropped."""
+    keep = ~(np.isnan(a).any(axis=0) | np.isnan(b).any(axis=0))
+    n_dropped = int(keep.size - keep.sum())
+    if n_dropped == keep.size:
+        raise ValueError(f"no slice left: each of the {keep.size} slices is NaN in some row of a or b")
+    if n_dropped:
+        logger.info("dropped %d of %d slices with a NaN score", n_dropped, keep.size)
+    return a[:, keep], b[:, keep], n_dropped
+
+
 def bootstrap_difference(a, b, *, n_boot: int = 2000, level: float = 0.95, rng: np.random.Generator,
                          block: int = 1, paired: bool = False) -> Difference:
     r"""Difference of mean scores of two sides on the same slices, with a paired hierarchical bootstrap interval.
@@ -221,32 +232,16 @@ def bootstrap_difference(a, b, *, n_boot: int = 2000, level: float = 0.95, rng: 
 
     Notes
     -----
-    With :math:`K` the slices kept, the effect is
+    The effect is the mean of ``a`` minus the mean of ``b`` over the slices kept. Replicate :math:`r` draws the
+    seed rows of each side with replacement (seeds first; once for both sides when ``paired``), then slice
+    blocks, the same for both sides, and recomputes the effect; the interval is the :math:`(1 \mp
+    \text{level})/2` quantiles of the replicates (percentile interval, [1]_).
 
-    .. math:: \hat\Delta = \frac{1}{S_a |K|} \sum_{s=1}^{S_a} \sum_{j \in K} a_{sj}
-                         - \frac{1}{S_b |K|} \sum_{s=1}^{S_b} \sum_{j \in K} b_{sj}.
-
-    Replicate :math:`r` draws seed rows :math:`s^a_1..s^a_{S_a}` of ``a`` and :math:`s^b_1..s^b_{S_b}` of
-    ``b`` with replacement, independently (seeds first), then slice columns :math:`j_1..j_{|K|}` from
-    :math:`K` with replacement, the same for both sides, and computes :math:`\hat\Delta^*_r` on the
-    resampled matrices. The interval is the :math:`(1 \mp \text{level})/2` quantiles of
-    :math:`\hat\Delta^*_1..\hat\Delta^*_{n\_boot}` (percentile interval, [1]_).
-
-    Why seeds, and why first: a training seed shifts its model's scores on every slice at once, so its
-    effect does not average out over slices, and in a paired comparison -- where the slices' own
-    difficulty cancels -- the seed-to-seed spread is usually the larger part of the uncertainty. It is the
-    top level of the hierarchy [2]_: a replicate first asks "which trainings", then "which slices". The
-    slices are shared by both sides and by every seed, so they are drawn once per replicate for all rows
-    (the rows and columns of a crossed layout, [3]_). Resampling only slices would treat the seeds at hand
-    as the only possible ones and give intervals that are far too narrow.
-
-    With few seeds the percentile interval under-covers: the bootstrap spread of the mean of :math:`S`
-    rows is :math:`(S-1)/S` of its sampling variance, and only a handful of distinct resamples exist.
-    The slice stage, which also re-counts the seed-by-slice residual, partly offsets this. With one
-    seed per side the seed stage is trivial: the interval then reflects slice variation only, and
-    ``n_seeds_a``/``n_seeds_b`` say so.
-
-    Memory grows as ``n_boot * (n_seeds_a + n_seeds_b + n_slices)``.
+    Seeds first: a training seed shifts its model's scores on every slice at once, so it is the top level of
+    the hierarchy [2]_; the slices, shared by both sides and every seed, are drawn once per replicate for all
+    rows (a crossed layout, [3]_). With few seeds the percentile interval under-covers (the bootstrap spread of
+    a mean of :math:`S` rows is :math:`(S-1)/S` of its variance): :func:`analysis.intervals.simulate_coverage`
+    measures it, and the claims use this interval only where it covers (docs/claims.md).
 
     References
     ----------
@@ -274,15 +269,8 @@ def bootstrap_difference(a, b, *, n_boot: int = 2000, level: float = 0.95, rng: 
     _check_options(n_boot, level)
     rng = _check_rng(rng)
 
-    keep = ~(np.isnan(a).any(axis=0) | np.isnan(b).any(axis=0))
-    n_slices = int(keep.sum())
-    n_dropped = int(keep.size - n_slices)
-    if n_slices == 0:
-        raise ValueError(f"no slice left: each of the {keep.size} slices is NaN in some row of a or b")
-    if n_dropped:
-        logger.info("dropped %d of %d slices with a NaN score", n_dropped, keep.size)
-    a = a[:, keep]
-    b = b[:, keep]
+    a, b, n_dropped = _common_slices(a, b)
+    n_slices = a.shape[1]
     if paired and a.shape[0] != b.shape[0]:
         raise ValueError(f"paired seeds need as many rows on each side, got {a.shape[0]} and {b.shape[0]}")
     replicates = bootstrap_replicates(a, b, n_boot=n_boot, rng=rng, block=block, paired=paired)

@@ -54,103 +54,123 @@ def _grid(rows, metrics, **extra) -> FigureSpec:
 
 
 def plan_figures(plan) -> Dict[str, FigureSpec]:
-    """Every figure's spec, by name, for a :class:`study.Plan` with runs."""
+    """Every figure's spec, by name, for a :class:`study.Plan` with runs: one function per kind of figure."""
     figs: Dict[str, FigureSpec] = {}
-    config, runs = plan.config, plan.runs
-    tg = config["tomogan"]
-    fcfg = config.get("figures", {})
-    doses = config["doses"]
+    for part in (_overview, _ablation, _dose_series, _features, _cross_facility, _curves, _claims_and_timing):
+        figs.update(part(plan))
+    return figs
 
-    def first(base):
-        """The first seed's run of a base: the one whose images a figure shows."""
-        return plan.bases[base][0].name
 
-    # 1. overview: reference, FBP, TomoGAN, the authors' weights, for each (split, dose) listed
+def _first(plan, base) -> str:
+    """The first seed's run of a base: the one whose images a figure shows."""
+    return plan.bases[base][0].name
+
+
+def _overview(plan) -> Dict[str, FigureSpec]:
+    """1. reference, FBP, TomoGAN, the authors' weights, for each (split, dose) listed."""
     rows = []
-    for item in fcfg.get("overview", []):
+    for item in plan.config.get("figures", {}).get("overview", []):
         run = plan.main_run(item["split"], item["dose"], where="figures")
         ds, dose = run.test[0], run.dose
         rows.append((f"{ds} {plan.dose_label(dose)}",
                      [("reference", plan.reference(ds)), ("FBP", Paths.recon(ds, dose, "fbp")),
                       ("TomoGAN", Paths.enhanced(ds, dose, run.name)),
                       ("released weights", Paths.enhanced(ds, dose, RELEASE))]))
-    figs["fig_overview"] = _grid(rows, _metrics(r.test[0] for r in runs.values()))
+    return {"fig_overview": _grid(rows, _metrics(r.test[0] for r in plan.runs.values()))}
 
-    # 2-3. ablations on one (split, dose): depth d, loss sets
-    ab = tg.get("ablation")
-    if ab:
-        base = plan.main_run(ab["split"], ab["dose"], where="tomogan.ablation")
-        ds, dose = base.test[0], base.dose
-        for name, members, bar_title in (
-                ("fig_depth", [(f"d = {d}", first(plan.ablation_base(depth=d))) for d in ab.get("depths", [])],
-                 "SSIM against depth d"),
-                ("fig_loss_terms", [(ls, first(plan.ablation_base(loss_set=ls))) for ls in ab.get("loss_sets", [])],
-                 "SSIM per loss set")):
-            panels = [("reference", plan.reference(ds)), ("FBP", Paths.recon(ds, dose, "fbp"))]
-            panels += [(label, Paths.enhanced(ds, dose, run)) for label, run in members]
-            figs[name] = _grid([(f"{ds} {plan.dose_label(dose)}", panels)], _metrics([ds]), bars=bar_title)
 
-    # 4-5. dose series on one split: sparse views, then exposure
-    series = fcfg.get("series_split")
-    if series:
-        for name, mode in (("fig_sparse_views", "sparse"), ("fig_exposure", "photons")):
-            levels = [r for r in runs.values() if r.split == series and plan.is_main(r) and doses[r.dose]["mode"] == mode]
-            if not levels:
-                continue
-            key = (lambda r: doses[r.dose]["factor"]) if mode == "sparse" else (lambda r: -doses[r.dose]["incident"])
-            ds = levels[0].test[0]
-            spec = FigureSpec("doses", {"levels": [], "reference": plan.reference(ds), "metrics": _metrics([ds])})
-            for run in sorted(levels, key=key):
-                lds = run.test[0]
-                level = {"label": plan.dose_label(run.dose), "conventional": Paths.recon(lds, run.dose, "fbp"),
-                         "tomogan": Paths.enhanced(lds, run.dose, run.name)}
-                spec.spec["levels"].append(level)
-                spec.uses(level["conventional"], level["tomogan"])
-            spec.uses(spec.spec["reference"], *spec.spec["metrics"])
-            figs[name] = spec
+def _ablation(plan) -> Dict[str, FigureSpec]:
+    """2-3. the ablations on one (split, dose): depth d, loss sets."""
+    ab = plan.config["tomogan"].get("ablation")
+    if not ab:
+        return {}
+    base = plan.main_run(ab["split"], ab["dose"], where="tomogan.ablation")
+    ds, dose = base.test[0], base.dose
+    figs = {}
+    for name, members, bar_title in (
+            ("fig_depth", [(f"d = {d}", _first(plan, plan.ablation_base(depth=d))) for d in ab.get("depths", [])],
+             "SSIM against depth d"),
+            ("fig_loss_terms", [(ls, _first(plan, plan.ablation_base(loss_set=ls))) for ls in ab.get("loss_sets", [])],
+             "SSIM per loss set")):
+        panels = [("reference", plan.reference(ds)), ("FBP", Paths.recon(ds, dose, "fbp"))]
+        panels += [(label, Paths.enhanced(ds, dose, run)) for label, run in members]
+        figs[name] = _grid([(f"{ds} {plan.dose_label(dose)}", panels)], _metrics([ds]), bars=bar_title)
+    return figs
 
-    # 6. feature values: each shale dataset, enhanced by a model of the same facility that never saw it
-    feat = fcfg.get("features")
-    if feat:
-        spec = FigureSpec("features", {"panels": []})
-        facility = {n: d.get("facility") for n, d in config["datasets"].items()}
-        for ds in plan.shale:
-            own = [r for r in runs.values() if r.dose == feat["dose"] and ds in r.applied_to
-                   and r.loss_set == "all" and facility.get(r.train[0]) == facility[ds]]
-            if own:
-                run = own[0]
-                panel = {"label": f"{ds} (model {run.split})", "conventional": Paths.recon(ds, run.dose, "fbp"),
-                         "tomogan": Paths.enhanced(ds, run.dose, run.name), "reference": plan.reference(ds)}
-                spec.spec["panels"].append(panel)
-                spec.uses(panel["conventional"], panel["tomogan"], panel["reference"])
-        if spec.inputs:
-            figs["fig_feature_values"] = spec
 
-    # 8. cross-facility: each test volume scored by the model of its own facility and by the other's
+def _dose_series(plan) -> Dict[str, FigureSpec]:
+    """4-5. the dose series on one split: sparse views, then exposure."""
+    series, doses = plan.config.get("figures", {}).get("series_split"), plan.config["doses"]
+    figs = {}
+    if not series:
+        return figs
+    for name, mode in (("fig_sparse_views", "sparse"), ("fig_exposure", "photons")):
+        levels = [r for r in plan.runs.values()
+                  if r.split == series and plan.is_main(r) and doses[r.dose]["mode"] == mode]
+        if not levels:
+            continue
+        key = (lambda r: doses[r.dose]["factor"]) if mode == "sparse" else (lambda r: -doses[r.dose]["incident"])
+        ds = levels[0].test[0]
+        spec = FigureSpec("doses", {"levels": [], "reference": plan.reference(ds), "metrics": _metrics([ds])})
+        for run in sorted(levels, key=key):
+            lds = run.test[0]
+            level = {"label": plan.dose_label(run.dose), "conventional": Paths.recon(lds, run.dose, "fbp"),
+                     "tomogan": Paths.enhanced(lds, run.dose, run.name)}
+            spec.spec["levels"].append(level)
+            spec.uses(level["conventional"], level["tomogan"])
+        spec.uses(spec.spec["reference"], *spec.spec["metrics"])
+        figs[name] = spec
+    return figs
+
+
+def _features(plan) -> Dict[str, FigureSpec]:
+    """6. feature values: each shale dataset, enhanced by a model of the same facility that never saw it."""
+    feat = plan.config.get("figures", {}).get("features")
+    if not feat:
+        return {}
+    spec = FigureSpec("features", {"panels": []})
+    facility = {n: d.get("facility") for n, d in plan.config["datasets"].items()}
+    for ds in plan.shale:
+        own = [r for r in plan.runs.values() if r.dose == feat["dose"] and ds in r.applied_to
+               and r.loss_set == "all" and facility.get(r.train[0]) == facility[ds]]
+        if own:
+            run = own[0]
+            panel = {"label": f"{ds} (model {run.split})", "conventional": Paths.recon(ds, run.dose, "fbp"),
+                     "tomogan": Paths.enhanced(ds, run.dose, run.name), "reference": plan.reference(ds)}
+            spec.spec["panels"].append(panel)
+            spec.uses(panel["conventional"], panel["tomogan"], panel["reference"])
+    return {"fig_feature_values": spec} if spec.inputs else {}
+
+
+def _cross_facility(plan) -> Dict[str, FigureSpec]:
+    """8. cross-facility: each test volume scored by the model of its own facility and by the other's."""
+    tg = plan.config["tomogan"]
     cross = tg.get("cross_facility")
-    if cross:
-        groups, datasets = [], set()
-        for src, dst in cross["pairs"]:
-            for dose in cross["doses"]:
-                for ds in tg["splits"][dst]["test"]:
-                    datasets.add(ds)
-                    groups.append({"label": f"{ds}: FBP", "where": {"dataset": ds, "dose": dose, "method": "fbp"}})
-                    for split in (dst, src):
-                        run = plan.main_run(split, dose, where="tomogan.cross_facility")
-                        facility = "same facility" if split == dst else "other facility"
-                        groups.append({"label": f"{ds}: {split} ({facility})",
-                                       "where": {"dataset": ds, "dose": dose, "model": run.name}})
-        spec = FigureSpec("bars", {"groups": groups, "metrics": _metrics(datasets)})
-        spec.uses(*spec.spec["metrics"])
-        figs["fig_cross_facility"] = spec
+    if not cross:
+        return {}
+    groups, datasets = [], set()
+    for src, dst in cross["pairs"]:
+        for dose in cross["doses"]:
+            for ds in tg["splits"][dst]["test"]:
+                datasets.add(ds)
+                groups.append({"label": f"{ds}: FBP", "where": {"dataset": ds, "dose": dose, "method": "fbp"}})
+                for split in (dst, src):
+                    run = plan.main_run(split, dose, where="tomogan.cross_facility")
+                    facility = "same facility" if split == dst else "other facility"
+                    groups.append({"label": f"{ds}: {split} ({facility})",
+                                   "where": {"dataset": ds, "dose": dose, "model": run.name}})
+    spec = FigureSpec("bars", {"groups": groups, "metrics": _metrics(datasets)})
+    spec.uses(*spec.spec["metrics"])
+    return {"fig_cross_facility": spec}
 
-    # 9. training curves of every model: one line per run base, the band spanning its seeds
+
+def _curves(plan) -> Dict[str, FigureSpec]:
+    """9. training curves of every model (one line per run base, the band spanning its seeds); 9b. the learning
+    curves of the ablation's groups (loss sets, depths): were they trained long enough to tell?"""
     spec = FigureSpec("curves", {"logs": [{"label": base, "paths": [Paths.train_log(r.name) for r in seeds]}
                                           for base, seeds in plan.bases.items()]})
     spec.uses(*[path for log in spec.spec["logs"] for path in log["paths"]])
-    figs["fig_training_curves"] = spec
-
-    # 9b. the learning curves of the ablation's groups (loss sets, depths): were they trained long enough to tell?
+    figs = {"fig_training_curves": spec}
     groups = plan.learning_curve_groups()
     if groups:
         bases, budget = {}, False
@@ -165,14 +185,17 @@ def plan_figures(plan) -> Dict[str, FigureSpec]:
                                      "title": f"Ablation: validation against training {axis} (band: seeds)"})
         spec.uses(*[p for paths in bases.values() for p in paths])
         figs["fig_learning_curve"] = spec
+    return figs
 
-    # 10. the claims: each comparison's effect with its interval, coloured by verdict
+
+def _claims_and_timing(plan) -> Dict[str, FigureSpec]:
+    """10. the claims (each comparison's effect with its interval, coloured by verdict); 7. timing (the CSVs of
+    rules timing and inference_speed)."""
+    figs = {}
     if plan.claim_comparisons():
-        spec = FigureSpec("claims", {"claims": Paths.claims(), "caveat": config["claims"].get("caveat", "")})
+        spec = FigureSpec("claims", {"claims": Paths.claims(), "caveat": plan.config["claims"].get("caveat", "")})
         spec.uses(Paths.claims())
         figs["fig_claims"] = spec
-
-    # 7. timing (the CSVs come from rules timing and inference_speed)
     spec = FigureSpec("timing", {"timing": Paths.timing(), "speed": Paths.speed()})
     spec.uses(Paths.timing(), Paths.speed())
     figs["fig_timing"] = spec
