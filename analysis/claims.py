@@ -1,26 +1,18 @@
-"""The paper's claims, judged: one row per comparison and metric, with an effect, a 95 % interval and a verdict.
+"""The paper's claims, judged: one row per comparison and metric, with an effect, an interval and a verdict.
 
-The study plan (:meth:`study.Plan.claim_comparisons`) turns each claim of the config's ``claims``
-section into pairwise comparisons of two sides, ``a`` and ``b``. A side selects per-slice metric rows
-(:mod:`analysis.metrics`) by dataset, dose, method and model, one selection per training seed. This module
-builds each side's matrix ``(n_seeds, n_slices)`` of one metric on the test slices both sides share, and
-:func:`analysis.verdicts.judge` gives the oriented effect, its hierarchical bootstrap interval (seeds, then
-slices) and the verdict against the metric's margin. A claim of several comparisons holds if each does
-(:func:`analysis.verdicts.combine`).
-
-The speed claim is judged on the timing table (:mod:`analysis.timing`): the speed-up is SIRT's time per slice
-over FBP+TomoGAN's; its range runs from the slowest FBP+TomoGAN against the fastest SIRT repeat to the reverse.
-It is "supported" if even the lower end reaches the claimed factor, "contradicted" if even the upper end falls
-short of it, "inconclusive" otherwise.
+The study plan (:meth:`study.Plan.claim_comparisons`) turns each claim into pairwise comparisons; this module builds
+each side's ``(n_seeds, n_slices)`` matrix from the per-slice metrics (:mod:`analysis.metrics`), chooses each
+design's interval by simulated coverage (:mod:`analysis.intervals`) and labels it (:mod:`analysis.verdicts`). The
+speed claim is read from the timing table (:mod:`analysis.timing`). The rules: docs/claims.md.
 
 Command::
 
     python -m analysis.claims results/claims/claims.csv --spec SPEC.json \\
         --metrics results/metrics/*/{conventional,tomogan}.csv [--timing results/timing/timing.csv]
 
-writes ``claims.csv`` (every comparison and metric) and ``claims.md`` beside it (per claim: whether it holds on
-each metric, then its comparisons). ``SPEC`` (JSON, or ``@file``) holds ``comparisons``, ``margins``,
-``bootstrap`` (``n``, ``level``, ``seed``), ``config_hash`` and an optional ``caveat``.
+writes ``claims.csv``, its ``_summary``, ``_correlation`` and ``_coverage`` CSVs, and ``claims.md`` beside it.
+``SPEC`` (JSON, or ``@file``) holds ``comparisons``, ``margins``, ``bootstrap`` (``n``, ``level``, ``seed``),
+``config_hash`` and an optional ``caveat``.
 """
 
 from __future__ import annotations
@@ -70,11 +62,8 @@ def _select(table: pd.DataFrame, row: dict) -> pd.DataFrame:
 
 
 def side_matrix(table: pd.DataFrame, side: dict, metric: str, slices: Optional[Sequence] = None):
-    """One side's scores, shape ``(n_seeds, n_columns)``: a column per test slice, ``(dataset, slice)``, in the order
-    of ``slices`` (default: the sorted union).
-
-    Returns ``(matrix, slices)``. Raises ValueError naming the selection that has no rows, or a metric the
-    table lacks.
+    """``(matrix, slices)``: one side's scores ``(n_seeds, n_columns)``, a column per ``(dataset, slice)`` in the
+    order of ``slices`` (default: the sorted union). ValueError for a selection with no rows or a missing metric.
     """
     if metric not in table:
         raise ValueError(f"no column '{metric}' in the per-slice metrics")
@@ -180,14 +169,11 @@ def measure_correlation(built: Dict[str, _Comparison]) -> pd.DataFrame:
 
 def choose_intervals(designs: set, correlation: pd.DataFrame, *, level: float, n_sim: int, n_boot: int,
                      seed: int) -> pd.DataFrame:
-    """Per (design, metric): the simulated coverage of the block bootstrap and of the t interval at the measured
-    correlation, and the interval used: the first of INTERVALS that covers at least MIN_COVERAGE (else the last, and
-    ``covers`` is false).
+    """Per (design, metric): each interval's simulated coverage at the measured correlation and the one used, the
+    first of INTERVALS that covers at least MIN_COVERAGE (else the last, and ``covers`` is false).
 
-    Where the correlation could not be measured (NaN: series too short, :func:`lag_correlation`), the intervals
-    are built on the largest of :data:`RHO_UNKNOWN` (fewest effective slices, longest bootstrap blocks) and
-    simulated at each of them; an interval's coverage is its worst. ``rho`` is then NaN and ``rho_assumed`` the
-    value the intervals use."""
+    An unmeasured correlation (NaN) is assumed to be the largest of :data:`RHO_UNKNOWN` and simulated at each of
+    them, keeping each interval's worst coverage; ``rho`` is then NaN and ``rho_assumed`` the value used."""
     rows, cache = [], {}
     for design in sorted(designs):
         n_a, n_b, n_slices, paired, trained_a, trained_b, n_volumes = design
@@ -251,12 +237,9 @@ def judge_comparisons(comparisons: List[dict], table: pd.DataFrame, *, margins: 
                       unsettled: Optional[dict] = None, extras: Optional[dict] = None) -> List[dict]:
     """Judge every (comparison, metric) of the table's data; a comparison without sides is "not run".
 
-    Each distinct comparison (sides and metric) is built once and every claim reads it (:func:`comparison_key`).
-    A claim of ``k`` judged comparisons reads each at the Bonferroni-corrected level ``1 - (1 - level) / k``. The
-    interval is chosen per design by simulated coverage (:func:`choose_intervals`). ``unsettled``: learning-curve
-    group -> why its runs cannot be judged at this budget (:func:`untested_groups`), or -> ``{frozenset((a, b)):
-    why}`` for the pairs of its runs that cannot. ``extras`` (a dict) receives the ``correlation`` and
-    ``coverage`` tables.
+    ``unsettled``: learning-curve group -> why its runs cannot be judged at this budget, or -> ``{frozenset((a, b)):
+    why}`` for the pairs of its runs that cannot (:func:`untested_groups`). ``extras`` (a dict) receives the
+    ``correlation`` and ``coverage`` tables.
     """
     unsettled = unsettled or {}
     built: Dict[str, Optional[_Comparison]] = {}

@@ -1,15 +1,10 @@
 """A learned route made consistent with the measured views: the network's image is a start, not an answer.
 
-A denoiser trained on other objects can put structure where the scan's own views say there is none, or smooth away
-what they show. Here its image (the FBP of the views, then the model) starts SIRT, which moves it toward agreement
-with the measured views: a few iterations keep what the network gave where the views do not contradict it, and
-correct it where they do; Chambolle TV after them (optional, weight 0 = none) removes the noise the iterations bring
-back. The iteration count and the TV weight are tuned jointly by the held-out score (:mod:`analysis.crossval`),
-like every classical method's parameter: each fold's start is made from its kept views only, and so are its
-iterations, so no left-out view is ever read.
-
-The iterates are shared: one SIRT run per fold to the largest count gives every count of the grid, and the TV
-weights are applied to each. ``tomogan-scan`` ranks this route beside each ``--model`` (:mod:`analysis.scan`).
+The model's image (the FBP of the views, then the model) starts SIRT, which moves it toward agreement with the
+measured views; Chambolle TV after it (weight 0 = none) removes the noise the iterations bring back. The iteration
+count and the TV weight are tuned jointly by the held-out score (:mod:`analysis.crossval`), each fold's start and
+iterations made from its kept views only; one SIRT run per fold to the largest count gives every count of the grid.
+Why: docs/methods.md, "Your scan as acquired".
 """
 
 from __future__ import annotations
@@ -67,9 +62,7 @@ def tune_consistent(data, theta, start: Reconstructor, *, n_iters: Sequence[int]
     """The (iterations, TV weight) pair with the smallest held-out residual, from ``start`` (a reconstructor: the
     FBP of the kept views, then the model).
 
-    Per fold: the start is made once from the kept views, SIRT from it runs once to the largest count, and every
-    pair of the grid is scored on the held-out views; each pair's score equals
-    ``holdout_residual(data, theta, consistent_reconstructor(start, n, w))``.
+    Each pair's score equals ``holdout_residual(data, theta, consistent_reconstructor(start, n, w))``.
 
     Returns
     -------

@@ -1,14 +1,9 @@
 """A positive control for the claims: a trained model's output, blurred until it is worse by a known SSIM.
 
-The claims study asks whether a method is worse than TomoGAN by more than a margin (0.01 SSIM). To check that its
-statistics can see a loss of that size, the control degrades the enhanced volumes of one model (one file per
-training seed) by a Gaussian blur, applied per 2-D slice, that costs about twice the margin; the degraded copies are
-scored by :mod:`analysis.metrics` exactly like every other method (method ``tomogan-degraded``).
-
-The blur's ``sigma`` is found once, on the first volume given (the seed-0 model): :func:`calibrate_blur` bisects
-``sigma`` on ``[0, max_sigma]`` pixels until the mean field-of-view SSIM of the evaluated slices against the
-reference (:func:`analysis.metrics.masked_ssim`, the mask and data range of :func:`analysis.metrics.compare_volumes`)
-is ``target_drop`` below the undegraded volume's, within ``rtol * target_drop``. Every seed then gets that sigma.
+The blur's ``sigma`` is bisected once, on the first volume given (the seed-0 model), until its mean field-of-view
+SSIM against the reference (as :func:`simulate.scores.compare_volumes` scores it) drops by ``target_drop``; every
+volume then gets that sigma, and the copies are scored like any other method (``tomogan-degraded``). Why:
+docs/claims.md, "Controls".
 """
 
 from __future__ import annotations
@@ -20,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from analysis.metrics import masked_ssim, read_slices, slice_indices
-from analysis.regions import reference_range
+from analysis.metrics import read_slices, slice_indices
 from simulate.io import dataset_shape, read_attrs, write_arrays
 from simulate.plumbing import InputError, circular_mask, cli, write_json
+from simulate.scores import masked_ssim, reference_range
 
 __all__ = ["mean_ssim", "degrade", "calibrate_blur", "main"]
 
@@ -32,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 
 def mean_ssim(images, reference, fov_margin: float) -> float:
-    """Mean over slices of the field-of-view SSIM, as :func:`analysis.metrics.compare_volumes` scores each slice.
+    """Mean over slices of the field-of-view SSIM, as :func:`simulate.scores.compare_volumes` scores each slice.
 
     ``images`` and ``reference`` are ``(slices, rows, cols)``; the data range is the reference's, over the stack.
     """
@@ -84,27 +79,12 @@ def _calibrate(images, reference, fov_margin, target_drop, *, max_sigma=8.0, rto
 
 def calibrate_blur(images, reference, fov_margin: float, target_drop: float, *, max_sigma: float = 8.0,
                    rtol: float = 0.02, max_iter: int = 60) -> float:
-    """The blur (:func:`degrade`) that lowers the mean field-of-view SSIM of ``images`` by ``target_drop``.
+    """The blur ``sigma`` in pixels (:func:`degrade`) that lowers the mean field-of-view SSIM of ``images`` by
+    ``target_drop`` (0 gives sigma 0), within ``rtol * target_drop``.
 
-    Parameters
-    ----------
-    images, reference : ndarray, shape (slices, rows, cols)
-        The evaluated slices of a volume and of the normal-dose reference.
-    fov_margin : float
-        Pixels left out at the rim of the field of view (the metrics' ``--fov-margin``).
-    target_drop : float
-        SSIM to lose, from the undegraded images' mean SSIM; 0 gives sigma 0.
-    max_sigma : float
-        The largest sigma tried, pixels.
-    rtol : float
-        The drop reached is within ``rtol * target_drop`` of the target.
-    max_iter : int
-        Bisection steps at most.
-
-    Returns
-    -------
-    float
-        ``sigma`` in pixels. Deterministic: bisection on ``[0, max_sigma]``.
+    ``images`` and ``reference`` are the evaluated slices ``(slices, rows, cols)`` of a volume and of the
+    normal-dose reference; ``fov_margin`` is the metrics' ``--fov-margin``. Deterministic: at most ``max_iter``
+    bisection steps on ``[0, max_sigma]``.
 
     Raises
     ------

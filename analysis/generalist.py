@@ -1,18 +1,11 @@
 """Leave one family out: does a denoiser trained on other objects carry to an object it never saw?
 
-The corpus (``corpus`` in the config, :mod:`simulate.families`) has one training, validation and test volume of each
-phantom family. For each family, a model trained on every *other* family (``lofo-<family>``, "unseen") is tested on
-that family's test volume, beside:
-
-- the model trained on foam alone (the study's ``foam`` split: what the study's own TomoGAN is), ``foam only``;
-- the generalist trained on every family, this one included (``generalist``, "seen");
-- FBP, the input every model denoises.
-
-Each side is SSIM (and PSNR) against the normal-dose reference on the test volume's evaluated slices, averaged over
-its training seeds and the slices; the differences ``unseen - foam only`` and ``unseen - generalist`` get a paired
-hierarchical bootstrap interval over seeds, then slices (:func:`analysis.verdicts.bootstrap_difference`, as the
-claims have). ``unseen - foam only > 0`` is what "carries to objects it never saw" means; ``unseen - generalist``
-is the price of not having seen the family.
+For each phantom family of the corpus, the model trained on every *other* family (``lofo-<family>``, "unseen") is
+set beside the foam-only model (``foam only``), the generalist that saw every family (``generalist``) and FBP on
+that family's test volume, by SSIM and PSNR averaged over training seeds and slices; ``unseen - foam only`` and
+``unseen - generalist`` get paired hierarchical bootstrap intervals over seeds, then slices
+(:func:`analysis.verdicts.bootstrap_difference`). What each route is: docs/methods.md, "A generalist denoiser: a
+corpus of phantom families".
 
 Command (rule ``generalist_table``)::
 
@@ -30,9 +23,7 @@ Writes OUT.csv, one row per (family, dose) -- ``n_slices``, the test volume's ac
 names it (``photons``: the photons per pixel its low-dose views carry, ``noise_incident`` or a short exposure's
 ``incident``, empty if noise-free; ``max_line_integral``), ``fbp``, each route's mean SSIM (``<route>``) and PSNR
 (``<route>_psnr``), ``unseen_vs_foam`` and ``unseen_vs_generalist`` with ``_lo``/``_hi`` (SSIM), the same with
-``_psnr`` (dB) -- and a Markdown
-twin (suffix ``.md``). Each family's row is at its own test volume's noise and attenuation, so rows compare routes,
-not families.
+``_psnr`` (dB) -- and a Markdown twin (suffix ``.md``).
 """
 
 from __future__ import annotations

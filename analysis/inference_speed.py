@@ -16,7 +16,7 @@ One process measures, on the same device and threads:
 Everything goes to one CSV (one row per variant and batch) that ``fig_timing`` and the README read::
 
     python -m analysis.inference_speed OUT.csv --size 512 --depth 3 --batch 1 4 \\
-        [--model model.pt --val-input LOW.h5 --val-reference REF.h5 --val-slices 4]
+        [--model model.pt --val-input LOW.h5 --val-reference REF.h5 --val-slices N]
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ import torch
 
 from simulate.io import cpu_name, software_versions
 from simulate.plumbing import InputError, cli, write_csv
+from tomogan_core.train.config import TrainConfig
 
 __all__ = ["Variant", "VARIANTS", "median_seconds", "matmul_gflops", "prepare", "ssim_changes", "measure", "render",
            "main"]
@@ -138,7 +139,7 @@ def ssim_changes(model_path, val_input, val_reference, val_rows, variants, *, de
     The trained model's own normalisation is applied around each variant's forward pass, as
     :func:`tomogan_core.infer.load_any` does.
     """
-    from analysis.metrics import compare_volumes
+    from simulate.scores import compare_volumes
     from tomogan_core.model import pad_to_multiple
     from tomogan_core.train import load_model
 
@@ -216,7 +217,8 @@ def main(argv=None):
     p.add_argument("--model", help="a trained model.pt, for the SSIM change on its validation slices")
     p.add_argument("--val-input", help="low-dose reconstruction holding the validation slices")
     p.add_argument("--val-reference", help="its normal-dose reference")
-    p.add_argument("--val-slices", type=int, default=4)
+    p.add_argument("--val-slices", type=int, default=TrainConfig.val_slices,
+                   help="central validation slices scored, as training scores them (default %(default)s)")
     p.add_argument("--held-out-fraction", type=float, help="validation at the training volume's held-out end")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int)

@@ -1,22 +1,10 @@
 """How wide a comparison's interval must be: slice correlation, a t interval over seeds, Monte-Carlo error, coverage.
 
-The test slices of a volume are adjacent, and a pore spans many of them, so neighbouring slices are not independent
-draws: a resampling that treats them as such gives intervals narrower than they say. This module measures how far
-the correlation reaches, and builds the two intervals :mod:`analysis.claims` chooses between:
-
-- the paired, hierarchical bootstrap of :func:`analysis.verdicts.bootstrap_difference`, with slices resampled in
-  blocks as long as the correlation length (its bounds carry a Monte-Carlo error, :func:`quantile_mc_error`);
-- a t interval (:func:`t_interval`): the variance of the effect is the seeds' part (per-seed differences where the
-  seeds are paired, else each trained side's seed means, pooled where both are trained) plus the test data's part:
-  on one volume, the per-slice differences over an effective number of slices from the correlation; on several
-  test volumes, the larger of the spread of the volumes' mean differences (which holds the variation between
-  volumes) and the slices' part pooled within volumes; with Welch-Satterthwaite's degrees of freedom, or
-  (``t-conservative``) those capped at the fewest of any part that carries weight.
-
-:func:`simulate_coverage` draws data of the study's own design (seeds per side, pairing, slices, correlation as
-measured) under a known zero effect and counts how often each interval covers it; the claims use the first of
-bootstrap, t and t-conservative whose simulated coverage reaches :data:`MIN_COVERAGE` (docs/claims.md, "The
-comparison and its interval").
+Neighbouring test slices are not independent draws. This module measures how far their correlation reaches
+(:func:`lag_correlation`, :func:`correlation_length`), builds the t interval (:func:`t_interval`; the block
+bootstrap is :func:`analysis.verdicts.bootstrap_difference`) and simulates both on data of the study's design
+(:func:`simulate_coverage`), so that :mod:`analysis.claims` can use the first that covers. The reasoning:
+docs/claims.md, "The comparison and its interval".
 """
 
 from __future__ import annotations
@@ -27,8 +15,8 @@ from typing import Dict, Iterable, Optional
 import numpy as np
 from scipy import stats
 
-__all__ = ["MIN_COVERAGE", "MIN_SERIES", "RHO_UNKNOWN", "INTERVALS", "lag_correlation", "correlation_length", "effective_slices", "quantile_mc_error",
-           "t_interval", "simulate_coverage"]
+__all__ = ["MIN_COVERAGE", "MIN_SERIES", "RHO_UNKNOWN", "INTERVALS", "lag_correlation", "correlation_length",
+           "effective_slices", "quantile_mc_error", "t_interval", "simulate_coverage"]
 
 MIN_SERIES = 8  # slices per series below which the lag-1 correlation is not estimated (lag_correlation)
 RHO_UNKNOWN = (0.0, 0.5, 0.8, 0.95)  # correlations an interval must cover at when it could not be measured
@@ -42,12 +30,10 @@ SCENARIOS = {"seeds dominate": (1.0, 0.25, 0.25), "balanced": (1.0, 1.0, 1.0), "
 def lag_correlation(series: Iterable[np.ndarray], lag: int = 1) -> float:
     """Lag-``lag`` autocorrelation pooled over several short series (each demeaned on its own), bias-corrected.
 
-    Each series is one comparison's per-slice difference along consecutive slices. The pooled estimate is
-    ``sum x_j x_{j+lag} / sum x_j^2`` over every series; for ``lag = 1`` it is corrected for the downward bias of a
-    short demeaned series by Kendall's approximation ``E[r] = rho - (1 + 3 rho) / n`` (``n`` the mean length), and
-    clipped to ``[0, 0.95]``. NaN when no series has ``lag + 2`` finite values, or when the series are shorter than
-    :data:`MIN_SERIES` on average: there the estimate says nothing (on 4 slices a true 0.95 reads about 0, and
-    the correction divides by ``n - 3``), and the caller must assume the worst (:data:`RHO_UNKNOWN`).
+    The pooled estimate is ``sum x_j x_{j+lag} / sum x_j^2`` over every series; for ``lag = 1`` it is corrected by
+    Kendall's approximation ``E[r] = rho - (1 + 3 rho) / n`` (``n`` the mean length), and clipped to ``[0, 0.95]``.
+    NaN when no series has ``lag + 2`` finite values, or when the series are shorter than :data:`MIN_SERIES` on
+    average: then the caller must assume the worst (:data:`RHO_UNKNOWN`).
 
     >>> gen = np.random.default_rng(0)
     >>> x = [gen.standard_normal(8) for _ in range(400)]
@@ -101,11 +87,9 @@ def effective_slices(n: int, rho: float) -> float:
 
 
 def quantile_mc_error(replicates: np.ndarray, q: float) -> float:
-    """Monte-Carlo standard error of the ``q`` quantile of bootstrap replicates, from order statistics.
-
-    The number of replicates below the true quantile is binomial ``(n, q)``, so the order statistics
-    ``n q -+ sqrt(n q (1 - q))`` bracket it with about one standard error each side; half their distance is the
-    error (Efron and Tibshirani 1993, ch. 19).
+    """Monte-Carlo standard error of the ``q`` quantile of bootstrap replicates: half the distance between the
+    order statistics ``n q -+ sqrt(n q (1 - q))`` (the count below the true quantile is binomial; Efron and
+    Tibshirani 1993, ch. 19).
 
     >>> r = np.random.default_rng(0).standard_normal(20000)
     >>> 0.01 < quantile_mc_error(r, 0.025) < 0.03
@@ -123,22 +107,12 @@ def t_interval(a, b, *, level: float, rho: float, paired: bool, trained_a: bool 
                trained_b: bool = True, conservative: bool = False, volumes=None) -> Dict[str, float]:
     """A t interval for ``mean(a) - mean(b)`` (matrices ``(seeds, slices)`` on the same slices, no NaN).
 
-    Variance of the effect = seeds' part + slices' part:
-
-    - seeds: with ``paired`` (same seeds on both sides, sharing a warm start or a data order), the variance of the
-      per-seed differences over ``S``; else each trained side's variance of its seed means over its seeds, pooled
-      over both sides when both are trained (one architecture, one recipe: one seed-to-seed spread). A side with one
-      row that is not trained (FBP, a tuned classical method) adds nothing;
-    - slices: the variance of the per-slice differences (means over seeds), corrected for the correlation of
-      neighbours, over the effective number of slices (:func:`effective_slices`);
-    - with ``volumes`` (a label per column) naming two or more test volumes, the test data's part is the larger of
-      the variance of the volumes' mean differences over their number ``V`` (``V - 1`` degrees of freedom: it holds
-      the variation between volumes, and the slices' noise within them) and the slices' part pooled within the
-      volumes. Volumes of one phantom family are exchangeable draws; an interval over them speaks for the family,
-      one over one volume's slices only for that volume.
-
-    Degrees of freedom by Welch-Satterthwaite; ``conservative`` caps them at the fewest of any part that carries at
-    least 5 % of the variance (with one or two degrees of freedom in a part, Welch-Satterthwaite under-covers). Returns ``effect``, ``lo``, ``hi``, ``df``, ``se``, ``n_eff``.
+    The effect's variance is the seeds' part plus the test data's part, as docs/claims.md describes; an untrained
+    side (one row) adds no seed part, and both trained, unpaired sides pool one seed-to-seed spread. ``volumes``
+    labels each column's test volume (None: one volume). Degrees of freedom by Welch-Satterthwaite;
+    ``conservative`` caps them at the fewest of any part that carries at least 5 % of the variance (with one or two
+    degrees of freedom in a part, Welch-Satterthwaite under-covers). Returns ``effect``, ``lo``, ``hi``, ``df``,
+    ``se``, ``n_eff``.
     """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
@@ -217,17 +191,14 @@ def _ar1(gen: np.random.Generator, shape, rho: float) -> np.ndarray:
 def simulate_coverage(*, n_a: int, n_b: int, n_slices: int, paired: bool, trained_b: bool, rho: float,
                       level: float = 0.95, n_sim: int = 400, seed: int = 0, n_volumes: int = 1,
                       bootstrap: Optional[callable] = None, assumed_rho: Optional[float] = None) -> Dict[str, float]:
-    """How often each interval covers the true difference, on data of the study's design, per scenario.
+    """How often each interval covers the true difference (zero), on data of the study's design.
 
-    Each simulated data set has two sides of ``n_a`` and ``n_b`` seed rows (``n_b = 1`` and ``trained_b`` false:
-    a method without training) on ``n_volumes`` test volumes of ``n_slices`` slices each; scores = seed effect +
-    slice effect (AR(1) along each volume's slices with ``rho``, shared by both sides, plus an independent part per
-    side) + noise, and with several volumes a volume effect on the difference (one volume favours a side more than
-    another: the true difference is the family's, zero). Paired seeds share half their seed effect. The scenarios
-    of :data:`SCENARIOS` weight seed against slice (and volume) variation.
-
-    The t intervals are told the correlation ``assumed_rho`` (default: the true ``rho``), so that an interval
-    built on an assumed correlation can be simulated at another.
+    Two sides of ``n_a`` and ``n_b`` seed rows (``trained_b`` false: a method without training) on ``n_volumes``
+    test volumes of ``n_slices`` slices; scores = seed effect + slice effect (AR(1) with ``rho`` along each volume,
+    shared by both sides, plus a part per side) + noise, and with several volumes a volume effect on the
+    difference. Paired seeds share half their seed effect. :data:`SCENARIOS` weight the parts. The t intervals are
+    told ``assumed_rho`` (default ``rho``), so that an interval built on an assumed correlation is simulated at
+    another.
 
     ``bootstrap``: ``(a, b, level, rng) -> (lo, hi)``; without it only the t intervals are simulated. Returns the
     lowest coverage over the scenarios for ``t``, ``t-conservative`` (and ``bootstrap``), each with the scenario

@@ -1,34 +1,10 @@
 """Trained long enough to tell? The ablation's validation curves against training steps, and their ranking.
 
-A claim such as "MSE alone is the worst loss set" compares models that are still learning. If the ranking of
-the loss sets (or depths) on the validation slices still changes near the end of training, the verdict depends
-on where training stopped, not on the loss terms. This module reads the training logs of every run of one
-comparison group (the ablation's loss sets at one depth, or its depths), every seed, and reports:
-
-- the validation metric at each validated step: mean, lowest and highest over the seeds of each run;
-- the ranking of the runs by that mean at each validated step;
-- ``stable_since``: the first validated step from which the ranking no longer changes until the end, and
-  whether that covers the last ``fraction`` of training (``stable``);
-- per pair of runs, whether it had settled over that last stretch (:func:`pairs_settled`), on the curves
-  smoothed over ``window`` validations: *ordered* (one stayed ahead), *equivalent* (they stayed within the
-  margin of each other), or *unsettled* (they crossed by more than the margin);
-- ``state`` (:func:`state`): *insufficient* when fewer than :data:`MIN_VALIDATIONS` validations lie inside that
-  stretch (one point is always "in order", so the check could not fail), else *unsettled* when a pair is, else
-  *settled*; ``settled`` is true only for the last. The claims call a comparison of runs not settled *not tested
-  at this budget*.
-
-A compute-matched group (every run with ``cpu_budget_s``: each trained for the same CPU-seconds, validated at the
-same marks of that budget) is read against CPU-seconds instead of steps (the logs' ``budget_mark``): ``step`` in the
-tables below then means the mark, and the summary's ``axis`` says which. The summary's ``training`` gives each run's
-median steps and CPU-seconds over its seeds, so that a compute-matched comparison shows what each side got.
-
-With a warm start (``tomogan.train.mse_warmup``: every run of the group trains with pixel MSE alone up to that
-step, then with its own loss terms) the runs differ only after it, so "training" above means the steps after the
-warm start: the last ``fraction`` of those is the stretch judged, and the curves are smoothed from there on.
-
-The exact ranking is the strict reading: two runs whose difference is smaller than the validation noise swap
-places at every step and never "settle", though nothing about them is still changing. ``settled`` is the reading
-the budget is chosen by: when it holds, the claims judge models whose relations training had already decided.
+Reads the training logs of every run of one comparison group (every seed) and reports, per validated step (or
+CPU-second mark, for a compute-matched group), each run's mean, lowest and highest validation metric over its
+seeds and their ranking; then when that ranking last changed (:func:`ranking_stability`), how each pair of runs
+stood over the judged stretch (:func:`pairs_settled`) and the group's ``state`` (:func:`state`). What each reading
+means and why: docs/claims.md, "Trained long enough to tell?".
 
 Command::
 
@@ -67,17 +43,9 @@ def curves(logs: Dict[str, pd.DataFrame], runs: pd.DataFrame, metric: str = "val
            axis: str = "step") -> pd.DataFrame:
     """Validation curves of each base run over its seeds.
 
-    Parameters
-    ----------
-    logs : dict of run name -> its log.csv as a DataFrame
-    runs : DataFrame with columns ``run`` and ``base`` (the plan's run table)
-    metric : a validation column of the logs (``val_ssim`` or ``val_psnr``)
-    axis : the logs' column the curves are aligned on: ``step``, or ``budget_mark`` (CPU-seconds of a budget)
-
-    Returns
-    -------
-    DataFrame with columns ``step`` (the ``axis`` value), ``base``, ``mean``, ``lo``, ``hi``, ``n_seeds``, ``rank`` (1 = best at that
-    step, by the mean; only steps every run was validated at).
+    ``logs`` maps a run name to its log.csv; ``runs`` has columns ``run`` and ``base``; ``axis`` is ``step`` or
+    ``budget_mark`` (CPU-seconds of a budget). Returns columns ``step`` (the ``axis`` value), ``base``, ``mean``,
+    ``lo``, ``hi``, ``n_seeds``, ``rank`` (1 = best by the mean), only at steps every run was validated at.
 
     Examples
     --------
@@ -144,12 +112,11 @@ def ranking_stability(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION,
 
 def pairs_settled(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION, window: int = WINDOW,
                   margin: float = MARGIN, start: int = 0) -> list:
-    """How each pair of runs stood over the last ``fraction`` of training after ``start`` (a warm start's end), on
-    curves smoothed over ``window`` validations after ``start``.
+    """How each pair of runs stood over the last ``fraction`` of training after ``start``, on curves smoothed over
+    ``window`` validations after ``start``.
 
-    Returns one dict per pair ``(a, b)`` (names in order of the final smoothed mean, best first): ``state`` is
-    ``"ordered"`` if ``a`` stayed ahead at every step of the stretch, ``"equivalent"`` if the two stayed within
-    ``margin`` of each other, else ``"unsettled"``; ``gap`` is the final smoothed difference.
+    One dict per pair ``(a, b)``, best final smoothed mean first: ``state`` ``"ordered"`` (``a`` stayed ahead),
+    ``"equivalent"`` (within ``margin``) or ``"unsettled"``; ``gap`` the final smoothed difference.
 
     Examples
     --------
@@ -185,8 +152,8 @@ def judged_validations(table: pd.DataFrame, *, fraction: float = STABLE_FRACTION
 
 
 def state(pairs: list, n_judged: int, min_validations: int = MIN_VALIDATIONS) -> str:
-    """``insufficient`` with fewer than ``min_validations`` validations judged (a single point is always "in order"),
-    else ``unsettled`` if a pair crossed by more than the margin, else ``settled``.
+    """``insufficient`` with fewer than ``min_validations`` validations judged, else ``unsettled`` if a pair crossed by
+    more than the margin, else ``settled``.
 
     >>> state([{"state": "ordered"}], 1), state([{"state": "ordered"}], 4), state([{"state": "unsettled"}], 4)
     ('insufficient', 'settled', 'unsettled')

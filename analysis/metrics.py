@@ -1,28 +1,12 @@
-"""Image-quality metrics inside the reconstruction's field of view.
+"""The per-slice metrics table of a volume against its references, and the command that writes it.
 
-Convention, used everywhere in the study:
-
-* SSIM and PSNR come from scikit-image;
-* they are computed inside the circular field of view (:func:`simulate.reconstruct.circular_mask`,
-  a rim margin left out), because astra fills the square's corners with values no
-  method is responsible for;
-* ``data_range`` is the normal-dose reference's range (max - min inside the field of
-  view) over the whole evaluated volume -- one number per volume, shared by every
-  method compared on it, never inferred from a dtype.
-
-SSIM inside the mask is the mean of scikit-image's full SSIM map over masked pixels;
-PSNR inside the mask is ``10 log10(data_range^2 / MSE)`` over masked pixels.
+Each row has the scores of :func:`simulate.scores.compare_volumes` (SSIM and PSNR inside the field of view and
+inside the object, one ``data_range`` per volume: the convention is stated there).
 
 Two references. Every row scores the image against the normal-dose reference (the full-dose FBP, for a real scan the
 only one there is); a simulated volume with ``--truth`` is also scored against its phantom, in the reconstructions'
 units (:func:`read_truth`): columns ``ssim_truth``, ``psnr_truth``, ``ssim_object_truth``, ``psnr_object_truth``
 (NaN without a truth). The full-dose FBP carries its own blur and aliasing, which the truth does not.
-
-Two regions are reported for every image (columns ``ssim``/``psnr`` and ``ssim_object``/``psnr_object``):
-
-* **field of view**: the circular mask above;
-* **object**: the part of the field of view the sample occupies (:func:`object_mask`), so that a method is
-  not rewarded for flattening the empty background around the sample. The same ``data_range`` is used.
 
 Every per-slice row of the command also carries the columns of :func:`analysis.quality.slice_quality`
 (noise texture, resolution, pores found), after the columns above. With ``--phantom`` (the foam), the pore
@@ -38,14 +22,12 @@ import logging
 
 import numpy as np
 from scipy import ndimage
-from skimage.metrics import structural_similarity
 
-from analysis.regions import object_mask, object_threshold, reference_range
 from simulate.io import dataset_shape, has_dataset, read_array, read_attrs
 from simulate.plumbing import InputError, atomic_path, circular_mask, cli
+from simulate.scores import compare_volumes
 
-__all__ = ["masked_ssim", "masked_psnr", "compare_volumes",
-           "slice_indices", "read_slices", "read_phantom_geometry", "DIRECTIONS", "CEILINGS", "derive_metrics", "main"]
+__all__ = ["slice_indices", "read_slices", "read_phantom_geometry", "DIRECTIONS", "CEILINGS", "derive_metrics", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -77,58 +59,6 @@ def derive_metrics(table):
         if all(col in table for col in need):
             table[name] = fn(table)
     return table
-
-
-def _check_pair(image, reference):
-    image = np.asarray(image, dtype=np.float64)
-    reference = np.asarray(reference, dtype=np.float64)
-    if image.shape != reference.shape:
-        raise ValueError(f"shape mismatch: image {image.shape} vs reference {reference.shape}")
-    return image, reference
-
-
-def masked_ssim(image, reference, mask, *, data_range: float) -> float:
-    """Mean SSIM over the pixels of ``mask`` (one 2-D slice)."""
-    image, reference = _check_pair(image, reference)
-    _, ssim_map = structural_similarity(image, reference, data_range=data_range, full=True)
-    return float(ssim_map[mask].mean())
-
-
-def masked_psnr(image, reference, mask, *, data_range: float) -> float:
-    """PSNR in dB over the pixels of ``mask``."""
-    image, reference = _check_pair(image, reference)
-    mse = float(np.mean((image[mask] - reference[mask]) ** 2))
-    return float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))
-
-
-def compare_volumes(volume, reference, *, fov_margin: float = 2.0):
-    """Per-slice SSIM and PSNR of ``volume`` against ``reference``, both ``(slices, rows, cols)``.
-
-    Returns
-    -------
-    list of dict
-        One ``{"slice", "ssim", "psnr", "ssim_object", "psnr_object", "object_fraction", "data_range"}``
-        per slice (``slice`` is the position in the stack; ``object_fraction`` the share of the field
-        of view inside the object mask).
-    """
-    volume, reference = _check_pair(volume, reference)
-    mask = circular_mask(reference.shape, margin=fov_margin)
-    data_range = reference_range(reference, mask)
-    threshold = object_threshold(reference, mask)
-    rows = []
-    for i in range(volume.shape[0]):
-        row = {"slice": i, "ssim": masked_ssim(volume[i], reference[i], mask, data_range=data_range),
-               "psnr": masked_psnr(volume[i], reference[i], mask, data_range=data_range)}
-        try:
-            obj = object_mask(reference[i], mask, threshold=threshold)
-        except ValueError:  # a slice without sample (above or below it): no object metric
-            row.update(ssim_object=float("nan"), psnr_object=float("nan"), object_fraction=0.0)
-        else:
-            row.update(ssim_object=masked_ssim(volume[i], reference[i], obj, data_range=data_range),
-                       psnr_object=masked_psnr(volume[i], reference[i], obj, data_range=data_range),
-                       object_fraction=float(obj.sum() / mask.sum()))
-        rows.append(dict(row, data_range=data_range))
-    return rows
 
 
 def read_truth(truth_path, reference_path, wanted, shape) -> np.ndarray | None:

@@ -1,39 +1,20 @@
 """Your scan as you acquired it: ``tomogan-scan SCAN.h5 -o OUT`` ranks the methods on the scan's own views and
 writes the chosen one's volume.
 
-A beamline scientist with a sparse-view or short-exposure scan has no normal-dose reference, and wants two things:
-which method to trust on it, and the volume. This command takes the scan **as acquired** -- nothing is degraded
-further, nothing of it becomes a reference -- and:
+The scan is taken **as acquired** -- nothing is degraded further, nothing of it becomes a reference. The command
+reads and checks the acquisition (:func:`simulate.dxchange.prepare`; with ``--line-integrals``,
+:func:`~simulate.dxchange.prepare_line_integrals`), finds the rotation axis (:func:`simulate.center.find_center`,
+unless ``--center C``) and checks it by :func:`mass_center`, ranks the candidates by held-out projections
+(:func:`rank_candidates`: FBP, each classical method tuned, each ``--model`` alone and made consistent with the
+views, :mod:`analysis.consistent`), and reconstructs every row kept with the chosen route (``--method`` forces one;
+``--all-methods`` writes each), in slabs of ``--slab-mb`` MiB. The steps and why: docs/methods.md, "Your scan as
+acquired".
 
-1. **reads and checks the acquisition** (:func:`simulate.dxchange.prepare`): theta in degrees or radians, over 180°
-   or 360° (a 360° scan keeps its first 180°), flats above darks, no NaN, shapes that agree -- anything else is
-   refused in one line; normalises the counts to line integrals, and estimates the photons per pixel from the
-   flats (:func:`simulate.scanmatch.estimate_incident`). With ``--line-integrals`` the file already holds line
-   integrals (``/exchange/data``, ``/exchange/theta``), checked the same way;
-2. **finds the rotation axis** (:func:`simulate.center.find_center`, unless ``--center C`` is given) and checks it
-   a second, independent way: a sinusoid fitted to the centre of mass of each view (:func:`mass_center`; the
-   projection of a sample wholly in the field of view has its centre of mass at ``axis + r cos(theta - phi)``).
-   A disagreement of more than a pixel is said in the summary. Convention: pixel edges, ``detector / 2`` is a
-   centred axis; TomoPy's pixel-index centre is this minus 0.5;
-3. **ranks the candidates by held-out projections** (:mod:`analysis.crossval`, ``K`` interleaved folds of the
-   views): FBP, each classical method of :data:`analysis.classical.METHODS` tuned by the held-out score on its grid
-   (``--methods``), and each model given with ``--model`` (applied to the FBP), alone and made consistent with
-   the views: SIRT started from its image, then TV, its iterations and weight tuned by the same held-out score
-   (:mod:`analysis.consistent`; ``--no-consistent`` leaves it out). Each score comes with its
-   fold-to-fold standard error; the best two are compared paired over the folds, and when their difference is
-   within two standard errors the summary says they cannot be told apart. The rows scored (``--rank-rows``, 3 by
-   default) are central detector rows, enough for a depth-3 model to see real neighbours. The scores are
-   Poisson-weighted by the photons estimated from the flats (``--incident``);
-4. **reconstructs every row kept** with the chosen route (``--method`` forces one; ``--all-methods`` writes each),
-   in slabs of at most ``--slab-mb`` MiB;
-5. **writes** ``OUT/volume.h5`` (``/recon``, ``/slices``; its attributes: method, parameter, centre and how it was
-   found, photons estimate, source, software versions), ``OUT/ranking.csv`` (``method``, ``label``, ``parameter``,
-   ``value``, ``score``, ``score_se``, ``rank``, ``chosen``), ``OUT/summary.html`` and ``OUT/summary.png`` (the
-   top candidates' central row side by side on one grey scale), and ``OUT/projections.h5`` (the checked line
-   integrals). Each step's time goes into the summary.
-
-The learned routes of issue 26 that need training on demand (the generalist, a scan-matched fine-tune,
-Noise2Inverse) are not run here yet: give a trained model with ``--model``.
+It writes ``OUT/volume.h5`` (``/recon``, ``/slices``; its attributes: method, parameter, centre and how it was found,
+photons estimate, source, software versions), ``OUT/ranking.csv`` (``method``, ``label``, ``parameter``, ``value``,
+``score``, ``score_se``, ``rank``, ``chosen``), ``OUT/summary.html`` (with each step's time) and ``OUT/summary.png``
+(the top candidates' central row side by side on one grey scale), and ``OUT/projections.h5`` (the checked line
+integrals).
 
 Command::
 

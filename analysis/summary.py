@@ -1,7 +1,7 @@
 """Summarise per-slice metrics into one row per (dataset, dose, method).
 
 Each row gives the mean, standard deviation and a 95 % confidence interval
-(Student t over the evaluated slices) of SSIM and PSNR in both regions of :mod:`analysis.metrics`
+(Student t over the evaluated slices) of SSIM and PSNR in both regions of :mod:`simulate.scores`
 (field of view: ``ssim_*``/``psnr_*``; object: ``ssim_object_*``/``psnr_object_*``), the number of slices,
 and its provenance: data source (simulated / synthetic-shale / tomobank:...),
 backend, seed, software versions and the hash of the config that made it.

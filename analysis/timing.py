@@ -94,7 +94,6 @@ def time_methods(sino, theta, reference, model, *, center, sirt_iter: int, repea
     import torch
 
     from analysis.classical import METHODS, Projections, format_value
-    from analysis.metrics import compare_volumes
     from simulate.reconstruct import fbp, sirt
     from tomogan_core.infer import denoise
 
@@ -143,19 +142,32 @@ def time_methods(sino, theta, reference, model, *, center, sirt_iter: int, repea
                                         **{need: format_value(values[need]) for need in method.needs})
         results.append((row, t_in + t_m, rec_m, "cpu", f"{method.parameter}={format_value(values[name])}"))
     if n2i_model is not None:
-        from tomogan_core.infer import load_any
-        from tomogan_core.noise2inverse import denoise_n2i, model_provenance, subset_reconstructions
+        results.append(_time_n2i(n2i_model, sino, theta, inner, model.device, sync, center=center, backend=backend,
+                                 threads=threads, repeats=few))
+    return _score_rows(results, reference, n, fov_margin=fov_margin)
 
-        k = int(model_provenance(n2i_model).get("k", 4))
-        n2i = load_any(n2i_model, device=str(model.device))
 
-        def run_n2i():
-            subsets = subset_reconstructions(sino, theta, k=k, center=center, backend=backend, threads=threads)
-            out = denoise_n2i(subsets, n2i, indices=inner)
-            sync()
-            return out
-        t_n, rec_n = median_time(run_n2i, few)
-        results.append(("Noise2Inverse", t_n, rec_n, f"cpu+{model.device.type}", f"k={k}"))
+def _time_n2i(n2i_model, sino, theta, inner, device, sync, *, center, backend, threads, repeats) -> tuple:
+    """Noise2Inverse's row of :func:`time_methods`: its k subset FBPs and the model on them, timed together."""
+    from tomogan_core.infer import load_any
+    from tomogan_core.noise2inverse import denoise_n2i, model_provenance, subset_reconstructions
+
+    k = int(model_provenance(n2i_model).get("k", 4))
+    n2i = load_any(n2i_model, device=str(device))
+
+    def run_n2i():
+        subsets = subset_reconstructions(sino, theta, k=k, center=center, backend=backend, threads=threads)
+        out = denoise_n2i(subsets, n2i, indices=inner)
+        sync()
+        return out
+    t_n, rec_n = median_time(run_n2i, repeats)
+    return ("Noise2Inverse", t_n, rec_n, f"cpu+{device.type}", f"k={k}")
+
+
+def _score_rows(results, reference, n: int, *, fov_margin: float) -> list:
+    """One table row per timed method: its time per slice (median and range) and its scores against ``reference``."""
+    from simulate.scores import compare_volumes
+
     rows = []
     for name, span, rec, device, setting in results:
         scores = compare_volumes(rec, reference, fov_margin=fov_margin)

@@ -47,9 +47,10 @@ from typing import Iterable, List, Sequence, Tuple
 import numpy as np
 
 from analysis.classical import METHODS, Projections
-from analysis.metrics import compare_volumes, read_slices
+from analysis.metrics import read_slices
 from simulate.io import read_array, read_attrs, software_versions, write_arrays
 from simulate.plumbing import InputError, cli, write_json
+from simulate.scores import compare_volumes
 
 __all__ = ["METHODS", "CRITERIA", "grid_search", "tune", "apply", "tuning_label", "validation_rows", "main"]
 

@@ -1,69 +1,11 @@
 """Verdicts on the paper's claims: a paired, hierarchical bootstrap interval and a four-way rule.
 
-Each claim of the TomoGAN paper ("depth 3 beats depth 1", "TomoGAN beats FBP", "a model trained at
-another facility works about as well") is reduced to comparisons of two sides, ``a`` and ``b``, scored
-by one metric on the same test slices. A side is a matrix ``(n_seeds, n_slices)``: one row per training
-seed (a method without training, such as FBP or a tuned classical method, has one row), one column per
-test slice, the columns in the same order on both sides.
-
-**Effect.** ``effect = mean(a) - mean(b)``, each mean taken over all seeds and slices of its side, after
-dropping every slice that is NaN in any row of either side; :func:`judge` multiplies it by the claim's
-direction (``+1``: higher is better for ``a``, ``-1``: lower is better), so that a positive effect always
-points the way the claim says.
-
-**Interval.** A percentile bootstrap interval (:func:`bootstrap_difference`) with two stages per replicate:
-the seed rows of each side are resampled with replacement, independently for the two sides (different
-trainings), then the slice columns are resampled with replacement, the *same* columns for both sides
-(the comparison is paired on slices). With one seed per side the seed stage is trivial and the interval
-reflects slice variation only; the counts returned say so.
-
-**Verdict rule.** ``margin >= 0`` is the smallest difference, in the metric's units, that would matter
-(e.g. 0.01 SSIM). With ``[lo, hi]`` the interval oriented so that positive is the claimed direction,
-:func:`verdict` returns exactly one label:
-
-==================  =================================  ================================================
-label               condition                          reading
-==================  =================================  ================================================
-``"supported"``     ``lo > margin``                    better by more than the margin
-``"contradicted"``  ``hi < -margin``                   worse by more than the margin
-``"equivalent"``    ``-margin <= lo`` and              any difference lies within the margin
-                    ``hi <= margin``
-``"inconclusive"``  otherwise                          the interval reaches across ``+margin`` or
-                                                       ``-margin``: the data cannot tell
-==================  =================================  ================================================
-
-The four conditions are mutually exclusive and cover every interval, so no order of precedence is needed.
-Superiority is judged against the margin (``lo > margin``), not against zero (``lo > 0``): a difference
-that is real but smaller than the margin is no support for a claim that one method *beats* another, and
-testing against zero would let an interval such as ``[0.002, 0.008]`` with ``margin = 0.01`` be both
-"supported" and "equivalent". With ``margin = 0`` the rule reduces to the ordinary two-sided test
-(supported iff ``lo > 0``, contradicted iff ``hi < 0``), and "equivalent" is then out of reach.
-
-**Claims.** :func:`claim_holds` reads a label according to the form of the claim:
-
-================  ==================  ====================================  ================
-kind              ``"yes"``           ``"no"``                              ``"unclear"``
-================  ==================  ====================================  ================
-``"better"``      supported           contradicted or equivalent            inconclusive
-``"not-worse"``   supported or        contradicted                          inconclusive
-                  equivalent
-``"equivalent"``  equivalent          supported or contradicted             inconclusive
-================  ==================  ====================================  ================
-
-The mapping uses the label only, so it is conservative: an "inconclusive" interval such as ``[-0.005, 0.03]``
-with ``margin = 0.01`` excludes inferiority (``lo > -margin``) but is still read as "unclear" for a
-"not-worse" claim, because it does not tell equivalence from superiority. A composite claim ("d=3 is the
-best of {1, 3, 5, 7}", "TomoGAN beats FBP at every dose") is the conjunction of its pairwise comparisons:
-:func:`combine` says "yes" if all are "yes", "no" if any is "no", and "unclear" otherwise.
-
-References
-----------
-.. [1] B. Efron and R. J. Tibshirani, *An Introduction to the Bootstrap*, Chapman & Hall, 1993, ch. 13
-   (percentile intervals).
-.. [2] A. C. Davison and D. V. Hinkley, *Bootstrap Methods and their Application*, Cambridge University
-   Press, 1997, sec. 3.8 (hierarchical data).
-.. [3] A. B. Owen, "The pigeonhole bootstrap", *Annals of Applied Statistics* 1(2), 386-411, 2007
-   (resampling rows and columns of a crossed layout).
+A claim is reduced to comparisons of two sides, ``a`` and ``b``, each a matrix ``(n_seeds, n_slices)`` of one
+metric: one row per training seed (an untrained method has one row), one column per test slice, the same slices
+in the same order on both sides. :func:`bootstrap_difference` gives ``mean(a) - mean(b)`` and its interval,
+:func:`verdict` labels the interval against a margin, :func:`claim_holds` reads the label by the claim's kind and
+:func:`combine` joins the comparisons of one claim. The rules and why: docs/claims.md, "The comparison and its
+interval" and "The verdict".
 """
 
 from __future__ import annotations
@@ -76,8 +18,8 @@ import numpy as np
 
 from analysis.intervals import quantile_mc_error
 
-__all__ = ["LABELS", "NOT_RUN", "NOT_MEASURED", "NOT_TESTED", "AT_CEILING", "KINDS", "HOLDS", "Difference", "bootstrap_difference", "bootstrap_replicates", "verdict",
-           "stable_verdict", "claim_holds", "combine",
+__all__ = ["LABELS", "NOT_RUN", "NOT_MEASURED", "NOT_TESTED", "AT_CEILING", "KINDS", "HOLDS", "Difference",
+           "bootstrap_difference", "bootstrap_replicates", "verdict", "stable_verdict", "claim_holds", "combine",
            "judge"]
 
 logger = logging.getLogger(__name__)
@@ -91,7 +33,7 @@ AT_CEILING = "at ceiling"  # the measure is at its cap on these slices: it canno
 KINDS = ("better", "not-worse", "equivalent")
 HOLDS = ("yes", "no", "unclear")
 
-# claim_holds: kind -> label -> answer (see the module docstring's table)
+# claim_holds: kind -> label -> answer (docs/claims.md, "The verdict")
 _HOLDS_TABLE = {
     "better": {"supported": "yes", "contradicted": "no", "equivalent": "no", "inconclusive": "unclear"},
     "not-worse": {"supported": "yes", "contradicted": "no", "equivalent": "yes", "inconclusive": "unclear"},
@@ -103,29 +45,10 @@ _HOLDS_TABLE = {
 class Difference:
     """A difference of means with its bootstrap interval (the result of :func:`bootstrap_difference`).
 
-    Attributes
-    ----------
-    effect : float
-        ``mean(a) - mean(b)`` over the kept slices.
-    lo, hi : float
-        Bounds of the percentile interval.
-    n_seeds_a, n_seeds_b : int
-        Rows (training seeds) of each side; 1 on both sides means the interval reflects slice variation only.
-    n_slices : int
-        Slices kept (not NaN in any row of either side).
-    n_dropped : int
-        Slices dropped for a NaN.
-    n_boot : int
-        Bootstrap replicates.
-    level : float
-        Coverage the interval aims at.
-    mc_lo, mc_hi : float
-        Monte-Carlo standard error of each bound (:func:`analysis.intervals.quantile_mc_error`): another
-        stream of the same ``n_boot`` replicates moves a bound by about this much.
-    block : int
-        Slices resampled together (1: each slice on its own).
-    paired : bool
-        Whether the seed rows of both sides were resampled together (seeds that share a warm start).
+    ``effect`` and ``lo``/``hi`` are over the ``n_slices`` kept (``n_dropped`` had a NaN); one seed on both sides
+    means the interval reflects slice variation only. ``mc_lo``/``mc_hi`` are each bound's Monte-Carlo standard
+    error (:func:`analysis.intervals.quantile_mc_error`); ``block`` is the slices resampled together, ``paired``
+    whether the seed rows of both sides were drawn together.
     """
 
     effect: float
@@ -199,28 +122,18 @@ def bootstrap_difference(a, b, *, n_boot: int = 2000, level: float = 0.95, rng: 
     Parameters
     ----------
     a, b : array_like, shape (n_seeds_a, n_slices) and (n_seeds_b, n_slices)
-        One metric (e.g. SSIM) per training seed (rows) and test slice (columns) for each side. Columns
-        are the same slices in the same order on both sides. A method without training has one row.
-        NaN marks a missing score: that slice is dropped from both sides.
-    n_boot : int, optional
-        Bootstrap replicates.
+        One metric per training seed (rows) and test slice (columns), the same slices in the same order on both
+        sides. NaN marks a missing score: that slice is dropped from both sides.
     level : float, optional
         Coverage aimed at by the interval, in (0, 1).
     rng : numpy.random.Generator
         Random source of the resampling; the same seed gives the same interval.
     block : int, optional
-        Slices resampled together: consecutive columns are cut into blocks of ``block`` (the last may be shorter)
-        and whole blocks are drawn, so that neighbouring slices that move together are not counted as
-        independent (use the correlation length, :func:`analysis.intervals.correlation_length`).
+        Consecutive columns are cut into blocks of ``block`` (the last may be shorter) and whole blocks are drawn,
+        so that correlated neighbours are not counted as independent (:func:`analysis.intervals.correlation_length`).
     paired : bool, optional
-        Row ``s`` of ``a`` and row ``s`` of ``b`` are the same training seed (a shared warm start, one data
-        order): the seed rows are drawn once for both sides. Needs as many rows on each side.
-
-    Returns
-    -------
-    Difference
-        ``effect``, interval ``lo``/``hi``, the counts ``n_seeds_a``, ``n_seeds_b``, ``n_slices`` (kept),
-        ``n_dropped``, and ``n_boot``, ``level``.
+        Row ``s`` of ``a`` and of ``b`` are the same training seed: the seed rows are drawn once for both sides.
+        Needs as many rows on each side.
 
     Raises
     ------
@@ -232,16 +145,11 @@ def bootstrap_difference(a, b, *, n_boot: int = 2000, level: float = 0.95, rng: 
 
     Notes
     -----
-    The effect is the mean of ``a`` minus the mean of ``b`` over the slices kept. Replicate :math:`r` draws the
-    seed rows of each side with replacement (seeds first; once for both sides when ``paired``), then slice
-    blocks, the same for both sides, and recomputes the effect; the interval is the :math:`(1 \mp
-    \text{level})/2` quantiles of the replicates (percentile interval, [1]_).
-
+    Each replicate draws the seed rows of each side with replacement, then slice blocks, the same for both sides;
+    the interval is the :math:`(1 \mp \text{level})/2` quantiles of the replicates (percentile interval, [1]_).
     Seeds first: a training seed shifts its model's scores on every slice at once, so it is the top level of
-    the hierarchy [2]_; the slices, shared by both sides and every seed, are drawn once per replicate for all
-    rows (a crossed layout, [3]_). With few seeds the percentile interval under-covers (the bootstrap spread of
-    a mean of :math:`S` rows is :math:`(S-1)/S` of its variance): :func:`analysis.intervals.simulate_coverage`
-    measures it, and the claims use this interval only where it covers (docs/claims.md).
+    the hierarchy [2]_; the slices are drawn once per replicate for all rows (a crossed layout, [3]_). With few
+    seeds this interval under-covers; the claims use it only where it covers (docs/claims.md).
 
     References
     ----------
@@ -284,15 +192,14 @@ def bootstrap_difference(a, b, *, n_boot: int = 2000, level: float = 0.95, rng: 
 
 def bootstrap_replicates(a: np.ndarray, b: np.ndarray, *, n_boot: int, rng: np.random.Generator, block: int = 1,
                          paired: bool = False) -> np.ndarray:
-    """The ``n_boot`` bootstrap replicates of ``mean(a) - mean(b)`` (finite matrices on the same slices), as
-    :func:`bootstrap_difference` draws them: seeds first (once for both sides if ``paired``), then blocks of
-    ``block`` consecutive slices, the same blocks for both sides."""
+    """The ``n_boot`` bootstrap replicates of ``mean(a) - mean(b)`` (finite matrices on the same slices), drawn as
+    :func:`bootstrap_difference` describes."""
     n_a, n_b, n_slices = a.shape[0], b.shape[0], a.shape[1]
     if n_a == 1 and n_b == 1:
         logger.info("one seed per side: the interval reflects slice variation only")
     block = max(1, min(int(block), n_slices))
-    # Resampling with replacement = multinomial counts of each row/column, drawn for all replicates at once.
-    # Order of draws (fixed, for determinism): seeds of a, seeds of b (unless paired), then the shared blocks.
+    # Resampling with replacement = multinomial counts, for all replicates at once; the order of draws is fixed
+    # (seeds of a, seeds of b unless paired, the shared blocks) so that a seed gives one interval.
     count_a = rng.multinomial(n_a, np.full(n_a, 1.0 / n_a), size=n_boot)              # (n_boot, n_a)
     count_b = count_a if paired else rng.multinomial(n_b, np.full(n_b, 1.0 / n_b), size=n_boot)
     n_blocks = -(-n_slices // block)
@@ -303,21 +210,11 @@ def bootstrap_replicates(a: np.ndarray, b: np.ndarray, *, n_boot: int, rng: np.r
 
 
 def verdict(lo: float, hi: float, *, margin: float) -> str:
-    """One of four labels for an interval oriented so that positive is the claimed direction.
+    """One of :data:`LABELS` for an interval ``lo <= hi`` oriented so that positive is the claimed direction.
 
-    Parameters
-    ----------
-    lo, hi : float
-        Interval bounds, ``lo <= hi``.
-    margin : float
-        Smallest difference that matters, ``>= 0``, in the metric's units.
-
-    Returns
-    -------
-    label : {"supported", "contradicted", "equivalent", "inconclusive"}
-        ``"supported"`` if ``lo > margin``; ``"contradicted"`` if ``hi < -margin``; ``"equivalent"`` if
-        ``-margin <= lo`` and ``hi <= margin``; ``"inconclusive"`` otherwise (see the module docstring for
-        why superiority is tested against the margin rather than zero).
+    ``margin >= 0`` is in the metric's units. ``"supported"`` if ``lo > margin``; ``"contradicted"`` if
+    ``hi < -margin``; ``"equivalent"`` if ``-margin <= lo`` and ``hi <= margin``; ``"inconclusive"`` otherwise
+    (docs/claims.md, "The verdict", says why superiority is tested against the margin rather than zero).
 
     Examples
     --------
@@ -364,21 +261,8 @@ def stable_verdict(lo: float, hi: float, *, margin: float, mc_lo: float = 0.0, m
 
 
 def claim_holds(kind: str, label: str) -> str:
-    """Whether a claim of the given form holds, read from a verdict label.
-
-    Parameters
-    ----------
-    kind : {"better", "not-worse", "equivalent"}
-        Superiority, non-inferiority or equivalence (the claim's direction is already in the label).
-    label : {"supported", "contradicted", "equivalent", "inconclusive"}
-        The output of :func:`verdict`.
-
-    Returns
-    -------
-    {"yes", "no", "unclear"}
-        From the module docstring's table: "better" holds iff supported (no if contradicted or
-        equivalent), "not-worse" iff supported or equivalent (no if contradicted), "equivalent" iff
-        equivalent (no if supported or contradicted); inconclusive is always "unclear".
+    """``"yes"``, ``"no"`` or ``"unclear"``: whether a claim of ``kind`` (one of :data:`KINDS`) holds, read from a
+    :func:`verdict` label (docs/claims.md, "The verdict"); the claim's direction is already in the label.
 
     Examples
     --------
@@ -395,17 +279,8 @@ def claim_holds(kind: str, label: str) -> str:
 
 
 def combine(holds_list: Iterable[str]) -> str:
-    """The answer for a composite claim made of several comparisons that must all hold.
-
-    Parameters
-    ----------
-    holds_list : iterable of {"yes", "no", "unclear"}
-        One answer per pairwise comparison (at least one).
-
-    Returns
-    -------
-    {"yes", "no", "unclear"}
-        "yes" if all are "yes", "no" if any is "no", "unclear" otherwise.
+    """The answer for a claim made of several comparisons (at least one) that must all hold: "yes" if all are
+    "yes", "no" if any is "no", "unclear" otherwise.
 
     Examples
     --------
@@ -431,29 +306,10 @@ def judge(a, b, *, direction: int, margin: float, kind: str, rng: np.random.Gene
           level: float = 0.95) -> dict:
     """Judge one pairwise claim "a is better than / not worse than / equivalent to b".
 
-    Parameters
-    ----------
-    a, b : array_like, shape (n_seeds, n_slices)
-        Scores of the two sides on the same slices (see :func:`bootstrap_difference`).
-    direction : {1, -1}
-        ``1`` if a higher score is better (SSIM, PSNR), ``-1`` if lower is better (an edge width, a noise level).
-    margin : float
-        Smallest difference that matters, ``>= 0``, in the metric's units.
-    kind : {"better", "not-worse", "equivalent"}
-        Form of the claim (see :func:`claim_holds`).
-    rng : numpy.random.Generator
-        Random source of the bootstrap.
-    n_boot : int, optional
-        Bootstrap replicates.
-    level : float, optional
-        Coverage of the interval.
-
-    Returns
-    -------
-    row : dict
-        ``effect``, ``lo``, ``hi`` (oriented: ``direction * (mean(a) - mean(b))`` and its interval, so
-        positive is the claimed direction), ``verdict``, ``holds``, ``kind``, ``direction``, ``margin``,
-        ``n_seeds_a``, ``n_seeds_b``, ``n_slices``, ``n_dropped``, ``n_boot``, ``level``.
+    ``a``, ``b`` as for :func:`bootstrap_difference`; ``direction`` is ``1`` if a higher score is better (SSIM),
+    ``-1`` if lower is (an edge width). Returns the :class:`Difference` fields as a dict with ``effect``, ``lo``,
+    ``hi`` oriented (``direction * (mean(a) - mean(b))``, so positive is the claimed direction), plus
+    ``verdict``, ``holds``, ``kind``, ``direction`` and ``margin``.
 
     Examples
     --------

@@ -4,7 +4,7 @@ Issue 6 asks, where TomoGAN trained on the default config's budget does not beat
 validation slices, to find out why (training length, depth, loss weights, normalisation, crop size). This
 script takes one main run of a finished ``make all`` (default: foam at 1/8 of the views), retrains it with
 each variant's settings changed, applies each model to the run's test volume exactly as the workflow does
-(same FBP input, same evaluated slices, same metrics: :func:`analysis.metrics.compare_volumes`), and writes
+(same FBP input, same evaluated slices, same metrics: :func:`simulate.scores.compare_volumes`), and writes
 one table with the workflow's own rows beside them (FBP, the tuned classical methods, the main model)::
 
     python bench/investigate_tomogan.py --dose sparse-8 \\
@@ -31,7 +31,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.metrics import compare_volumes, read_slices, slice_indices  # noqa: E402
+from analysis.metrics import read_slices, slice_indices  # noqa: E402
+from simulate.scores import compare_volumes  # noqa: E402
 from simulate.plumbing import write_csv  # noqa: E402
 from simulate.reconstruct import central_slices  # noqa: E402
 from study import Paths, Plan, load_config, settings_flags  # noqa: E402

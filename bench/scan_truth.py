@@ -11,7 +11,7 @@ command as a user would run it:
 
 The reference is the FBP of the full demo scan (every view, every photon), on the rotation axis ``tomogan-scan``
 found on it. Every candidate's volume is written (``--all-methods``) and scored against it (SSIM in the field of
-view and inside the object, :func:`analysis.metrics.compare_volumes`). One row per scan and candidate: its held-out
+view and inside the object, :func:`simulate.scores.compare_volumes`). One row per scan and candidate: its held-out
 score ± standard error and rank, its SSIM, and whether it was chosen; the summary row per scan gives the chosen
 route's SSIM and its loss against the best candidate by SSIM. Writes ``results/bench/scan_truth.csv`` and a
 Markdown twin beside it, with the wall time of each step of each run::
@@ -79,7 +79,7 @@ def reference(demo, work) -> tuple:
 
 def score_run(name, raw, ref, work, models, methods) -> pd.DataFrame:
     """``tomogan-scan --all-methods`` on ``raw``; every candidate's volume against ``ref``."""
-    from analysis.metrics import compare_volumes
+    from simulate.scores import compare_volumes
     from analysis.scan import scan
 
     result = scan(raw, Path(work) / name, methods=methods, models=models, all_methods=True, progress=False)

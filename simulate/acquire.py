@@ -1,23 +1,9 @@
 """Acquisition: phantom -> full-dose projections -> low-dose variants.
 
-Projection files use the DXchange layout, normalised:
-
-* ``/exchange/data`` -- float32 ``(angles, rows, detector)``, line integrals ``-log(I/I0)``;
-* ``/exchange/theta`` -- float64 ``(angles,)``, degrees (DXchange convention);
-* root attributes -- every parameter that made the file (dataset, dose label and mode,
-  level, number of angles, rotation centre, source real/simulated/synthetic, seed, versions).
-
-Physical units: xdesign phantoms have unit attenuation, which for a 256-pixel slice
-gives line integrals of order the sample diameter in pixels. :func:`project_phantom`
-rescales attenuation so that the largest line integral over the whole volume equals
-``max_line_integral`` (default 2, i.e. 13.5 % transmission through the thickest part);
-without it low photon counts would either do nothing or destroy everything.
-
-Doses (labels come from the config, e.g. ``sparse-8`` or ``photons-1e3``):
-
-* ``full`` -- all angles, no added noise (for simulated data: the noiseless sinogram);
-* ``sparse`` with ``factor`` k -- every k-th angle of ``full``;
-* ``photons`` with ``incident`` I0 -- all angles, Poisson noise at I0 photons per pixel.
+Projection files use the DXchange layout, normalised (:func:`write_projections`); :func:`project_phantom` scales a
+unit-attenuation phantom so that its largest line integral is ``max_line_integral``; :func:`low_dose` makes a
+``sparse`` (every k-th view) or ``photons`` (Poisson noise at I0 photons per pixel) variant. The files, the
+attenuation scale and the doses: docs/data-model.md, "Files and their attributes" and "Doses and the reference".
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """The acquisition of a raw scan, checked: its angles (units, span, order) and its flat and dark frames.
 
-A user's scan is taken as acquired, so what the reconstruction cannot handle is refused here, each problem as
-one :class:`simulate.plumbing.InputError` (``error: <file>: <problem>`` and exit status 2 on the command line):
-
-- :func:`check_theta`: the angles. Radians are converted to degrees; unsorted angles are sorted (the caller
-  reorders the projections with them); a 360° scan keeps the views of its first 180°. Refused: fewer than 2
-  views, NaN/Inf, repeated angles, a span that is neither 180° nor 360°.
-- :func:`check_shapes`: the datasets' shapes agree, before anything is read.
-- :func:`check_frames`: the flat and dark frames: shapes, NaN/Inf, all-zero flats, flats above the darks.
-
-:func:`simulate.dxchange.read_raw` applies them all; :func:`acquisition_attrs` gives the attributes that
-:func:`simulate.dxchange.prepare` records in the projection file.
+A user's scan is taken as acquired, so what the reconstruction cannot handle is refused here, each problem as one
+:class:`simulate.plumbing.InputError`: the angles (:func:`check_theta`: radians converted, sorted, a 360° scan cut
+to its first half turn), the datasets' shapes before anything is read (:func:`check_shapes`), and the flat and dark
+frames (:func:`check_frames`). :func:`simulate.dxchange.read_raw` applies them all; :func:`acquisition_attrs` gives
+what :func:`simulate.dxchange.prepare` records.
 
 Examples
 --------

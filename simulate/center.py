@@ -1,56 +1,23 @@
 """Automatic rotation-centre finding for parallel-beam scans over [0, pi).
 
-Convention (the one of :mod:`simulate.reconstruct` and :mod:`simulate.dxchange`): the centre
-is a pixel-edge coordinate along the detector, ``detector / 2`` meaning a centred axis.
-TomoPy's pixel-index convention (centre of pixel ``i`` at ``i``) is half a pixel less.
+Convention (the one of :mod:`simulate.reconstruct` and :mod:`simulate.dxchange`): the centre is a pixel-edge
+coordinate along the detector, ``detector / 2`` meaning a centred axis; TomoPy's pixel-index centre is half a pixel
+less.
 
-Criterion: the Shannon entropy of the histogram (64 bins, :func:`histogram_entropy`) of the
-Hann-filtered FBP reconstruction of a few rows, minimised over the centre. This is the
-criterion of ``tomopy.find_center`` (Donath et al. 2006), so both branches of
-:func:`find_center` agree on what "in focus" means. A centre a little off turns every edge
-into a pair of arcs (tuning-fork artefacts) and smears the grey values, which flattens the
-histogram; the right one gives the most peaked histogram. It uses the whole sinogram, so it
-tolerates noise better than registering the 0 and 180 degree projections, and it needs no
-projection at exactly 180 degrees (``theta`` over [0, pi) may stop short of pi). Choices,
-each measured on noisy, shifted projections of test phantoms and of :mod:`simulate.shale`:
+Criterion (:data:`CRITERION`): the Shannon entropy of the histogram (:func:`histogram_entropy`) of the Hann-filtered
+FBP of a few rows, inside the disc that every candidate axis sees, minimised over the centre -- the criterion of
+``tomopy.find_center`` (Donath et al. 2006) -- started from a global estimate by the symmetry of the sinogram
+(Vo et al. 2014, :func:`_mirror_center`) and refined within ``max(8, detector / 16)`` pixels of it. Without tomopy
+(or with ``backend="astra"``) the refinement descends coarse to fine (:func:`_grid_search`): on a detector binned to
+about 64 pixels, then at each halving of the bin, it walks downhill one binned pixel at a time, and at full resolution
+an equiangular (V-shaped) fit through the minimum and its two integer neighbours gives the sub-pixel centre (near it
+the criterion grows like ``|c - c0|``). Every candidate is a whole number of pixels from ``detector / 2``, so no
+candidate's sinogram is smoothed by interpolation more than another's. With tomopy, ``tomopy.find_center``
+(Nelder-Mead, row by row, the median) starts from the same estimate. Why each choice: docs/methods.md, "The rotation
+axis".
 
-* the entropy is a local criterion: far from the right centre the FBP is smeared so smooth
-  that its histogram narrows again, and the entropy there can be lower than at the right
-  centre (by 1 bit, 88 pixels away, on truncated synthetic shale binned 4x). So the search
-  starts from a global, coarse estimate by another criterion, the symmetry of the sinogram
-  (Vo et al. 2014, :func:`_mirror_center`), and the entropy only refines it, within
-  ``max(8, detector / 16)`` pixels of that start;
-* only the disc about the axis that every projection sees for every candidate so refined
-  counts: radius ``min(lo, detector - hi)`` for candidates in ``[lo, hi]``. Outside it a
-  candidate's reconstruction depends on how the shifted sinogram is padded, and with a
-  sample wider than the detector (truncated projections) that rim made a false minimum
-  12 pixels off;
-* the Hann filter: with the ramp (``ram-lak``) filter the noise weighs more in the
-  histogram; at 1e3 and 300 photons per pixel (256 pixels, 360 angles) the error reached
-  0.3 and 0.36 pixel, against 0.08 with the Hann filter.
-
-Search (when tomopy is not importable, or ``backend="astra"``), coarse to fine:
-
-1. the start: :func:`_mirror_center` over the whole search range (default: the central half
-   of the detector), to half a pixel of a detector binned to at most 256 pixels;
-2. the sinogram is averaged over ``b x 1`` detector pixels (``b`` a power of two, chosen so
-   the coarsest detector is about 64 pixels wide; angles thinned to about ``pi/2`` per
-   detector pixel) and, from the start, the search walks downhill in the entropy one binned
-   pixel at a time; ``b`` is halved and the walk resumes from there, down to full resolution;
-3. at full resolution the minimum is bracketed by its two integer neighbours and located
-   to sub-pixel precision by an equiangular (V-shaped) fit: near the right centre the
-   criterion grows linearly with the error, like ``|c - c0|``, not quadratically.
-
-Every candidate is an integer number of pixels from ``detector / 2``, so
-:func:`simulate.reconstruct.reconstruct` shifts the sinogram by whole pixels and its linear
-interpolation never smooths some candidates (and their noise) more than others, which
-would bias the entropy towards half-pixel centres.
-
-With tomopy, ``tomopy.find_center`` (Nelder-Mead on the gridrec entropy, one row at a time,
-the median of the rows) starts from the same symmetry estimate.
-
-Command line: ``python -m simulate.center PROJ.h5 [--rows A B]`` prints the centre of a
-normalised projection file (:func:`simulate.acquire.write_projections` layout).
+Command line: ``python -m simulate.center PROJ.h5 [--rows A B]`` prints the centre of a normalised projection file
+(:func:`simulate.acquire.write_projections` layout).
 """
 
 from __future__ import annotations
@@ -354,15 +321,7 @@ def _tomopy_center(proj, theta, r0: int, r1: int, lo: float, hi: float) -> float
 
 
 def find_center(proj, theta, *, rows=None, search=None, backend: str = "auto") -> float:
-    """Rotation centre of a parallel-beam scan: the one whose FBP is in focus.
-
-    Criterion: :data:`CRITERION` -- the entropy of the histogram of the (Hann-filtered) FBP
-    reconstruction inside the disc about the axis seen by every projection, minimised over
-    the centre, starting from a global estimate by the symmetry of the sinogram (see the
-    module docstring for why, and for the coarse-to-fine descent with an equiangular
-    sub-pixel fit). With tomopy importable (and ``backend`` resolving to it)
-    ``tomopy.find_center`` minimises the same criterion with Nelder-Mead from the same
-    start, row by row; the median is returned.
+    """Rotation centre of a parallel-beam scan: the one whose FBP is in focus (:data:`CRITERION`, module docstring).
 
     Parameters
     ----------
@@ -376,8 +335,8 @@ def find_center(proj, theta, *, rows=None, search=None, backend: str = "auto") -
     search : (low, high), optional
         Centre range to search, pixel edges (default: the central half of the detector,
         ``detector / 4`` to ``3 * detector / 4``; at most ``detector / 8`` to
-        ``7 * detector / 8``). It also sets the disc the criterion is evaluated in (see the
-        module docstring). A minimum at its edge, or (tomopy) a result outside it, is an error.
+        ``7 * detector / 8``). It also sets the disc the criterion is evaluated in.
+        A minimum at its edge, or (tomopy) a result outside it, is an error.
     backend : str
         ``"auto"`` (tomopy if importable, else astra), ``"tomopy"`` or ``"astra"``.
 

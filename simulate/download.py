@@ -2,26 +2,19 @@
 
 Three modes, chosen in the config:
 
-* ``download`` -- download the TomoBank file; an unreachable server, a missing checksum,
-  a checksum or size mismatch are errors;
+* ``download`` -- download the TomoBank file; an unreachable server, a missing checksum, a checksum or size
+  mismatch are errors;
 * ``synthetic`` -- always build the stand-in (:mod:`simulate.shale`, ``source: synthetic-shale``);
-* ``auto`` -- download when the server answers and a checksum is known, otherwise build the
-  stand-in and log the warning ``TomoBank unreachable: using the synthetic stand-in
-  (source: synthetic-shale)``. A download that starts and then fails (checksum mismatch,
-  broken connection) is an error, never silently replaced by the stand-in.
+* ``auto`` -- download when the server answers and a checksum is known, otherwise build the stand-in and log
+  :data:`FALLBACK_WARNING`. A download that starts and then fails (checksum mismatch, broken connection) is an
+  error, never silently replaced by the stand-in.
 
-Either way the output is a raw DXchange file read by :mod:`simulate.dxchange`, and the
-provenance follows the data: the stand-in carries ``source: synthetic-shale``; a real file
-is kept byte for byte as served and :func:`simulate.dxchange.prepare` labels it
-``tomobank:<dataset>``.
-
-Downloads go through :func:`pooch.retrieve`: streamed to a temporary file in the target's
-folder, hashed, and moved to the target only when the SHA-256 matches (pooch removes the
-temporary file otherwise). Pooch does leave one bad file behind: when the target already
-exists with the wrong content, a failed re-download keeps the old file, so :func:`fetch`
-removes any target that does not match after a failure. A file whose checksum is unknown
-is never kept unless ``allow_unverified=True``. A run killed mid-download may leave a
-``tmp*`` file from pooch in the target folder (never under the target's name).
+Either way the output is a raw DXchange file read by :mod:`simulate.dxchange`, which labels a real one
+``tomobank:<dataset>`` (docs/data-model.md, "Shale: real or stand-in"). Downloads go through :func:`pooch.retrieve`
+(streamed to a temporary file beside the target, kept only if the SHA-256 matches); when a stale target already
+exists, a failed re-download would keep it, so :func:`fetch` removes any target that does not match. A file whose
+checksum is unknown is never kept unless ``allow_unverified=True``. A run killed mid-download may leave a pooch
+``tmp*`` file in the target folder (never under the target's name).
 
 Command line, one line for a Snakemake rule; everything after ``--`` goes to
 ``python -m simulate.shale`` (less the output path and ``--dataset``, which are added)::

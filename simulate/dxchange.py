@@ -1,46 +1,16 @@
 """Raw DXchange scans -> normalised projections: one reader for TomoBank files and the stand-in.
 
-A raw scan in the DXchange layout (as TomoBank serves it, and as :mod:`simulate.shale`
-writes its synthetic stand-in) holds detector counts::
+A raw scan (as TomoBank serves it, and as :mod:`simulate.shale` writes its stand-in) holds detector counts in
+:data:`RAW_DATASETS`: ``/exchange/data`` ``(angles, rows, detector)``, the flat fields ``data_white`` and dark
+fields ``data_dark`` ``(n, rows, detector)``, and ``theta`` in degrees. Flat/dark normalisation then ``-log``
+(:func:`normalize`, as ``tomopy.normalize`` and ``tomopy.minus_log``) gives line integrals. The acquisition is
+checked on the way (:mod:`simulate.acquisition`); :func:`read_raw` reads only the detector rows asked for, angle
+block by angle block, so a 20 GB TomoBank file is never loaded whole, and can bin ``bin x bin`` pixels.
 
-    /exchange/data        (angles, rows, detector)  projections, counts (uint16 usually)
-    /exchange/data_white  (n_flat, rows, detector)  flat fields: beam without the sample
-    /exchange/data_dark   (n_dark, rows, detector)  dark fields: no beam
-    /exchange/theta       (angles,)                 degrees
-
-Flat/dark normalisation then ``-log`` (``tomopy.normalize`` followed by ``tomopy.minus_log``)
-gives line integrals::
-
-    p = -log( max(I - D, eps) / max(W - D, eps) )
-
-with ``D`` and ``W`` the mean dark and flat frames and ``eps`` one count, so photon-starved
-or dead pixels give a large finite value, never NaN or Inf.
-
-The acquisition is checked on the way (:mod:`simulate.acquisition`): angles in radians are converted
-to degrees, unsorted angles sorted with their projections, a 360° scan cut to the views of its
-first 180°, and a span of neither 180° nor 360°, flats not above the darks, NaN/Inf, or shapes that
-disagree are refused in one line. The projection file records ``theta_units_raw``, ``theta_span``,
-``theta_order``, ``views_kept`` and ``views_total``.
-
-:func:`read_raw` reads only the detector rows asked for (h5py slicing on axis 1, angle block
-by angle block), so a 20 GB TomoBank file is never loaded whole, and can average
-``bin x bin`` blocks of pixels (rows and detector) on the way. Rows and detector pixels left
-over by the binning (``n % bin``) are dropped at the end.
-
-Rotation centre convention (the one of :mod:`simulate.reconstruct`): ``center`` is a
-pixel-edge coordinate along the detector, ``detector / 2`` meaning centred. Binning by
-``b`` maps it exactly to ``center / b`` (a centred axis stays centred). TomoPy's
-pixel-index convention (centre of pixel ``i`` at ``i``) differs by half a pixel: there
-a binned centre is ``(center + 0.5) / b - 0.5``; at TomoBank's full resolution the
-difference is 0.5 pixel and is ignored here.
-
-The centre of a user's own scan can be found automatically (``center="auto"``,
-``--center auto``): :func:`simulate.center.find_center` on the normalised, binned projections,
-scaled back to raw pixels; ``center_method`` records where the centre came from.
-
-:func:`prepare` writes the result with :func:`simulate.acquire.write_projections`, carrying
-the provenance: ``source`` is copied from the raw file (``synthetic-shale`` for the
-stand-in); a real download has no ``source`` attribute and gets ``tomobank:<dataset>``.
+:func:`prepare` writes the result with :func:`simulate.acquire.write_projections`: ``source`` is copied from the raw
+file (``synthetic-shale`` for the stand-in), else ``tomobank:<dataset>``; ``center_method`` says where the rotation
+centre came from (given, the file's attribute, or found by :func:`simulate.center.find_center` with
+``center="auto"``). The centre convention, and how binning maps it: docs/methods.md, "The rotation axis".
 """
 
 from __future__ import annotations
@@ -145,7 +115,8 @@ def read_raw(path, *, rows=None, bin_factor: int = 1):
     rows : slice or (start, stop), optional
         Detector rows to read, raw row indices (default: all). Only these are read.
     bin_factor : int
-        Average ``bin x bin`` pixels (rows and detector); 1 keeps full resolution.
+        Average ``bin x bin`` pixels (rows and detector; the ``n % bin`` left over at the end are dropped); 1 keeps
+        full resolution.
 
     Returns
     -------

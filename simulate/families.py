@@ -1,17 +1,10 @@
 """Families of 3-D phantoms for a training corpus with variety.
 
-Every family is built in 3-D, so adjacent slices are physically consistent (a network
-that reads ``d`` neighbouring slices sees real structure along the slice axis), and is
-called through one entry point::
-
-    make(family, *, size, slices, seed, **params) -> ndarray (slices, size, size) float32
-
-Values are attenuation-like and follow :mod:`simulate.phantoms` (xdesign's unit
-attenuation, matrix ~1; :mod:`simulate.acquire` scales them to line integrals): they
-are ``>= 0`` and zero outside a disc of radius ``0.45 * size`` (the sample cylinder,
-inside the tomographic field of view). A volume is a deterministic function of
-``(family, size, slices, seed, params)``; contrast and geometry are drawn from the seed
-within the ranges below.
+Every family is built in 3-D, so adjacent slices are physically consistent, and is made by :func:`make`. Values
+are attenuation-like (matrix ~1, as :mod:`simulate.phantoms`; :mod:`simulate.acquire` scales them to line
+integrals), ``>= 0`` and zero outside a disc of radius ``0.45 * size``. A volume is a deterministic function of
+``(family, size, slices, seed, params)``; contrast and geometry are drawn from the seed within the ranges below.
+How the corpus uses them: docs/methods.md, "A generalist denoiser: a corpus of phantom families".
 
 ==========  ====================================================  ===========================
 family      structure                                             attenuation (per volume)
@@ -51,9 +44,8 @@ Command (the workflow's ``family_phantom`` rule)::
 
     python -m simulate.families OUT.h5 --family ellipses --size 256 --slices 32 --seed 7 [--dataset NAME]
 
-writes ``/phantom`` ``(slices, size, size)`` float32 with the attributes ``dataset``, ``kind = "family"``,
-``family``, ``seed``, ``size``, ``slices``, ``source``, ``units`` and ``versions``: the layout of
-:mod:`simulate.phantoms`' foam files, so that the same projection rules read it.
+writes ``/phantom`` ``(slices, size, size)`` float32 in the layout of :mod:`simulate.phantoms`' foam files
+(:func:`write_phantom`), so that the same projection rules read it.
 """
 
 from __future__ import annotations

@@ -1,11 +1,8 @@
 """HDF5 input and output, and provenance, shared by every stage of the study.
 
-Every file the workflow writes is HDF5 with provenance attributes (:func:`write_arrays`, written atomically
-through :func:`simulate.plumbing.atomic_h5`). Every reader checks what it is given and raises
-:class:`simulate.plumbing.InputError` with a one-line message that names the file and the problem.
-
-Axis order, written down once: projections are ``(angles, rows, detector)``,
-volumes are ``(slices, rows, cols)``; a slice is one detector row.
+Every file the workflow writes is HDF5 with provenance attributes (:func:`write_arrays`, atomic); every reader
+checks what it is given and raises :class:`simulate.plumbing.InputError` naming the file and the problem. The axis
+order and the attributes: docs/data-model.md.
 """
 
 from __future__ import annotations

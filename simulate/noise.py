@@ -1,17 +1,7 @@
 """Low-dose acquisition: short exposure (Poisson photon noise) and sparse views.
 
-Forward model for a detector pixel with noise-free line integral ``p`` and
-``I0`` incident photons (the dose)::
-
-    counts ~ Poisson(I0 * exp(-p))
-    p_hat  = -log(max(counts, 1) / I0)
-
-so that ``Var[p_hat] ~= 1 / (I0 * exp(-p))`` for large counts (delta method):
-fewer photons, noisier line integrals. Pixels that receive zero photons are
-clamped to one count, the usual practice, which caps ``p_hat`` at ``log(I0)``.
-
-Every draw takes an explicit :class:`numpy.random.Generator`; nothing here touches
-global random state.
+The forward model (:func:`short_exposure`) and what its noise is: docs/methods.md, "The low-dose conditions". Every
+draw takes an explicit :class:`numpy.random.Generator`; nothing here touches global random state.
 """
 
 from __future__ import annotations
@@ -63,10 +53,8 @@ def counts_to_line_integrals(counts, incident_photons):
 
 
 def short_exposure(line_integrals, incident_photons, *, rng):
-    """Line integrals as measured with ``incident_photons`` per pixel (Poisson noise).
-
-    Composition of :func:`poisson_counts` and :func:`counts_to_line_integrals`.
-    """
+    """Line integrals as measured with ``incident_photons`` per pixel: :func:`poisson_counts`, then
+    :func:`counts_to_line_integrals`."""
     return counts_to_line_integrals(poisson_counts(line_integrals, incident_photons, rng=rng),
                                     incident_photons)
 

@@ -1,20 +1,12 @@
 """Foam phantoms: 3-D spherical pores in a cylinder, sliced and discretised with xdesign.
 
-The depth ablation (a network that sees ``d`` adjacent slices) only means something
-if adjacent slices are physically consistent, so the foam is built in 3-D:
-
-1. pores are spheres placed at random (non-overlapping, largest first) inside a
-   cylinder whose axis is the rotation axis, until the requested porosity is reached;
-2. slice ``k`` (centre height ``z = k + 0.5``, pixel units) is the xdesign phantom of
-   the matrix disc with, as children of attenuation -1, the circles in which the
-   spheres cut that plane;
-3. each slice is discretised with :func:`xdesign.discrete_phantom` (supersampled).
-
-Values are xdesign's unit attenuation (matrix 1, pore 0); :mod:`simulate.acquire`
-scales them to physical line integrals.
-
-Pixel geometry: a slice is ``size x size`` pixels; xdesign's unit square
-``[-0.5, 0.5]^2`` maps onto it, with the row index along xdesign's ``x``.
+The depth ablation (a network that sees ``d`` adjacent slices) only means something if adjacent slices are
+physically consistent, so the foam is built in 3-D: spherical pores placed at random, without overlap, inside a
+cylinder about the rotation axis until the porosity is reached (:func:`place_pores`); slice ``k`` (centre height
+``z = k + 0.5`` pixels) is the matrix disc less the circles in which the spheres cut that plane, discretised with
+:func:`xdesign.discrete_phantom`, supersampled (:func:`foam_slice`). Values are xdesign's unit attenuation (matrix
+1, pore 0), which :mod:`simulate.acquire` scales. xdesign's unit square ``[-0.5, 0.5]^2`` maps onto the
+``size x size`` slice, the row index along xdesign's ``x``.
 """
 
 from __future__ import annotations

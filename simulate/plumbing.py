@@ -1,20 +1,15 @@
 """Plumbing every stage shares: bad input as one line, the command-line wrapper, atomic writers, the field of view.
 
-- **Errors.** A reader that finds a problem in what it is given raises :class:`InputError` with the file and
-  the problem. :func:`cli` wraps every command-line ``main`` of the suite and turns that into one line,
-  ``error: <file>: <problem>`` on stderr, and exit status 2. That is the only way a command reports bad input.
-- **Atomic writers.** Every file is written to a temporary name in the target's folder, which replaces the
-  target only once it is complete (:func:`atomic_path`); a killed job or a failed write never leaves a
-  half-written file under the final name. A write that fails for lack of room becomes :class:`OutputError`,
-  ``error: <file>: no space left on device (...)``, whatever words the library used. Before a large write whose
-  size is known (a volume, a checkpoint) the free space is checked first (:func:`nbytes_of`,
-  :func:`check_free_space`), so such a write stops before it creates any file. :func:`atomic_h5`,
-  :func:`write_text`, :func:`write_json`, :func:`write_csv` and :func:`save_torch` are built on it.
-- **The field of view.** :func:`circular_mask`, the disc a parallel-beam scan determines; every metric and
-  figure looks only inside it.
-- **Restarting after a crash.** A killed Snakemake leaves its lock behind; :func:`clear_stale_lock` removes it
-  when no Snakemake runs in that folder any more (``make all`` calls ``python -m simulate.plumbing
-  clear-stale-lock .`` first), and says so in one line when one still does.
+- **Errors.** A reader that finds a problem in what it is given raises :class:`InputError` with the file and the
+  problem; :func:`cli`, around every command-line ``main``, turns it into one line, ``error: <file>: <problem>``, and
+  exit status 2. That is the only way a command reports bad input.
+- **Atomic writers** (:func:`atomic_path`, and :func:`atomic_h5`, :func:`write_text`, :func:`write_json`,
+  :func:`write_csv`, :func:`save_torch` on it): a file appears under its name only when complete. A write that
+  fails for lack of room is an :class:`OutputError` whatever words the library used, and a large write of known
+  size checks the free space before it creates any file (:func:`nbytes_of`, :func:`check_free_space`).
+- **The field of view.** :func:`circular_mask`, the disc a parallel-beam scan determines.
+- **Restarting after a crash.** :func:`clear_stale_lock` removes the lock a killed Snakemake left behind, unless a
+  Snakemake still runs in that folder (``make all`` calls ``python -m simulate.plumbing clear-stale-lock .`` first).
 
 Examples
 --------
@@ -40,8 +35,9 @@ from typing import Iterator
 
 import numpy as np
 
-__all__ = ["InputError", "OutputError", "cli", "json_argument", "clear_stale_lock", "running_snakemake", "atomic_path", "atomic_h5", "write_text", "write_json", "write_csv", "save_torch",
-           "nbytes_of", "check_free_space", "circular_mask"]
+__all__ = ["InputError", "OutputError", "cli", "json_argument", "clear_stale_lock", "running_snakemake", "atomic_path",
+           "atomic_h5", "write_text", "write_json", "write_csv", "save_torch", "nbytes_of", "check_free_space",
+           "circular_mask"]
 
 logger = logging.getLogger(__name__)
 

@@ -1,24 +1,15 @@
 """Parallel-beam projection and reconstruction behind one small interface.
 
-Two backends do the work:
+Two backends do the work: ``tomopy`` (the paper's library, conda-only), used when importable, else ``astra``
+(astra-toolbox's CPU algorithms, on PyPI). Both expose the same operations on stacks of slices, in one axis order:
+:func:`project` (volume ``(slices, rows, cols)`` -> projections ``(angles, slices, detector)``) and
+:func:`reconstruct` with ``method`` in :data:`METHODS` (FBP, and SIRT with ``n_iter`` iterations). The denoisers of
+the classical comparison (:func:`tv_denoise`, :func:`bm3d_denoise`) live here too; the tuned methods built from
+them are registered in :mod:`analysis.classical`.
 
-* ``tomopy`` -- the paper's library (conda-only), used when importable;
-* ``astra`` -- astra-toolbox's CPU algorithms (on PyPI), used otherwise.
-
-Both expose the same three operations on stacks of slices, in one axis order:
-
-* :func:`project` -- volume ``(slices, rows, cols)`` -> projections ``(angles, slices, detector)``;
-* :func:`reconstruct` with ``method`` in :data:`METHODS`:
-  ``fbp`` (filtered back projection) and ``sirt`` (``n_iter`` iterations).
-
-The denoisers the classical comparison applies to reconstructions (:func:`tv_denoise`,
-:func:`bm3d_denoise`) live here too; the tuned methods built from them (SIRT+TV, FBP+TV, FBP+BM3D) are
-registered in :mod:`analysis.classical`.
-
-The rotation axis lies at detector coordinate ``center`` (pixel units, the tomopy
-convention: ``detector / 2`` for a centred axis). Angles are in radians over [0, pi).
-astra's CPU algorithms are single-threaded but release the GIL, so slices are
-reconstructed in a thread pool (``threads``), with a progress bar.
+Angles are in radians over [0, pi); the rotation axis lies at detector coordinate ``center`` (pixel edges,
+``detector / 2`` a centred axis: docs/methods.md, "The rotation axis"). astra's CPU algorithms are single-threaded
+but release the GIL, so slices are reconstructed in a thread pool (``threads``).
 """
 
 from __future__ import annotations

@@ -1,25 +1,14 @@
 """Simulation matched to a user's scan: training volumes measured the way that scan was.
 
-A model learns the streaks and the noise of the data it is trained on. To train (or fine-tune) one for a scan of
-``scans:``, the workflow simulates phantoms of the corpus's families (:mod:`simulate.families`) *at that scan's
-acquisition*, read from its prepared full-dose projections (:func:`simulate.dxchange.prepare`):
-
-- **geometry**: its projection angles (their number and values), its detector width (the phantom is that many
-  pixels across) and its rotation centre (the simulated projections are shifted so that the axis sits where the
-  scan's does, and every reconstruction then recentres them the way it recentres the scan);
-- **attenuation**: the phantom is scaled so that its largest line integral is the scan's (the 99.9th percentile
-  of the scan's line integrals: a few dead or starved pixels do not set it);
-- **noise**: photons per detector pixel estimated from the scan's flat and dark fields
-  (:func:`estimate_incident`, recorded by ``prepare`` as ``incident_estimate``). The full-dose projections stay
-  noise-free (the training target); every low-dose variant then carries Poisson noise at that level
-  (:func:`simulate.acquire.low_dose`, attribute ``noise_incident``), so that 1/4 of the views of a simulated
-  volume is as noisy as 1/4 of the scan's views. A short-exposure dose (``photons-*``) draws its own lower count.
-
-Estimating the photons from flats. A detector count is ``g`` times a photon count plus read noise, so over the
-``n`` flat frames each pixel's variance is ``g * (mean flat - mean dark) + var(dark)``. The median over pixels of
-``(var(flat) - var(dark)) / (mean flat - mean dark)`` estimates the gain ``g``, and the median of
-``(mean flat - mean dark) / g`` the photons per pixel. With fewer than two flat frames, no variance can be
-measured: the counts are taken as photons (``g = 1``) and ``incident_method`` says so.
+Phantoms of the corpus's families (:mod:`simulate.families`) are simulated *at a scan's acquisition*, read from its
+prepared full-dose projections (:func:`scan_geometry`): its angles, its detector width, its rotation centre (the
+projections are shifted so that the axis sits where the scan's does), its largest line integral (the
+99.9th percentile of the scan's, so that a few starved pixels do not set it) and its photons per pixel, estimated
+from its flat and dark fields (:func:`estimate_incident`). The full-dose projections stay noise-free (the training
+target) and record that level as ``noise_incident``, which every low-dose variant then carries
+(:func:`simulate.acquire.low_dose`). Why, and how the gain and the photons are estimated: docs/methods.md, "A model
+for your scan: simulation matched to its acquisition". With fewer than two flat frames no variance can be measured:
+the counts are taken as photons (gain 1) and ``incident_method`` says so.
 
 Commands (the workflow's ``matched_phantom`` and ``project_matched`` rules)::
 

@@ -1,60 +1,16 @@
 """Synthetic shale: a stand-in for the TomoBank shale scans, measured like a raw scan.
 
-The study's shale datasets (TomoBank tomo_00001..00004: Bakken-like shales "B1 hornby"
-and "N1 blakely", each scanned at APS 2-BM and at SLS TOMCAT) cannot be downloaded
-everywhere, so this module builds a shale-like sample and "measures" it at a facility,
-writing the same raw DXchange file a beamline writes. :mod:`simulate.dxchange` then
-reads real and synthetic files by one code path. Every synthetic file carries the root
-attribute ``source = "synthetic-shale"`` so a stand-in never passes as real data.
-
-Sample (:func:`shale_volume`, volume ``(slices, rows, cols)``, matrix attenuation ~1):
-
-* a cylinder (radius ``cylinder_radius`` x width) whose axis is the slice axis, i.e.
-  the rotation axis;
-* a layered matrix: density ``(1 + layer_contrast * b(s + w)) * (1 + texture_contrast * t)``
-  where ``s = n . r`` is the position along the bedding normal ``n`` (dipping
-  ``layer_dip`` degrees out of the slice plane, random azimuth), ``b`` a random smooth
-  band profile (correlation ``layer_thickness``, sharpened by ``tanh``), ``w`` a smooth
-  waviness of the laminae and ``t`` a low-frequency 3-D texture (correlation ``texture_scale``);
-* flat pores: oblate ellipsoids whose short axis is the bedding normal (aspect ratio
-  short/long in ``[pore_aspect_min, pore_aspect_max]``, semi-major axis log-uniform in
-  ``[pore_radius_min, pore_radius_max]``) filled with ``pore_density``, added until the
-  pore volume reaches about ``porosity`` of the cylinder (pores may merge);
-* ``n_cracks`` thin planar sheets (``crack_width`` thick) of ``crack_density``, half
-  parallel to the bedding, half steep and random;
-* ``n_inclusions`` small dense grains (pyrite) of ``inclusion_density_*`` x matrix.
-
-Every feature is drawn with an anti-aliased edge (partial-volume coverage from the
-distance to the ellipsoid surface, to first order), so the volume is smooth enough to
-resample. Lengths are fractions of the slice width, so one sample looks the same at any
-grid size. The same :class:`ShaleSample` (seed included) gives a bit-identical volume.
-
-Measurement (:func:`measure`, projections ``(angles, rows, detector)``), for a
-:class:`FacilitySpec`:
-
-1. resample the volume to the detector's pixel size (the facilities differ in pixel
-   size: the same physical field spans ``detector`` pixels), isotropically with
-   ``scipy.ndimage.zoom`` (order 1), keep the central ``rows`` slices;
-2. parallel-beam line integrals over ``[0, pi)`` (``n_angles`` angles,
-   :func:`simulate.reconstruct.project`), scaled so the largest equals ``max_line_integral``;
-3. shift along the detector so that the rotation axis lies at ``center`` (pixel-edge
-   coordinate, ``detector / 2`` = centred, the :mod:`simulate.reconstruct` convention),
-   by linear interpolation;
-4. detected intensity ``I0 * f(row, det) * exp(-p)`` with a smooth beam profile ``f``
-   (falls by ``flat_falloff`` at the detector edges), blurred by a Gaussian of ``blur``
-   pixels along rows and detector (scintillator and optics);
-5. counts ``~ Poisson(intensity) + dark``, flats ``~ Poisson(I0 * f) + dark``, darks
-   ``~ dark``, where ``dark ~ round(Normal(dark, dark_noise))``; stored as uint16.
-
-Scale of the facilities at paper size: APS 2-BM 1501 angles, SLS TOMCAT 1441 angles,
-2048-pixel detectors with rotation axes at 1024, 1029 (APS) and 1011, 1048 (SLS), i.e.
-centre offsets 0, +5, -13, +24 pixels. The config gives the scaled numbers; example
-values for a 256-pixel sample grid are in :data:`SAMPLE_PRESETS` and the CLI help.
-
-Raw file (:func:`main`): ``/exchange/data``, ``/exchange/data_white``,
-``/exchange/data_dark`` (uint16), ``/exchange/theta`` (degrees), plus
-``/truth/volume`` -- the sample on the detector grid in attenuation per detector pixel,
-so a reconstruction with the right centre can be compared voxel by voxel.
+The study's shale datasets (TomoBank tomo_00001..00004: Bakken-like shales "B1 hornby" and "N1 blakely", each
+scanned at APS 2-BM and at SLS TOMCAT) cannot be downloaded everywhere, so this module builds a shale-like sample
+(:func:`shale_volume`: a cylinder about the rotation axis of layered, textured matrix, with flat pores along the
+dipping bedding, thin cracks and dense grains, each drawn with an anti-aliased edge; the fields of
+:class:`ShaleSample`) and measures it at a facility (:func:`measure`, :class:`FacilitySpec`), writing the raw
+DXchange file a beamline writes (:func:`main`) plus ``/truth/volume``, the sample on the detector grid in
+attenuation per detector pixel. :mod:`simulate.dxchange` reads real and synthetic files by one code path, and every
+synthetic file carries ``source = "synthetic-shale"``, so a stand-in never passes as real data. Lengths are
+fractions of the slice width, so one sample looks the same at any grid size, and the same :class:`ShaleSample`
+(seed included) gives a bit-identical volume. The measurement model: docs/methods.md, "The shale stand-in, measured
+as a beamline would".
 """
 
 from __future__ import annotations

@@ -1,34 +1,9 @@
 """Build the results page (``docs/results.md``) from the workflow's files: every number generated, none typed.
 
 The page is hand-written prose around generated blocks. Each block sits between two markers,
-
-.. code-block:: markdown
-
-    <!-- begin main -->
-    ... replaced on every build ...
-    <!-- end main -->
-
-and is rebuilt from one result file of a finished run (:data:`BLOCKS`):
-
-=========  ====================================  ==========================================================
-block      file (under the results folder)       rendered as
-=========  ====================================  ==========================================================
-``main``   ``tables/main.md``                    as it is (:mod:`analysis.tables` wrote it)
-``speed``  ``bench/inference_speed.csv``         :func:`analysis.inference_speed.render`
-``timing`` ``timing/timing.csv`` (if present)    one row per timed method
-``claims`` ``claims/claims.md`` (if present)     as it is (:mod:`analysis.claims` wrote it)
-``findings`` ``claims/claims_summary.csv``       :func:`render_findings`: per claim, holds on each metric
-``crossval`` ``crossval/check.md`` (if present)  as it is: held-out choices against the reference's; then what
-                                                each scan's ranking cost (``benchmarks/``, :func:`cost_table`)
-``lofo``   ``generalist/lofo.md`` (if present)   as it is (:mod:`analysis.generalist`: leave one family out)
-``faults``  ``bench/fault_injection.md``           as it is (``bench/fault_injection.py``; docs/performance.md)
-``budget``  ``bench/learning_curve_budget.md``      as it is (``bench/learning_curve_budget.py``; docs/claims.md)
-``cost``    ``bench/run_cost.md``                  as it is (``bench/run_cost.py``; docs/performance.md)
-``scan_truth`` ``bench/scan_truth.md``            as it is (``bench/scan_truth.py``; docs/methods.md)
-``scan_cost`` ``bench/scan_cost.md``              as it is (``bench/scan_cost.py``; docs/performance.md)
-=========  ====================================  ==========================================================
-
-``docs/results.md`` has all but ``findings`` (the default of ``--blocks``); ``README.md`` has ``findings``.
+``<!-- begin NAME -->`` and ``<!-- end NAME -->``, and is rebuilt from one result file of a finished run:
+:data:`BLOCKS` names each block's file, whether it is required, how it is rendered (most as the file is) and
+the page it belongs to.
 
 Each block starts with a line naming its file and the hash of the config that made it (the workflow's
 ``CONFIG_HASH``: the config after schema validation, as JSON with sorted keys, SHA-256, first 12 hex
@@ -38,7 +13,7 @@ two runs. The page is written atomically. A missing marker or a missing required
 
     python -m study.pages docs/results.md [--results results] [--configfile config/default.yaml]
 
-``make readme`` builds the three files with Snakemake and then runs this command.
+``make readme`` builds the files with Snakemake, then runs this command for each page.
 """
 
 from __future__ import annotations

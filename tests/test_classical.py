@@ -8,9 +8,9 @@ import pytest
 
 from analysis import classical
 from analysis.classical import INPUTS, METHODS, TV_ITER, Method, Projections, each_value, format_value
-from analysis.metrics import compare_volumes
 from simulate.acquire import angles
 from simulate.reconstruct import fbp, project, sirt, tv_denoise
+from simulate.scores import compare_volumes
 
 # The study's default grids and the table cells' symbols, as they were before the registry: changing one
 # changes every result, so it is a decision, not a refactoring.
@@ -54,6 +54,16 @@ def test_the_registry_holds_the_four_methods_in_table_order():
     assert METHODS["sirt"].value_type is int and METHODS["fbp-tv"].value_type is float
     assert METHODS["sirt"].tuning_key == "sirt_n_iter"
     assert TV_ITER == 1000
+
+
+def test_the_schema_offers_and_defaults_to_every_registered_method():
+    """A method registered here but missing from the schema's list would be left out of every table unnoticed."""
+    import yaml
+
+    from study.config import SCHEMA
+
+    methods = yaml.safe_load(SCHEMA.read_text())["properties"]["classical"]["properties"]["methods"]
+    assert methods["items"]["enum"] == list(METHODS) and methods["default"] == list(METHODS)
 
 
 def test_tables_take_the_classical_columns_from_the_registry(monkeypatch):

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from analysis.controls import calibrate_blur, degrade, main
-from analysis.metrics import compare_volumes
+from simulate.scores import compare_volumes
 from simulate.io import read_array, read_attrs, write_arrays
 
 TARGET = 0.02

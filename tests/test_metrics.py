@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from analysis.metrics import compare_volumes, masked_ssim
-from analysis.regions import object_mask, object_threshold, reference_range
+from simulate.scores import compare_volumes, masked_ssim, object_mask, object_threshold, reference_range
 from simulate.plumbing import circular_mask
 
 

@@ -95,7 +95,7 @@ def test_validation_during_training_and_tomogan_infer_give_the_same_output(tmp_p
     d = 5 on a 6-slice validation volume, every slice scored: four of the six need repeated edge
     slices, so a second loop that fed neighbours, normalised or batched differently would show.
     """
-    from analysis.metrics import compare_volumes
+    from simulate.scores import compare_volumes
     from tomogan_core.infer import main as infer_main
     from tomogan_core.train import train, validate
 

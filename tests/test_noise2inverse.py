@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from analysis import metrics
-from analysis.metrics import compare_volumes
+from simulate.scores import compare_volumes
 from simulate.acquire import write_projections
 from simulate.io import write_arrays
 from simulate.plumbing import InputError

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from analysis.metrics import compare_volumes
+from simulate.scores import compare_volumes
 from simulate.acquire import dose_rng, low_dose
 from simulate.plumbing import circular_mask
 from simulate.reconstruct import central_slices, reconstruct, resolve_backend, tv_denoise

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from analysis.classical import METHODS, Method, each_value
-from analysis.metrics import compare_volumes
+from simulate.scores import compare_volumes
 from analysis.tuning import grid_search, main, tune, tuning_label
 from simulate.acquire import angles, write_projections
 from simulate.io import read_attrs, write_arrays

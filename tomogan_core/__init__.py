@@ -9,12 +9,11 @@ Submodules, imported on demand so that ``import tomogan_core`` stays light:
 - :mod:`tomogan_core.losses`: WGAN-GP, cross-entropy, MSE and VGG perceptual losses.
 - :mod:`tomogan_core.vgg`: VGG19 features in plain PyTorch (torchvision-compatible weights).
 - :mod:`tomogan_core.keras_import`: the authors' released ``TomoGAN.h5`` into :class:`Generator`.
-- :mod:`tomogan_core.modelfile`: model files -- the trained (``model.pt``, ``checkpoint.pt``) and served
-  formats, :func:`~tomogan_core.modelfile.load_any` for either, their provenance, and :func:`denoise`,
-  the one loop that applies a model to a volume (validation, inference, Noise2Inverse).
-- :mod:`tomogan_core.export`: writes the served format (TorchScript ``.pt`` + JSON card); ``tomogan-export``.
+- :mod:`tomogan_core.modelfile`: the trained and served model files, their loader and provenance, and
+  :func:`denoise`, the one loop that applies a model to a volume.
+- :mod:`tomogan_core.export`: writes the served format; ``tomogan-export``.
 - :mod:`tomogan_core.data`: paired volumes, normalisation, random patches of d slices.
-- :mod:`tomogan_core.train`: WGAN-GP training with checkpoints and resume; ``tomogan-train``.
+- :mod:`tomogan_core.train`: training with checkpoints and resume; ``tomogan-train``.
 - :mod:`tomogan_core.distributed`: data-parallel training under ``torchrun``.
 - :mod:`tomogan_core.infer`: ``tomogan-infer`` (slabs, the release's file layout, grey-level mapping).
 - :mod:`tomogan_core.noise2inverse`: self-supervised training and inference from angle subsets; ``tomogan-n2i``.
@@ -33,10 +32,7 @@ def __getattr__(name):
 
 
 def denoise(volume, model, **kwargs):
-    """Enhance a low-dose volume ``(slices, rows, cols)`` with a trained or served model file.
-
-    See :func:`tomogan_core.modelfile.denoise` for the options.
-    """
+    """Enhance a low-dose volume ``(slices, rows, cols)``: :func:`tomogan_core.modelfile.denoise`."""
     from .modelfile import denoise as _denoise
 
     return _denoise(volume, model, **kwargs)

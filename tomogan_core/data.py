@@ -1,39 +1,25 @@
 """Training data for TomoGAN: paired volumes, their normalisation, and random patches of d slices.
 
-Two input layouts are read:
+Two input layouts are read. **Volumes**: one HDF5 file each, a 3-D dataset ``(slices, rows, cols)``:
+``/recon`` when present, else the file's only 3-D dataset, else the one named by ``key``; a low-dose
+volume and its normal-dose one have the same shape. **The public release's single file** (``-dsfn``):
+``train_ns``, ``train_gt``, ``test_ns``, ``test_gt``, each ``(N, H, W)`` (ns = low dose, gt = normal
+dose; ``test_*`` validates). Every problem is an :class:`~simulate.plumbing.InputError` naming the file.
 
-- **Volumes** (this study's files and a user's own): one HDF5 file per volume, a 3-D dataset
-  ``(slices, rows, cols)``. The dataset is ``/recon`` when present (what ``simulate.reconstruct``
-  writes), else the file's only 3-D dataset, else the one named by ``key``. A low-dose volume and its
-  normal-dose volume must have the same shape.
-- **The public release's single file** (``-dsfn``): datasets ``train_ns``, ``train_gt``, ``test_ns``,
-  ``test_gt``, each ``(N, H, W)`` (noisy = low dose, gt = normal dose); ``test_*`` is used for validation.
+Normalisation is one affine map for input and output, ``z = (v - offset) / scale``, that travels with the
+model (checkpoint and served card), of one of three kinds:
 
-Every problem is raised as :class:`simulate.plumbing.InputError`: one line naming the file and the problem.
-
-Normalisation is one affine map for input and output, ``z = (v - offset) / scale``, of one of three
-kinds. Two are fitted once, on the normal-dose training volumes:
-
-- ``"zscore"``: their mean and standard deviation (fast to train from scratch on a CPU budget);
+- ``"zscore"``: the normal-dose training volumes' mean and std (fast to train from scratch on a CPU);
 - ``"grey255"``: their 0.5th..99.5th percentile range mapped to 0..255, the grey-level scale of the
-  public release, on which its loss weights (MSE 0.5, adversarial 20, perceptual 2) were chosen.
-
-The third does not depend on the data's absolute scale:
-
-- ``"input"``: each volume is mapped by the statistics of its own *low-dose* volume (the only thing
-  known at inference): ``offset`` = its mean, ``scale`` = its standard deviation (population std,
-  :func:`input_stats`, accumulated in float64 slice by slice over the whole volume). The same map is
-  applied to the low-dose input and, in training, to its normal-dose target, and the output is mapped
-  back with it. Mean and std are exactly equivariant under ``v -> a v + b`` (``a > 0``), so a model
-  denoises ``a x + b`` into ``a denoise(x) + b`` up to float error, whatever units it was trained in.
-  (Robust statistics, e.g. percentiles, would be equivariant too; mean and std were chosen as the
-  simplest exact, streamable ones.) The stored normalisation is the identity (``offset = 0``,
-  ``scale = 1``) plus ``kind = "input"``: :meth:`Normalization.for_volume` gives the concrete map of a
-  volume. Its VGG window is fixed at training: the 0.5th..99.5th percentiles of the normal-dose training
-  targets, each in its own pair's network units (what the perceptual features see).
-
-It travels with the model (checkpoint and served card), so a user's data are mapped the same way at
-inference.
+  public release, on which its loss weights (MSE 0.5, adversarial 20, perceptual 2) were chosen;
+- ``"input"``: each volume mapped by its own *low-dose* volume's mean and (population) std, the only
+  thing known at inference (:func:`input_stats`); the same map applies to its normal-dose target in
+  training and maps the output back. Mean and std are exactly equivariant under ``v -> a v + b``
+  (``a > 0``), so a model denoises ``a x + b`` into ``a denoise(x) + b`` (up to float error) whatever
+  units it was trained in (percentiles would be too; mean and std are the simplest exact, streamable
+  ones). The stored map is the identity; :meth:`Normalization.for_volume` gives a volume's. The VGG
+  window is fixed at training: the 0.5th..99.5th percentiles of the normal-dose targets, each in its own
+  pair's network units.
 """
 
 from __future__ import annotations
@@ -131,11 +117,8 @@ class RunningStats:
 
 
 def input_stats(volume: Iterable[np.ndarray]) -> Tuple[float, float]:
-    """``(offset, scale)`` of the ``"input"`` normalisation of a low-dose volume: its mean and std.
-
-    Accumulated in float64 one slice at a time (:class:`RunningStats`), so that streaming a file slab by
-    slab gives exactly the same numbers. ``volume`` is a (slices, rows, cols) array or any iterable of
-    its slices.
+    """``(offset, scale)`` of the ``"input"`` normalisation of a low-dose volume (a (slices, rows, cols) array
+    or any iterable of its slices): its mean and std, added one slice at a time (:class:`RunningStats`).
 
     Examples
     --------
@@ -149,18 +132,14 @@ def input_stats(volume: Iterable[np.ndarray]) -> Tuple[float, float]:
 
 @dataclass(frozen=True)
 class Normalization:
-    """Affine map between data values and the network's scale: ``z = (v - offset) / scale``.
-
-    For ``kind = "input"`` the stored map is the identity and each volume gets its own
-    (:meth:`for_volume`); see the module docstring.
-    """
+    """Affine map between data values and the network's scale: ``z = (v - offset) / scale`` (module docstring)."""
 
     offset: float
     scale: float
     # the [0, 1] window the VGG features see, in network units: vgg_in = (z - vgg_lo) / (vgg_hi - vgg_lo)
     vgg_lo: float = -3.0
     vgg_hi: float = 3.0
-    kind: str = "zscore"  # how it was fitted: "zscore", "grey255", or "input" (per volume, from its low-dose input)
+    kind: str = "zscore"  # how it was fitted: one of NORMALIZATIONS
 
     def __post_init__(self):
         if not np.isfinite(self.offset) or not np.isfinite(self.scale) or self.scale <= 0:
@@ -176,13 +155,11 @@ class Normalization:
     @classmethod
     def fit(cls, volumes: Sequence[np.ndarray], kind: str = "zscore", *,
             inputs: Optional[Sequence[np.ndarray]] = None, names: Optional[Sequence[str]] = None) -> "Normalization":
-        """Fit the map on ``volumes`` (the normal-dose training data); ``kind`` is zscore, grey255 or input.
+        """Fit the map on ``volumes``, the normal-dose training data.
 
-        The VGG window spans the 0.5th to 99.5th percentile of the same data, so that the perceptual
-        features see the ``[0, 1]`` range their weights expect. For ``"input"``, ``inputs`` are the
-        low-dose volumes paired with ``volumes``: the map stored is the identity, and the VGG window spans
-        the percentiles of each normal-dose volume in its own pair's network units (mapped by its
-        low-dose input's mean and std); ``names`` name the pairs in errors.
+        The VGG window spans their 0.5th to 99.5th percentile, so that the perceptual features see the
+        ``[0, 1]`` range their weights expect. For ``"input"``, ``inputs`` are the paired low-dose volumes
+        and ``names`` name the pairs in errors.
 
         Examples
         --------
@@ -227,10 +204,8 @@ class Normalization:
         return replace(self, offset=float(offset), scale=float(scale))
 
     def for_volume(self, low: np.ndarray, *, name: str = "") -> "Normalization":
-        """The map that applies to a volume whose low-dose input is ``low``.
-
-        ``"zscore"``/``"grey255"``: this one (one map for all data). ``"input"``: offset and scale from
-        ``low``'s own mean and std (:func:`input_stats`), to apply to it and to its normal-dose target.
+        """The map that applies to a volume whose low-dose input is ``low``: this one, or for ``"input"``
+        ``low``'s own.
 
         Raises
         ------
@@ -258,10 +233,8 @@ class Normalization:
     def card_scale(self) -> dict:
         """The served card's ``input_scale``: network input = (data - offset) / scale, output inverted.
 
-        For ``"input"`` the served module's own affine map is the identity (it takes and returns network
-        units), and ``per_input`` says how a caller maps each volume: by its own mean and std, over the
-        whole low-dose volume, before the module, and back after it (:func:`tomogan_core.modelfile.load_any`
-        and ``denoise`` do this).
+        For ``"input"`` the served module's own map is the identity, and ``per_input`` says how a caller
+        maps each volume before it and back after it (the ``note`` says it in words).
         """
         if self.per_input:
             return {"kind": "affine", "offset": 0.0, "scale": 1.0,
@@ -311,15 +284,8 @@ def find_volume_key(path, key: Optional[str] = None) -> str:
 
 
 def read_volume(path, key: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray, dict]:
-    """Read a volume, its slice indices and the file's root attributes.
-
-    Returns
-    -------
-    volume : ndarray, shape (slices, rows, cols), float32
-    slices : ndarray of int64, shape (slices,)
-        ``/slices`` when the file has it (our reconstructions), else ``0..slices-1``.
-    attrs : dict
-    """
+    """Read a volume (float32), its slice indices (``/slices`` when the file has it, else ``0..slices-1``)
+    and the file's root attributes."""
     if not Path(path).exists():
         raise InputError(path, "file not found")
     name = find_volume_key(path, key)
@@ -387,11 +353,9 @@ def split_held_out(pair: VolumePair, *, fraction: float, depth: int) -> Tuple[Vo
 
 
 def validation_indices(n_slices: int, *, val_slices: int, depth: int, held_out_fraction: Optional[float] = None):
-    """Slice indices of a volume that training validates on (and the classical methods are tuned on).
-
-    With a separate validation volume (``held_out_fraction`` None): its ``val_slices`` central slices.
-    Without one, the training volume's held-out end (:func:`split_held_out` with ``held_out_fraction``)
-    and its ``val_slices`` central slices -- exactly what :func:`tomogan_core.train.validate` scores.
+    """Slice indices of a volume that training validates on (and the classical methods are tuned on):
+    the ``val_slices`` central slices of a validation volume (``held_out_fraction`` None) or of a training
+    volume's held-out end (:func:`split_held_out`) -- exactly what :func:`tomogan_core.train.validate` scores.
 
     Examples
     --------
@@ -429,10 +393,6 @@ class PatchSampler:
     ----------
     pairs : list of VolumePair
         Training volumes, already in network units.
-    depth : int
-        d, the number of adjacent input slices (odd).
-    patch : int
-        Side of the square crops.
     rng : numpy.random.Generator
         The only random source; its state is saved in checkpoints so that a resumed run draws the
         same patches as an uninterrupted one.
@@ -516,19 +476,9 @@ def describe_training_data(ld_paths: Sequence, vld_paths: Sequence = (), *, key:
                            val_key: Optional[str] = None) -> dict:
     """The training corpus as the model's provenance records it: per volume file and in summary.
 
-    Reads each low-dose file's root attributes and its volume's shape (not the array). A file without
-    some attribute (or unreadable) is recorded with what is there.
-
-    Parameters
-    ----------
-    ld_paths : sequence of path
-        The low-dose training files (``-ld``).
-    vld_paths : sequence of path, optional
-        The low-dose validation files (``-vld``); none when validation slices are held out of a training
-        volume.
-    key, val_key : str, optional
-        The volume's dataset in the training and validation files (default: ``/recon``, else the only
-        3-D dataset; ``val_key`` defaults to ``key``).
+    Reads the root attributes and the volume's shape (not the array) of each low-dose training (``-ld``)
+    and validation (``-vld``) file; a file without some attribute (or unreadable) is recorded with what
+    is there. ``val_key`` defaults to ``key``.
 
     Returns
     -------

@@ -1,9 +1,7 @@
 """Data-parallel training across processes, when ``tomogan-train`` is launched by ``torchrun``.
 
-``torchrun --nproc_per_node N -m tomogan_core.train ...`` starts N processes with ``RANK``,
-``WORLD_SIZE`` and ``LOCAL_RANK`` in their environment; :func:`setup` joins them into one process group
-(NCCL on CUDA, gloo on CPU) and gives each process its GPU. Launched any other way, nothing changes:
-:func:`setup` returns a single-process context and every helper here is a no-op.
+``torchrun --nproc_per_node N -m tomogan_core.train ...`` starts N processes; :func:`setup` joins them
+into one process group (NCCL on CUDA, gloo on CPU). Launched any other way, every helper here is a no-op.
 
 How :func:`tomogan_core.train.train` uses it:
 
@@ -13,8 +11,7 @@ How :func:`tomogan_core.train.train` uses it:
   by :meth:`Context.average_gradients` after each critic backward instead: the WGAN-GP penalty
   differentiates through the critic's input gradient (``autograd.grad`` with ``create_graph``), which
   DistributedDataParallel does not support;
-* each rank draws its own patches: its own seed and its own shard of the training slices (the patch
-  start positions ``s`` with ``s % world == rank``);
+* each rank draws its own patches: its own seed and its own shard of the training slices;
 * only rank 0 validates, writes checkpoints, ``log.csv`` and ``model.pt`` (the plain generator's weights,
   loadable in a single process); the others wait at a barrier.
 
@@ -56,7 +53,7 @@ class Context:
         return torch.nn.parallel.DistributedDataParallel(module, device_ids=ids)
 
     def average_gradients(self, module: torch.nn.Module) -> None:
-        """Average the gradients of ``module``'s parameters across ranks (in place)."""
+        """Average the gradients of ``module``'s parameters across ranks, in place."""
         if not self.enabled:
             return
         for p in module.parameters():

@@ -12,14 +12,9 @@ A served model is two files side by side:
   inverted on its output), ``source``, ``torch_version``, ``created`` and whatever the caller adds. A
   copy is also embedded in the ``.pt`` file as the extra file ``card.json``.
 
-Both files are written atomically (temporary file in the same folder, then :func:`os.replace`). This
-module writes the format; reading and recognising it (:func:`~tomogan_core.modelfile.load_served`,
-:func:`~tomogan_core.modelfile.is_served`, also imported here) live in :mod:`tomogan_core.modelfile`,
-with the trained ``model.pt`` format and the loader of either kind.
-
-.. note:: TorchScript (``torch.jit.script``/``save``/``load``) warns that it is deprecated in favour of
-   ``torch.export`` in the PyTorch this project pins (2.13). It still works; this module silences
-   those warnings around its own calls.
+Both files are written atomically. Reading the format lives in :mod:`tomogan_core.modelfile`.
+TorchScript warns that it is deprecated in favour of ``torch.export`` in the PyTorch this project pins
+(2.13); it still works, and those warnings are silenced around these calls.
 """
 
 from __future__ import annotations
@@ -52,11 +47,7 @@ PathLike = Union[str, os.PathLike]
 
 
 class ServedGenerator(nn.Module):
-    """Wraps a :class:`~tomogan_core.model.Generator`: data units in and out, any H, W.
-
-    ``forward(x) = net((x - offset) / scale) * scale + offset``, the network run on ``x`` padded to a
-    multiple of 8 and cropped back.
-    """
+    """Wraps a :class:`~tomogan_core.model.Generator`: data units in and out, any H, W."""
 
     def __init__(self, generator: Generator, offset: float = 0.0, scale: float = 1.0):
         super().__init__()
@@ -65,7 +56,6 @@ class ServedGenerator(nn.Module):
         self.register_buffer("scale", torch.tensor(float(scale)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map (B, d, H, W) float32 data to (B, 1, H, W) enhanced data."""
         z = (x - self.offset) / self.scale  # (B, d, H, W) network units
         return self.net.forward_any_size(z) * self.scale + self.offset  # (B, 1, H, W)
 
@@ -98,23 +88,10 @@ def _build_card(generator: Generator, card: Dict[str, Any]) -> Dict[str, Any]:
 def export_served(generator: Generator, path: PathLike, card: Dict[str, Any]) -> Path:
     """Write a generator in the served format: TorchScript ``path`` plus its JSON card.
 
-    Parameters
-    ----------
-    generator : Generator
-        The eager model; it is copied (to CPU, float32, eval mode), not modified.
-    path : str or PathLike
-        Output TorchScript file, e.g. ``OUT.pt``; the card goes to ``OUT.json``.
-    card : dict
-        JSON-serialisable fields for the card. Must hold ``input_scale`` (e.g.
-        ``{"kind": "affine", "offset": 0.0, "scale": 1.0, "note": "raw 0..255 grey levels"}``,
-        meaning network input = (data - offset) / scale, applied inside the served module) and
-        ``source`` (provenance string).
-        Other keys are copied as given.
-
-    Returns
-    -------
-    Path
-        The card's path.
+    ``generator`` is copied (to CPU, float32, eval mode), not modified. ``card`` must hold ``input_scale``
+    (e.g. ``{"kind": "affine", "offset": 0.0, "scale": 1.0, "note": "raw 0..255 grey levels"}``) and
+    ``source`` (provenance string); other JSON-serialisable keys are copied as given. Returns the card's
+    path (``OUT.pt`` -> ``OUT.json``).
 
     Raises
     ------
@@ -147,12 +124,9 @@ def export_served(generator: Generator, path: PathLike, card: Dict[str, Any]) ->
 
 
 def export_trained(model_path: PathLike, out: PathLike) -> Path:
-    """Serve a trained ``model.pt`` (from ``tomogan-train``): TorchScript ``out`` plus its card.
-
-    The card records the depth, the normalisation, the training data and settings, the VGG weights
-    used, and the generator's metrics on the validation slices; and ``training_corpus`` (families,
-    doses, geometry, seeds and volume counts) when the model's provenance records its ``training_data``
-    (:func:`tomogan_core.data.describe_training_data`), absent otherwise.
+    """Serve a trained ``model.pt`` (from ``tomogan-train``): TorchScript ``out`` plus its card, which records
+    the normalisation, training settings and data, VGG weights and validation metrics, and
+    ``training_corpus`` (:func:`tomogan_core.data.describe_training_data`'s summary) when recorded.
     """
     generator, norm, info = load_model(model_path)
     corpus = (info.get("provenance") or {}).get("training_data") or {}

@@ -1,29 +1,19 @@
-"""Apply a TomoGAN model to a volume: :func:`denoise`, and the ``tomogan-infer`` command.
+"""``tomogan-infer``: apply a TomoGAN model (``model.pt``, ``checkpoint.pt`` or a served ``.pt``) to a volume file.
 
-A model is any of
-
-- a ``model.pt`` or ``checkpoint.pt`` written by ``tomogan-train`` (needs this package);
-- a served ``.pt`` written by ``tomogan-export`` or ``tomogan-import-keras`` (TorchScript + card).
-
-Each output slice is the generator applied to the ``d`` slices centred on it; at the volume's ends the
-edge slice is repeated. Volumes with fewer than ``d`` slices are refused unless ``repeat_edges`` is set.
-:func:`denoise`, :func:`load_any` and :class:`LoadedModel` live in :mod:`tomogan_core.modelfile` (the
-same loop validates during training) and are imported here; this module adds the file-level pieces
-(slabs, the release's layout, the grey-level mapping) and the command.
+:func:`denoise`, :func:`load_any` and :class:`LoadedModel` are :mod:`tomogan_core.modelfile`'s, imported
+here; this module adds the file-level pieces: slabs (:func:`denoise_file`), the release's single-file
+layout, and the grey-level mapping for a model on 0..255 (:func:`grey255_from_input`).
 
 Command line::
 
     python infer.py -ld ld-prod.h5 -model runs/foam/model.pt [-o enhanced.h5]
     tomogan-infer -ld recon/sparse-8/fbp.h5 -model served/foam.pt -o enhanced.h5 --slices 8
 
-A model trained with ``normalization = "input"`` maps the input volume by its own mean and std (over
-the whole volume, all its slices, also when only ``--slices`` are enhanced or the file is streamed in
-slabs: a first pass reads it for them) and its output back; the output's ``input_mapping`` attribute
-gives the numbers.
-
 The output HDF5 holds ``/recon`` (enhanced slices, float32, data units) and ``/slices`` (their indices),
-with the input's provenance attributes and the model's. For the release's single-file layout (a file
-with ``test_ns``) it writes the release's ``ns``, ``gt`` (when present) and ``dn`` datasets instead.
+with the input's provenance attributes and the model's; ``input_mapping`` gives the numbers of a per-input
+or grey-level map (a per-input model's is the whole volume's, also when only ``--slices`` are enhanced or the
+file is streamed in slabs). For the release's single-file layout (a file with ``test_ns``) it writes the
+release's ``ns``, ``gt`` (when present) and ``dn`` datasets instead.
 """
 
 from __future__ import annotations
@@ -51,11 +41,9 @@ logger = logging.getLogger(__name__)
 
 
 def grey255_from_input(model: LoadedModel, volume: np.ndarray) -> Tuple[LoadedModel, dict]:
-    """Wrap a model that works on 0..255 grey levels (the authors' release) for data in other units.
-
-    The input volume's own 0.5..99.5 percentile range is mapped to 0..255 before the model and back
-    after it; no normal-dose information is used. Returns the wrapped model and the mapping, for
-    provenance.
+    """Wrap a model that works on 0..255 grey levels (the authors' release) for data in other units: the
+    input volume's own 0.5..99.5 percentile range is mapped to 0..255 and back (no normal-dose information
+    used). Returns the wrapped model and the mapping, for provenance.
     """
     if model.per_input:
         raise ValueError("the model normalises each input volume itself (normalization 'input'): "
@@ -75,11 +63,9 @@ def grey255_from_input(model: LoadedModel, volume: np.ndarray) -> Tuple[LoadedMo
 
 
 def bind_to_input(model: LoadedModel, stats, where="input volume") -> Tuple[LoadedModel, dict]:
-    """Bind a per-input model (normalisation ``"input"``) to one volume's map, for provenance too.
-
-    ``stats`` is the whole low-dose volume (or an iterable of its slices), or a filled
-    :class:`~tomogan_core.data.RunningStats`. Returns the bound model and ``{"input_mapping": ...}``; a
-    model with a fixed map is returned as it is, with ``{}``.
+    """Bind a per-input model to one volume's map: ``stats`` is the whole low-dose volume (or an iterable of
+    its slices), or a filled :class:`~tomogan_core.data.RunningStats`. Returns the bound model and
+    ``{"input_mapping": ...}``; a model with a fixed map is returned as it is, with ``{}``.
 
     Raises
     ------
@@ -124,13 +110,11 @@ def denoise_file(src, out, model: LoadedModel, *, key: Optional[str] = None, sli
                  progress: bool = False) -> Tuple[int, float]:
     """Enhance a volume file slab by slab: memory bounded by ``slab_mb`` MiB whatever the volume's size.
 
-    Each slab of output slices is computed from its input slices plus ``d // 2`` neighbours either side,
-    read from the HDF5 file alone, so the result equals :func:`denoise` of the whole volume. With
-    ``grey255`` the mapping's percentiles come from the whole volume when it fits in one slab, else from up
-    to 64 evenly spaced slices (said in the output's ``input_mapping``). A per-input model (normalisation
-    ``"input"``) gets the mean and std of the whole volume from a first pass over the file, slab by slab,
-    so every slab shares one map (the same numbers as :func:`denoise` of the whole volume). Writes
-    ``/recon`` (chunked one slice at a time) and ``/slices`` atomically; returns (slices enhanced, seconds).
+    Each slab is computed from its input slices plus ``d // 2`` neighbours either side, so the result
+    equals :func:`denoise` of the whole volume; a per-input model gets the whole volume's mean and std
+    from a first pass. With ``grey255`` the percentiles come from the whole volume when it fits in one
+    slab, else from up to 64 evenly spaced slices (said in ``input_mapping``). Writes ``/recon`` (chunked
+    one slice at a time) and ``/slices`` atomically; returns (slices enhanced, seconds).
     """
     from simulate.io import to_h5_attr
     from simulate.plumbing import atomic_h5
@@ -168,8 +152,7 @@ def denoise_file(src, out, model: LoadedModel, *, key: Optional[str] = None, sli
         for a in range(0, len(pick), step):
             part = pick[a:a + step]
             lo, hi = max(0, int(part[0]) - half), min(n, int(part[-1]) + half + 1)
-            # the slab and its d // 2 neighbours each side: inside the volume nothing is clipped, and at its
-            # ends the block ends where the volume does, so edge slices repeat exactly as in denoise()
+            # at the volume's ends the block ends where the volume does, so edge slices repeat as in denoise()
             block = read_array(src, name, ndim=3, index=np.s_[lo:hi])
             dset[a:a + len(part)] = denoise(block, model, indices=[int(i) - lo for i in part], batch=batch,
                                             repeat_edges=True, progress=progress)

@@ -9,13 +9,8 @@ three upsampling layers, each concatenation taking the encoder's skip tensor fir
 The released file's config names no interpolation for its ``UpSampling2D`` layers, so Keras loads them
 as nearest-neighbour; that is the default here. The authors trained with bilinear upsampling.
 
-Command line::
-
-    tomogan-import-keras IN.h5 OUT.pt [--upsample nearest|bilinear]
-    python -m tomogan_core.keras_import IN.h5 OUT.pt [--upsample nearest|bilinear]
-
-writes the served format (``OUT.pt`` + ``OUT.json``, see :mod:`tomogan_core.export`). On error it
-prints one line ``error: ...`` to stderr, writes nothing and exits with status 2.
+``tomogan-import-keras IN.h5 OUT.pt [--upsample nearest|bilinear]`` (or ``python -m
+tomogan_core.keras_import``) writes the served format (:mod:`tomogan_core.export`).
 """
 
 from __future__ import annotations
@@ -81,7 +76,6 @@ def released_weights_path() -> Path:
 
 
 def _sha256(path: Path) -> str:
-    """Return the hex SHA-256 of a file."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -96,15 +90,8 @@ def _inbound_names(layer: Dict[str, Any]) -> List[str]:
 
 
 def _parse_config(path: Path, config_json: str) -> Tuple[List[str], List[str]]:
-    """Read the conv layer names and upsampling modes from ``model_config``, checking the topology.
-
-    Returns
-    -------
-    conv_names : list of str
-        The 16 Conv2D layer names, in config order.
-    interpolations : list of str
-        The interpolation of each UpSampling2D layer (``"nearest"`` where the config names none).
-    """
+    """The 16 Conv2D layer names (in config order) and each UpSampling2D layer's interpolation (``"nearest"``
+    where the config names none) from ``model_config``, checking the topology."""
     try:
         layers = json.loads(config_json)["config"]["layers"]
     except (ValueError, KeyError, TypeError):
@@ -145,12 +132,7 @@ def _read_conv(path: Path, weights: h5py.Group, name: str) -> Tuple[np.ndarray, 
 
 
 def read_keras_generator(path: PathLike) -> Dict[str, Any]:
-    """Read the Keras TomoGAN generator file into plain arrays.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        A Keras 2 HDF5 model file (``model.save``) with the TomoGAN generator.
+    """Read a Keras 2 HDF5 model file (``model.save``) of the TomoGAN generator into plain arrays.
 
     Returns
     -------
@@ -228,8 +210,6 @@ def load_keras_generator(path: PathLike, upsample: Optional[str] = "nearest") ->
 
     Parameters
     ----------
-    path : str or PathLike
-        The Keras HDF5 file, e.g. :func:`released_weights_path`.
     upsample : {"nearest", "bilinear"} or None, default "nearest"
         Upsampling of the built generator. ``"nearest"`` reproduces what Keras computes from the
         released file; ``"bilinear"`` is what the authors trained with; ``None`` takes the file's setting.
@@ -252,7 +232,6 @@ def load_keras_generator(path: PathLike, upsample: Optional[str] = "nearest") ->
 
 
 def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
-    """Parse the command line of ``tomogan-import-keras``."""
     parser = argparse.ArgumentParser(
         prog="tomogan-import-keras",
         description="Convert the authors' Keras TomoGAN.h5 generator into the served TorchScript format "
@@ -272,7 +251,7 @@ def _parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
 
 @cli
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    """Run ``tomogan-import-keras``; return 0 on success, one ``error:`` line and status 2 on bad input."""
+    """Run ``tomogan-import-keras``; bad input exits with status 2 and one ``error:`` line."""
     from .export import export_served  # deferred: keeps ``import tomogan_core.keras_import`` light
 
     args = _parse_args(argv)

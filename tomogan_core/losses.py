@@ -53,19 +53,16 @@ def gradient_penalty(
 
     Parameters
     ----------
-    critic : callable
-        Maps (B, C, H, W) to (B, 1) scores.
     real, fake : Tensor, shape (B, C, H, W)
         Ground-truth and generated patches; both are detached (the penalty trains the critic only).
     generator : torch.Generator, optional
-        Random source of ``eps``, drawn as ``torch.rand((B, 1, 1, 1), generator=generator)``
-        (one value per sample, on ``real``'s device and dtype).
+        Random source of ``eps`` (one value per sample).
 
     Returns
     -------
     Tensor, scalar
-        The penalty, differentiable with respect to the critic's parameters. Multiply it by
-        ``lambda_gp`` (10 in [2]_) and add it to the critic loss.
+        Differentiable with respect to the critic's parameters. Multiply it by ``lambda_gp`` (10 in [2]_)
+        and add it to the critic loss.
     """
     if real.shape != fake.shape:
         raise ValueError(f"real and fake shapes differ: {list(real.shape)} vs {list(fake.shape)}")
@@ -103,22 +100,11 @@ def generator_adv_loss_bce(d_fake_logits: torch.Tensor) -> torch.Tensor:
 def perceptual_loss(
     vgg: Critic, fake: torch.Tensor, real: torch.Tensor, *, grad: bool = True
 ) -> torch.Tensor:
-    """MSE between VGG features of the generated and the ground-truth images.
+    """MSE between VGG features (:class:`tomogan_core.vgg.VGGFeatures`) of the generated and the target
+    images, (B, 1, H, W) both, already mapped to the extractor's [0, 1] input range.
 
-    Parameters
-    ----------
-    vgg : callable
-        Frozen feature extractor, e.g. :class:`tomogan_core.vgg.VGGFeatures`; (B, 1, H, W) in [0, 1]
-        to (B, C', H', W').
-    fake, real : Tensor, shape (B, 1, H, W)
-        Generated and target images, already mapped to the extractor's input range.
-    grad : bool, default True
-        If False, the features of ``fake`` are computed without autograd, reproducing the release's
-        defect (``predict()`` outside the tape): same value, but no gradient reaches the generator.
-
-    Returns
-    -------
-    Tensor, scalar
+    ``grad=False`` computes ``fake``'s features without autograd, reproducing the release's defect
+    (``predict()`` outside the tape): same value, but no gradient reaches the generator.
     """
     with torch.no_grad():
         target = vgg(real)  # (B, C', H', W')
@@ -153,14 +139,10 @@ def generator_loss(
         Generator output and target, on the training scale.
     lambda_adv, lambda_mse, lambda_vgg : float
         Loss weights (release: 20, 0.5, 2), from the config.
-    critic : callable, optional
-        The critic; needed when ``lambda_adv > 0``.
-    vgg : callable, optional
-        The VGG feature extractor; needed when ``lambda_vgg > 0``.
     adversarial : {"wgan", "bce"}, default "wgan"
         Adversarial loss: Wasserstein (paper) or cross-entropy (release).
     perceptual_grad : bool, default True
-        Passed to :func:`perceptual_loss` as ``grad`` (False reproduces the release's defect).
+        :func:`perceptual_loss`'s ``grad``.
     vgg_input : callable, optional
         Maps the training scale to the extractor's [0, 1] input (applied to both images); identity if None.
 

@@ -1,16 +1,12 @@
 """The TomoGAN generator and critic, as published.
 
-Full definition of the two networks of TomoGAN, in one file that reads top to bottom:
-small blocks first, then the config dataclasses, then the models.
-
 References
 ----------
 .. [1] Z. Liu, T. Bicer, R. Kettimuthu, D. Gursoy, F. De Carlo, I. Foster, "TomoGAN: low-dose
    synchrotron x-ray tomography with generative adversarial networks: discussion",
    J. Opt. Soc. Am. A 37(3):422-434, 2020. arXiv:1902.07582.
 .. [2] The authors' public release (AIScienceTutorial/Denoising, Apache-2.0): Keras model code and
-   the trained generator ``TomoGAN.h5`` (Keras 2.2.4-tf, 694,897 parameters, d = 1). See
-   ``tomogan_core/keras_import.py`` for loading it into :class:`Generator`.
+   the trained generator ``TomoGAN.h5`` (Keras 2.2.4-tf, d = 1), loaded by :mod:`tomogan_core.keras_import`.
 
 Notes
 -----
@@ -58,23 +54,10 @@ SIZE_MULTIPLE = 8  # 2**3: the generator pools three times, the critic strides b
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, int, int]:
-    """Pad the bottom and right of an image batch up to a multiple of ``multiple``.
+    """Reflect-pad the bottom and right of a (B, C, H, W) batch up to multiples of ``multiple``.
 
-    Parameters
-    ----------
-    x : Tensor, shape (B, C, H, W)
-        Image batch.
-    multiple : int
-        Target divisor of the padded height and width.
-
-    Returns
-    -------
-    padded : Tensor, shape (B, C, H', W')
-        ``x`` reflect-padded (replicate-padded where a side is too small to reflect) so that
-        ``H'`` and ``W'`` are the smallest multiples of ``multiple`` with ``H' >= H``, ``W' >= W``.
-        ``x`` itself when no padding is needed.
-    h, w : int
-        The original height and width, to crop the result back with ``[..., :h, :w]``.
+    Returns the padded batch (``x`` itself when no padding is needed; replicate-padded where a side is too
+    small to reflect) and the original ``h, w``, to crop the result back with ``[..., :h, :w]``.
 
     Examples
     --------
@@ -87,7 +70,7 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> Tuple[torch.Tensor, int, 
     pad_w = (multiple - w % multiple) % multiple
     if pad_h == 0 and pad_w == 0:
         return x, h, w
-    # reflect needs the pad to be smaller than the side; tiny inputs fall back to replicate
+    # reflect needs the pad to be smaller than the side
     mode = "reflect" if (pad_h < h and pad_w < w) else "replicate"
     return F.pad(x, [0, pad_w, 0, pad_h], mode=mode), h, w
 
@@ -120,20 +103,7 @@ class DoubleConv(nn.Module):
 
 
 def make_upsample(mode: str, channels: int) -> nn.Module:
-    """Build one x2 upsampling step.
-
-    Parameters
-    ----------
-    mode : {"bilinear", "nearest", "transpose"}
-        See the module docstring.
-    channels : int
-        Channels of the tensor to upsample (kept unchanged by every mode).
-
-    Returns
-    -------
-    nn.Module
-        Maps (B, channels, H, W) to (B, channels, 2H, 2W).
-    """
+    """One x2 upsampling step of ``mode`` (module docstring): (B, channels, H, W) -> (B, channels, 2H, 2W)."""
     if mode == "bilinear":
         # Keras UpSampling2D(interpolation='bilinear') uses half-pixel centres = align_corners=False
         return nn.Upsample(scale_factor=2.0, mode="bilinear", align_corners=False)
@@ -172,11 +142,6 @@ class GeneratorConfig:
 
 class Generator(nn.Module):
     """The TomoGAN generator: a 3-level U-Net from ``d`` noisy slices to one denoised slice.
-
-    Parameters
-    ----------
-    cfg : GeneratorConfig
-        Number of input slices and upsampling mode.
 
     Notes
     -----
@@ -234,18 +199,8 @@ class Generator(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Denoise the centre slice.
-
-        Parameters
-        ----------
-        x : Tensor, shape (B, d, H, W)
-            ``d = cfg.in_slices`` adjacent slices; ``H`` and ``W`` multiples of 8.
-
-        Returns
-        -------
-        Tensor, shape (B, 1, H, W)
-            The denoised centre slice, same scale as the input, unclipped.
-        """
+        """Denoise the centre slice: (B, d, H, W), ``H`` and ``W`` multiples of 8, to (B, 1, H, W) on the
+        input's scale, unclipped."""
         if x.dim() != 4 or x.shape[1] != self.in_slices:
             raise ValueError(
                 f"expected input of shape (B, {self.in_slices}, H, W), got {list(x.shape)}"
@@ -269,19 +224,7 @@ class Generator(nn.Module):
         return self.head2(x)  # (B, 1, H, W)
 
     def forward_any_size(self, x: torch.Tensor) -> torch.Tensor:
-        """Run :meth:`forward` on any height and width by reflect-padding to a multiple of 8.
-
-        Parameters
-        ----------
-        x : Tensor, shape (B, d, H, W)
-            Any ``H, W >= 1``.
-
-        Returns
-        -------
-        Tensor, shape (B, 1, H, W)
-            The output on the padded input, cropped back to ``H, W``. Identical to
-            :meth:`forward` when ``H`` and ``W`` are already multiples of 8.
-        """
+        """Run :meth:`forward` on any ``H, W >= 1``: reflect-padded to a multiple of 8, cropped back."""
         padded, h, w = pad_to_multiple(x, self.size_multiple)  # (B, d, H', W')
         return self.forward(padded)[..., :h, :w]  # (B, 1, H, W)
 
@@ -333,11 +276,6 @@ class DiscriminatorConfig:
 class Discriminator(nn.Module):
     """The TomoGAN critic: six 3x3 convs, then two dense layers to one unbounded score.
 
-    Parameters
-    ----------
-    cfg : DiscriminatorConfig
-        Patch size (fixes the flatten size) and input channels.
-
     Notes
     -----
     Layers: 3x3 convs with ReLU 64, 64 (stride 2), 128, 128 (stride 2), 128, 4 (stride 2); flatten
@@ -382,18 +320,7 @@ class Discriminator(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Score a batch of patches.
-
-        Parameters
-        ----------
-        x : Tensor, shape (B, C, P, P)
-            ``C = cfg.in_channels``, ``P = cfg.patch_size``.
-
-        Returns
-        -------
-        Tensor, shape (B, 1)
-            Critic scores (logits), unbounded.
-        """
+        """Score a (B, in_channels, patch_size, patch_size) batch: (B, 1) unbounded scores (or logits)."""
         p = self.patch_size
         if x.dim() != 4 or x.shape[1] != self.in_channels or x.shape[-2] != p or x.shape[-1] != p:
             raise ValueError(

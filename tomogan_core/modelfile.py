@@ -1,34 +1,17 @@
-"""TomoGAN model files: their formats, loading either kind, their provenance, and the one denoise loop.
+"""TomoGAN model files: their two formats, a loader for either, their provenance, and the one denoise loop.
 
-Two kinds of file hold a model:
+- **trained**: ``model.pt`` (:data:`MODEL_FORMAT`, :func:`save_model`, :func:`load_model`): the chosen
+  generator, its normalisation, the run's settings, validation metrics and provenance. A training
+  ``checkpoint.pt`` (:data:`CHECKPOINT_FORMAT`) serves too, by its best generator so far. Reading either
+  needs this package.
+- **served**: a TorchScript ``NAME.pt`` and its JSON card ``NAME.json`` (a copy embedded in the ``.pt``),
+  written by :mod:`tomogan_core.export`, read by :func:`load_served`; calling it needs only PyTorch.
 
-- **trained**: ``model.pt`` (format :data:`MODEL_FORMAT`), written at the end of ``tomogan-train`` by
-  :func:`save_model`: the chosen generator's weights and config, its normalisation, the run's settings,
-  validation metrics and provenance. A training ``checkpoint.pt`` (format :data:`CHECKPOINT_FORMAT`,
-  :func:`save_checkpoint` / :func:`read_checkpoint`) also serves: its best generator so far. Reading
-  either needs this package (:func:`load_model`).
-- **served**: a TorchScript ``NAME.pt`` plus its JSON card ``NAME.json`` (a copy embedded in the
-  ``.pt``), written by :func:`tomogan_core.export.export_served` and read by :func:`load_served`;
-  calling it needs only PyTorch. :func:`is_served` recognises one.
-
-:func:`load_any` makes the choice between the two (:func:`model_kind`) and returns a
-:class:`LoadedModel`, data units in and data units out, whatever the file. :func:`model_provenance`
-reads what either kind records about how it was made; :func:`flat_attrs` and :func:`input_provenance`
-are the attributes an enhanced HDF5 output carries.
-
-:func:`denoise` is the only loop that applies a model to a volume: each output slice from the ``d``
-slices centred on it, edge slices repeated at the volume's ends, a batch of slices per forward pass. It
-serves validation during training (:func:`tomogan_core.train.validate`, through
-:meth:`LoadedModel.from_generator`), ``tomogan-infer`` and Noise2Inverse (``n2i=True``: the input of
-each of the ``K`` passes is the mean of ``K-1`` sub-reconstructions, and the outputs are averaged).
-
-A model trained with ``normalization = "input"`` (:mod:`tomogan_core.data`) is *per input*
-(:attr:`LoadedModel.per_input`): :func:`denoise` maps each volume by its own mean and std, computed
-over the whole volume it is given, before the network and back after it (:meth:`LoadedModel.for_input`).
-Code that feeds a volume in pieces (``tomogan-infer``'s slabs) binds the whole volume's map first, so
-the pieces share it.
-
-:func:`read_generator` reads the generator weights of any of the three files (a training's ``init``).
+:func:`load_any` loads either kind as a :class:`LoadedModel` (data units in, data units out), and
+:func:`denoise` is the only loop that applies a model to a volume: training's validation, ``tomogan-infer``
+and Noise2Inverse all go through it. A per-input model (normalisation ``"input"``, :mod:`tomogan_core.data`)
+is mapped by the whole volume's own mean and std; code that feeds a volume in pieces (``tomogan-infer``'s
+slabs) binds that map first (:meth:`LoadedModel.for_input`).
 """
 
 from __future__ import annotations
@@ -95,18 +78,11 @@ def save_model(path: PathLike, *, generator_config: dict, generator: dict, norma
                **metadata) -> None:
     """Write a trained ``model.pt`` atomically.
 
-    Parameters
-    ----------
-    generator_config : dict
-        :class:`~tomogan_core.model.GeneratorConfig` as a dict.
-    generator : dict
-        The generator's state dict.
-    normalization : Normalization
-    **metadata
-        Stored after them, in the order given; ``tomogan-train`` writes ``config``, ``step`` (of the chosen
-        generator), ``val_ssim``, ``val_psnr``, ``steps_trained``, ``cpu_s`` (CPU-seconds of its training steps),
-        ``vgg_weights``, ``device``, ``versions``,
-        ``train_data``, ``val_data`` and ``provenance``, which :func:`load_model` returns as its ``info``.
+    ``generator_config`` is a :class:`~tomogan_core.model.GeneratorConfig` as a dict, ``generator`` its
+    state dict. ``metadata`` is stored after them, in the order given, and :func:`load_model` returns it as
+    its ``info``; ``tomogan-train`` writes ``config``, ``step`` (of the chosen generator), ``val_ssim``,
+    ``val_psnr``, ``steps_trained``, ``cpu_s`` (CPU-seconds of its training steps), ``vgg_weights``,
+    ``device``, ``versions``, ``train_data``, ``val_data`` and ``provenance``.
     """
     atomic_save({"format": MODEL_FORMAT, "generator_config": generator_config, "generator": generator,
                  "normalization": normalization.as_dict(), **metadata}, path)
@@ -116,7 +92,7 @@ def save_checkpoint(path: PathLike, **state) -> None:
     """Write a training ``checkpoint.pt`` atomically: the format, then ``state`` in the order given.
 
     :func:`load_model` reads ``config`` (``depth``, ``upsample``), ``best`` (``generator``, ``step``) and
-    ``normalization`` from it; the rest is the training run's (:func:`tomogan_core.train.train`).
+    ``normalization`` from it; the rest is the training run's.
     """
     atomic_save({"format": CHECKPOINT_FORMAT, **state}, path)
 
@@ -214,14 +190,7 @@ def is_served(path: PathLike) -> bool:
 
 
 def load_served(path: PathLike, *, map_location: str = "cpu") -> Tuple[torch.jit.ScriptModule, Dict[str, Any]]:
-    """Load a served model and its card.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        The TorchScript file written by :func:`~tomogan_core.export.export_served`.
-    map_location : str, default "cpu"
-        Device to load the module onto.
+    """Load a served model (written by :func:`~tomogan_core.export.export_served`) and its card.
 
     Returns
     -------
@@ -297,14 +266,11 @@ class LoadedModel:
     ----------
     forward : callable
         (B, d, H, W) tensor of data on ``device`` -> (B, 1, H, W) enhanced data.
-    depth : int
-        d, the input slices per output slice.
     info : dict
         Provenance: ``kind`` ("trained" or "served"), ``path``, ``vgg_weights``, ``card``/``config``,
         ``precision``.
     precision : str
-        "fp32", or "bf16" for bfloat16 autocast (faster on CPUs with AMX; its SSIM change on validation
-        slices is measured by :mod:`analysis.inference_speed`).
+        "fp32", or "bf16" for bfloat16 autocast (its SSIM change: :mod:`analysis.inference_speed`).
     per_input : bool
         ``forward`` takes and returns network units of the ``"input"`` normalisation: each volume must be
         mapped by its own mean and std first (:meth:`for_volume`, :meth:`for_input`; :func:`denoise` does
@@ -324,11 +290,8 @@ class LoadedModel:
     @classmethod
     def from_generator(cls, generator: Generator, norm: Normalization, *, info: Optional[dict] = None,
                        device: Optional[torch.device] = None, precision: str = "fp32") -> "LoadedModel":
-        """Wrap a generator and its normalisation (a trained file's, or the one being trained).
-
-        The generator is used as it is (its mode, memory layout and device are the caller's): the
-        forward pass is ``net((x - offset) / scale) * scale + offset`` on any height and width.
-        """
+        """Wrap a generator and its normalisation (a trained file's, or the one being trained), for any height
+        and width; the generator is used as it is (its mode, memory layout and device are the caller's)."""
         def forward(x):
             z = (x - norm.offset) / norm.scale
             return generator.forward_any_size(z) * norm.scale + norm.offset
@@ -353,9 +316,8 @@ class LoadedModel:
         return LoadedModel(forward, self.depth, info, self.device, self.precision)
 
     def for_volume(self, volume) -> "LoadedModel":
-        """The model to apply to ``volume`` (a whole (slices, rows, cols) low-dose volume, or an iterable of
-        its slices): bound to its mean and std when per input (:func:`tomogan_core.data.input_stats`),
-        else itself.
+        """The model to apply to ``volume`` (the whole low-dose volume, or an iterable of its slices): bound to
+        its mean and std when per input, else itself.
 
         Raises
         ------
@@ -404,10 +366,8 @@ def load_any(path: PathLike, *, depth: Optional[int] = None, device: str = "auto
 
 
 def read_generator(path: PathLike) -> Tuple[dict, dict, dict]:
-    """The generator weights a model file holds, whatever its kind (what a training's ``init`` reads).
-
-    A ``model.pt``: its generator; a ``checkpoint.pt``: its best generator so far (as :func:`load_model`);
-    a served ``.pt``: the scripted module's generator (its data scaling left out).
+    """The generator weights a model file holds, whatever its kind (what a training's ``init`` reads);
+    a served ``.pt``'s without its data scaling.
 
     Returns
     -------
@@ -479,10 +439,7 @@ def read_generator(path: PathLike) -> Tuple[dict, dict, dict]:
 
 
 def model_provenance(path: PathLike) -> dict:
-    """The provenance a model file records (empty for a ``checkpoint.pt``, which keeps none).
-
-    Trained ``model.pt``: its ``provenance``; served ``.pt``: its card's ``provenance``.
-    """
+    """The provenance a model file (or a served model's card) records; empty for a ``checkpoint.pt``."""
     path = Path(path)
     if model_kind(path) == "served":
         _, card = _served_or_input_error(path)
@@ -529,29 +486,23 @@ def denoise(volume: np.ndarray, model, *, indices: Optional[Sequence[int]] = Non
             n2i: bool = False) -> np.ndarray:
     """Enhance slices of a low-dose volume with a TomoGAN model.
 
-    Each output slice is the model applied to the ``d`` slices centred on it; at the volume's ends the
-    edge slice is repeated.
+    Each output slice (of ``indices``, default all) is the model applied to the ``d`` slices centred on it,
+    ``batch`` slices per forward pass; at the volume's ends the edge slice is repeated.
 
     Parameters
     ----------
     volume : ndarray, shape (slices, rows, cols)
-        Low-dose reconstruction, in the units the model was trained on (any units for a per-input model:
-        normalisation ``"input"``, mapped by this volume's own mean and std, over all its slices whatever
-        ``indices`` picks). With ``n2i``: shape ``(k, slices, rows, cols)``, the ``k >= 2``
-        sub-reconstructions of a scan; a per-input model maps the input of pass ``j`` (the mean of the
-        sub-reconstructions other than ``j``) by that input's own mean and std, exactly as
-        Noise2Inverse's training pair ``j`` was mapped, and maps that pass's output back with it.
+        Low-dose reconstruction, in the units the model was trained on (any units for a per-input model,
+        mapped by this whole volume's mean and std whatever ``indices`` picks). With ``n2i``: shape
+        ``(k, slices, rows, cols)``, the ``k >= 2`` sub-reconstructions of a scan.
     model : LoadedModel or path
         What :func:`load_any` returns, or a path it accepts.
-    indices : sequence of int, optional
-        Slices to enhance (default all).
-    batch : int
-        Slices per forward pass.
     repeat_edges : bool
-        Allow volumes with fewer slices than the model's depth (neighbours are repeated).
+        Allow volumes with fewer slices than the model's depth.
     n2i : bool
-        Noise2Inverse's X:1 inference: output = the mean over ``j`` of the model applied to the mean of
-        the sub-reconstructions other than ``j``.
+        Noise2Inverse's X:1 inference: the mean over ``j`` of the model applied to the mean of the
+        sub-reconstructions other than ``j`` (a per-input model maps pass ``j`` by its own input's mean
+        and std, as training pair ``j`` was).
 
     Returns
     -------

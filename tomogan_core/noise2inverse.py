@@ -1,41 +1,19 @@
 """Noise2Inverse: self-supervised denoising of a tomogram from its own projections, on TomoGAN's generator.
 
 Hendriksen, Pelt and Batenburg, "Noise2Inverse: self-supervised deep convolutional denoising for
-tomography", IEEE Transactions on Computational Imaging 6:1320-1335, 2020 (arXiv:2001.11801).
+tomography", IEEE Transactions on Computational Imaging 6:1320-1335, 2020 (arXiv:2001.11801). How the
+study uses it, and the three commands (``tomogan-n2i split|train|infer``): docs/methods.md, "Noise2Inverse".
 
-No normal-dose data are needed. The projection angles are split into ``K`` interleaved subsets
-(subset ``j`` = angles ``j, j+K, j+2K, ...``) and each subset is reconstructed on its own by FBP.
-The sub-reconstructions show the same object with *independent* noise, so a network trained to map
-the mean of ``K-1`` of them (the input, ``d`` adjacent slices as TomoGAN) to the remaining one (the
-target) -- the paper's "X:1" strategy, over all ``K`` choices of the target -- learns the noise-free
-image: the target's noise is independent of the input and averages out of the MSE's minimiser. At
-inference the ``K`` outputs, each from the mean of its ``K-1`` inputs, are averaged.
+The ``K`` interleaved angle subsets (:func:`split_views`), each reconstructed by FBP, show the same object
+with *independent* noise, so a network trained to map the mean of ``K-1`` of them to the remaining one (the
+paper's "X:1" strategy, over all ``K`` choices) learns the noise-free image: the target's noise averages
+out of the MSE's minimiser. Everything else is TomoGAN's: the generator, :func:`tomogan_core.train.train`
+with pixel MSE alone (:func:`n2i_config`), and :func:`tomogan_core.modelfile.denoise`'s ``n2i`` mode.
 
-Everything else is TomoGAN's: the generator, :func:`tomogan_core.train.train` (checkpoints, resume,
-``model.pt``) with the loss set to pixel MSE only (``lambda_adv = lambda_vgg = 0``, ``itd = 0``: no
-critic is built and no VGG is loaded), and :func:`tomogan_core.modelfile.denoise`, whose ``n2i`` mode
-feeds it the mean of ``K-1`` sub-reconstructions and averages the ``K`` outputs.
-
-Validation (the choice of the saved generator) is self-supervised too: the last
-``val_fraction`` of the slices (:func:`tomogan_core.data.split_held_out`, with a gap of ``d``
-slices) are held out of all ``K`` pairs, and the generator's output from the mean of ``K-1``
-held-out sub-reconstructions is scored against the held-out remaining one. Because the target's
-noise is independent of the input, the expected squared error against it is the error against the
-unknown clean image plus a constant (the target's noise variance), so the ranking of checkpoints is
-the right one; the absolute ``val_psnr`` is low (the reference is noisy) and not comparable with a
-supervised run's.
-
-A training may start from another model's generator instead of the seed's random one (``init``,
-``--init MODEL.pt``: a ``model.pt``, ``checkpoint.pt`` or served ``.pt`` of the same depth; a supervised
-generalist, say): Noise2Inverse then fine-tunes it on the scan. The model records it as
-:func:`tomogan_core.train.load_init` does (``init``, ``init_model``, ``init_provenance``).
-
-Files::
-
-    python -m tomogan_core.noise2inverse split PROJ.h5 SUBSETS.h5 --k 4 [--slices N]
-    python -m tomogan_core.noise2inverse train SUBSETS.h5 -o runs/n2i [--max-iter ... --patch ...] [--init MODEL.pt]
-    python -m tomogan_core.noise2inverse infer SUBSETS.h5 runs/n2i/model.pt OUT.h5
-    tomogan-n2i ...   (the same, as an installed command)
+Validation is self-supervised too: held-out slices of every pair, the output scored against the held-out
+(noisy) remaining sub-reconstruction. The expected squared error against it is the error against the clean
+image plus the target's noise variance, so checkpoints are ranked rightly; but ``val_psnr`` is low and not
+comparable with a supervised run's.
 
 ``SUBSETS.h5`` holds ``/subsets`` ``(k, slices, rows, cols)`` float32, ``/slices`` int32 (the
 detector rows) and the projections' provenance plus ``k``; ``OUT.h5`` is a reconstruction file
@@ -79,25 +57,13 @@ VALIDATION_NOTE = ("self-supervised: held-out slices of the K pairs, output from
 
 
 def split_views(n_angles: int, k: int) -> List[np.ndarray]:
-    """Split ``n_angles`` projection indices into ``k`` interleaved subsets.
-
-    Subset ``j`` holds the angles ``j, j+k, j+2k, ...``, so each covers [0, pi) evenly.
-
-    Parameters
-    ----------
-    n_angles : int
-        Projections in the scan.
-    k : int
-        Number of subsets, at least 2; every subset gets at least 2 angles (``n_angles >= 2k``).
-
-    Returns
-    -------
-    list of ndarray of int64, one per subset
+    """Split ``n_angles`` projection indices into ``k`` interleaved subsets: subset ``j`` holds the angles
+    ``j, j+k, j+2k, ...``, so each covers [0, pi) evenly.
 
     Raises
     ------
     ValueError
-        ``k < 2`` or too few angles.
+        ``k < 2``, or fewer than 2 angles per subset (``n_angles < 2k``).
 
     Examples
     --------
@@ -114,7 +80,7 @@ def split_views(n_angles: int, k: int) -> List[np.ndarray]:
 
 def subset_reconstructions(proj, theta, *, k: int, center=None, backend: str = "auto", threads: int = 1,
                            filter_name: str = "ram-lak") -> np.ndarray:
-    """FBP-reconstruct each of the ``k`` interleaved angle subsets of a scan.
+    """FBP-reconstruct each of the ``k`` interleaved angle subsets (:func:`split_views`) of a scan.
 
     Parameters
     ----------
@@ -122,12 +88,8 @@ def subset_reconstructions(proj, theta, *, k: int, center=None, backend: str = "
         Line integrals (all angles of the scan).
     theta : ndarray, shape (angles,)
         Angles in radians.
-    k : int
-        Number of subsets (:func:`split_views`).
     center : float, optional
         Rotation axis on the detector, pixels (default ``detector / 2``).
-    backend, threads, filter_name
-        As :func:`simulate.reconstruct.reconstruct`.
 
     Returns
     -------
@@ -163,19 +125,9 @@ def _check_subsets(subsets, name="subsets") -> np.ndarray:
 
 
 def n2i_pairs(subsets, *, name: str = "subsets") -> List[VolumePair]:
-    """The ``k`` training pairs of the X:1 strategy.
-
-    Parameters
-    ----------
-    subsets : ndarray, shape (k, slices, rows, cols)
-        Sub-reconstructions (:func:`subset_reconstructions`).
-    name : str
-        Prefix of the pairs' names (logs, provenance, error messages).
-
-    Returns
-    -------
-    list of VolumePair
-        Pair ``j``: ``low`` = mean of the other ``k-1`` sub-reconstructions, ``normal`` = subset ``j``.
+    """The ``k`` training pairs of the X:1 strategy from ``(k, slices, rows, cols)`` sub-reconstructions:
+    pair ``j``'s ``low`` is the mean of the other ``k-1``, its ``normal`` subset ``j``; ``name`` prefixes
+    their names.
 
     Examples
     --------
@@ -196,11 +148,8 @@ def n2i_pairs(subsets, *, name: str = "subsets") -> List[VolumePair]:
 
 
 def n2i_config(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with the loss set to pixel MSE only: no adversarial or VGG term, no critic updates.
-
-    :func:`tomogan_core.train.train` then builds no critic (the checkpoint's ``critic`` and ``opt_d``
-    are None) and loads no VGG.
-    """
+    """``cfg`` with the loss set to pixel MSE only: :func:`tomogan_core.train.train` then builds no critic
+    and loads no VGG."""
     return replace(cfg, lambda_adv=0.0, lambda_vgg=0.0, lambda_mse=1.0, itd=0)
 
 
@@ -214,22 +163,16 @@ def train_n2i(subsets, out_dir, cfg: TrainConfig, *, val_subsets=None, name: str
     subsets : ndarray, shape (k, slices, rows, cols)
         Sub-reconstructions of the scan.
     out_dir : path
-        As :func:`tomogan_core.train.train`: ``checkpoint.pt`` (running the same call again resumes),
-        ``log.csv``, and ``model.pt`` at the end.
+        As :func:`tomogan_core.train.train` (running the same call again resumes).
     cfg : TrainConfig
-        Training settings; the loss weights are replaced by pixel MSE only (:func:`n2i_config`). With
-        ``cfg.init`` the generator starts from that file's (a fine-tune), recorded in the model's provenance.
+        Training settings, the loss made pixel MSE only (:func:`n2i_config`). With ``cfg.init`` the
+        generator starts from that file's (a fine-tune).
     val_subsets : ndarray, shape (k, slices', rows', cols'), optional
         Sub-reconstructions of another scan for validation. Default: hold out the last
-        ``cfg.val_fraction`` of the slices of every pair (and a gap of ``depth``), see the module
-        docstring.
-    name : str
-        Names the data in logs, errors and provenance (e.g. the subsets file).
+        ``cfg.val_fraction`` of the slices of every pair (:func:`tomogan_core.data.split_held_out`).
     provenance : dict, optional
         Added to the model's provenance, which records ``mode = "noise2inverse"``, ``k`` and the
         strategy.
-    stop_after : int, optional
-        Passed to :func:`train` (stop after that step's checkpoint, for tests).
 
     Returns
     -------
@@ -288,28 +231,12 @@ def _check_model(path, k: int) -> dict:
 
 def denoise_n2i(subsets, model, *, indices: Optional[Sequence[int]] = None, batch: int = 4,
                 device: str = "auto", progress: bool = False, check_model: bool = True) -> np.ndarray:
-    """Denoise a scan from its sub-reconstructions: the mean of the ``k`` X:1 outputs.
+    """Denoise a scan from its ``(k, slices, rows, cols)`` sub-reconstructions: the mean of the ``k`` X:1
+    outputs (:func:`tomogan_core.modelfile.denoise` with ``n2i``), as float32 ``(len(indices), rows, cols)``.
 
-    Output ``j`` is the model applied to the mean of the sub-reconstructions other than ``j``;
-    ``d`` adjacent slices feed each output slice, as TomoGAN. When the volume has fewer slices than
-    the model's depth, the edge slices are repeated (:func:`tomogan_core.modelfile.denoise`'s
-    ``repeat_edges``) and a warning is logged; the ``infer`` command records it in the output's
-    ``edge_slices`` attribute.
-
-    Parameters
-    ----------
-    subsets : ndarray, shape (k, slices, rows, cols)
-    model : path or LoadedModel
-        A Noise2Inverse ``model.pt`` (or its served ``.pt``); a path is checked to record mode
-        ``noise2inverse`` and the same ``k`` (unless ``check_model`` is False).
-    indices : sequence of int, optional
-        Slices to denoise (default all).
-    batch : int
-        Slices per forward pass.
-
-    Returns
-    -------
-    ndarray of float32, shape (len(indices), rows, cols)
+    ``model`` is a Noise2Inverse ``model.pt`` (or its served ``.pt``); a path is checked to record mode
+    ``noise2inverse`` and the same ``k`` (unless ``check_model`` is False). A volume with fewer slices
+    than the model's depth has its edge slices repeated, with a warning.
     """
     subsets = _check_subsets(subsets)
     k = subsets.shape[0]
@@ -328,14 +255,8 @@ def denoise_n2i(subsets, model, *, indices: Optional[Sequence[int]] = None, batc
 
 
 def read_subsets(path) -> Tuple[np.ndarray, np.ndarray, dict]:
-    """Read a subsets file written by ``split``.
-
-    Returns
-    -------
-    subsets : ndarray of float32, shape (k, slices, rows, cols)
-    slices : ndarray of int64, shape (slices,)
-        Detector rows of the slices.
-    attrs : dict
+    """Read a subsets file written by ``split``: the subsets, their slices' detector rows (int64) and the
+    file's attributes.
 
     Raises
     ------

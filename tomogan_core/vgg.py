@@ -5,7 +5,8 @@ indices, so torchvision's ImageNet state dict ``vgg19-dcbb9e9d.pth`` (keys ``fea
 ``features.34.bias``; its ``classifier.*`` keys are dropped) loads with ``load_state_dict``.
 
 TomoGAN [1]_ uses the VGG19 output without the classifier head (Keras ``include_top=False``, i.e.
-``block5_pool``), which is torchvision's ``features[36]``, the last of the 37 modules.
+``block5_pool``), which is torchvision's ``features[36]``, the last of the 37 modules. Which weights it
+gets is the config's choice (docs/methods.md, "VGG19 weights"; :func:`load_vgg19`).
 
 References
 ----------
@@ -56,15 +57,9 @@ PathLike = Union[str, os.PathLike]
 
 
 def make_vgg19_features() -> nn.Sequential:
-    """Build VGG19's convolutional part with torchvision's module indices.
-
-    Returns
-    -------
-    nn.Sequential
-        37 modules: (conv 3x3, ReLU) pairs and 2x2 max-pools; the convs sit at indices
-        0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34. Maps (B, 3, H, W) to
-        (B, 512, H/32, W/32).
-    """
+    """VGG19's convolutional part with torchvision's module indices: 37 modules, (conv 3x3, ReLU) pairs and
+    2x2 max-pools, the convs at 0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34; (B, 3, H, W)
+    to (B, 512, H/32, W/32)."""
     layers: List[nn.Module] = []
     channels = 3
     for v in VGG19_CFG:
@@ -77,19 +72,11 @@ def make_vgg19_features() -> nn.Sequential:
 
 
 class VGGFeatures(nn.Module):
-    """Frozen VGG19 features of grayscale images, at one layer.
+    """Frozen VGG19 features of grayscale images, at ``layer_index`` of ``features`` (36: block5_pool).
 
-    Parameters
-    ----------
-    layer_index : int, default 36
-        Index in ``features`` whose output is returned (0..36); 36 is the published layer, block5_pool.
-    weights_label : str, default "random-init"
-        Where the weights come from; set by :func:`load_vgg19` and recorded downstream.
-
-    Notes
-    -----
     The module holds the whole ``features`` Sequential, so its state dict has torchvision's keys; the
-    forward pass stops at ``layer_index``. Parameters are frozen and the module stays in eval mode.
+    forward pass stops at ``layer_index``. ``weights_label`` (set by :func:`load_vgg19`) is recorded
+    downstream.
 
     The published release fed Keras' VGG19 with 'caffe' preprocessing (BGR, ImageNet mean subtracted,
     0..255). The torchvision weights used here were trained differently and expect RGB inputs in [0, 1]
@@ -113,18 +100,8 @@ class VGGFeatures(nn.Module):
         return super().train(False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Compute the features.
-
-        Parameters
-        ----------
-        x : Tensor, shape (B, 1, H, W)
-            Grayscale images mapped to [0, 1] by the caller.
-
-        Returns
-        -------
-        Tensor, shape (B, C, H', W')
-            Activation at ``layer_index``; (B, 512, H/32, W/32) at the published layer.
-        """
+        """(B, 1, H, W) grayscale images, mapped to [0, 1] by the caller, to the activation at
+        ``layer_index``: (B, 512, H/32, W/32) at the published layer."""
         if x.dim() != 4 or x.shape[1] != 1:
             raise ValueError(f"expected a grayscale batch (B, 1, H, W), got {list(x.shape)}")
         x = (x.expand(-1, 3, -1, -1) - self.mean) / self.std  # (B, 3, H, W)
@@ -214,33 +191,26 @@ def load_vgg19(
     download: bool = True,
     timeout_s: float = 5.0,
 ) -> Tuple[VGGFeatures, str]:
-    """Build the frozen VGG19 feature extractor and load its weights.
+    """Build the frozen VGG19 feature extractor (CPU) and load its weights.
 
     The weights are the caller's explicit choice, never the machine's: one config means one result.
 
     Parameters
     ----------
     weights : {"imagenet", "random-init"} or path, default "random-init"
-        ``"imagenet"``: torchvision's ImageNet file ``vgg19-dcbb9e9d.pth`` from the torch hub cache
+        ``"imagenet"``: torchvision's ``vgg19-dcbb9e9d.pth`` from the torch hub cache
         (``torch.hub.get_dir()/checkpoints``), else downloaded (if ``download``), else a ValueError.
-        ``"random-init"``: a seeded random initialisation (the perceptual term is then not the paper's).
+        ``"random-init"``: seeded by ``seed`` (the perceptual term is then not the paper's).
         A path: a torchvision-style VGG19 state dict (``classifier.*`` keys are ignored).
-    layer_index : int, default 36
-        Feature layer returned (36 = block5_pool, as published).
-    seed : int, default 0
-        Seed of the random initialisation.
-    download : bool, default True
-        Whether ``"imagenet"`` may try the network when the file is not in the cache.
     timeout_s : float, default 5.0
         Socket timeout of the download attempt, so that it fails fast offline.
 
     Returns
     -------
     module : VGGFeatures
-        Frozen, eval mode, CPU.
     weights_label : str
         ``"imagenet:vgg19-dcbb9e9d.pth"``, ``"file:<name>:sha256=<prefix>"`` or ``"random-init"``
-        (then also ``module.weights_label``). Record it with every result.
+        (also ``module.weights_label``). Record it with every result.
 
     Raises
     ------

@@ -1,17 +1,10 @@
 """The candidates a scan is ranked over: classical methods at a value, trained models, Noise2Inverse.
 
-Each is a :class:`analysis.crossval.core.Reconstructor`: the kept views in, a slice stack out.
-
-TomoGAN models (:func:`model_reconstructor`) are applied to the FBP of the kept views; each is a method of
-its own, named ``tomogan:<label>`` (:data:`MODEL_PREFIX`), without a parameter. The workflow ranks every
-seed's model of the scan's evaluated run (labelled by run name, ``tomogan:foam-sparse-8-d3-all-s0``) and the
-authors' released generator (``tomogan:release``). Noise2Inverse (:func:`n2i_reconstructor`), trained per fold on
-the kept views, is method ``n2i``; further Noise2Inverse candidates -- a fine-tune from another model's generator,
-say -- are named ``n2i:<label>`` (:data:`N2I_PREFIX`; ``n2i:generalist`` is shown as "N2I from generalist",
-:func:`candidate_label`). The release works on 0..255 grey levels, so it is applied as
-``tomogan-infer --grey255-from-input`` applies it (:func:`tomogan_core.infer.grey255_from_input`): the input's
-own 0.5..99.5 percentile range -- here that of the FBP it denoises, per fold and for the all-view candidate,
-of the rows scored -- mapped to 0..255 before the model and back after; no reference is used.
+Each is a :class:`analysis.crossval.core.Reconstructor`: the kept views in, a slice stack out. A TomoGAN model
+(:func:`model_reconstructor`) is applied to the FBP of the kept views and is a method of its own,
+``tomogan:<label>`` (:data:`MODEL_PREFIX`), without a parameter; Noise2Inverse (:func:`n2i_reconstructor`), trained
+per fold on the kept views, is ``n2i``, and a further one (a fine-tune, say) ``n2i:<label>`` (:data:`N2I_PREFIX`).
+Which models the workflow ranks: docs/methods.md, "Choosing a method on your own scan, without a reference".
 
 Examples
 --------
@@ -39,13 +32,10 @@ from simulate.reconstruct import fbp, sirt
 class StartCache:
     """Images of the methods others start from (SIRT, for SIRT+TV), kept by method, value and the views used.
 
-    :func:`tune_by_holdout` and :func:`all_view_candidates` make a start method's image at every value of its grid
-    (per fold, and from all the views); a method tuned after it that starts from its chosen value
-    (``needs``) then takes those images instead of running the start again: ``K + 1`` SIRT runs saved, the dearest
-    part of SIRT+TV's cross-validation on a scan of many views.
-    An entry is keyed by a digest of the very views and angles it was made from, so a hit is the image the
-    start would make again (the reconstructors are deterministic). It holds one image stack per fold (and all
-    views) per grid value: a few MiB for the rows a scan is scored on.
+    A method that starts from another's chosen value (``needs``) takes the images :func:`tune_by_holdout` and
+    :func:`all_view_candidates` made of it instead of running the start again: ``K + 1`` SIRT runs saved. An entry
+    is keyed by a digest of the very views and angles it was made from, so a hit is the image the start would make
+    again (the reconstructors are deterministic); one image stack per fold and grid value, a few MiB.
     """
 
     #: the registry methods some other method starts from
@@ -135,12 +125,9 @@ def model_reconstructor(model, *, batch: int = 4, device: str = "auto", grey255:
 def n2i_reconstructor(settings: Mapping, *, k: int = 4, batch: int = 4, device: str = "auto") -> Reconstructor:
     """Noise2Inverse trained on the views it is given, then applied to them (method ``n2i`` or ``n2i:<label>``).
 
-    Per call: the ``k`` interleaved subsets of the given views are reconstructed by FBP
-    (:func:`tomogan_core.noise2inverse.subset_reconstructions`), the generator is trained on them
-    (:func:`tomogan_core.noise2inverse.train_n2i`, in a temporary folder) and applied
-    (:func:`tomogan_core.noise2inverse.denoise_n2i`). So, unlike a model trained once on the whole scan,
-    each fold's network never sees the views left out: ``K + 1`` trainings per scan (``K`` folds and the
-    all-view candidate), each on the rows scored.
+    Per call, the ``k`` subsets of the given views are reconstructed, trained on (in a temporary folder) and
+    denoised (:mod:`tomogan_core.noise2inverse`), so a fold's network never sees the views left out: ``K + 1``
+    trainings per scan, each on the rows scored.
 
     Parameters
     ----------

@@ -14,45 +14,20 @@ The first writes one row per method and value: ``dataset``, ``dose`` (the projec
 residual kind; ``score`` is one of them), ``weighted``, ``residual`` (the kind ``score`` is), ``k``, ``n_rays``,
 ``chosen`` (the smallest score of its method's grid); with ``--reference`` also ``ssim``, ``psnr``, ``ssim_object``,
 ``psnr_object`` (all views, against the reference) and ``chosen_by_reference`` (the best ``ssim`` of its method's
-grid). A model's row is ``tomogan:<label>`` without a parameter or value (chosen either way). Each
-``--n2i`` candidate's row is its label (``n2i``, ``n2i:<label>``), also without a parameter. Each
-``--model`` and ``--grey255-model`` entry is ``LABEL=PATH`` or a plain ``PATH``, labelled by :func:`model_label`
-(its run folder's name for a file the tools write in one -- ``model.pt``, ``checkpoint.pt``, ``served.pt`` --
-else the file's stem); a label is letters, digits and ``. _ + -``, given once over both options, and the first
-``=`` ends it (a path holding ``=`` needs a label). ``--grey255-model`` models (the release) are applied with the
-grey-level mapping above. ``--incident auto`` (the default) weights by the file's dose when its ``dose_mode`` is
-``photons`` (``dose_level`` is then I0) and scores plainly otherwise. ``--slices N`` takes the ``N`` central
-detector rows of the projection file (:func:`simulate.reconstruct.central_slices`), with or without a
-reference; the reference must hold those rows among its ``/slices``, and slices of ``detector x detector``
-pixels. ``--images IMAGES.h5`` also writes (:func:`write_images`) each method's image at its ``chosen`` value, made
-from all the views, of the central row scored: ``/recon`` ``(methods, rows, cols)``, ``/method``, ``/label``
-(:func:`candidate_label`, ``FBP+TV (weight 0.05)``), ``/score``, ``/rank`` (by score, 1 = best), and with
-``--reference`` ``/ssim`` and that row of the reference, ``/reference``. With ``--reference`` those images are the
-all-view candidates already made for the SSIM (one row of each kept); without, only the chosen value of each
-method is made from all the views (one more run of it).
+grid). A model (``tomogan:<label>``, :func:`model_entries`) and each ``--n2i`` candidate (``n2i``, ``n2i:<label>``,
+:func:`_n2i_argument`) have one row, without a parameter or value (chosen either way). ``--incident auto`` (the
+default) weights by the file's dose when its ``dose_mode`` is ``photons`` (``dose_level`` is then I0) and scores
+plainly otherwise. ``--slices N`` takes the ``N`` central detector rows; the reference must hold those rows among its
+``/slices``, and slices of ``detector x detector`` pixels. ``--images`` writes each method's image at its ``chosen``
+value, made from all the views, of the central row scored (:class:`~analysis.crossval.images.RankedImages`; with
+``--reference``, the all-view candidates already made for the SSIM, else one more run of each chosen value).
 
-``--n2i`` takes the config's ``noise2inverse`` section as JSON (or ``@FILE``), ``{"k": 4, "train": {...}}``, or a
-list of such objects, each with an optional ``"label"`` (``n2i``, the default, or ``n2i:<label>``; each given once)
-and train settings that may hold ``"init": PATH`` (a fine-tune from that model's generator,
-:func:`n2i_reconstructor`); each object is a candidate of its own.
-
-``figure`` (:func:`images_figure`) draws such a file: the images ranked best first, each titled with its rank,
-label, held-out score and SSIM when known, the reference last; one grey scale, the reference's 0.5..99.5
-percentile range (else the FBP's); PNG at OUT.png and PDF beside it. (Like ``check``, ``figure`` is the first
-word: to write a CSV named ``figure`` with the first command, call it ``./figure``.)
-
-``check`` (the first word; to write a CSV named ``check`` with the first command, call it ``./check``) reads
-tables made with ``--reference`` and writes OUT.csv and a Markdown twin (OUT with suffix ``.md``): the
-columns of :func:`check`'s ``methods``, one row per (dataset, dose, method), followed by those of its
-``scans``, repeated on each row of that dataset and dose (take them once per scan). Each model label is a
-method of its own (each seed's model, the release); having no parameter, its two choices agree by construction.
-With ``--scans NAME ...`` (datasets of the tables; after the tables, as ``--scans`` takes every word up to the next
-option), OUT.md also lists every route on those scans (:func:`routes_table`, :func:`routes_markdown`): each
-candidate at its held-out choice, ranked by score, with its SSIM and PSNR against the reference and its rank by
-SSIM; the same table is written as ``routes.csv`` beside OUT.csv. With ``--benchmarks DIR --costs JSON`` too (the
-workflow's ``benchmarks/``, and which of its jobs each route is: ``Plan.route_cost_spec``), what those scans'
-own routes cost (:func:`route_costs`): the simulation at the scan's acquisition, the scan-matched and the
-generalist's trainings, and each dose's held-out ranking.
+``check`` and ``figure`` are first words (to write a CSV so named with the first command, call it ``./check`` or
+``./figure``). ``figure`` draws an ``--images`` file (:func:`images_figure`). ``check`` reads tables made with
+``--reference`` and writes OUT.csv -- :func:`check`'s ``methods``, each row followed by its scan's ``scans``
+columns -- and a Markdown twin (suffix ``.md``). With ``--scans NAME ...`` (after the tables), OUT.md also lists
+every route on those scans (:func:`routes_table`), written as ``routes.csv`` beside OUT.csv too; with
+``--benchmarks DIR --costs JSON``, what those scans' own routes cost (:func:`route_costs`).
 """
 
 from __future__ import annotations
@@ -128,7 +103,7 @@ def _read_reference(path, rows, n_rows: int, size: int) -> np.ndarray:
     not ``size x size``, or without the rows scored -- or that is constant in the field of view is an
     :class:`InputError` naming it.
     """
-    from analysis.regions import reference_range
+    from simulate.scores import reference_range
     from simulate.io import dataset_shape
 
     idx = slice_indices(path)

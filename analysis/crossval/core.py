@@ -1,49 +1,13 @@
 """The held-out residual: K interleaved folds of the views, each predicted from the others and scored.
 
-Procedure (:func:`holdout_residual`), for a scan ``data`` ``(angles, rows, detector)`` with angles ``theta``:
-
-1. :func:`folds` splits the views into ``K`` interleaved folds (fold ``j``: views ``j, j+K, j+2K, ...``),
-   so each fold and each training set covers ``[0, pi)`` evenly.
-2. For each fold, the method gets the projections and angles of the *other* folds only -- copies taken
-   before the call, so it cannot reach the left-out views -- and returns ``(slices, size, size)``.
-3. That image, restricted to its circular field of view (outside the disc set to 0), is forward-projected
-   at the fold's angles with :func:`simulate.reconstruct.project` (the same ``linear`` projector the
-   reconstructions use), and moved along the detector so that its axis sits at ``center`` -- the inverse of
-   the shift :func:`simulate.reconstruct.fbp` applies to the measured data -- so measured and predicted
-   projections share one geometry (checked by ``tests/test_crossval.py`` on an off-centre scan).
-4. The residual ``r = A x - p`` is scored on the *rays of the field of view*: the detector pixels whose
-   ray crosses the reconstruction disc (distance from the axis at most ``size / 2 - 1`` pixels). Other
-   rays see what no reconstruction on this grid describes.
-
-Scores:
-
-- with ``incident`` (``I0`` photons per detector pixel, scalar or per detector pixel), each squared
-  residual is weighted by the inverse of its Poisson variance. From ``counts = I0 exp(-p)``,
-  ``var(p) ~= exp(p) / I0``; the weight ``I0 exp(-p)`` is taken from the *measured* ``p`` (the detected
-  counts: the usual weights of penalised weighted least squares), so it is the same for every method.
-  The score is then the residual **relative to the noise level**: a perfect image scores about 1
-  (``1 - O(1/counts)``), and ``score - 1`` is the method's own error in units of the noise;
-- without ``incident``: the plain mean squared residual, in (line integral)^2 -- for a perfect image,
-  the mean noise variance of the held-out projections.
-
-Which residual (``residual``, :func:`residual_kind`): the plain one charges an image's error at spatial frequency
-``f`` by ``1 / |f|`` (Fourier slice theorem), so noise left in an image costs little and the plain score prefers
-too little smoothing. On photon-limited data (``auto`` with ``incident``) each fold's residual is first filtered by
-``sqrt(|f|)`` along the detector (``ramp``), which makes its sum of squares the image-domain squared error, every
-pixel alike; it is divided by the noise level the filter passes (its mean power times the mean Poisson variance of
-the rays), so a perfect image still scores about 1. Sparse-view data without noise keep the plain residual
-(:func:`residual_kind` says why).
-
-Cost: per fold, one run of the method on ``(K-1)/K`` of the views plus one forward projection of the
-``N/K`` left-out views; in all about ``K`` times the method itself (the workflow's benchmark files,
-``benchmarks/crossval/``, time each job). For denoisers (TV, BM3D, a model) the forward projections
-are a small part of the cost.
-:func:`tune_by_holdout` makes each fold's FBP (or SIRT run, for all counts at once) once for the grid.
-
-Limits: the sample must lie inside the reconstruction disc. For a scan of a sample wider than the field
-of view (local tomography) every held-out ray also crosses material outside the disc, which adds a floor
-common to all methods. The held-out residual ranks methods run on ``(K-1)/K`` of the views; a method whose
-best parameter depends strongly on the number of views is tuned for slightly sparser data than the scan.
+:func:`holdout_residual` splits the views into ``K`` interleaved folds (:func:`folds`); for each, the method gets
+copies of the *other* folds' projections and angles only, and its image -- zero outside the reconstruction disc --
+is forward-projected at the fold's angles with the reconstructions' own projector and moved along the detector so
+that its axis sits at ``center``. The residual against the measured projections is scored on the rays that cross
+the disc (:func:`fov_rays`): Poisson-weighted relative to the noise level with ``incident`` (a perfect image scores
+about 1), else the plain mean squared residual in (line integral)^2; ``residual`` picks the plain or the
+ramp-filtered kind (:func:`residual_kind`). Why, what it costs and its limits: docs/methods.md, "Choosing a method
+on your own scan, without a reference".
 
 Examples
 --------
@@ -225,15 +189,7 @@ def _check(data, theta, center, size, incident, slices):
 def residual_kind(residual: str, weighted: bool) -> str:
     """The residual a score uses: ``plain`` or ``ramp``; ``auto`` is ``ramp`` when ``weighted`` (photon-limited).
 
-    Why: by the Fourier slice theorem, a projection's detector frequency ``f`` samples the image's spectrum on a
-    line through the origin, so the plain squared residual weights the image's error at spatial frequency ``f``
-    by ``1 / |f|``: high-frequency noise left in an image costs it little, and the held-out residual then
-    prefers too little smoothing. Filtering the residual by ``sqrt(|f|)`` first undoes that weight -- the sum of
-    squares becomes the image-domain squared error at the held-out angles -- which is what the reference's SSIM
-    and PSNR see. On sparse-view data, though, the folds' reconstructions from ``(K-1)/K`` of the views carry
-    more streaks than the scan's own, and the ramp weight makes the score pick more smoothing than the whole
-    scan needs; so ``auto`` keeps the plain residual there. ``bench/crossval_residual.py`` measures both
-    against the reference.
+    Why: docs/methods.md, "Which residual"; ``bench/crossval_residual.py`` measures both against the reference.
 
     >>> residual_kind("auto", True), residual_kind("auto", False), residual_kind("ramp", False)
     ('ramp', 'plain', 'ramp')
@@ -325,8 +281,6 @@ def holdout_residual(data, theta, reconstructor: Reconstructor, *, k: int = 4, c
         Angles, radians.
     reconstructor : Reconstructor
         The method; it is called once per fold with the other folds' views only.
-    k : int
-        Folds.
     center : float, optional
         Rotation axis, detector pixels (default ``detector / 2``).
     size : int, optional

@@ -1,21 +1,12 @@
 """Tuning a method's parameter and ranking methods by the held-out residual, and the same candidates scored against a
 reference where one exists.
 
-Lower is better. :func:`tune_by_holdout` picks a registry method's parameter on a grid (sharing the
-per-fold start -- the FBP, or SIRT's iterates -- between the values), :func:`rank_methods` ranks any
-reconstructors. :func:`classical_reconstructor` turns any entry of :data:`analysis.classical.METHODS` into
-a reconstructor, so a new registry entry is cross-validated without code here.
-
-Against a reference (``--reference``): where a normal-dose reconstruction exists (the simulated datasets,
-the demo scan), every candidate -- each method at each value -- is also reconstructed from *all* the views
-of the file, by the same reconstructor (the same start: the FBP, SIRT's iterates, the needed method at its
-holdout-chosen value), and scored against the reference with :func:`analysis.metrics.compare_volumes`
-(:func:`against_reference`: the mean over the slices of SSIM and PSNR in the field of view, and of SSIM in the
-object region). Per method the value with the best SSIM is ``chosen_by_reference``, beside the holdout's
-``chosen``. The slices scored are the reference's slices of the *same detector rows* as the projections
-scored (matched through the reference's ``/slices``), so both choices are judged on one set of rows. Cost:
-one more reconstruction per candidate -- ``K + 1`` runs of each method instead of ``K`` (the all-view start is
-made once per method, as each fold's is) -- plus the SSIM maps.
+Lower is better. :func:`tune_by_holdout` picks a registry method's parameter on a grid (sharing the per-fold start
+-- the FBP, or SIRT's iterates -- between the values); :func:`rank_methods` ranks any reconstructors. With a
+reference (``--reference``), every candidate is also made from *all* the views by the same reconstructor and
+scored against the reference's slices of the same detector rows (:func:`tune_against_reference`,
+:func:`against_reference`): per method, the value with the best SSIM is ``chosen_by_reference``, beside the
+holdout's ``chosen``, at one more run of each method (``K + 1`` instead of ``K``).
 """
 
 from __future__ import annotations
@@ -29,7 +20,7 @@ from analysis.classical import METHODS
 from analysis.crossval.candidates import StartCache, _start
 from analysis.crossval.core import (REFERENCE_FOV_MARGIN, HoldoutResult, Reconstructor, TuneResult, _check, fold_result,
                                    held_out_folds, holdout_residual)
-from analysis.metrics import compare_volumes
+from simulate.scores import compare_volumes
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +38,9 @@ def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float
                     threads: int = 1, cache: Optional[StartCache] = None) -> TuneResult:
     """The parameter value of a registry method with the smallest held-out residual.
 
-    Per fold, the method's start (its projections bundle, the FBP, or the needed method at its chosen
-    value) is made once from the kept views, and the registry's ``candidates`` produce the grid's images
-    from it (SIRT: all counts from one run). Each value's score equals ``holdout_residual`` of
-    ``classical_reconstructor(method_name, value)``. With a :class:`StartCache`, a start method's fold images
-    are kept there, and a needed start is taken from it when it holds one.
+    Per fold, the method's start is made once from the kept views, and the registry's ``candidates`` produce the
+    grid's images from it (SIRT: all counts from one run); each value's score equals ``holdout_residual`` of
+    ``classical_reconstructor(method_name, value)``. ``cache``: a :class:`StartCache` to keep and take starts in.
 
     Returns
     -------
@@ -119,7 +108,7 @@ def against_reference(volume, reference, *, fov_margin: float = REFERENCE_FOV_MA
     volume, reference : ndarray, shape (slices, rows, cols)
         The same slices (detector rows), in the same order.
     fov_margin : float
-        Pixels left out at the rim of the field of view (:func:`analysis.metrics.compare_volumes`).
+        Pixels left out at the rim of the field of view (:func:`simulate.scores.compare_volumes`).
 
     Returns
     -------
@@ -146,11 +135,8 @@ def tune_against_reference(data, theta, method_name: str, grid: Optional[Sequenc
                            center=None, size=None, slices=None, needs: Optional[Mapping[str, float]] = None,
                            fov_margin: float = REFERENCE_FOV_MARGIN, backend: str = "auto",
                            threads: int = 1) -> Dict[float, Dict[str, float]]:
-    """Each value of a registry method's grid, reconstructed from *all* the views, scored against a reference.
-
-    The counterpart of :func:`tune_by_holdout` with the truth: the same start (made once, from every view)
-    and the same ``candidates``, so each value's image is what ``classical_reconstructor(method_name, value,
-    needs=needs)`` makes of the whole scan. One more run of the method than the holdout's ``K``.
+    """Each value of a registry method's grid, reconstructed from *all* the views (:func:`all_view_candidates`),
+    scored against a reference.
 
     Parameters
     ----------
@@ -187,9 +173,8 @@ def all_view_candidates(data, theta, method_name: str, grid: Optional[Sequence[f
                         threads: int = 1, cache: Optional[StartCache] = None):
     """Yield ``(value, volume)`` for each value of a registry method's grid, made from *all* the views.
 
-    The start (the FBP, SIRT's iterates, the needed method at its value from ``needs``) is made once and the
-    registry's ``candidates`` make the grid's images from it, lazily, one at a time: each volume is what
-    ``classical_reconstructor(method_name, value, needs=needs)`` makes of the whole scan. A one-value grid makes
+    The start is made once and the registry's ``candidates`` make the grid's images from it, lazily: each volume is
+    what ``classical_reconstructor(method_name, value, needs=needs)`` makes of the whole scan. A one-value grid makes
     only that value's image (SIRT: only as many iterations). ``cache``: as for :func:`tune_by_holdout`.
     """
     method = METHODS[method_name]

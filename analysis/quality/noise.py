@@ -10,7 +10,6 @@ import numpy as np
 
 from analysis.quality.rules import MATRIX_BAND, NPS_ROI, UNIFORM_ERODE, _erode
 
-# ----------------------------------------------------------------------------- noise texture
 
 class NoisePowerSpectrum(NamedTuple):
     """A radially averaged noise power spectrum (:func:`noise_power_spectrum`)."""
@@ -26,27 +25,9 @@ def uniform_region(reference, fov, *, erode: float = UNIFORM_ERODE, mask=None,
                    band: float = MATRIX_BAND) -> np.ndarray:
     """Pixels where the underlying object is flat: the sample's main material, away from every edge.
 
-    Rule: the pixels of ``mask`` (default ``fov``) whose reference value lies within ``band`` (relative) of
-    the reference's median there -- the main material, since pores fill less than half of the sample (the
-    foam's matrix; the shale's matrix, without its pores, cracks and dense grains) -- eroded by a disc of
-    radius ``erode`` pixels, so that edge blur and the reconstruction's edge ringing stay out.
-
-    Parameters
-    ----------
-    reference : ndarray, shape (rows, cols)
-        The normal-dose reference slice, or the phantom slice itself.
-    fov : ndarray of bool, shape (rows, cols)
-        Field of view.
-    erode : float
-        Distance in pixels kept from the material's edges (and from the rim of ``mask``).
-    mask : ndarray of bool, optional
-        Where to look (the sample: :func:`pore_region`); default the field of view.
-    band : float
-        Half-width of the accepted values, as a fraction of the median.
-
-    Returns
-    -------
-    ndarray of bool, shape (rows, cols)
+    The pixels of ``mask`` (the sample, :func:`pore_region`; default ``fov``) whose ``reference`` value (the
+    normal-dose slice, or the phantom's) lies within ``band`` (relative) of its median there, eroded by a disc of
+    radius ``erode`` pixels (docs/claims.md, "Primary and secondary metrics").
 
     Examples
     --------
@@ -110,35 +91,13 @@ def _ring_index(shape) -> np.ndarray:
 
 def noise_power_spectrum(image, region, *, roi: int = NPS_ROI, detrend: str = "plane",
                          corners=None) -> NoisePowerSpectrum:
-    """Radially averaged noise power spectrum of ``image`` inside a uniform ``region``.
+    """Radially averaged noise power spectrum of ``image`` inside a uniform ``region`` (:func:`uniform_region`).
 
-    Square ``roi`` x ``roi`` ROIs are tiled inside the region (wholly inside it, overlapping by at most half a
-    side, see :func:`_roi_corners`); each is detrended (its least-squares plane, or its mean, removed), and
-    the 2-D spectrum ``NPS(f) = |DFT(roi)|^2 / roi^2`` (pixel size 1) is averaged over ROIs, then over rings
-    ``|f| ~ k / roi``, ``k = 1 .. roi // 2``. The DC ring (``k = 0``) is left out: detrending removes it.
-    With this normalisation the 2-D NPS integrates to the noise variance.
-
-    Parameters
-    ----------
-    image : ndarray, shape (rows, cols)
-    region : ndarray of bool, shape (rows, cols)
-        Where the object is flat (:func:`uniform_region`).
-    roi : int
-        ROI side in pixels; it sets the frequency grid (spacing ``1 / roi``).
-    detrend : {"plane", "mean"}
-        What each ROI loses before its FFT: a fitted plane (slow shading) or only its mean.
-    corners : list of (int, int), optional
-        ROI corners already chosen for this region (to measure two images on the same ROIs).
-
-    Returns
-    -------
-    NoisePowerSpectrum
-        ``freqs``, ``nps``, ``variance``, ``mean``, ``n_rois``; NaN and ``n_rois = 0`` when no ROI fits.
-
-    Notes
-    -----
-    The NPS measures the fluctuations of the image itself. Where the object inside a "uniform" region is
-    not quite flat (the shale matrix has texture) that structure counts as noise for every method alike.
+    ``roi`` x ``roi`` ROIs wholly inside the region (:func:`_roi_corners`, or the ``corners`` given, to measure two
+    images on the same ROIs) each lose their fitted plane (``detrend="plane"``) or mean; ``NPS(f) =
+    |DFT(roi)|^2 / roi^2`` is averaged over ROIs, then over rings ``|f| ~ k / roi``, ``k = 1 .. roi // 2`` (no DC
+    ring), so that the 2-D NPS integrates to the noise variance. NaN and ``n_rois = 0`` when no ROI fits. Where the
+    object is not quite flat (the shale matrix has texture), that structure counts as noise for every method alike.
 
     Examples
     --------
@@ -202,18 +161,7 @@ def nps_frequency_ratio(image, reference, region, *, roi: int = NPS_ROI, detrend
     """Mean NPS frequency of ``image`` over that of ``reference``, measured on the same ROIs of ``region``.
 
     1 means the same noise texture as the reference, below 1 coarser (blotchy, the look of an MSE-trained
-    denoiser), above 1 finer.
-
-    .. note::
-       What "the reference's texture" is depends on the data. For shale (a measured normal-dose scan) it is
-       the texture of real normal-dose noise, and 1 is the target. For the foam, the reference is an FBP of
-       noise-free, all-view data: its fluctuations in the matrix are only the discretisation residual of the
-       projector and the phantom (about 2 % of the matrix level; mean frequency about 0.39 cycles/pixel with
-       16-pixel ROIs, finer than the ramp-filtered photon noise of a low-dose FBP, about 0.30, measured on a
-       256^2 foam). The ratio then is the image's mean frequency in units of that residual's: it still ranks
-       methods in the same order as the mean frequency itself, but 1 is no target. For the foam, compare
-       :func:`mean_frequency` of a method's output with that of its low-dose input (the FBP row of the same
-       table) instead; :func:`slice_quality` reports both numbers.
+    denoiser), above 1 finer. For the foam 1 is no target (docs/claims.md, "Primary and secondary metrics").
     """
     corners = _roi_corners(region, roi)
     a = noise_power_spectrum(image, region, roi=roi, detrend=detrend, corners=corners)

@@ -13,20 +13,11 @@ from skimage.filters import threshold_otsu
 from analysis.quality.rules import (DETECT_IOU, PORE_LEVEL, PORE_MASK_ERODE, PORE_MIN_AREA, RADIUS_BINS, _EIGHT,
                                     _centre, _erode)
 
-# ----------------------------------------------------------------------------- the downstream task: pores
 
 def pore_threshold(image, object_mask, *, rule: str = "half-median") -> float:
-    """The grey level below which a pixel of the sample is pore.
-
-    Rules:
-
-    - ``"half-median"`` (default): ``PORE_LEVEL`` (0.5) x the median of ``image`` over ``object_mask`` --
-      half-way between empty space (attenuation 0) and the sample's main material, which the median is as long
-      as pores fill less than half of the sample. It ignores how much dense material there is.
-    - ``"otsu"``: Otsu's threshold [4]_ of the same pixels. It separates the two most distinct populations,
-      which are pores and matrix in the foam but the dense grains and everything else in the shale stand-in
-      (measured on a 256^2 slice of :func:`simulate.shale.shale_volume`: Otsu at 2.3 x the matrix level, 99.7 %
-      of the sample "pore"), so it is not the default.
+    """The grey level below which a pixel of the sample is pore: ``PORE_LEVEL`` x the median of ``image`` over
+    ``object_mask`` (``"half-median"``), or Otsu's threshold [4]_ of the same pixels (``"otsu"``, not the default:
+    docs/claims.md, "Primary and secondary metrics", says why).
 
     Examples
     --------
@@ -45,26 +36,9 @@ def pore_threshold(image, object_mask, *, rule: str = "half-median") -> float:
 
 
 def segment_pores(image, object_mask, *, min_area: int = PORE_MIN_AREA, rule: str = "half-median") -> np.ndarray:
-    """Pores of a slice by one fixed rule, as a porosity study would segment them.
-
-    Rule: pores are the pixels of ``object_mask`` strictly below :func:`pore_threshold` of the image (by
-    default half its median over the mask, i.e. half the matrix level); 8-connected components of fewer than
-    ``min_area`` pixels are then removed (isolated noise pixels). No smoothing: the segmentation sees the
-    image a method delivers, and each image gets its own threshold (a calibration offset is not a pore).
-
-    Parameters
-    ----------
-    image : ndarray, shape (rows, cols)
-    object_mask : ndarray of bool, shape (rows, cols)
-        The sample, inside its outer wall (:func:`pore_region`): pixels outside it are never pores.
-    min_area : int
-        Smallest pore kept, pixels.
-    rule : {"half-median", "otsu"}
-        The threshold (:func:`pore_threshold`).
-
-    Returns
-    -------
-    ndarray of bool, shape (rows, cols)
+    """Pores of a slice by one fixed rule (docs/claims.md): the pixels of ``object_mask`` (the sample inside its
+    wall, :func:`pore_region`) strictly below :func:`pore_threshold` of the image, without the 8-connected
+    components of fewer than ``min_area`` pixels. No smoothing. Returns a bool mask of the slice's shape.
 
     Examples
     --------
@@ -109,8 +83,7 @@ def pore_size_distribution(segmentation) -> np.ndarray:
 def render_circles(shape, circles) -> np.ndarray:
     """Label image of circles: pixel ``(i, j)`` gets ``k + 1`` when its centre lies inside circle ``k``, else 0.
 
-    Circles are ``x, y, r`` in pixels from the slice centre (``x`` along rows); a later circle wins where two
-    overlap.
+    Circles are ``(x, y, r)`` (:mod:`analysis.quality`); a later circle wins where two overlap.
 
     Examples
     --------
@@ -174,27 +147,10 @@ def detect_pores(segmentation, circles, *, mask=None, iou: float = DETECT_IOU,
                  min_area: int = PORE_MIN_AREA) -> PoreDetection:
     """Per true pore, whether the segmentation finds it; and how many segmented pores match no true one.
 
-    Rule. True pores are the circles rendered on the pixel grid (:func:`render_circles`); a true pore counts
-    when its rendering has at least ``min_area`` pixels (the smallest pore :func:`segment_pores` keeps) and
-    lies wholly inside ``mask``. A true pore is **detected** when a segmented (8-connected) component covers
-    its centre pixel or overlaps it with intersection-over-union ``>= iou``. A segmented component is a
-    **false pore** when it covers no true pore's centre, has IoU ``< iou`` with every true pore and has less
-    than half of its pixels inside true pores (so a fragment of a real pore is not counted as invented).
-    Every true pore, counted or not, can match a component.
-
-    Parameters
-    ----------
-    segmentation : ndarray of bool, shape (rows, cols)
-        Pores found (:func:`segment_pores`).
-    circles : ndarray, shape (n, 3)
-        True pore sections ``x, y, r`` in pixels from the slice centre (``x`` along rows).
-    mask : ndarray of bool, optional
-        The region searched (the one given to :func:`segment_pores`).
-
-    Returns
-    -------
-    PoreDetection
-        ``radius`` and ``detected`` of the counted true pores, ``false_pores``, ``n_components``.
+    The found and false-pore rules: docs/claims.md, "Primary and secondary metrics". True pores are ``circles``
+    rendered on the pixel grid (:func:`render_circles`); one is counted when its rendering has at least
+    ``min_area`` pixels and lies wholly inside ``mask`` (the region given to :func:`segment_pores`), but every
+    true pore, counted or not, can match a component. ``radius`` and ``detected`` are of the counted pores.
 
     Examples
     --------
@@ -220,12 +176,8 @@ def detect_pores(segmentation, circles, *, mask=None, iou: float = DETECT_IOU,
 
 
 def detect_reference_pores(segmentation, reference_segmentation, *, iou: float = DETECT_IOU) -> PoreDetection:
-    """:func:`detect_pores` against the pores of a reference's segmentation, when no phantom is known (shale).
-
-    The true pores are the 8-connected components of ``reference_segmentation`` (segmented by the same rule);
-    a pore's radius is its equivalent radius ``sqrt(area / pi)`` and its centre the pixel nearest its
-    centroid. The detection and false-pore rules are those of :func:`detect_pores`.
-    """
+    """:func:`detect_pores` against the 8-connected components of a reference's segmentation, when no phantom is
+    known (shale): a pore's radius is ``sqrt(area / pi)``, its centre the pixel nearest its centroid."""
     ref = np.asarray(reference_segmentation, bool)
     labels, n = ndimage.label(ref, structure=_EIGHT)
     area = np.bincount(labels.ravel(), minlength=n + 1)[1:]
@@ -235,16 +187,8 @@ def detect_reference_pores(segmentation, reference_segmentation, *, iou: float =
 
 
 def detection_rate_by_radius(radius, detected, bins=RADIUS_BINS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Detection rate of true pores in radius bins ``[bins[i], bins[i + 1])`` (pixels).
-
-    Returns
-    -------
-    bins : ndarray
-        The bin edges.
-    rate : ndarray
-        Fraction detected per bin (NaN where a bin has no pore).
-    count : ndarray of int
-        True pores per bin.
+    """``(bins, rate, count)``: the fraction of true pores detected (NaN for an empty bin) and their number in
+    radius bins ``[bins[i], bins[i + 1])`` (pixels).
 
     Examples
     --------
@@ -268,8 +212,8 @@ def detection_rate_by_radius(radius, detected, bins=RADIUS_BINS) -> tuple[np.nda
 def pore_region(object_mask, *, erode: float = PORE_MASK_ERODE) -> np.ndarray:
     """Where pores are looked for: the object mask eroded by ``erode`` pixels.
 
-    The erosion drops the object's partial-volume rim, and with :func:`analysis.regions.object_mask` (dilated
-    by :data:`analysis.regions.OBJECT_DILATE` pixels) pass ``erode = OBJECT_DILATE + 2`` so that the dark
+    The erosion drops the object's partial-volume rim, and with :func:`simulate.scores.object_mask` (dilated
+    by :data:`simulate.scores.OBJECT_DILATE` pixels) pass ``erode = OBJECT_DILATE + 2`` so that the dark
     background around the sample is not taken for a pore.
     """
     return _erode(object_mask, erode)

@@ -13,7 +13,6 @@ from analysis.quality.noise import _ring_index
 from analysis.quality.rules import (EDGE_GUARD, EDGE_HALF_WIDTH, EDGE_MIN_RADIUS, EDGE_STEP, FRC_TAPER,
                                     FRC_THRESHOLD, _centre)
 
-# ----------------------------------------------------------------------------- resolution: edges of known pores
 
 class EdgeWidth(NamedTuple):
     """The edge-spread function across pore edges and its 10-90 % width (:func:`edge_width`)."""
@@ -63,27 +62,12 @@ def edge_width(image, circles, *, mask=None, min_radius: float = EDGE_MIN_RADIUS
                guard: float = EDGE_GUARD) -> EdgeWidth:
     """Edge sharpness across known circular edges: the 10-90 % width of their mean edge-spread function.
 
-    For each circle with ``r >= min_radius``, radial profiles are sampled (bilinear interpolation) at offsets
-    ``-half_width .. +half_width`` (step ``step``) from the true edge, at about one profile per pixel of
-    circumference. A profile is kept only when every sample of it lies inside ``mask`` (nearest pixel) and
-    none comes within ``guard`` pixels of another circle (so neighbouring pores, the sample's outer wall and
-    the field of view's rim stay out). The kept profiles are averaged into one edge-spread function (ESF);
-    its 10-90 % rise distance is the width, plateaus taken as the mean of the ESF's first and last pixel.
-
-    Parameters
-    ----------
-    image : ndarray, shape (rows, cols)
-    circles : ndarray, shape (n, 3)
-        ``x, y, r`` in pixels, ``x`` along rows and ``y`` along columns from the slice centre (the pore
-        sections of :func:`simulate.phantoms.pore_sections`). Circles not used still act as neighbours.
-    mask : ndarray of bool, shape (rows, cols), optional
-        Where samples are valid (the field of view and the sample; default everywhere).
-
-    Returns
-    -------
-    EdgeWidth
-        ``width`` in pixels (lower is sharper; a perfectly sampled step gives about 0.8), ``n_edges``,
-        ``offsets``, ``esf``.
+    For each circle (:func:`simulate.phantoms.pore_sections`) with ``r >= min_radius``, radial profiles are
+    sampled (bilinear) at offsets ``-half_width .. +half_width`` (step ``step``) from the true edge, about one per
+    pixel of circumference. A profile is kept only when every sample lies inside ``mask`` (nearest pixel; default
+    everywhere) and none comes within ``guard`` pixels of another circle (used or not). The kept profiles are
+    averaged into one edge-spread function (ESF), plateaus the mean of its first and last pixel. ``width`` is in
+    pixels (a perfectly sampled step gives about 0.8).
 
     Notes
     -----
@@ -137,8 +121,6 @@ def edge_width(image, circles, *, mask=None, min_radius: float = EDGE_MIN_RADIUS
     return EdgeWidth(_rise_width(offsets, esf), len(owners), offsets, esf)
 
 
-# ----------------------------------------------------------------------------- resolution: Fourier ring correlation
-
 def _taper(mask, width: float) -> np.ndarray:
     """1 deep inside ``mask``, falling as a cosine to 0 over its last ``width`` pixels."""
     if width <= 0:
@@ -151,24 +133,10 @@ def frc(image, reference, *, fov=None, taper: float = FRC_TAPER, window=None) ->
     """Fourier ring correlation of two slices, inside the field of view.
 
     ``FRC(k) = Re sum_ring F1 F2* / sqrt(sum_ring |F1|^2 sum_ring |F2|^2)`` over rings ``|f| ~ k / n``,
-    ``k = 1 .. n // 2`` (``n`` the shorter side). Each slice loses its mean inside ``fov`` and is multiplied by
-    a window that is 1 inside the field of view and falls as a cosine over its last ``taper`` pixels (0 in
-    the corners astra fills), so that neither the corners nor a hard rim add correlation.
-
-    Parameters
-    ----------
-    image, reference : ndarray, shape (rows, cols)
-    fov : ndarray of bool, optional
-        Field of view (default: the whole square, no taper).
-    window : ndarray, optional
-        A precomputed window (skips ``fov``/``taper``).
-
-    Returns
-    -------
-    freqs : ndarray
-        Ring centres ``k / n`` in cycles/pixel.
-    frc : ndarray
-        Correlation per ring, in [-1, 1] (NaN in a ring where either slice has no power).
+    ``k = 1 .. n // 2`` (``n`` the shorter side). Each slice loses its mean inside ``fov`` (default: the whole
+    square) and is tapered by a cosine over its last ``taper`` pixels, or multiplied by a precomputed ``window``.
+    Returns ``(freqs, frc)``: ring centres ``k / n`` in cycles/pixel, and the correlation per ring (NaN in a ring
+    where either slice has no power).
 
     Examples
     --------
@@ -201,11 +169,9 @@ def frc(image, reference, *, fov=None, taper: float = FRC_TAPER, window=None) ->
 def frc_cutoff(freqs, correlation, *, threshold: float = FRC_THRESHOLD) -> float:
     """The frequency where the FRC first falls below ``threshold`` (linear between rings), cycles/pixel.
 
-    The threshold is fixed at 0.5 by default: image and reference are not two independent half-data sets,
-    so the 1/7 criterion of [3]_ does not apply; 0.5 is where the image has kept half of its correlation with
-    the reference (a signal-to-error ratio of about 1/3 per ring when the reference is noise-free). Higher is
-    better. The last ring's frequency (Nyquist) when the FRC never falls below; the first ring's when it is
-    below from the start. A NaN ring (no power in one slice) counts as below.
+    Why 0.5 and not the 1/7 of [3]_: docs/claims.md, "Primary and secondary metrics". The last ring's frequency
+    (Nyquist) when the FRC never falls below; the first ring's when it is below from the start. A NaN ring (no
+    power in one slice) counts as below.
 
     Examples
     --------

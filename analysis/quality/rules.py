@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["MATRIX_BAND", "UNIFORM_ERODE", "NPS_ROI", "EDGE_MIN_RADIUS", "EDGE_HALF_WIDTH", "EDGE_STEP", "EDGE_GUARD", "FRC_THRESHOLD", "FRC_TAPER", "PORE_LEVEL", "PORE_MIN_AREA", "DETECT_IOU", "SMALL_PORE_RADIUS", "RADIUS_BINS", "PORE_MASK_ERODE", "COLUMNS"]
+__all__ = ["MATRIX_BAND", "UNIFORM_ERODE", "NPS_ROI", "EDGE_MIN_RADIUS", "EDGE_HALF_WIDTH", "EDGE_STEP", "EDGE_GUARD",
+           "FRC_THRESHOLD", "FRC_TAPER", "PORE_LEVEL", "PORE_MIN_AREA", "DETECT_IOU", "SMALL_PORE_RADIUS",
+           "RADIUS_BINS", "PORE_MASK_ERODE", "COLUMNS"]
 
-# ----------------------------------------------------------------------------- the rules, in one place
 MATRIX_BAND = 0.25         # uniform region: reference within this fraction of its median (the main material) ...
 UNIFORM_ERODE = 3          # px: ... eroded this far from its edges
 NPS_ROI = 16               # px: side of the square ROIs of the noise power spectrum

@@ -18,7 +18,6 @@ from analysis.quality.rules import COLUMNS, FRC_TAPER, NPS_ROI, PORE_MASK_ERODE,
 
 logger = logging.getLogger(__name__)
 
-# ----------------------------------------------------------------------------- one slice, every column
 
 class QualityContext(NamedTuple):
     """What :func:`slice_quality` measures on the reference once per slice (:func:`quality_context`)."""
@@ -42,11 +41,11 @@ def quality_context(reference, fov, *, circles=None, object_mask=None) -> Qualit
     """Measure the reference side of :func:`slice_quality` once, to score many images of one slice.
 
     ``object_mask`` is the region pores are searched in (already inside the sample's wall, e.g.
-    :func:`pore_region`); by default :func:`analysis.regions.object_mask` of the reference, eroded by
+    :func:`pore_region`); by default :func:`simulate.scores.object_mask` of the reference, eroded by
     ``OBJECT_DILATE + PORE_MASK_ERODE`` pixels. An empty slice (no object) leaves the pore columns NaN.
     """
-    from analysis.regions import OBJECT_DILATE
-    from analysis.regions import object_mask as find_object
+    from simulate.scores import OBJECT_DILATE
+    from simulate.scores import object_mask as find_object
 
     reference = np.asarray(reference, dtype=np.float64)
     fov = np.asarray(fov, bool)
@@ -85,54 +84,35 @@ def slice_quality(image, reference, fov, *, circles=None, object_mask=None,
                   context: QualityContext | None = None) -> dict:
     """Every quality column of one slice (:data:`COLUMNS`), NaN where a measure does not apply.
 
-    Columns (pixels and cycles/pixel of the slice's grid):
+    Columns (pixels and cycles/pixel of the slice's grid; how each is taken: docs/claims.md, "Primary and
+    secondary metrics"):
 
     - ``nps_mean_freq`` -- power-weighted mean frequency of the image's NPS in the uniform region
-      (:func:`noise_power_spectrum`, 16-pixel ROIs; white noise: 0.281). Not better either way: lower than the
-      low-dose input's means blotchier noise; compare with the FBP row of the same dose.
-    - ``nps_freq_ratio`` -- ``nps_mean_freq`` over the reference's, on the same ROIs
-      (:func:`nps_frequency_ratio`): 1 = the normal-dose texture (shale); for the foam see that function's note.
-    - ``noise_power_ratio`` -- the image's noise variance in the uniform region over the reference's; lower is
-      less noise; for the foam 1 = no more fluctuation than the noise-free FBP's discretisation residual.
+      (:func:`noise_power_spectrum`). Not better either way: lower than the low-dose input's means blotchier
+      noise; compare with the FBP row of the same dose.
+    - ``nps_freq_ratio`` -- ``nps_mean_freq`` over the reference's, on the same ROIs (:func:`nps_frequency_ratio`).
+    - ``noise_power_ratio`` -- the image's noise variance in the uniform region over the reference's.
     - ``noise_rel`` -- the image's noise standard deviation over the reference's mean level in the uniform
-      region (1 / SNR of the matrix); lower is better; comparable across datasets.
+      region (1 / SNR of the matrix); comparable across datasets.
     - ``nps_rois`` -- ROIs that fit the uniform region (0: the NPS columns are NaN).
-    - ``frc_cutoff`` -- frequency where the Fourier ring correlation with the reference first falls below 0.5
-      (:func:`frc_cutoff`); higher is better (max 0.5).
-    - ``edge_width`` -- 10-90 % width of the mean edge-spread function across the true pore edges of radius
-      >= 6 px (:func:`edge_width`); lower is sharper. NaN without a phantom (``circles``).
-    - ``edge_width_ref`` -- the same for the reference (the sharpness a method is judged against).
-    - ``n_edges`` -- pore edges that contributed to ``edge_width``.
-    - ``porosity`` -- pore fraction of the image's segmentation (:func:`segment_pores`: below half the image's median
-      in the sample) in the pore region.
-    - ``porosity_error`` -- ``porosity`` minus the truth's (rendered phantom circles; without a phantom, the
-      reference's segmentation by the same rule); 0 is best, the sign says pores lost (<0) or added (>0).
-    - ``pore_detection`` -- fraction of true pores detected (:func:`detect_pores`; without a phantom: the
-      reference's segmented pores, :func:`detect_reference_pores`); higher is better.
-    - ``pore_detection_small`` -- the same for true pores of radius < 4 px; higher is better.
-    - ``false_pores`` -- segmented pores that match no true pore (invented); lower is better.
+    - ``frc_cutoff`` -- where the Fourier ring correlation with the reference first falls below one half
+      (:func:`frc_cutoff`).
+    - ``edge_width``, ``edge_width_ref``, ``n_edges`` -- 10-90 % width of the mean edge-spread function across
+      the true pore edges (:func:`edge_width`) of the image and of the reference, and the edges used; NaN
+      without a phantom (``circles``).
+    - ``porosity`` -- pore fraction of the image's segmentation (:func:`segment_pores`) in the pore region;
+      ``porosity_error`` that minus the truth's (the phantom's circles, else the reference's segmentation): the
+      sign says pores lost (<0) or added (>0).
+    - ``pore_detection``, ``pore_detection_small`` -- fraction of the true pores (:func:`detect_pores`, or
+      :func:`detect_reference_pores` without a phantom), of all and of those below ``SMALL_PORE_RADIUS``, found.
+    - ``false_pores`` -- segmented pores that match no true pore (invented).
     - ``psd_wasserstein`` -- 1-D Wasserstein distance in pixels between the equivalent radii of the segmented
-      pores (:func:`pore_size_distribution`) and the radii of the true pores; lower is better.
+      pores (:func:`pore_size_distribution`) and the radii of the true pores.
     - ``n_pores`` -- true pores counted in ``pore_detection``.
 
-    Parameters
-    ----------
-    image, reference : ndarray, shape (rows, cols)
-        A reconstruction and the normal-dose reference of the same slice.
-    fov : ndarray of bool, shape (rows, cols)
-        Field of view (:func:`simulate.plumbing.circular_mask`).
-    circles : ndarray, shape (n, 3), optional
-        True pore sections of this slice (foam: :func:`simulate.phantoms.pore_sections` at ``z = k + 0.5``).
-    object_mask : ndarray of bool, optional
-        Where pores are searched (see :func:`quality_context`).
-    context : QualityContext, optional
-        :func:`quality_context` of this reference (then ``reference``, ``fov``, ``circles`` and
-        ``object_mask`` are taken from it).
-
-    Returns
-    -------
-    dict
-        ``{column: float}`` for every name in :data:`COLUMNS`, in that order.
+    ``circles`` are this slice's true pore sections (foam: :func:`simulate.phantoms.pore_sections` at
+    ``z = k + 0.5``); ``object_mask`` as for :func:`quality_context`; a ``context`` of this reference replaces
+    ``reference``, ``fov``, ``circles`` and ``object_mask``. Returns ``{column: float}`` in :data:`COLUMNS` order.
     """
     ctx = context if context is not None else quality_context(reference, fov, circles=circles,
                                                               object_mask=object_mask)

@@ -1,40 +1,23 @@
 """Train TomoGAN: the generator against a WGAN-GP (or cross-entropy) critic, with MSE and VGG terms.
 
-One training step, as the public release does it: ``itg`` generator updates, then ``itd`` critic
-updates, each on a fresh batch of random patches (:class:`tomogan_core.data.PatchSampler`).
+A step is the release's: ``itg`` generator updates, then ``itd`` critic updates, each on fresh random
+patches. ``OUT/checkpoint.pt``, written atomically every ``ckpt_every`` steps, holds all a run needs to
+continue: running the same command again after a kill continues from there and ends with the same
+weights as an uninterrupted run (on the same device). At the end ``OUT/model.pt`` holds the generator
+chosen on the validation slices, its normalisation and the run's provenance (from the command line also
+the training corpus, :func:`describe_training_data`); ``tomogan-export`` serves it. A run may start from
+another model's generator instead of its seed's (``init``, ``--init PATH``: a fine-tune, :func:`load_init`);
+a resumed run keeps that record and refuses a checkpoint of another ``init``.
 
-Everything a run needs to continue lives in ``OUT/checkpoint.pt``, written atomically every
-``ckpt_every`` steps: both networks and their optimisers (the critic's only when the loss has an
-adversarial term; else None), the step, the sampler's and the penalty's random states, the loss
-history and the best generator so far. Running the same command again after a kill
-continues from there, and ends with the same weights as an uninterrupted run (on the same device).
-At the end ``OUT/model.pt`` holds the generator chosen on the validation slices (highest PSNR in the
-field of view), its normalisation and the run's provenance; ``tomogan-export`` serves it. From the command
-line that provenance also records the training corpus (``training_data``, :func:`describe_training_data`:
-each volume file's family, dose, geometry and seed, and their summary).
-
-A run may start from another model's generator (``init``, ``--init PATH``: a ``model.pt``, a
-``checkpoint.pt``'s best generator or a served ``.pt``; :func:`tomogan_core.modelfile.read_generator`)
-instead of the random initialisation of its seed: a fine-tune. Its depth and upsampling must be the
-run's. The model's provenance then records ``init`` (the path), ``init_model`` (what kind of file, its
-step, normalisation and training data) and ``init_provenance`` (the provenance that file carries), and a
-resumed run keeps them (they travel in its checkpoint) and refuses a checkpoint of another ``init``.
-
-:func:`train` reads top to bottom as its steps: :func:`build` (normalisation, patch sampler, models,
-optimisers, random streams, losses), :func:`resume` (from ``checkpoint.pt``), then per step
-:func:`train_step`, :func:`log_and_validate` (a row of ``log.csv``; :func:`validate_and_keep_best`) and
-:func:`write_checkpoint`, and at the end :func:`write_final` (``log.csv``, :func:`write_model`). What a
-run updates lives in one :class:`Run`. The file formats, their loader and the loop that applies a
-generator to a volume (which validation shares with ``tomogan-infer``) are :mod:`tomogan_core.modelfile`'s.
+:func:`train` reads top to bottom as its steps (:mod:`~tomogan_core.train.loop`); the settings are
+:mod:`~tomogan_core.train.config`'s, the command line :mod:`~tomogan_core.train.cli`'s, and the file
+formats and the loop that applies a generator to a volume :mod:`tomogan_core.modelfile`'s.
 
 Command line (the release's flag names, plus ours; ``-h`` lists all)::
 
     python train.py -ld low.h5 [low2.h5 ...] -nd normal.h5 [normal2.h5 ...] -o runs/foam -depth 3
     python train.py -dsfn release-layout.h5 -expName demo
     tomogan-train ...   (the same, as an installed command)
-
-The package: :mod:`~tomogan_core.train.config` (the settings), :mod:`~tomogan_core.train.loop` (the run and
-its steps), :mod:`~tomogan_core.train.cli` (the command line).
 """
 
 from tomogan_core.data import describe_training_data

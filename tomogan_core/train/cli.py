@@ -19,9 +19,6 @@ from tomogan_core.train.loop import train
 
 logger = logging.getLogger("tomogan_core.train")  # one logger for the whole training command
 
-# -----------------------------------------------------------------------------
-# command line
-
 # the release's flag names for our settings
 RELEASE_FLAGS = {"depth": "-depth", "lambda_mse": "-lmse", "lambda_adv": "-ladv", "lambda_vgg": "-lperc",
                  "patch": "-psz", "batch": "-mbsz", "itg": "-itg", "itd": "-itd", "max_iter": "-maxiter"}
@@ -71,8 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
         hyper.add_argument(*names, dest=f.name, type=kind, default=f.default, help=f"default {f.default}")
     return p
 
-
-# what describe_training_data copies from a volume file's root attributes, each when present
 
 def _load_data(args, depth):
     if args.dsfn:

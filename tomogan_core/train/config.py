@@ -18,8 +18,8 @@ HISTORY_FIELDS = ("step", "elapsed_s", "cpu_s", "loss_g", "adv", "mse", "percept
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run. Defaults are the published ones (facts file); the study's
-    configs override what a CPU budget forces smaller (iterations, patch, batch)."""
+    """Every setting of a training run. Defaults are the published ones (and ``config/config.schema.yaml``'s;
+    a test checks); the study's configs override what a CPU budget forces smaller."""
 
     depth: int = 3  # d adjacent input slices (paper's best; the release's default is 1)
     upsample: str = "bilinear"  # the authors' training code
@@ -39,8 +39,7 @@ class TrainConfig:
     batch: int = 16
     max_iter: int = 8000
     augment: bool = True  # random flips and 90-degree rotations
-    normalization: str = "grey255"  # the release's 0..255 scale, where its loss weights apply; "zscore"; or "input"
-    # ("input": each volume mapped by its own low-dose input's mean and std: no dependence on the data's units)
+    normalization: str = "grey255"  # the release's 0..255 scale, where its loss weights apply; "zscore"; "input"
     seed: int = 0
     log_every: int = 10  # steps between rows of log.csv
     val_every: int = 100  # steps between validations (and best-model choice)
@@ -52,8 +51,7 @@ class TrainConfig:
     select: str = "psnr"  # validation metric that picks the saved generator among the validated steps: psnr, ssim
     mse_warmup: int = 0  # first steps with pixel MSE alone (no critic, no VGG), then the full loss: a warm start
     init: str = ""  # start from this file's generator (model.pt, checkpoint.pt, served .pt); "" = random from seed
-    cpu_budget_s: float = 0.0  # > 0: a compute-matched run: train until its steps have used this many CPU-seconds
-    # (validation not counted; max_iter stays a cap); the steps it reaches depend on the machine and are recorded
+    cpu_budget_s: float = 0.0  # > 0: train until the steps have used this many CPU-seconds (max_iter stays a cap)
     val_points: int = 20  # with cpu_budget_s: validate at every 1/val_points of the budget (not every val_every steps)
 
     def __post_init__(self):

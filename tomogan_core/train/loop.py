@@ -28,9 +28,6 @@ from tomogan_core.train.config import HISTORY_FIELDS, TrainConfig
 
 logger = logging.getLogger("tomogan_core.train")  # one logger for the whole training command
 
-# -----------------------------------------------------------------------------
-# the run's state, and its steps
-
 
 @dataclass
 class Run:
@@ -104,11 +101,9 @@ def build(cfg: TrainConfig, train_pairs: Sequence[VolumePair], ctx, device: torc
           fresh: bool = True) -> Run:
     """The run at step 0: normalisation, patch sampler, models, optimisers, random streams and losses.
 
-    The generator is initialised from ``cfg.seed``, then, when ``cfg.init`` names a model file and the run
-    starts ``fresh`` (not resumed: a checkpoint's weights replace it anyway), loaded with that file's
-    generator (:func:`load_init`); the critic (after it, so the generator's weights do not depend on it)
-    only when the loss has an adversarial term; VGG only when ``lambda_vgg > 0``. With normalisation
-    ``"input"`` each training pair is mapped to network units by its own low-dose volume's mean and std.
+    The generator is initialised from ``cfg.seed``, then from ``cfg.init`` when the run starts ``fresh``
+    (a resumed run's checkpoint replaces it anyway). The critic is built after it, so that the generator's
+    weights do not depend on whether there is one.
     """
     norm = Normalization.fit([p.normal for p in train_pairs], cfg.normalization,
                              inputs=[p.low for p in train_pairs], names=[p.name for p in train_pairs])
@@ -149,13 +144,9 @@ def net_pair(norm: Normalization, pair: VolumePair) -> VolumePair:
 
 
 def load_init(cfg: TrainConfig, generator: Generator) -> dict:
-    """Load ``cfg.init``'s generator weights into ``generator``; returns the provenance to record.
-
-    Returns
-    -------
-    dict
-        ``init`` (the path as given), ``init_model`` (the file's kind, step, normalisation, training data)
-        and ``init_provenance`` (the provenance dict it carries; ``{}`` when none).
+    """Load ``cfg.init``'s generator weights into ``generator``; returns the provenance to record:
+    ``init`` (the path as given), ``init_model`` (the file's kind, step, normalisation, training data)
+    and ``init_provenance`` (the provenance dict it carries; ``{}`` when none).
 
     Raises
     ------
@@ -212,13 +203,12 @@ def resume(run: Run, path: Path, ctx) -> None:
 def train_step(cfg: TrainConfig, generator: Generator, critic: Optional[Discriminator], opt_g, opt_d,
                sampler: PatchSampler, *, vgg=None, vgg_input=None, gp_rng: Optional[torch.Generator] = None,
                device: torch.device = torch.device("cpu"), sync_critic=None) -> Dict[str, torch.Tensor]:
-    """One training step as the release does it: ``itg`` generator updates, then ``itd`` critic updates.
+    """One training step as the release does it: ``itg`` generator updates, then ``itd`` critic updates,
+    each on a fresh batch.
 
-    Each update draws a fresh batch. Returns the step's detached loss terms (``total`` = the generator's
-    objective; ``loss_d`` and, for WGAN-GP, ``gp`` when the critic was trained). ``critic`` may be None
-    when ``lambda_adv = 0``. ``sync_critic``, when given, is called between each critic backward pass
-    and its optimiser step (distributed training averages the critic's gradients there,
-    :mod:`tomogan_core.distributed`).
+    Returns the step's detached loss terms (``total`` = the generator's objective; ``loss_d`` and, for
+    WGAN-GP, ``gp`` when the critic was trained). ``sync_critic`` is called between each critic backward
+    pass and its optimiser step (where distributed training averages the critic's gradients).
     """
     def batch():
         x, y = sampler.sample(cfg.batch)  # (B, d, P, P), (B, 1, P, P)
@@ -266,13 +256,10 @@ def train_step(cfg: TrainConfig, generator: Generator, critic: Optional[Discrimi
 
 def validate(generator: Generator, pairs: Sequence[VolumePair], norm: Normalization, *, n_slices: int,
              device: torch.device) -> Dict[str, float]:
-    """Mean SSIM and PSNR (field of view, :mod:`analysis.metrics`) over the central validation slices.
-
-    The slices are enhanced by :func:`tomogan_core.modelfile.denoise`, the loop ``tomogan-infer`` runs,
-    with the generator in eval mode (restored afterwards).
-    """
-    from analysis.metrics import compare_volumes
+    """Mean SSIM and PSNR (field of view, :func:`simulate.scores.compare_volumes`) over the central validation
+    slices, enhanced by :func:`tomogan_core.modelfile.denoise` (``tomogan-infer``'s loop) in eval mode."""
     from simulate.reconstruct import central_slices
+    from simulate.scores import compare_volumes
 
     model = LoadedModel.from_generator(generator, norm, info={"kind": "training"}, device=device)
     was_training = generator.training
@@ -308,8 +295,8 @@ def validate_and_keep_best(run: Run, val_pairs: Sequence[VolumePair]) -> Dict[st
 
 def log_and_validate(run: Run, losses: "LossAverage", val_pairs: Sequence[VolumePair], bar, *,
                      validate_here: bool = True) -> None:
-    """After a step: every ``log_every`` steps a row of the history; every ``val_every`` steps (and at the
-    last) validate-and-keep-best too, its metrics in the same row."""
+    """After a step: every ``log_every`` steps a row of the history; when a validation is due
+    (:meth:`Run.validation_due`) validate-and-keep-best too, its metrics in the same row."""
     cfg = run.cfg
     validating = run.validation_due()
     if not (validating or run.done or run.step % cfg.log_every == 0):
@@ -338,8 +325,7 @@ def write_checkpoint(run: Run, files: RunFiles) -> None:
 
 def write_model(run: Run, path: Path, train_pairs: Sequence[VolumePair], val_pairs: Sequence[VolumePair],
                 provenance: Optional[dict]) -> None:
-    """``model.pt``: the best generator, its normalisation, the settings, validation metrics and provenance
-    (with what the run started from, when ``init`` was given)."""
+    """``model.pt``: the best generator, its normalisation, the settings, validation metrics and provenance."""
     provenance = dict(provenance or {}, **run.init)
     save_model(path, generator_config=asdict(run.generator.cfg), generator=run.best["generator"],
                normalization=run.norm, config=asdict(run.cfg), step=run.best["step"],
@@ -354,18 +340,13 @@ def write_model(run: Run, path: Path, train_pairs: Sequence[VolumePair], val_pai
 
 def write_final(run: Run, files: RunFiles, train_pairs: Sequence[VolumePair], val_pairs: Sequence[VolumePair],
                 provenance: Optional[dict]) -> None:
-    """At the end: ``log.csv`` and ``model.pt`` (validating first when no step did: ``max_iter == 0``, or a
-    run resumed at its end)."""
+    """At the end: ``log.csv`` and ``model.pt``, validating first when no generator was kept (``max_iter == 0``)."""
     if not run.history or run.best["generator"] is None:
         metrics = validate(run.generator, val_pairs, run.norm, n_slices=run.cfg.val_slices, device=run.device)
         keep_best(run, metrics, always=True)
         write_checkpoint(run, files)
     _write_history(run.history, files.log)  # also when a resumed run had nothing left to do
     write_model(run, files.model, train_pairs, val_pairs, provenance)
-
-
-# -----------------------------------------------------------------------------
-# small pieces
 
 
 class LossAverage:
@@ -412,10 +393,6 @@ def _config_differences(saved: dict, current: dict) -> List[str]:
             if k not in free and saved.get(k, defaults.get(k)) != v]
 
 
-# -----------------------------------------------------------------------------
-# the run
-
-
 def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequence[VolumePair], out_dir,
           *, provenance: Optional[dict] = None, progress: bool = True,
           stop_after: Optional[int] = None) -> Path:
@@ -423,15 +400,12 @@ def train(cfg: TrainConfig, train_pairs: Sequence[VolumePair], val_pairs: Sequen
 
     Parameters
     ----------
-    cfg : TrainConfig
     train_pairs, val_pairs : sequence of VolumePair
-        In data units; the normalisation is fitted on the normal-dose training volumes. Validation
-        volumes are never sampled for training.
+        In data units. Validation volumes are never sampled for training.
     out_dir : path
         Receives ``checkpoint.pt`` (resumable state), ``log.csv`` and, at the end, ``model.pt``.
     provenance : dict, optional
-        Recorded in the model (training files, dataset names, config hash, ...); with ``cfg.init``, also
-        ``init``, ``init_model`` and ``init_provenance`` (:func:`load_init`).
+        Recorded in the model (training files, dataset names, config hash, ...), with :func:`load_init`'s.
     stop_after : int, optional
         Stop right after the checkpoint at this step, as if the process were killed there (for tests).
 

@@ -1,18 +1,28 @@
-"""Which pixels a score counts: the sample's region of a reference slice, and the reference's range.
+"""Scores of an image against a reference, and which pixels they count.
 
-Every score of the study is taken inside the circular field of view (:func:`simulate.plumbing.circular_mask`), and
-the ``*_object`` scores inside the sample as well (:func:`object_mask`), so that a method is not rewarded for
-flattening the empty background around it; :func:`reference_range` is the ``data_range`` every SSIM and PSNR of one
-volume shares. :mod:`analysis.metrics` and :mod:`analysis.quality` both use them.
+The convention every score of the study follows (training's validation, the tables, the claims, the ranking):
+
+* SSIM (scikit-image's full map) and PSNR are taken inside the circular field of view
+  (:func:`simulate.plumbing.circular_mask`, a rim margin left out), because astra fills the square's corners with
+  values no method is responsible for;
+* the ``*_object`` scores are taken inside the sample as well (:func:`object_mask`), so that a method is not
+  rewarded for flattening the empty background around it;
+* ``data_range`` is the reference's range inside the field of view over the whole evaluated volume
+  (:func:`reference_range`): one number per volume, shared by every method compared on it.
+
+:mod:`analysis.metrics` adds the truth, the quality columns and the command line.
 """
 
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
+from skimage.metrics import structural_similarity
+
+from simulate.plumbing import circular_mask
 
 __all__ = ["OBJECT_FRACTION", "OBJECT_PERCENTILE", "OBJECT_SIGMA", "OBJECT_DILATE", "reference_range",
-           "object_threshold", "object_mask"]
+           "object_threshold", "object_mask", "masked_ssim", "masked_psnr", "compare_volumes"]
 
 # object mask settings (see object_mask)
 OBJECT_FRACTION = 0.5     # threshold = this fraction of the reference's high percentile
@@ -91,3 +101,55 @@ def object_mask(reference, fov, *, threshold: float | None = None, sigma: float 
     if not inside.any():
         raise ValueError("the reference has no object above the threshold inside the field of view")
     return inside
+
+
+def _check_pair(image, reference):
+    image = np.asarray(image, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if image.shape != reference.shape:
+        raise ValueError(f"shape mismatch: image {image.shape} vs reference {reference.shape}")
+    return image, reference
+
+
+def masked_ssim(image, reference, mask, *, data_range: float) -> float:
+    """Mean SSIM over the pixels of ``mask`` (one 2-D slice)."""
+    image, reference = _check_pair(image, reference)
+    _, ssim_map = structural_similarity(image, reference, data_range=data_range, full=True)
+    return float(ssim_map[mask].mean())
+
+
+def masked_psnr(image, reference, mask, *, data_range: float) -> float:
+    """PSNR in dB over the pixels of ``mask``."""
+    image, reference = _check_pair(image, reference)
+    mse = float(np.mean((image[mask] - reference[mask]) ** 2))
+    return float("inf") if mse == 0 else float(10 * np.log10(data_range ** 2 / mse))
+
+
+def compare_volumes(volume, reference, *, fov_margin: float = 2.0):
+    """Per-slice SSIM and PSNR of ``volume`` against ``reference``, both ``(slices, rows, cols)``.
+
+    Returns
+    -------
+    list of dict
+        One ``{"slice", "ssim", "psnr", "ssim_object", "psnr_object", "object_fraction", "data_range"}``
+        per slice (``slice`` is the position in the stack; ``object_fraction`` the share of the field
+        of view inside the object mask).
+    """
+    volume, reference = _check_pair(volume, reference)
+    mask = circular_mask(reference.shape, margin=fov_margin)
+    data_range = reference_range(reference, mask)
+    threshold = object_threshold(reference, mask)
+    rows = []
+    for i in range(volume.shape[0]):
+        row = {"slice": i, "ssim": masked_ssim(volume[i], reference[i], mask, data_range=data_range),
+               "psnr": masked_psnr(volume[i], reference[i], mask, data_range=data_range)}
+        try:
+            obj = object_mask(reference[i], mask, threshold=threshold)
+        except ValueError:  # a slice without sample (above or below it): no object metric
+            row.update(ssim_object=float("nan"), psnr_object=float("nan"), object_fraction=0.0)
+        else:
+            row.update(ssim_object=masked_ssim(volume[i], reference[i], obj, data_range=data_range),
+                       psnr_object=masked_psnr(volume[i], reference[i], obj, data_range=data_range),
+                       object_fraction=float(obj.sum() / mask.sum()))
+        rows.append(dict(row, data_range=data_range))
+    return rows
