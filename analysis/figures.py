@@ -105,6 +105,20 @@ def _lookup(table: pd.DataFrame, path, metric="ssim") -> float:
     return float(sel[metric].iloc[0]) if len(sel) else float("nan")
 
 
+def seed_spread(values) -> Tuple[float, float, float]:
+    """(mean, mean - min, max - mean) of one panel's scores over its seeds, NaN ignored; a single score has no spread.
+
+    >>> seed_spread([0.7, 0.8, 0.9])
+    (0.8, 0.1, 0.1)
+    """
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return float("nan"), 0.0, 0.0
+    mean = float(np.round(v.mean(), 12))
+    return mean, float(np.round(mean - v.min(), 12)), float(np.round(v.max() - mean, 12))
+
+
 def _inset(ax, image, vmin, vmax, frac=0.25):
     """A 2x zoom of the centre of ``image`` in the lower right corner of ``ax``."""
     h, w = image.shape
@@ -123,7 +137,8 @@ def _inset(ax, image, vmin, vmax, frac=0.25):
 
 
 def image_grid(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], out, *, metrics: Sequence = (),
-               title: str = "", inset: bool = True, bars: Optional[str] = None) -> None:
+               title: str = "", inset: bool = True, bars: Optional[str] = None,
+               seeds: Optional[Dict[str, Sequence[str]]] = None) -> None:
     """Rows of images from volume files, the same slice in each row, one grey scale per row.
 
     Parameters
@@ -134,7 +149,11 @@ def image_grid(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], out, *, me
         When given, each panel title gets its mean SSIM (the reference's panel excepted).
     bars : str, optional
         A last column plotting SSIM per panel of each row (e.g. "SSIM vs depth d").
+    seeds : {panel title: files}, optional
+        Every seed's file of a panel whose image is one seed's: its bar is the mean over them, with the range
+        over seeds as whiskers, and its title says that the image is the first seed's.
     """
+    seeds = seeds or {}
     table = _mean_metric(metrics) if metrics else None
     ncols = max(len(panels) for _, panels in rows) + (1 if bars else 0)
     fig, axes = plt.subplots(len(rows), ncols, figsize=(2.6 * ncols, 2.7 * len(rows)), squeeze=False,
@@ -148,8 +167,10 @@ def image_grid(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], out, *, me
             im = axes[r, c].imshow(img, cmap="gray", vmin=vmin, vmax=vmax)
             text = name
             if table is not None and c > 0:
-                scores.append((name, _lookup(table, path), _lookup(table, path, "ssim_object")))
-                text += "\n" + _score_text(table, path)
+                paths = seeds.get(name, [path])
+                scores.append((name, [_lookup(table, p) for p in paths],
+                               [_lookup(table, p, "ssim_object") for p in paths]))
+                text += (" (seed 0)" if name in seeds else "") + "\n" + _score_text(table, path)
             axes[r, c].set_title(text, fontsize=8)
             axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
             if inset:
@@ -162,13 +183,14 @@ def image_grid(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], out, *, me
             ax = axes[r, -1]
             names = [n for n, _, _ in scores]
             x = np.arange(len(scores))
-            ax.bar(x - 0.2, [s for _, s, _ in scores], 0.4, color="0.5", edgecolor="k", hatch="//",
-                   label="field of view")
-            ax.bar(x + 0.2, [o for _, _, o in scores], 0.4, color="0.85", edgecolor="k", label="object")
+            for shift, k, style in ((-0.2, 1, dict(color="0.5", hatch="//", label="field of view")),
+                                    (0.2, 2, dict(color="0.85", label="object"))):
+                mean, below, above = np.array([seed_spread(sc[k]) for sc in scores]).T
+                ax.bar(x + shift, mean, 0.4, yerr=[below, above], capsize=2, edgecolor="k", **style)
             ax.set_xticks(x, names, rotation=30, fontsize=7, ha="right")
-            ax.set_ylabel("SSIM", fontsize=8)
+            ax.set_ylabel("SSIM" + (" (mean, range over seeds)" if seeds else ""), fontsize=8)
             ax.legend(fontsize=6, loc="lower right")
-            finite = [v for _, s, o in scores for v in (s, o) if np.isfinite(v)]
+            finite = [v for _, s, o in scores for v in (*s, *o) if np.isfinite(v)]
             if finite:
                 ax.set_ylim(max(0.0, min(finite) - 0.05), min(1.0, max(finite) + 0.05))
             ax.set_title(bars, fontsize=8)
@@ -435,7 +457,8 @@ def draw(spec: dict, out) -> None:
     kind, title = spec["kind"], spec.get("title", "")
     if kind == "grid":
         rows = [(row["label"], [(p["title"], p["path"]) for p in row["panels"]]) for row in spec["rows"]]
-        image_grid(rows, out, metrics=spec.get("metrics", ()), title=title, bars=spec.get("bars"))
+        image_grid(rows, out, metrics=spec.get("metrics", ()), title=title, bars=spec.get("bars"),
+                   seeds=spec.get("seeds"))
     elif kind == "doses":
         levels = [(lv["label"], lv["conventional"], lv["tomogan"]) for lv in spec["levels"]]
         dose_series(levels, spec["reference"], out, metrics=spec.get("metrics", ()), title=title)

@@ -88,13 +88,16 @@ def _ablation(plan) -> Dict[str, FigureSpec]:
     ds, dose = base.test[0], base.dose
     figs = {}
     for name, members, bar_title in (
-            ("fig_depth", [(f"d = {d}", _first(plan, plan.ablation_base(depth=d))) for d in ab.get("depths", [])],
-             "SSIM against depth d"),
-            ("fig_loss_terms", [(ls, _first(plan, plan.ablation_base(loss_set=ls))) for ls in ab.get("loss_sets", [])],
-             "SSIM per loss set")):
+            ("fig_depth", [(f"d = {d}", plan.ablation_base(depth=d)) for d in ab.get("depths", [])],
+             "mean SSIM against depth d"),
+            ("fig_loss_terms", [(ls, plan.ablation_base(loss_set=ls)) for ls in ab.get("loss_sets", [])],
+             "mean SSIM per loss set")):
         panels = [("reference", plan.reference(ds)), ("FBP", Paths.recon(ds, dose, "fbp"))]
-        panels += [(label, Paths.enhanced(ds, dose, run)) for label, run in members]
-        figs[name] = _grid([(f"{ds} {plan.dose_label(dose)}", panels)], _metrics([ds]), bars=bar_title)
+        panels += [(label, Paths.enhanced(ds, dose, _first(plan, b))) for label, b in members]
+        # the images are the first seed's; the bars average every seed, whiskers the range over seeds
+        seeds = {label: [Paths.enhanced(ds, dose, run.name) for run in plan.bases[b]] for label, b in members}
+        figs[name] = _grid([(f"{ds} {plan.dose_label(dose)}", panels)], _metrics([ds]), bars=bar_title, seeds=seeds)
+        figs[name].uses(*[p for paths in seeds.values() for p in paths])
     return figs
 
 

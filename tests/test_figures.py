@@ -14,11 +14,11 @@ from simulate.io import write_arrays
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _volume(path, value, dose, method):
+def _volume(path, value, dose, method, run=""):
     rng = np.random.default_rng(0)
     vol = (value + 0.1 * rng.standard_normal((3, 32, 32))).astype(np.float32)
     write_arrays(path, {"/recon": vol, "/slices": np.arange(3, dtype=np.int32)},
-                 {"dataset": "d: a;b", "dose": dose, "method": method})
+                 {"dataset": "d: a;b", "dose": dose, "method": method, **({"run": run} if run else {})})
     return str(path)
 
 
@@ -80,3 +80,23 @@ def test_training_curves_show_the_spread_between_seeds(tmp_path):
         plt.Axes.fill_between = real
     # one band per panel; the validation band spans the two seeds
     assert len(calls) == 2 and np.allclose(calls[1], [[0.5, 0.6, 0.7], [0.6, 0.7, 0.8]])
+
+
+
+def test_an_ablation_grid_bars_average_every_seed_with_the_range(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import analysis.figures as figures
+
+    ref = _volume(tmp_path / "ref.h5", 1.0, "full", "fbp")
+    seeds = [_volume(tmp_path / f"s{i}.h5", 1.1, "sparse-8", "tomogan", run=f"m-s{i}") for i in range(3)]
+    pd.DataFrame({"dataset": "d: a;b", "dose": "sparse-8", "method": "tomogan", "slice": 0, "ssim_object": 0.5,
+                  "model": [f"m-s{i}" for i in range(3)], "ssim": [0.6, 0.7, 0.9]}).to_csv(tmp_path / "m.csv")
+    drawn, spread = [], figures.seed_spread
+    monkeypatch.setattr(figures, "seed_spread", lambda v: drawn.append([round(x, 6) for x in v]) or spread(v))
+    draw({"kind": "grid", "rows": [{"label": "r", "panels": [{"title": "reference", "path": ref},
+                                                           {"title": "d = 3", "path": seeds[0]}]}],
+          "metrics": [str(tmp_path / "m.csv")], "bars": "mean SSIM", "seeds": {"d = 3": seeds}}, tmp_path / "f.png")
+    assert [0.6, 0.7, 0.9] in drawn  # every seed's score, not seed 0's alone
+    assert spread([0.6, 0.7, 0.9]) == pytest.approx((0.7333333, 0.1333333, 0.1666667))
+    assert spread([0.5, float("nan")]) == (0.5, 0.0, 0.0)

@@ -43,6 +43,19 @@ def test_train_config_defaults_are_the_schema_defaults():
     assert not differ, differ
 
 
+def test_command_line_flags_of_a_training_setting_default_to_it(capsys):
+    """A command that takes a training setting (validation slices) defaults to TrainConfig's, so the schema's."""
+    from analysis import inference_speed
+    from tomogan_core.train import TrainConfig, build_parser
+
+    train = build_parser().parse_args(["-ld", "x"])
+    assert all(getattr(train, f) == getattr(TrainConfig, f) for f in ("val_slices", "val_every", "max_iter"))
+    with pytest.raises(SystemExit):
+        inference_speed.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"as training scores them (default {TrainConfig.val_slices})" in help_text
+
+
 def test_a_config_leaving_sections_out_gets_the_schema_defaults():
     cfg = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
     for key in ("metrics", "classical", "memory", "inference"):
@@ -346,6 +359,10 @@ def test_figure_specs_are_json_and_name_their_inputs(smoke_plan):
         for path in spec.inputs:
             assert path in text, (name, path)
         assert all(p.startswith("results/") for p in spec.inputs)
+    # the ablation figures show seed 0's images, and their bars average every seed of each member
+    seeds = json.loads(figs["fig_depth"].json)["seeds"]
+    n_seeds = len(smoke_plan.config["tomogan"]["seeds"])
+    assert seeds and all(len(set(paths)) == n_seeds for paths in seeds.values())
     # a path with ':' or ';' survives (the old LABEL=TITLE:PATH;... strings broke on them)
     cfg = copy.deepcopy(smoke_plan.config)
     cfg["datasets"]["foam:3;x"] = cfg["datasets"].pop("foam3")
