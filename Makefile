@@ -19,7 +19,7 @@ STAMP := $(VENV)/.installed
 # Snakemake's shell steps call `python -m ...`: put the venv first so that they run in it.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: all test venv dry-run report readme clean-results
+.PHONY: all slurm test venv dry-run report readme clean-results
 
 # after a crash, `make all` again: a killed run's lock is removed (a running one is reported), incomplete jobs rerun
 all: $(STAMP)
@@ -27,6 +27,13 @@ all: $(STAMP)
 	$(if $(filter 0,$(DISK_CHECK)),,$(BIN)/python -m study.disk check --configfile $(CONFIG))
 	$(BIN)/snakemake --cores $(CORES) --rerun-incomplete all --configfile $(CONFIG)
 	$(BIN)/snakemake --report report.html --configfile $(CONFIG)
+
+# the study on a Slurm cluster (profiles/slurm, docs/cluster.md): what the plan writes is printed and checked against
+# the free space under results/ before any job is submitted
+slurm: $(STAMP)
+	$(BIN)/python -m simulate.plumbing clear-stale-lock .
+	$(if $(filter 0,$(DISK_CHECK)),,$(BIN)/python -m study.disk check --configfile $(CONFIG))
+	$(BIN)/snakemake --profile profiles/slurm all --configfile $(CONFIG)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

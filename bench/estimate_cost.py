@@ -22,10 +22,7 @@ Computed from the config and measurements, not typed:
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -34,26 +31,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simulate.plumbing import InputError, cli, write_csv, write_text  # noqa: E402
-from study.disk import dag_outputs, file_bytes, shapes  # noqa: E402
+from study.disk import dag_outputs, file_bytes, run_snakemake, shapes  # noqa: E402
 
 PAPER_MS_PER_1024 = 30.0  # TomoGAN inference of one 1024^2 slice on a V100 (the paper's timing)
 
 
-def _snakemake(*args, configfile) -> str:
-    env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
-    with tempfile.TemporaryDirectory() as workdir:  # an empty working directory: the whole DAG is planned
-        proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-                               "--configfile", str(Path(configfile).resolve()), "--directory", workdir, *args],
-                              capture_output=True, text=True, cwd=ROOT, env=env)
-    if proc.returncode != 0:
-        raise InputError(configfile, f"snakemake failed: {proc.stderr.strip().splitlines()[-1:]}")
-    return proc.stdout
-
-
 def job_counts(configfile) -> dict:
     """Jobs per rule of the config's whole study, from Snakemake's dry-run through the Slurm profile."""
-    out = _snakemake("-n", "--profile", str(ROOT / "profiles" / "slurm"), "--cores", "64", "all",
-                     configfile=configfile)
+    out = run_snakemake("-n", "--profile", str(ROOT / "profiles" / "slurm"), "--cores", "64", "all",
+                        configfile=configfile)
     stats = out[out.index("Job stats"):].splitlines()[3:]
     counts = {}
     for line in stats:
@@ -112,8 +98,9 @@ def slice_flops(depth: int, size: int) -> float:
 
 # ----------------------------------------------------------------------------- the estimate
 
-def cpu_flops_per_s(bench_csv) -> float:
-    """FLOP/s of a full training step (every loss term) as ``bench/bench_tomogan.py`` measured it, largest patch."""
+def cpu_flops_per_s(bench_csv) -> tuple[float, str]:
+    """FLOP/s of a full training step (every loss term) as ``bench/bench_tomogan.py`` measured it, largest patch,
+    and the CPU it was measured on."""
     df = pd.read_csv(bench_csv)
     rows = df[(df["task"] == "train step") & (df["variant"] == "mse+adv+vgg (vgg_grad)")]
     if rows.empty:
@@ -121,14 +108,15 @@ def cpu_flops_per_s(bench_csv) -> float:
     row = rows.sort_values("size").iloc[-1]
     settings = {"depth": int(row["depth"]), "patch": int(row["size"]), "batch": int(row["batch"]),
                 "vgg_weights": "random-init"}  # the benchmark's TrainConfig: published settings otherwise
-    return step_flops(settings) / float(row["seconds"])
+    return step_flops(settings) / float(row["seconds"]), f"{row['device_name']}, {row['threads']} threads"
 
 
 def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_csv=None) -> pd.DataFrame:
     """One row per kind of work: jobs, requested CPU/GPU hours, estimated GPU hours of the work, disk."""
-    from study import Plan, load_config
+    from study import Plan, config_hash, load_config
 
     cfg = load_config(configfile)
+    cfg_hash = config_hash(cfg)
     counts = job_counts(configfile)
     outputs = [(path, rule) for path, rule, _ in dag_outputs(configfile)]
     shp = shapes(cfg)
@@ -137,10 +125,11 @@ def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_cs
                "family_phantom": "simulate", "matched_phantom": "simulate", "project_matched": "simulate",
                "prepare_shale": "simulate", "prepare_scan": "simulate", "low_dose": "simulate",
                "fbp": "reconstruct", "tune_sirt": "reconstruct", "tune_classical": "reconstruct", "apply_classical": "reconstruct",
-               "n2i_split": "reconstruct", "train": "train", "n2i_train": "train", "infer": "infer",
+               "n2i_split": "reconstruct", "crossval": "reconstruct", "train": "train", "n2i_train": "train", "infer": "infer",
                "infer_release": "infer", "n2i_infer": "infer", "timing": "infer", "inference_speed": "infer"}
     flops_per_s = slice_flops(3, 1024) / (gpu_ms_per_1024 / 1000)  # the paper's V100 throughput
-    cpu_rate = cpu_flops_per_s(bench_csv) if bench_csv and Path(bench_csv).exists() else float("nan")
+    cpu_rate, cpu = (cpu_flops_per_s(bench_csv) if bench_csv and Path(bench_csv).exists()
+                     else (float("nan"), "not measured: run bench/bench_tomogan.py"))
 
     # GPU work: every TomoGAN and Noise2Inverse training run, every inference pass
     runs = Plan.from_config(cfg).runs
@@ -173,8 +162,9 @@ def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_cs
                      "cpu_hours_requested": jobs * hours * r.get("cpus", cfg.get("threads", 1)),
                      "gpu_hours_requested": jobs * hours * r.get("gpu", 0),
                      "gpu_hours_estimated": flops / flops_per_s / 3600,
-                     "hours_on_2_cpu_cores": (flops / cpu_rate if flops else 0.0)
-                     + (budget_cpu_s / 2 if kind == "train" else 0.0) / 3600, "disk_gb": disk / 1e9})
+                     "hours_on_2_cpu_cores": ((flops / cpu_rate if flops else 0.0)
+                                              + (budget_cpu_s / 2 if kind == "train" else 0.0)) / 3600,
+                     "disk_gb": disk / 1e9})
     other = sorted(r for r in counts if r not in kind_of)
     rows.append({"kind": "other (metrics, tables, figures)", "rules": ", ".join(other),
                  "jobs": sum(counts[r] for r in other), "cpu_hours_requested": 0.0, "gpu_hours_requested": 0.0,
@@ -183,10 +173,10 @@ def estimate(configfile, *, gpu_ms_per_1024: float = PAPER_MS_PER_1024, bench_cs
     total = {"kind": "total", "rules": "", "jobs": sum(counts.values())}
     total.update({c: table[c].sum() for c in table.columns if c not in ("kind", "rules", "jobs")})
     table = pd.concat([table, pd.DataFrame([total])], ignore_index=True)
-    table.attrs["note"] = (f"{Path(configfile).name}; GPU hours of the work at {flops_per_s / 1e12:.1f} TFLOP/s "
-                           f"(the paper's V100: {gpu_ms_per_1024:g} ms for a 1024² slice); 2-CPU-core hours at "
-                           f"{cpu_rate / 1e9:.0f} GFLOP/s (a training step measured here); FLOPs counted on the "
-                           "meta device")
+    table.attrs["note"] = (f"{Path(configfile).name}, config hash {cfg_hash}; GPU hours of the work at "
+                           f"{flops_per_s / 1e12:.1f} TFLOP/s (the paper's V100: {gpu_ms_per_1024:g} ms for a 1024² "
+                           f"slice); 2-CPU-core hours at {cpu_rate / 1e9:.0f} GFLOP/s (a training step measured on "
+                           f"{cpu}); FLOPs counted on the meta device")
     return table
 
 

@@ -27,7 +27,7 @@ from typing import Dict, List, Optional, Tuple
 
 from simulate.plumbing import InputError, cli
 
-__all__ = ["MARGIN", "dag_outputs", "shapes", "file_bytes", "estimate", "check", "main"]
+__all__ = ["MARGIN", "run_snakemake", "dag_outputs", "shapes", "file_bytes", "estimate", "check", "main"]
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = "results"
@@ -36,19 +36,25 @@ SMALL = 64 << 10  # bytes: a table, a JSON file, a log; HDF5's own overhead on a
 FIGURE = 2 << 20  # bytes: a figure's PNG with its PDF twin
 
 
-def dag_outputs(configfile, *, directory=None) -> List[Tuple[str, str, bool]]:
-    """(output file, rule, present) of every job of the config's DAG, from Snakemake's ``--summary`` run in
-    ``directory`` (default: an empty one, so that the whole plan is listed as missing)."""
+def run_snakemake(*args, configfile, directory=None) -> str:
+    """Snakemake's standard output for ``args`` on the config, run in ``directory`` (default: an empty one, so that
+    the whole plan is listed as missing); :class:`InputError` with its last line when it fails."""
     env = dict(os.environ, PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
     with tempfile.TemporaryDirectory() as empty:
         workdir = Path(directory).resolve() if directory else Path(empty)
         proc = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
                                "--configfile", str(Path(configfile).resolve()), "--directory", str(workdir),
-                               "--nolock", "--summary", "all"], capture_output=True, text=True, cwd=ROOT, env=env)
+                               "--nolock", *args], capture_output=True, text=True, cwd=ROOT, env=env)
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         raise InputError(configfile, f"snakemake could not plan it: {last}")
-    rows = [line.split("\t") for line in proc.stdout.splitlines()[1:] if "\t" in line]
+    return proc.stdout
+
+
+def dag_outputs(configfile, *, directory=None) -> List[Tuple[str, str, bool]]:
+    """(output file, rule, present) of every job of the config's DAG, from Snakemake's ``--summary``."""
+    out = run_snakemake("--summary", "all", configfile=configfile, directory=directory)
+    rows = [line.split("\t") for line in out.splitlines()[1:] if "\t" in line]
     return [(r[0], r[2], r[4] != "missing") for r in rows if len(r) > 4]  # file, date, rule, logs, status
 
 

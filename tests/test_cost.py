@@ -38,6 +38,19 @@ def test_estimate_counts_the_dag_and_scales_with_training_steps(tmp_path):
     assert doubled.loc["train", "gpu_hours_estimated"] == pytest.approx(2 * table.loc["train", "gpu_hours_estimated"])
     assert doubled.loc["train", "jobs"] == table.loc["train", "jobs"]
     assert "| train" in render(doubled.reset_index())
+    # the CPU column: the training FLOPs (those the GPU column converts) at the measured rate, plus the CPU budgets
+    from estimate_cost import PAPER_MS_PER_1024, slice_flops
+
+    from study import Plan, load_config
+
+    bench = tmp_path / "tomogan.csv"
+    pd.DataFrame([{"task": "train step", "variant": "mse+adv+vgg (vgg_grad)", "size": 32, "depth": 3, "batch": 2,
+                   "device_name": "test CPU", "threads": 2, "seconds": 0.5}]).to_csv(bench, index=False)
+    train = estimate(path, bench_csv=bench).set_index("kind").loc["train"]
+    flops = train["gpu_hours_estimated"] * 3600 * slice_flops(3, 1024) / (PAPER_MS_PER_1024 / 1000)
+    rate = step_flops({"depth": 3, "patch": 32, "batch": 2, "vgg_weights": "random-init"}) / 0.5
+    budget_s = sum(float(r.settings.get("cpu_budget_s") or 0) for r in Plan.from_config(load_config(path)).runs.values())
+    assert train["hours_on_2_cpu_cores"] == pytest.approx((flops / rate + budget_s / 2) / 3600, rel=1e-6)
 
 
 def _benchmark(path, s, cpu, rss, end):

@@ -64,3 +64,18 @@ def test_a_job_out_of_space_says_so_in_its_log_and_in_snakemakes_output(tmp_path
     log = work / "logs" / "foam_phantom" / "foam1.log"
     assert line in log.read_text()
     assert not (work / "results" / "foam1" / "phantom.h5").exists()
+
+
+@pytest.mark.parametrize("target", ["all", "slurm"])
+def test_make_checks_the_disk_before_snakemake_runs_or_submits(target):
+    env = dict(os.environ, MAKEFLAGS="")
+    lines = subprocess.run(["make", "-n", "-W", ".venv/.installed", target], cwd=ROOT, capture_output=True,
+                           text=True, env=env).stdout.splitlines()
+    check = next(i for i, line in enumerate(lines) if "study.disk check" in line)
+    run = next(i for i, line in enumerate(lines) if "snakemake " in line and "--report" not in line)
+    assert check < run, lines
+    skipped = subprocess.run(["make", "-n", "-W", ".venv/.installed", target, "DISK_CHECK=0"], cwd=ROOT,
+                             capture_output=True, text=True, env=env).stdout
+    assert "study.disk check" not in skipped
+    if target == "slurm":
+        assert "--profile profiles/slurm" in lines[run]
