@@ -214,7 +214,7 @@ def render(rows: pd.DataFrame, *, config_hash: str = "", caveat: str = "", learn
     claims = summary[~summary["claim"].str.startswith("control-")]
     if len(claims):
         prim = claims[claims["role"].isin(["primary", ""]) | (claims["metric"] == "speedup")]
-        text += ["## Primary answers", "", prim[["claim", "metric", "holds", "question", "verdicts"]]
+        text += ["## Primary answers", "", prim[["claim", "metric", "holds", "question", "verdicts"]].fillna("")
                  .rename(columns={"holds": "answer"}).to_markdown(index=False), ""]
         sens = sensitivity(rows[~rows["claim"].str.startswith("control-")])
         if len(sens):

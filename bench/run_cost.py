@@ -79,8 +79,9 @@ def render(table: pd.DataFrame, *, span: float, cpu: str, cores: int) -> str:
     shown["max_rss_mib"] = shown["max_rss_mib"].map(lambda v: f"{v:.0f}")
     total = table.iloc[-1]
     head = (f"CPU: {cpu}, {cores} cores. Span of the run (first job's start to last job's end): **{span:.1f} min**; "
-            f"the jobs' CPU time {total['cpu_min']:.1f} min, {total['cpu_min'] / (span * cores):.0%} of what "
-            f"{cores} cores give in that span.")
+            f"the jobs' wall time {total['wall_min']:.1f} min, {total['wall_min'] / span:.2f} jobs at a time on "
+            f"average. Their CPU time, {total['cpu_min']:.1f} min, is Snakemake's sample of it (every 30 s after a "
+            "job's first 15 s, so the last seconds of a long job are missed): a lower bound.")
     return head + "\n\n" + shown.to_markdown(index=False) + "\n"
 
 
