@@ -26,9 +26,11 @@ rule learning_curve:
 
 
 rule positive_control:
-    # the controls' main run, every seed, blurred to lose twice the SSIM margin (sigma calibrated on its first seed)
+    # the controls' main run, every seed, blurred to lose twice the SSIM margin (sigma calibrated on its first seed,
+    # against the truth where the claims are decided on it)
     input:
         reference=lambda w: PLAN.reference(w.dataset),
+        truth=lambda w: PLAN.truth_of(w.dataset),
         enhanced=lambda w: [P.enhanced(w.dataset, w.dose, r.name) for r in PLAN.main_runs(*PLAN.control_place())],
     output:
         directory(P.control()),
@@ -41,10 +43,10 @@ rule positive_control:
     params:
         slices=config["metrics"]["slices"],
         margin=config["metrics"]["fov_margin"],
-        drop=2 * config["claims"]["margins"]["ssim"],
+        args=lambda w: PLAN.control_args(w.dataset),
     shell:
         "python -m analysis.controls {output} --reference {input.reference} --slices {params.slices} "
-        "--fov-margin {params.margin} --target-drop {params.drop} {input.enhanced} > {log} 2>&1"
+        "--fov-margin {params.margin} {params.args} {input.enhanced} > {log} 2>&1"
 
 
 rule control_metrics:

@@ -141,6 +141,16 @@ class ClaimsPlanning:
             return None
         return ctl["split"], ctl["dose"]
 
+    def control_args(self, dataset: str) -> str:
+        """Options of ``analysis.controls`` for a volume: the SSIM to lose, twice the margin of the SSIM the claims
+        are decided by, calibrated against that metric's reference -- the volume's truth (``--truth``) where the
+        primary metric is a ``*_truth`` one and the volume has a truth, else the normal-dose reference."""
+        cl = self.config["claims"]
+        primary = cl.get("primary", "ssim")
+        truth = self.truth_of(dataset) if primary.endswith("_truth") else []
+        metric = "ssim_truth" if truth else "ssim"
+        return f"--target-drop {2 * cl['margins'][metric]:g}" + (f" --truth {truth[0]}" if truth else "")
+
     def control_comparisons(self) -> List[dict]:
         """The controls every claims table opens with, on the main run of :meth:`control_place` (its first test
         volume):
