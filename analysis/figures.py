@@ -108,15 +108,15 @@ def _lookup(table: pd.DataFrame, path, metric="ssim") -> float:
 def seed_spread(values) -> Tuple[float, float, float]:
     """(mean, mean - min, max - mean) of one panel's scores over its seeds, NaN ignored; a single score has no spread.
 
-    >>> seed_spread([0.7, 0.8, 0.9])
-    (0.8, 0.1, 0.1)
+    >>> np.round(seed_spread([0.7, 0.8, 0.9]), 12).tolist()
+    [0.8, 0.1, 0.1]
     """
     v = np.asarray(values, float)
     v = v[np.isfinite(v)]
     if not len(v):
         return float("nan"), 0.0, 0.0
-    mean = float(np.round(v.mean(), 12))
-    return mean, float(np.round(mean - v.min(), 12)), float(np.round(v.max() - mean, 12))
+    mean = float(v.mean())
+    return mean, float(mean - v.min()), float(v.max() - mean)
 
 
 def _inset(ax, image, vmin, vmax, frac=0.25):
@@ -170,7 +170,7 @@ def image_grid(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], out, *, me
                 paths = seeds.get(name, [path])
                 scores.append((name, [_lookup(table, p) for p in paths],
                                [_lookup(table, p, "ssim_object") for p in paths]))
-                text += (" (seed 0)" if name in seeds else "") + "\n" + _score_text(table, path)
+                text += (f" (first of {len(paths)} seeds)" if name in seeds else "") + "\n" + _score_text(table, path)
             axes[r, c].set_title(text, fontsize=8)
             axes[r, c].set_xticks([]), axes[r, c].set_yticks([])
             if inset:
@@ -189,11 +189,12 @@ def image_grid(rows: Sequence[Tuple[str, Sequence[Tuple[str, str]]]], out, *, me
                 ax.bar(x + shift, mean, 0.4, yerr=[below, above], capsize=2, edgecolor="k", **style)
             ax.set_xticks(x, names, rotation=30, fontsize=7, ha="right")
             ax.set_ylabel("SSIM" + (" (mean, range over seeds)" if seeds else ""), fontsize=8)
-            ax.legend(fontsize=6, loc="lower right")
+            # above the bars, not over one of them
+            ax.legend(fontsize=6, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2, frameon=False)
             finite = [v for _, s, o in scores for v in (*s, *o) if np.isfinite(v)]
             if finite:
                 ax.set_ylim(max(0.0, min(finite) - 0.05), min(1.0, max(finite) + 0.05))
-            ax.set_title(bars, fontsize=8)
+            ax.set_title(bars, fontsize=8, pad=14)
     if title:
         fig.suptitle(title, fontsize=10)
     save_figure(fig, out)
