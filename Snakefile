@@ -44,5 +44,6 @@ rule all:
         [P.claims()] if PLAN.claim_comparisons() else [],
         [P.crossval_check()] if PLAN.crossval_pairs() else [],
         PLAN.crossval_figures(),
+        PLAN.acquired_targets(),
         [P.lofo()] if PLAN.lofo_spec() else [],
         PLAN.figure_targets(),

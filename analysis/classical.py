@@ -136,6 +136,12 @@ class Method:
             raise ValueError(f"method '{self.name}' has an empty grid")
 
     @property
+    def per_value(self) -> bool:
+        """True when each value of the grid costs a run of its own (made by :func:`each_value`), so that a search
+        visiting some of them saves work; False when one run makes them all (SIRT's iterates)."""
+        return bool(getattr(self.candidates, "per_value", False))
+
+    @property
     def tuning_key(self) -> str:
         """The key under which a method that starts from this one records this one's value (``sirt_n_iter``)."""
         return f"{self.name}_{self.parameter}"
@@ -154,6 +160,7 @@ def each_value(apply: Callable[..., np.ndarray]) -> Callable[..., Iterable[Tuple
     """The ``candidates`` of a method without shared work: ``apply`` at each value, lazily, one at a time."""
     def candidates(x, grid: Sequence[float], *, backend: str = "auto", threads: int = 1):
         return ((v, apply(x, v, backend=backend, threads=threads)) for v in grid)
+    candidates.per_value = True  # each value costs one apply: a search may visit only some (Method.per_value)
     return candidates
 
 

@@ -20,7 +20,8 @@ Command::
 
     tomogan-scan SCAN.h5 -o OUT [--line-integrals] [--rows START STOP] [--bin B] [--center auto|C]
         [--methods fbp sirt sirt-tv fbp-tv fbp-bm3d] [--model [LABEL=]MODEL.pt ...] [--k 4] [--rank-rows 3]
-        [--incident auto|none|I0] [--no-consistent] [--method NAME | --all-methods] [--slab-mb 512] [--threads 1]
+        [--incident auto|none|I0] [--no-consistent] [--search descent|grid] [--method NAME | --all-methods]
+        [--slab-mb 512] [--threads N]
 """
 
 from __future__ import annotations
@@ -34,13 +35,15 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from simulate.plumbing import InputError, cli
+from simulate.plumbing import InputError, cli, usable_cores
 
-__all__ = ["mass_center", "check_center", "consistent_label", "rank_candidates", "reconstruct_route", "recommendation",
-           "scan", "main"]
+__all__ = ["OUTPUTS", "mass_center", "check_center", "consistent_label", "rank_candidates", "reconstruct_route",
+           "recommendation", "scan", "main"]
 
 logger = logging.getLogger(__name__)
 
+#: what the command writes in its output folder
+OUTPUTS = ("projections.h5", "ranking.csv", "volume.h5", "summary.html", "summary.png")
 RANK_ROWS = 3  # detector rows scored by default: a depth-3 model then sees real neighbours, not repeated rows
 CENTER_TOLERANCE = 1.0  # pixels: two centre estimates further apart than this are said to disagree
 TOP = 3  # candidates shown side by side in the summary
@@ -123,7 +126,7 @@ def consistent_label(model_method: str, value) -> str:
 
 def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fbp",), models: Sequence = (),
                     k: int = 4, rows: int = RANK_ROWS, incident=None, consistent: bool = True,
-                    backend: str = "auto", threads: int = 1, progress: bool = False):
+                    search: str = "descent", backend: str = "auto", threads: int = 1, progress: bool = False):
     """Every candidate's held-out score on ``rows`` central detector rows, best first.
 
     Returns a DataFrame with one row per candidate (each classical method at its held-out choice; each model alone
@@ -131,7 +134,8 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
     weight, :mod:`analysis.consistent`): ``method``, ``label`` (:func:`analysis.crossval.candidate_label`),
     ``parameter``, ``value``, ``score`` (lower is better), ``score_se`` (the standard error of the mean over the
     ``k`` folds), the fold scores, ``rank`` and ``chosen`` (rank 1); ``attrs["needs"]`` holds the chosen values a
-    start method passes on (SIRT's count to SIRT+TV).
+    start method passes on (SIRT's count to SIRT+TV). ``search``: how each parameter's grid is searched
+    (:data:`analysis.crossval.SEARCHES`; ``descent`` scores only the values a descent from the grid's middle visits).
     """
     import pandas as pd
     from tqdm import tqdm
@@ -155,7 +159,7 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
                     data, theta, fbp_reconstructor(), **common)))
             elif name in METHODS:
                 m = METHODS[name]
-                t = tune_by_holdout(data, theta, name, needs=needs, cache=cache, **common)
+                t = tune_by_holdout(data, theta, name, needs=needs, cache=cache, search=search, **common)
                 needs[name] = t.chosen
                 if name in methods:  # a start added only for another method is not a candidate of its own
                     out.append(_row(name, candidate_label(name, t.chosen), m.parameter, format_value(t.chosen),
@@ -169,7 +173,7 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
                     out.append(_row(name, candidate_label(name), "", "",
                                     holdout_residual(data, theta, loaded[base], **common)))
                 else:
-                    t = cs.tune_consistent(data, theta, loaded[base], method=name, **common)
+                    t = cs.tune_consistent(data, theta, loaded[base], method=name, search=search, **common)
                     out.append(_row(name, consistent_label(base, t.chosen), cs.PARAMETER, cs.format_value(t.chosen),
                                     t.scores[t.chosen]))
     table = pd.DataFrame(out).sort_values("score", kind="stable").reset_index(drop=True)
@@ -371,14 +375,16 @@ def _summary_html(path, *, scan, attrs, center_info, table, rec, costs, volumes)
 def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: int = 1, center="auto",
          methods: Sequence[str] = ("fbp", "sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"), models: Sequence = (),
          k: int = 4, rank_rows: int = RANK_ROWS, incident="auto", method: Optional[str] = None,
-         all_methods: bool = False, consistent: bool = True, slab_mb: float = 512.0, backend: str = "auto",
-         threads: int = 1, progress: bool = True) -> dict:
-    """The whole command (module docstring); returns the ranking table, the recommendation and the paths."""
+         all_methods: bool = False, consistent: bool = True, search: str = "descent", slab_mb: float = 512.0,
+         backend: str = "auto", threads: Optional[int] = None, progress: bool = True) -> dict:
+    """The whole command (module docstring); returns the ranking table, the recommendation and the paths.
+    ``threads``: None for every core this process may use (:func:`simulate.plumbing.usable_cores`)."""
     from simulate.acquire import read_projections
     from simulate.dxchange import prepare, prepare_line_integrals
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    threads = usable_cores() if threads is None else int(threads)
     costs: Dict[str, float] = {}
     t0 = time.perf_counter()
     proj_path = out_dir / "projections.h5"
@@ -401,7 +407,7 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
     t0 = time.perf_counter()
     table = rank_candidates(data, theta, center_px, methods=methods, models=models, k=k,
                             rows=min(rank_rows, data.shape[1]), incident=weight, consistent=consistent,
-                            backend=backend, threads=threads, progress=progress)
+                            search=search, backend=backend, threads=threads, progress=progress)
     needs = table.attrs["needs"]
     costs[f"rank {len(table)} candidates on {min(rank_rows, data.shape[1])} rows, {k} folds"] = \
         time.perf_counter() - t0
@@ -436,7 +442,7 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
 @cli
 def main(argv=None):
     from analysis.classical import METHODS
-    from analysis.crossval import model_entries
+    from analysis.crossval import SEARCHES, model_entries
     from simulate.dxchange import center_argument
 
     p = argparse.ArgumentParser(prog="tomogan-scan", description=__doc__.splitlines()[0].strip("`"))
@@ -456,6 +462,9 @@ def main(argv=None):
     p.add_argument("--no-consistent", dest="consistent", action="store_false",
                    help="rank each model alone only, without its view-consistent route")
     p.add_argument("--k", type=int, default=4, help="folds of the views")
+    p.add_argument("--search", choices=SEARCHES, default="descent",
+                   help="each parameter's grid: descent (from its middle, scoring only the values it visits; "
+                        "default) or grid (every value)")
     p.add_argument("--rank-rows", type=int, default=RANK_ROWS, help="central detector rows the ranking scores")
     p.add_argument("--incident", default="auto",
                    help="photons per pixel weighting the scores: auto (the flats' estimate), none, or a number")
@@ -463,11 +472,13 @@ def main(argv=None):
     p.add_argument("--all-methods", action="store_true", help="write every candidate's volume (volume_<method>.h5)")
     p.add_argument("--slab-mb", type=float, default=512.0, help="memory per slab of the reconstruction, MiB")
     p.add_argument("--backend", default="auto")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, help="threads (default: every core this process may use)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     args = p.parse_args(argv)
     if args.k < 2:
         p.error(f"--k must be >= 2, got {args.k}")
+    if args.threads is not None and args.threads < 1:
+        p.error(f"--threads must be >= 1, got {args.threads}")
     if args.rank_rows < 1:
         p.error(f"--rank-rows must be >= 1, got {args.rank_rows}")
     if args.method and args.all_methods:
@@ -482,7 +493,7 @@ def main(argv=None):
                   bin_factor=args.bin_factor, center=args.center, methods=args.methods,
                   models=model_entries(args.model), k=args.k, rank_rows=args.rank_rows, incident=args.incident,
                   method=args.method, all_methods=args.all_methods, consistent=args.consistent,
-                  slab_mb=args.slab_mb, backend=args.backend,
+                  search=args.search, slab_mb=args.slab_mb, backend=args.backend,
                   threads=args.threads, progress=not args.quiet)
     print(result["recommendation"]["sentence"])
     print(f"wrote {', '.join(result['volumes'])}, {Path(args.out) / 'ranking.csv'}, {Path(args.out) / 'summary.html'}")

@@ -8,7 +8,7 @@ written for every row. The simulation is not counted. Writes ``results/bench/sca
 step, seconds) and a Markdown twin beside it, with the CPU::
 
     python bench/scan_cost.py [--rows 2 100] [--detector 640] [--views 180] [--model [LABEL=]MODEL.pt ...]
-        [--threads 1] [--out results/bench/scan_cost.csv] [--workdir DIR]
+        [--threads N] [--search descent|grid] [--out results/bench/scan_cost.csv] [--workdir DIR]
 
 Issue 26 asks 2 rows x 640 pixels x 180 views within 10 minutes on 2 cores, learned routes included, and 100 rows
 within 60 minutes.
@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from simulate.io import cpu_name, write_arrays  # noqa: E402
-from simulate.plumbing import cli, write_csv, write_text  # noqa: E402
+from simulate.plumbing import cli, usable_cores, write_csv, write_text  # noqa: E402
 
 
 def simulated_scan(path, *, rows: int, detector: int, views: int, seed: int = 0) -> Path:
@@ -48,7 +48,7 @@ def simulated_scan(path, *, rows: int, detector: int, views: int, seed: int = 0)
 
 @cli
 def main(argv=None):
-    from analysis.crossval import model_entries
+    from analysis.crossval import SEARCHES, model_entries
     from analysis.scan import scan
 
     p = argparse.ArgumentParser(description="tomogan-scan's cost per step on simulated scans of a beamline's width.")
@@ -56,7 +56,8 @@ def main(argv=None):
     p.add_argument("--detector", type=int, default=640)
     p.add_argument("--views", type=int, default=180)
     p.add_argument("--model", nargs="+", default=[], metavar="[LABEL=]MODEL.pt", help="trained models to rank too")
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--threads", type=int, default=usable_cores(), help="default: every core this process may use")
+    p.add_argument("--search", choices=SEARCHES, default="descent", help="how tomogan-scan searches each grid")
     p.add_argument("--out", default="results/bench/scan_cost.csv", help="CSV to write (.md beside it)")
     p.add_argument("--workdir", help="where the scans and volumes go (default: a temporary folder)")
     args = p.parse_args(argv)
@@ -71,7 +72,8 @@ def main(argv=None):
             case = f"{n} rows x {args.detector} px, {args.views} views"
             raw = simulated_scan(work / f"scan_{n}.h5", rows=n, detector=args.detector, views=args.views)
             t0 = time.perf_counter()
-            result = scan(raw, work / f"out_{n}", models=models, threads=args.threads, progress=False)
+            result = scan(raw, work / f"out_{n}", models=models, threads=args.threads, search=args.search,
+                          progress=False)
             total = time.perf_counter() - t0
             rows += [{"case": case, "step": step, "seconds": s} for step, s in result["costs"].items()]
             rows.append({"case": case, "step": f"end to end (chose {result['recommendation']['best']})",
@@ -79,12 +81,14 @@ def main(argv=None):
     table = pd.DataFrame(rows)
     table["models"] = " ".join(e.label for e in models) or "none"
     table["threads"] = args.threads
+    table["search"] = args.search
     table["cpu"] = cpu_name()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_csv(table, out)
-    text = (f"CPU: {cpu_name()}, {args.threads} thread(s); models ranked: {table['models'].iloc[0]}. Wall seconds "
-            "of each step of `tomogan-scan`; the scan's simulation is not counted.\n\n"
+    text = (f"CPU: {cpu_name()}, {args.threads} thread(s), {args.search} search; models ranked: "
+            f"{table['models'].iloc[0]}. Wall seconds of each step of `tomogan-scan`; the scan's simulation is not "
+            "counted.\n\n"
             + table[["case", "step", "seconds"]].to_markdown(index=False, floatfmt=".1f") + "\n")
     write_text(out.with_suffix(".md"), text)
     print(text)

@@ -7,6 +7,7 @@ import re
 
 from snakemake.utils import validate
 
+from analysis.scan import OUTPUTS as SCAN_OUTPUTS
 from study import PRIORITY_N2I, PRIORITY_TRAIN, RELEASE, Paths, Plan
 
 validate(config, schema="../config/config.schema.yaml")

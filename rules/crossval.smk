@@ -73,3 +73,35 @@ rule crossval_check:
         scans=PLAN.check_args(),
     shell:
         "python -m analysis.crossval check {output.csv} {input} {params.scans} > {log} 2>&1"
+
+
+# a scan of `scans:` with `acquired: true`, as it was measured: tomogan-scan ranks every method on its own views
+# (the generalist among them where the config trains one) and writes the chosen route's volume (analysis/scan.py)
+rule scan_acquired:
+    input:
+        raw=scan_raw,
+        models=lambda w: list(PLAN.acquired_models().values()),
+    output:
+        [P.acquired(name=name) for name in SCAN_OUTPUTS if name != "ranking.csv"],
+        ranking=report(
+            P.acquired(name="ranking.csv"),
+            caption="../report/scan_acquired.rst",
+            category="Your scan",
+            labels=lambda w: {"scan": w.dataset, "as": "acquired"},
+        ),
+    log:
+        P.log("scan_acquired"),
+    benchmark:
+        P.benchmark("scan_acquired")
+    conda:
+        "../environment.yml"
+    threads: job_threads("reconstruct")
+    resources:
+        **job_resources("reconstruct"),
+    params:
+        out=lambda w: os.path.dirname(P.acquired(w.dataset, "ranking.csv")),
+        args=lambda w: PLAN.acquired_args(w.dataset),
+        backend=config["backend"],
+    shell:
+        "python -m analysis.scan {input.raw} -o {params.out} {params.args} --backend {params.backend} "
+        "--threads {threads} --quiet > {log} 2>&1"

@@ -37,7 +37,7 @@ import numpy as np
 
 __all__ = ["InputError", "OutputError", "cli", "json_argument", "clear_stale_lock", "running_snakemake", "atomic_path",
            "atomic_h5", "write_text", "write_json", "write_csv", "save_torch", "nbytes_of", "check_free_space",
-           "circular_mask"]
+           "circular_mask", "usable_cores"]
 
 logger = logging.getLogger(__name__)
 
@@ -323,6 +323,20 @@ def circular_mask(shape, *, margin: float = 0.0) -> np.ndarray:
     x = np.arange(cols) - (cols - 1) / 2
     radius = min(rows, cols) / 2 - margin
     return (y[:, None] ** 2 + x[None, :] ** 2) <= radius ** 2
+
+
+# ----------------------------------------------------------------------------- cores
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, which a batch system or ``taskset`` narrows), at least 1.
+
+    >>> usable_cores() >= 1
+    True
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 # ----------------------------------------------------------------------------- restarting a workflow

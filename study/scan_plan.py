@@ -43,6 +43,31 @@ class ScanPlanning:
                  if r.group in ("corpus", "matched") and r.dose == dose and dataset in r.applied_to]
         return {run.name: Paths.model(run.name) for run in runs}
 
+    def acquired_scans(self) -> List[str]:
+        """The scans of ``scans:`` that ask to be run as acquired (``acquired: true``; rule ``scan_acquired``)."""
+        return [name for name, scan in self.scans.items() if scan.get("acquired")]
+
+    def acquired_targets(self) -> List[str]:
+        """Every file ``tomogan-scan`` writes for each scan run as acquired (:data:`analysis.scan.OUTPUTS`)."""
+        from analysis.scan import OUTPUTS
+
+        return [Paths.acquired(scan, name) for scan in self.acquired_scans() for name in OUTPUTS]
+
+    def acquired_models(self) -> Dict[str, str]:
+        """The trained models ``tomogan-scan`` ranks on a scan as acquired, by label: the generalist (at the corpus's
+        first dose) where the config trains one, else none. The scan-matched models are left out: they are made
+        for the scan's low-dose copies, not for the scan as it was measured."""
+        doses = (self.config.get("corpus") or {}).get("doses") or []
+        runs = [r for r in self.runs.values() if r.split == GENERALIST and r.dose == (doses or [None])[0]]
+        return {"generalist": Paths.model(runs[0].name)} if runs else {}
+
+    def acquired_args(self, dataset: str) -> str:
+        """Options of ``tomogan-scan`` for a scan of ``scans:``: its centre, rows and binning, and the models."""
+        scan = self.scans[dataset]
+        rows = f" --rows {scan['rows'][0]} {scan['rows'][1]}" if scan.get("rows") else ""
+        models = " ".join(f"{label}={path}" for label, path in self.acquired_models().items())
+        return f"--center {scan['center']} --bin {scan['bin']}{rows}" + (f" --model {models}" if models else "")
+
     def lofo_spec(self) -> dict:
         """What ``python -m analysis.generalist`` needs: per corpus family, its test volume and, per corpus dose, the
         runs of each route (foam only: the baseline split's main runs; generalist; unseen: the family's LOFO runs),

@@ -79,6 +79,23 @@ def test_the_tuned_route_beats_the_network_alone_and_reads_no_left_out_view(spar
     assert again.score == pytest.approx(tuned.scores[tuned.chosen].score, rel=1e-6)
 
 
+def test_a_descent_over_both_parameters_chooses_the_grids_pair_at_fewer_tv_runs(sparse_scan, monkeypatch):
+    import analysis.consistent as module
+
+    truth, theta, data = sparse_scan
+    network, _ = _network(truth)
+    common = dict(n_iters=[2, 5, 10, 20, 40], weights=[0.0, 0.01, 0.03, 0.1], k=4, incident=2e4)
+    grid = cs.tune_consistent(data, theta, network, **common)
+    runs = []
+    real = module.tv_denoise
+    monkeypatch.setattr(module, "tv_denoise", lambda *a, **kw: runs.append(kw["weight"]) or real(*a, **kw))
+    descent = cs.tune_consistent(data, theta, network, search="descent", **common)
+    assert descent.chosen == grid.chosen
+    assert all(descent.scores[g] == grid.scores[g] for g in descent.scores)
+    tv_pairs = [g for g in descent.scores if g[1] > 0]
+    assert len(runs) == 4 * len(tv_pairs) < 4 * 5 * 3  # one TV run per fold and pair visited, not per pair
+
+
 def test_values_round_trip_and_bad_grids_are_refused(sparse_scan):
     truth, theta, data = sparse_scan
     assert cs.parse_value(cs.format_value((20, 0.05))) == (20, 0.05)

@@ -254,6 +254,37 @@ def test_tv_weight_chosen_by_holdout_is_moderate_at_low_dose(scan):
     assert excess["ramp"] < excess["plain"] / 4, excess
 
 
+def test_a_descent_scores_fewer_values_and_stops_at_the_grids_minimum(scan):
+    """tomogan-scan's search: on the unimodal TV curve of the low-dose scan (measured above) it chooses the value
+    the whole grid chooses, with the very same scores, at fewer runs; SIRT's iterates cost no more, so all are
+    scored; an unknown search is refused."""
+    _, theta, clean = scan
+    noisy = _noisy(clean, 200.0, 4)
+    opts = dict(incident=200.0, residual="plain", backend="astra")
+    grid = cv.tune_by_holdout(noisy, theta, "fbp-tv", WIDE_TV_GRID, **opts)
+    descent = cv.tune_by_holdout(noisy, theta, "fbp-tv", WIDE_TV_GRID, search="descent", **opts)
+    assert descent.chosen == grid.chosen
+    assert set(descent.scores) < set(grid.scores) and len(descent.scores) <= 4  # middle, its neighbours, one more
+    assert all(descent.scores[v] == grid.scores[v] for v in descent.scores)
+    sirt_descent = cv.tune_by_holdout(noisy, theta, "sirt", [5, 10, 20], search="descent", slices=1, **opts)
+    assert list(sirt_descent.scores) == [5, 10, 20]
+    with pytest.raises(ValueError, match="search must be one of grid, descent"):
+        cv.tune_by_holdout(noisy, theta, "fbp-tv", WIDE_TV_GRID, search="golden", **opts)
+
+
+def test_a_descent_stops_at_a_local_minimum_and_visits_each_point_once():
+    calls = []
+    curve = [1.0, 3.0, 2.0, 2.5, 0.5]  # the global minimum at the end, a local one in the middle
+
+    def score(index):
+        calls.append(index)
+        return curve[index[0]]
+    seen = cv.grid_descent((5,), score)
+    assert min(seen, key=seen.get) == (2,) and len(calls) == len(set(calls)) == 3
+    plane = cv.grid_descent((4, 5), lambda i: abs(i[0] - 3) + abs(i[1] - 4))  # a corner, from the middle
+    assert min(plane, key=plane.get) == (3, 4) and len(plane) < 20
+
+
 def test_tuning_scores_equal_the_reconstructor_scores(scan):
     """The fast path (one FBP per fold for the whole grid) scores as the registry reconstructor does."""
     _, theta, clean = scan
@@ -940,6 +971,7 @@ def test_check_computes_agreement_loss_and_rank_correlation():
     cols = ["holdout_value", "reference_value", "agree", "grid_steps", "ssim_holdout", "ssim_reference", "ssim_lost"]
     for key, want in expect.items():
         assert m.loc[key, cols].tolist() == list(want), key
+    assert result.methods["descent_agrees"].all()
     assert (result.methods["ssim_lost"] >= 0).all()
     s = result.scans.set_index("dataset")
     # a: holdout scores at its values m1 1.1, m2 1.2, m3 1.4; reference SSIMs m1 .875, m2 .625, m3 .5 -> same order

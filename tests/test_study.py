@@ -309,6 +309,42 @@ def test_scan_matched_volumes_and_runs_follow_the_scan(smoke_plan):
         assert {smoke_plan.matched_scan(d) for d in mine} == {Paths.projections(scan, smoke_plan.full)}
 
 
+def test_a_scan_asked_for_as_acquired_is_run_through_tomogan_scan_with_the_generalist(smoke_plan):
+    """Only a scan with ``acquired: true`` gets the tomogan-scan target, each file the command writes, and its
+    options carry the scan's centre and the generalist at the corpus's first dose; without a corpus, no model."""
+    from analysis.scan import OUTPUTS
+
+    cfg = smoke_plan.config
+    asked = [name for name, spec in cfg["scans"].items() if spec.get("acquired")]
+    assert asked and smoke_plan.acquired_scans() == asked
+    assert smoke_plan.acquired_targets() == [Paths.acquired(s, name) for s in asked for name in OUTPUTS]
+    gen = next(r for r in smoke_plan.runs.values() if r.split == "generalist" and r.dose == cfg["corpus"]["doses"][0])
+    assert smoke_plan.acquired_models() == {"generalist": Paths.model(gen.name)}
+    args = smoke_plan.acquired_args(asked[0])
+    assert f"--center {cfg['scans'][asked[0]]['center']}" in args and f"generalist={Paths.model(gen.name)}" in args
+    other = copy.deepcopy(_cfg("smoke.yaml"))
+    for spec in other["scans"].values():
+        spec["acquired"] = False
+    assert Plan.from_config(other).acquired_targets() == []
+    other = _cfg("smoke.yaml")
+    for key in ("corpus", "scan_matched"):
+        del other[key]
+    other["noise2inverse"]["fine_tune_from"] = "none"
+    bare = Plan.from_config(other)
+    assert bare.acquired_models() == {} and "--model" not in bare.acquired_args(asked[0])
+
+
+def test_the_positive_control_is_calibrated_against_the_reference_its_claims_are_decided_on():
+    cfg = _cfg("smoke.yaml")
+    plan = Plan.from_config(copy.deepcopy(cfg))
+    ds = plan.test_volumes(*plan.control_place())[0]
+    margins = cfg["claims"]["margins"]
+    assert cfg["claims"]["primary"] == "ssim_truth"
+    assert plan.control_args(ds) == f"--target-drop {2 * margins['ssim_truth']:g} --truth {Paths.phantom(ds)}"
+    cfg["claims"]["primary"] = "ssim"
+    assert Plan.from_config(cfg).control_args(ds) == f"--target-drop {2 * margins['ssim']:g}"
+
+
 def test_scan_matched_needs_a_generalist_to_fine_tune_and_expands_once():
     from study import expand_scan_matched
 

@@ -157,6 +157,16 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
     with h5py.File(results / "demo-scan" / "proj" / "full.h5") as f:
         assert f.attrs["center_method"].startswith("auto") and abs(f.attrs["center"] - 67.3) < 0.5
     assert set(table.loc[table["dataset"] == "demo-scan", "source"]) == {"synthetic-demo-scan"}
+    # the scan as acquired (acquired: true): every candidate ranked, the generalist among them, and the chosen
+    # route's volume of every row
+    acquired = results / "demo-scan" / "acquired"
+    ranking = pd.read_csv(acquired / "ranking.csv")
+    assert {"fbp", "tomogan:generalist"} <= set(ranking["method"]) and ranking["chosen"].sum() == 1
+    assert np.isfinite(ranking["score"]).all()
+    with h5py.File(acquired / "volume.h5") as f, h5py.File(acquired / "projections.h5") as p:
+        assert f["/recon"].shape[0] == p["/exchange/data"].shape[1] and np.isfinite(f["/recon"][()]).all()
+        assert f.attrs["method"] == ranking.loc[ranking["chosen"], "method"].iloc[0]
+    assert "synthetic-demo-scan" in (acquired / "summary.html").read_text()
     # TomoGAN: every planned run was trained, applied to its test volumes, and scored beside FBP
     from study import Plan, load_config
 

@@ -17,14 +17,16 @@ from analysis.crossval.candidates import (StartCache, ModelEntry, candidate_labe
 from analysis.crossval.check import (COST_KINDS, CheckResult, check, check_markdown, route_costs, routes_markdown,
                                      routes_table)
 from analysis.crossval.cli import main
-from analysis.crossval.core import (MODEL_PREFIX, N2I_PREFIX, RESIDUALS, HoldoutResult, Reconstructor, TuneResult,
-                                    fold_result, folds, fov_rays, held_out_folds, holdout_residual, residual_kind)
+from analysis.crossval.core import (MODEL_PREFIX, N2I_PREFIX, RESIDUALS, SEARCHES, HoldoutResult, Reconstructor,
+                                    TuneResult, fold_result, folds, fov_rays, grid_descent, held_out_folds,
+                                    holdout_residual, residual_kind)
 from analysis.crossval.images import RankedImages, images_figure, read_images, write_images
 from analysis.crossval.rank import (against_reference, all_view_candidates, rank_methods, tune_against_reference,
                                    tune_by_holdout)
 
 __all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "ModelEntry", "StartCache", "MODEL_PREFIX", "RESIDUALS",
-           "folds", "fov_rays", "residual_kind", "held_out_folds", "fold_result", "fbp_reconstructor",
+           "SEARCHES", "grid_descent", "folds", "fov_rays", "residual_kind", "held_out_folds", "fold_result",
+           "fbp_reconstructor",
            "sirt_reconstructor", "fbp_tv_reconstructor", "fbp_bm3d_reconstructor", "model_reconstructor",
            "n2i_reconstructor", "model_label", "model_entries", "classical_reconstructor", "holdout_residual",
            "tune_by_holdout", "rank_methods", "against_reference", "tune_against_reference", "all_view_candidates",

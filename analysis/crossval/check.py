@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Mapping, NamedTuple, Optional, Sequence
 import numpy as np
 
 from analysis.crossval.candidates import _label, candidate_label
-from analysis.crossval.core import KINDS, REFERENCE_COLUMNS
+from analysis.crossval.core import KINDS, REFERENCE_COLUMNS, grid_descent
 from analysis.crossval.images import _ranks
 from simulate.io import benchmark_seconds
 from simulate.plumbing import InputError
@@ -40,7 +40,9 @@ class CheckResult(NamedTuple):
         ``reference_value`` (as the tables write them; empty for a method without a parameter); ``agree``;
         ``grid_steps`` (how far apart they are among the method's values sorted increasingly; 1: neighbours);
         ``score`` (the holdout score at ``holdout_value``); ``ssim_holdout``, ``ssim_reference`` (the
-        SSIM at each value); ``ssim_lost = ssim_reference - ssim_holdout`` (>= 0).
+        SSIM at each value); ``ssim_lost = ssim_reference - ssim_holdout`` (>= 0); ``descent_agrees`` (a
+        descent from the middle of the values, :func:`analysis.crossval.core.grid_descent`, stops at the
+        holdout value: ``tomogan-scan``'s search would have chosen what the whole grid chose).
     scans : pandas.DataFrame
         One row per (dataset, dose): ``n_methods``; ``spearman``, the Spearman correlation between the
         methods' holdout ranking (each at its holdout value, by ``score``, lower better) and their reference
@@ -204,7 +206,8 @@ def check(tables) -> CheckResult:
                         "holdout_value": hold["value"], "reference_value": ref["value"],
                         "agree": hold["value"] == ref["value"], "grid_steps": steps, "score": float(hold["score"]),
                         "ssim_holdout": float(hold["ssim"]), "ssim_reference": float(ref["ssim"]),
-                        "ssim_lost": float(ref["ssim"] - hold["ssim"])})
+                        "ssim_lost": float(ref["ssim"] - hold["ssim"]),
+                        "descent_agrees": _descent_value(values, list(g["score"])) == hold["value"]})
     methods = pd.DataFrame(methods)
     scans = []
     for (dataset, dose), g in methods.groupby(["dataset", "dose"], sort=False):
@@ -217,6 +220,17 @@ def check(tables) -> CheckResult:
                       "ssim_auto": float(top_h["ssim_holdout"]), "ssim_best": float(top_r["ssim_reference"]),
                       "auto_ssim_lost": float(top_r["ssim_reference"] - top_h["ssim_holdout"])})
     return CheckResult(methods, pd.DataFrame(scans), _residual_comparison(rows))
+
+
+def _descent_value(values, scores):
+    """The value (label) a descent over ``values`` in numeric order, by ``scores``, stops at.
+
+    >>> _descent_value(["0.1", "0.01", "1", "10"], [2.0, 3.0, 1.0, 4.0])
+    '1'
+    """
+    order = _numeric_order(values)
+    seen = grid_descent((len(order),), lambda i: scores[order[i[0]]])
+    return values[order[min(seen, key=lambda p: (seen[p], p))[0]]]
 
 
 def _choice(g, col: str) -> "pandas.Series":
@@ -281,8 +295,9 @@ def check_markdown(result: CheckResult) -> str:
     rho = s["spearman"].dropna()
     summary = [f"The holdout chose the reference's value for {int(tuned['agree'].sum())} of {len(tuned)} tuned "
                f"methods (within one grid step: {int((tuned['grid_steps'] <= 1).sum())}); SSIM lost: mean "
-               f"{tuned['ssim_lost'].mean():.4f}, largest {tuned['ssim_lost'].max():.4f}." if len(tuned) else
-               "No method has a parameter.",
+               f"{tuned['ssim_lost'].mean():.4f}, largest {tuned['ssim_lost'].max():.4f}. A descent from the middle "
+               f"of each grid (`tomogan-scan`'s search) stops at the whole grid's choice for "
+               f"{int(tuned['descent_agrees'].sum())} of them." if len(tuned) else "No method has a parameter.",
                f"The top method agreed in {int(s['top_agrees'].sum())} of {len(s)} scans; the automatic choice lost "
                f"{s['auto_ssim_lost'].mean():.4f} SSIM on average.",
                f"Spearman rho of the rankings: median {rho.median():.2f} over the {len(rho)} scans with 3 or more "

@@ -113,6 +113,44 @@ class TuneResult:
     scores: Dict[float, HoldoutResult]
 
 
+# ----------------------------------------------------------------------------- searching a grid
+
+SEARCHES = ("grid", "descent")  # how a tuner visits a grid: every value, or a descent from its middle
+
+
+def grid_descent(shape: Tuple[int, ...], score) -> Dict[Tuple[int, ...], float]:
+    """The points of a grid of ``shape`` a descent visits, each with its ``score`` (lower is better).
+
+    From the grid's middle, the descent moves to the best of the point and its neighbours (one step along one
+    axis) until the point itself is the best, so it stops at a local minimum; ``score(index)`` is called once per
+    point visited. Where the score falls and then rises along each axis -- the held-out score of a regulariser's
+    weight does, on every scan the workflow's ``crossval`` rule scores, ``check.csv``'s ``descent_agrees`` -- the
+    minimum it stops at is the grid's, at a fraction of the points. Ties go to the lower index.
+
+    >>> curve = [5, 4, 3, 2, 1, 2, 3, 4]
+    >>> seen = grid_descent((8,), lambda i: curve[i[0]])
+    >>> min(seen, key=seen.get), len(seen)
+    ((4,), 4)
+    >>> seen = grid_descent((3, 3), lambda i: (i[0] - 2) ** 2 + i[1] ** 2)
+    >>> min(seen, key=seen.get), len(seen)
+    ((2, 0), 7)
+    """
+    seen: Dict[Tuple[int, ...], float] = {}
+
+    def at(point):
+        if point not in seen:
+            seen[point] = float(score(point))
+        return seen[point]
+    here = tuple((n - 1) // 2 for n in shape)
+    while True:
+        near = [here] + [here[:a] + (here[a] + d,) + here[a + 1:] for a in range(len(shape)) for d in (-1, 1)
+                         if 0 <= here[a] + d < shape[a]]
+        best = min(near, key=lambda p: (at(p), p))
+        if best == here:
+            return seen
+        here = best
+
+
 # ----------------------------------------------------------------------------- folds and rays
 
 def folds(n_angles: int, k: int = 4) -> List[np.ndarray]:

@@ -18,8 +18,8 @@ import numpy as np
 
 from analysis.classical import METHODS
 from analysis.crossval.candidates import StartCache, _start
-from analysis.crossval.core import (REFERENCE_FOV_MARGIN, HoldoutResult, Reconstructor, TuneResult, _check, fold_result,
-                                   held_out_folds, holdout_residual)
+from analysis.crossval.core import (REFERENCE_FOV_MARGIN, SEARCHES, HoldoutResult, Reconstructor, TuneResult, _check,
+                                   fold_result, grid_descent, held_out_folds, holdout_residual)
 from simulate.scores import compare_volumes
 
 logger = logging.getLogger(__name__)
@@ -35,33 +35,51 @@ def _grid(method, grid) -> list:
 def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float]] = None, *, k: int = 4,
                     center=None, size=None, incident=None, slices=None, residual: str = "auto",
                     needs: Optional[Mapping[str, float]] = None, backend: str = "auto",
-                    threads: int = 1, cache: Optional[StartCache] = None) -> TuneResult:
+                    threads: int = 1, cache: Optional[StartCache] = None, search: str = "grid") -> TuneResult:
     """The parameter value of a registry method with the smallest held-out residual.
 
     Per fold, the method's start is made once from the kept views, and the registry's ``candidates`` produce the
     grid's images from it (SIRT: all counts from one run); each value's score equals ``holdout_residual`` of
     ``classical_reconstructor(method_name, value)``. ``cache``: a :class:`StartCache` to keep and take starts in.
+    ``search``: ``grid`` scores every value; ``descent`` (:func:`analysis.crossval.core.grid_descent`) only the
+    values a descent from the grid's middle visits, for a method whose values each cost a run of their own
+    (:attr:`analysis.classical.Method.per_value`; others score the whole grid, which costs them no more).
 
     Returns
     -------
     TuneResult
-        ``chosen`` (the first of equal minima), and every value's :class:`HoldoutResult`.
+        ``chosen`` (the first of equal minima), and the :class:`HoldoutResult` of every value scored, in grid order.
     """
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {', '.join(SEARCHES)}, got '{search}'")
     method = METHODS[method_name]
     grid = _grid(method, grid)
-    per_value = {v: [] for v in grid}
-    n_rays, scorer = 0, None
-    for kept_data, kept_theta, c, s, scorer in held_out_folds(data, theta, k=k, center=center, size=size,
-                                                         incident=incident, slices=slices, backend=backend,
-                                                         threads=threads, residual=residual):
-        x = _start(method, kept_data, kept_theta, c, s, needs, backend, threads, cache)
-        for value, volume in method.candidates(x, grid, backend=backend, threads=threads):
-            per_value[method.value_type(value)].append(scorer.scores(volume))
-            if cache is not None:
-                cache.put(method_name, value, kept_data, kept_theta, c, s, volume)
-        n_rays += scorer.n_rays
-    scores = {v: fold_result(per_value[v], k, incident is not None, n_rays, scorer.residual) for v in grid}
-    chosen = min(grid, key=lambda v: scores[v].score)
+    per_fold = list(held_out_folds(data, theta, k=k, center=center, size=size, incident=incident, slices=slices,
+                                   backend=backend, threads=threads, residual=residual))
+    n_rays, kind = sum(f[4].n_rays for f in per_fold), per_fold[0][4].residual
+    starts = [_start(method, kd, kt, c, s, needs, backend, threads, cache) for kd, kt, c, s, _ in per_fold]
+    per_value: Dict[float, list] = {}
+
+    def score(values) -> None:
+        for (kept_data, kept_theta, c, s, scorer), x in zip(per_fold, starts):
+            for value, volume in method.candidates(x, values, backend=backend, threads=threads):
+                per_value.setdefault(method.value_type(value), []).append(scorer.scores(volume))
+                if cache is not None:
+                    cache.put(method_name, value, kept_data, kept_theta, c, s, volume)
+
+    def result(v) -> HoldoutResult:
+        return fold_result(per_value[v], k, incident is not None, n_rays, kind)
+
+    def visit(index) -> float:
+        score([grid[index[0]]])
+        return result(grid[index[0]]).score
+
+    if search == "descent" and method.per_value:
+        grid_descent((len(grid),), visit)
+    else:
+        score(grid)
+    scores = {v: result(v) for v in grid if v in per_value}
+    chosen = min(scores, key=lambda v: scores[v].score)
     if len(grid) > 2 and chosen in (grid[0], grid[-1]):
         logger.warning("%s: the chosen %s = %s is at the edge of the grid; widen it", method_name,
                        method.parameter, chosen)
