@@ -12,9 +12,9 @@ acquired".
 
 It writes ``OUT/volume.h5`` (``/recon``, ``/slices``; its attributes: method, parameter, centre and how it was found,
 photons estimate, source, software versions), ``OUT/ranking.csv`` (``method``, ``label``, ``parameter``, ``value``,
-``score``, ``score_se``, ``rank``, ``chosen``), ``OUT/summary.html`` (with each step's time) and ``OUT/summary.png``
-(the top candidates' central row side by side on one grey scale), and ``OUT/projections.h5`` (the checked line
-integrals).
+``score``, ``score_se``, ``seconds``, ``rank``, ``chosen``), ``OUT/summary.html`` (with each step's time) and
+``OUT/summary.png`` (the top candidates' central row side by side on one grey scale), and ``OUT/projections.h5``
+(the checked line integrals).
 
 Command::
 
@@ -133,7 +133,8 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
     and, with ``consistent``, its view-consistent route ``<model>+sirt`` at its held-out choice of iterations and TV
     weight, :mod:`analysis.consistent`): ``method``, ``label`` (:func:`analysis.crossval.candidate_label`),
     ``parameter``, ``value``, ``score`` (lower is better), ``score_se`` (the standard error of the mean over the
-    ``k`` folds), the fold scores, ``rank`` and ``chosen`` (rank 1); ``attrs["needs"]`` holds the chosen values a
+    ``k`` folds), the fold scores, ``seconds`` (the wall time of its tuning and scoring, a start made only for it
+    included), ``rank`` and ``chosen`` (rank 1); ``attrs["needs"]`` holds the chosen values a
     start method passes on (SIRT's count to SIRT+TV). ``search``: how each parameter's grid is searched
     (:data:`analysis.crossval.SEARCHES`; ``descent`` scores only the values a descent from the grid's middle visits).
     """
@@ -152,8 +153,10 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
         name for m in models for name in ([m.method, m.method + cs.SUFFIX] if consistent else [m.method])]
     out, needs, cache, loaded = [], {}, StartCache(), {}
     with tqdm(steps, desc="ranking", disable=not progress, unit="candidate") as bar:
+        carried = 0.0  # seconds of a start tuned only for a later candidate (SIRT for SIRT+TV): charged to it
         for name in bar:
             bar.set_postfix_str(name)
+            t0, n_rows = time.perf_counter(), len(out)
             if name == "fbp":
                 out.append(_row("fbp", candidate_label("fbp"), "", "", holdout_residual(
                     data, theta, fbp_reconstructor(), **common)))
@@ -176,6 +179,9 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
                     t = cs.tune_consistent(data, theta, loaded[base], method=name, search=search, **common)
                     out.append(_row(name, consistent_label(base, t.chosen), cs.PARAMETER, cs.format_value(t.chosen),
                                     t.scores[t.chosen]))
+            carried += time.perf_counter() - t0
+            if len(out) > n_rows:
+                out[-1]["seconds"], carried = carried, 0.0
     table = pd.DataFrame(out).sort_values("score", kind="stable").reset_index(drop=True)
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     table["chosen"] = table["rank"] == 1
@@ -350,7 +356,7 @@ def _summary_html(path, *, scan, attrs, center_info, table, rec, costs, volumes)
                            + ("" if center_info["center_agree"] is not False else
                               f" -- DISAGREES by more than {CENTER_TOLERANCE:g} px: check the axis"),
     }
-    cols = ["rank", "label", "score", "score_se", "chosen"]
+    cols = ["rank", "label", "score", "score_se", "seconds", "chosen"]
     body = [
         "<!doctype html><meta charset='utf-8'><title>tomogan-scan</title>",
         "<style>body{font-family:sans-serif;max-width:60em;margin:2em auto}td,th{padding:2px 8px}</style>",

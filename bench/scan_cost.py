@@ -76,6 +76,9 @@ def main(argv=None):
                           progress=False)
             total = time.perf_counter() - t0
             rows += [{"case": case, "step": step, "seconds": s} for step, s in result["costs"].items()]
+            ranked = result["table"]
+            rows += [{"case": case, "step": f"(ranking) {r.label}", "seconds": r.seconds}  # in the rank step
+                     for r in ranked.sort_values("seconds", ascending=False).itertuples()]
             rows.append({"case": case, "step": f"end to end (chose {result['recommendation']['best']})",
                          "seconds": total})
     table = pd.DataFrame(rows)
