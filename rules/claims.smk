@@ -26,8 +26,8 @@ rule learning_curve:
 
 
 rule positive_control:
-    # the controls' main run, every seed, blurred to lose twice the SSIM margin (sigma calibrated on its first seed,
-    # against the truth where the claims are decided on it)
+    # the controls' main run, every seed, blurred to lose twice the SSIM margin (each seed's sigma calibrated on its
+    # own output, against the truth where the claims are decided on it)
     input:
         reference=lambda w: PLAN.reference(w.dataset),
         truth=lambda w: PLAN.truth_of(w.dataset),
