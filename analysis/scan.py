@@ -20,14 +20,15 @@ Command::
 
     tomogan-scan SCAN.h5 -o OUT [--line-integrals] [--rows START STOP] [--bin B] [--center auto|C]
         [--methods fbp sirt sirt-tv fbp-tv fbp-bm3d] [--model [LABEL=]MODEL.pt ...] [--k 4] [--rank-rows 3]
-        [--incident auto|none|I0] [--no-consistent] [--search descent|grid] [--method NAME | --all-methods]
-        [--slab-mb 512] [--threads N]
+        [--incident auto|none|I0] [--no-consistent] [--grids JSON] [--search descent|grid]
+        [--method NAME | --all-methods] [--slab-mb 512] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
 import html
+import json
 import logging
 import time
 from pathlib import Path
@@ -35,9 +36,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from simulate.plumbing import InputError, cli, usable_cores
+from simulate.plumbing import InputError, cli, json_argument, usable_cores
 
-__all__ = ["OUTPUTS", "mass_center", "check_center", "consistent_label", "rank_candidates", "reconstruct_route",
+__all__ = ["OUTPUTS", "CONSISTENT_KEY", "check_grids", "mass_center", "check_center", "consistent_label", "rank_candidates", "reconstruct_route",
            "recommendation", "scan", "main"]
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ OUTPUTS = ("projections.h5", "ranking.csv", "volume.h5", "summary.html", "summar
 RANK_ROWS = 3  # detector rows scored by default: a depth-3 model then sees real neighbours, not repeated rows
 CENTER_TOLERANCE = 1.0  # pixels: two centre estimates further apart than this are said to disagree
 TOP = 3  # candidates shown side by side in the summary
+CONSISTENT_KEY = "consistent"  # the view-consistent route's grids in --grids: {"n_iter": [...], "tv_weight": [...]}
 
 
 def mass_center(proj: np.ndarray, theta: np.ndarray) -> float:
@@ -87,6 +89,40 @@ def check_center(proj: np.ndarray, theta: np.ndarray, center: float) -> Dict[str
 
 # ----------------------------------------------------------------------------- ranking
 
+def check_grids(grids, where: str = "--grids") -> dict:
+    """``grids`` checked: each key a registry method (a non-empty list of numbers) or :data:`CONSISTENT_KEY`
+    (``n_iter`` and/or ``tv_weight`` lists); anything else an :class:`InputError` naming ``where``.
+
+    >>> check_grids({"sirt": [50, 100], "consistent": {"n_iter": [20, 50]}})
+    {'sirt': [50, 100], 'consistent': {'n_iter': [20, 50]}}
+    >>> check_grids({"art": [1]})
+    Traceback (most recent call last):
+    ...
+    simulate.plumbing.InputError: --grids: unknown method 'art' (known: sirt, sirt-tv, fbp-tv, fbp-bm3d, consistent)
+    """
+    from analysis.classical import METHODS
+
+    def values(v, what):
+        if not isinstance(v, list) or not v or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                          for x in v):
+            raise InputError(where, f"{what} must be a non-empty list of numbers, got {json.dumps(v)}")
+        return list(v)
+
+    if not isinstance(grids, dict):
+        raise InputError(where, f"must be a JSON object, got {json.dumps(grids)}")
+    out = {}
+    for key, value in grids.items():
+        if key in METHODS:
+            out[key] = values(value, key)
+        elif key == CONSISTENT_KEY:
+            if not isinstance(value, dict) or not value or set(value) - {"n_iter", "tv_weight"}:
+                raise InputError(where, f"{key} must be an object of n_iter and/or tv_weight lists")
+            out[key] = {name: values(v, f"{key}.{name}") for name, v in value.items()}
+        else:
+            raise InputError(where, f"unknown method '{key}' (known: {', '.join([*METHODS, CONSISTENT_KEY])})")
+    return out
+
+
 def _row(method: str, label: str, parameter: str, value, res) -> dict:
     folds = np.asarray(res.fold_scores, dtype=np.float64)
     return {"method": method, "label": label, "parameter": parameter, "value": value, "score": float(res.score),
@@ -126,7 +162,8 @@ def consistent_label(model_method: str, value) -> str:
 
 def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fbp",), models: Sequence = (),
                     k: int = 4, rows: int = RANK_ROWS, incident=None, consistent: bool = True,
-                    search: str = "descent", backend: str = "auto", threads: int = 1, progress: bool = False):
+                    grids: Optional[dict] = None, search: str = "descent", backend: str = "auto", threads: int = 1,
+                    progress: bool = False):
     """Every candidate's held-out score on ``rows`` central detector rows, best first.
 
     Returns a DataFrame with one row per candidate (each classical method at its held-out choice; each model alone
@@ -135,8 +172,10 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
     ``parameter``, ``value``, ``score`` (lower is better), ``score_se`` (the standard error of the mean over the
     ``k`` folds), the fold scores, ``seconds`` (the wall time of its tuning and scoring, a start made only for it
     included), ``rank`` and ``chosen`` (rank 1); ``attrs["needs"]`` holds the chosen values a
-    start method passes on (SIRT's count to SIRT+TV). ``search``: how each parameter's grid is searched
-    (:data:`analysis.crossval.SEARCHES`; ``descent`` scores only the values a descent from the grid's middle visits).
+    start method passes on (SIRT's count to SIRT+TV). ``grids``: :func:`check_grids`'s mapping (a method left out
+    takes its registry grid, the view-consistent route :data:`analysis.consistent.N_ITERS` and ``TV_WEIGHTS``).
+    ``search``: how each parameter's grid is searched (:data:`analysis.crossval.SEARCHES`; ``descent`` scores only
+    the values a descent from the grid's middle visits).
     """
     import pandas as pd
     from tqdm import tqdm
@@ -149,6 +188,8 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
     common = dict(k=k, center=center, size=data.shape[-1], incident=incident, slices=rows, backend=backend,
                   threads=threads)
     tuned = _ordered(methods)
+    grids = grids or {}
+    route_grid = grids.get(CONSISTENT_KEY, {})
     steps = (["fbp"] if "fbp" in methods else []) + tuned + [
         name for m in models for name in ([m.method, m.method + cs.SUFFIX] if consistent else [m.method])]
     out, needs, cache, loaded = [], {}, StartCache(), {}
@@ -162,7 +203,8 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
                     data, theta, fbp_reconstructor(), **common)))
             elif name in METHODS:
                 m = METHODS[name]
-                t = tune_by_holdout(data, theta, name, needs=needs, cache=cache, search=search, **common)
+                t = tune_by_holdout(data, theta, name, grids.get(name), needs=needs, cache=cache, search=search,
+                                    **common)
                 needs[name] = t.chosen
                 if name in methods:  # a start added only for another method is not a candidate of its own
                     out.append(_row(name, candidate_label(name, t.chosen), m.parameter, format_value(t.chosen),
@@ -176,7 +218,9 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
                     out.append(_row(name, candidate_label(name), "", "",
                                     holdout_residual(data, theta, loaded[base], **common)))
                 else:
-                    t = cs.tune_consistent(data, theta, loaded[base], method=name, search=search, **common)
+                    t = cs.tune_consistent(data, theta, loaded[base], method=name, search=search,
+                                           n_iters=route_grid.get("n_iter", cs.N_ITERS),
+                                           weights=route_grid.get("tv_weight", cs.TV_WEIGHTS), **common)
                     out.append(_row(name, consistent_label(base, t.chosen), cs.PARAMETER, cs.format_value(t.chosen),
                                     t.scores[t.chosen]))
             carried += time.perf_counter() - t0
@@ -381,7 +425,8 @@ def _summary_html(path, *, scan, attrs, center_info, table, rec, costs, volumes)
 def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: int = 1, center="auto",
          methods: Sequence[str] = ("fbp", "sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"), models: Sequence = (),
          k: int = 4, rank_rows: int = RANK_ROWS, incident="auto", method: Optional[str] = None,
-         all_methods: bool = False, consistent: bool = True, search: str = "descent", slab_mb: float = 512.0,
+         all_methods: bool = False, consistent: bool = True, grids: Optional[dict] = None,
+         search: str = "descent", slab_mb: float = 512.0,
          backend: str = "auto", threads: Optional[int] = None, progress: bool = True) -> dict:
     """The whole command (module docstring); returns the ranking table, the recommendation and the paths.
     ``threads``: None for every core this process may use (:func:`simulate.plumbing.usable_cores`)."""
@@ -413,7 +458,7 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
     t0 = time.perf_counter()
     table = rank_candidates(data, theta, center_px, methods=methods, models=models, k=k,
                             rows=min(rank_rows, data.shape[1]), incident=weight, consistent=consistent,
-                            search=search, backend=backend, threads=threads, progress=progress)
+                            grids=grids, search=search, backend=backend, threads=threads, progress=progress)
     needs = table.attrs["needs"]
     costs[f"rank {len(table)} candidates on {min(rank_rows, data.shape[1])} rows, {k} folds"] = \
         time.perf_counter() - t0
@@ -468,6 +513,10 @@ def main(argv=None):
     p.add_argument("--no-consistent", dest="consistent", action="store_false",
                    help="rank each model alone only, without its view-consistent route")
     p.add_argument("--k", type=int, default=4, help="folds of the views")
+    p.add_argument("--grids", metavar="JSON",
+                   help="grids as JSON or @FILE, e.g. '{\"fbp-tv\": [0.05, 0.2], \"consistent\": {\"n_iter\": [10, "
+                        "50], \"tv_weight\": [0, 0.05]}}' (the config's classical.grids); a method it leaves out "
+                        "takes its registry grid")
     p.add_argument("--search", choices=SEARCHES, default="descent",
                    help="each parameter's grid: descent (from its middle, scoring only the values it visits; "
                         "default) or grid (every value)")
@@ -495,11 +544,12 @@ def main(argv=None):
                 raise ValueError
         except ValueError:
             p.error(f"--incident must be auto, none or a number > 0, got {args.incident}")
+    grids = check_grids(*json_argument(args.grids, flag="--grids")) if args.grids else None
     result = scan(args.scan, args.out, line_integrals=args.line_integrals, rows=args.rows,
                   bin_factor=args.bin_factor, center=args.center, methods=args.methods,
                   models=model_entries(args.model), k=args.k, rank_rows=args.rank_rows, incident=args.incident,
                   method=args.method, all_methods=args.all_methods, consistent=args.consistent,
-                  search=args.search, slab_mb=args.slab_mb, backend=args.backend,
+                  grids=grids, search=args.search, slab_mb=args.slab_mb, backend=args.backend,
                   threads=args.threads, progress=not args.quiet)
     print(result["recommendation"]["sentence"])
     print(f"wrote {', '.join(result['volumes'])}, {Path(args.out) / 'ranking.csv'}, {Path(args.out) / 'summary.html'}")

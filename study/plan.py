@@ -454,11 +454,16 @@ class Plan(ClaimsPlanning, ScanPlanning):
         return (f"--dataset {dataset} --facility {ds['facility']} --sample {ds['sample']} "
                 f"--real-center {tb['center']} --real-bin {tb['bin']} --real-slices {sh['slices']}")
 
-    def scan_prepare_args(self, dataset: str) -> str:
-        """Flags of ``simulate.dxchange`` for a user's scan: name, centre (or auto), rows and binning."""
+    def scan_read_args(self, dataset: str) -> str:
+        """How a user's scan is read, as flags shared by ``simulate.dxchange`` and ``tomogan-scan``: centre (or
+        auto), binning and rows."""
         scan = self.scans[dataset]
         rows = f" --rows {scan['rows'][0]} {scan['rows'][1]}" if scan.get("rows") else ""
-        return f"--dataset {dataset} --center {scan['center']} --bin {scan['bin']}{rows}"
+        return f"--center {scan['center']} --bin {scan['bin']}{rows}"
+
+    def scan_prepare_args(self, dataset: str) -> str:
+        """Flags of ``simulate.dxchange`` for a user's scan: its name, then how it is read."""
+        return f"--dataset {dataset} {self.scan_read_args(dataset)}"
 
     def train_args(self, run_name_: str, vld: List[str], vnd: List[str]) -> str:
         """Flags of ``tomogan_core.train``: validation volumes (if any) and the run's settings."""

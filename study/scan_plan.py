@@ -62,11 +62,11 @@ class ScanPlanning:
         return {"generalist": Paths.model(runs[0].name)} if runs else {}
 
     def acquired_args(self, dataset: str) -> str:
-        """Options of ``tomogan-scan`` for a scan of ``scans:``: its centre, rows and binning, and the models."""
-        scan = self.scans[dataset]
-        rows = f" --rows {scan['rows'][0]} {scan['rows'][1]}" if scan.get("rows") else ""
+        """Options of ``tomogan-scan`` for a scan of ``scans:``: its centre, rows and binning, the config's
+        ``classical.grids`` and the models."""
         models = " ".join(f"{label}={path}" for label, path in self.acquired_models().items())
-        return f"--center {scan['center']} --bin {scan['bin']}{rows}" + (f" --model {models}" if models else "")
+        grids = shlex.quote(json.dumps(self.config["classical"].get("grids", {})))
+        return self.scan_read_args(dataset) + f" --grids {grids}" + (f" --model {models}" if models else "")
 
     def lofo_spec(self) -> dict:
         """What ``python -m analysis.generalist`` needs: per corpus family, its test volume and, per corpus dose, the

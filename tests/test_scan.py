@@ -131,6 +131,20 @@ def test_a_models_view_consistent_route_corrects_it_and_writes_every_row(tmp_pat
     assert "tomogan:tiny+sirt" not in set(pd.read_csv(tmp_path / "alone" / "ranking.csv")["method"])
 
 
+def test_the_grids_given_are_the_ones_searched(tmp_path, tiny_model, capsys):
+    """--grids replaces the registry's grids (the config's classical.grids in the workflow), the view-consistent
+    route's included; a grid naming an unknown method is refused before anything is written."""
+    grids = '{"sirt": [3, 7], "consistent": {"n_iter": [2], "tv_weight": [0]}}'
+    sc.main([str(DEMO), "-o", str(tmp_path / "o"), *FAST, "--model", f"tiny={tiny_model}", "--grids", grids])
+    table = pd.read_csv(tmp_path / "o" / "ranking.csv", dtype={"value": str}).set_index("method")
+    assert table.loc["sirt", "value"] in {"3", "7"} and table.loc["tomogan:tiny+sirt", "value"] == "2, 0"
+    with pytest.raises(SystemExit):
+        sc.main([str(DEMO), "-o", str(tmp_path / "bad"), *FAST, "--grids", '{"art": [1]}'])
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: --grids: unknown method 'art'"), err
+    assert not (tmp_path / "bad").exists()
+
+
 @pytest.mark.parametrize("change, needle", [
     ("wrong-length", "angles"),
     ("nan", "NaN"),

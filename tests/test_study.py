@@ -322,6 +322,8 @@ def test_a_scan_asked_for_as_acquired_is_run_through_tomogan_scan_with_the_gener
     assert smoke_plan.acquired_models() == {"generalist": Paths.model(gen.name)}
     args = smoke_plan.acquired_args(asked[0])
     assert f"--center {cfg['scans'][asked[0]]['center']}" in args and f"generalist={Paths.model(gen.name)}" in args
+    words = shlex.split(args)
+    assert json.loads(words[words.index("--grids") + 1]) == cfg["classical"]["grids"]  # the config's, not the registry's
     other = copy.deepcopy(_cfg("smoke.yaml"))
     for spec in other["scans"].values():
         spec["acquired"] = False
