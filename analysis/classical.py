@@ -113,6 +113,11 @@ class Method:
     timing_name : str
         The row of :mod:`analysis.timing`, a format string with fields ``label``, ``value`` and the
         names of ``needs`` (each value as :func:`format_value` writes it).
+    run : callable or None
+        ``run(x, grid, *, backend, threads)`` -> an object whose ``[value]`` is the method's volume at that value,
+        made only as far as asked (SIRT: :class:`simulate.reconstruct.SirtRun`, one run continued), for a search
+        that visits some values in turn (:func:`analysis.crossval.tune_by_holdout`); None where ``candidates``
+        serves.
     """
 
     name: str
@@ -126,6 +131,7 @@ class Method:
     needs: Tuple[str, ...] = ()
     value_type: type = float
     timing_name: str = "{label}, tuned"
+    run: Optional[Callable[..., object]] = None
 
     def __post_init__(self):
         if self.input not in INPUTS:
@@ -174,6 +180,14 @@ def _sirt(p: Projections, value, *, backend: str = "auto", threads: int = 1) -> 
                 threads=threads)
 
 
+def _sirt_run(p: Projections, grid, *, backend: str = "auto", threads: int = 1):
+    """SIRT's iterates at the grid's counts, run only as far as asked (:class:`simulate.reconstruct.SirtRun`)."""
+    from simulate.reconstruct import SirtRun
+
+    return SirtRun(p.data, p.theta, counts=[int(v) for v in grid], center=p.center, size=p.size, backend=backend,
+                   threads=threads)
+
+
 def _sirt_candidates(p: Projections, grid, *, backend: str = "auto", threads: int = 1):
     """SIRT's iterates at each count of the grid, from one run (:func:`simulate.reconstruct.sirt_iterates`)."""
     from simulate.reconstruct import sirt_iterates
@@ -207,8 +221,9 @@ _TV_GRID = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 #: The registered methods by name, in the order of the tables' columns.
 METHODS: dict[str, Method] = _Registry((m.name, m) for m in (
-    Method("sirt", "SIRT", "n_iter", "n", (10, 20, 50, 100, 200), "projections",
-           candidates=_sirt_candidates, apply=_sirt, value_type=int, timing_name="SIRT ({value} it., tuned)"),
+    Method("sirt", "SIRT", "n_iter", "n", (10, 20, 50, 100, 200, 400, 800), "projections",
+           candidates=_sirt_candidates, apply=_sirt, value_type=int, timing_name="SIRT ({value} it., tuned)",
+           run=_sirt_run),
     Method("sirt-tv", "SIRT+TV", "weight", "w", _TV_GRID, "sirt", candidates=each_value(_tv), apply=_tv,
            needs=("sirt",), timing_name="SIRT ({sirt} it.)+TV, tuned"),
     Method("fbp-tv", "FBP+TV", "weight", "w", _TV_GRID, "fbp", candidates=each_value(_tv), apply=_tv),

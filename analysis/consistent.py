@@ -15,15 +15,15 @@ from typing import Iterator, Sequence, Tuple
 import numpy as np
 
 from analysis.crossval import SEARCHES, Reconstructor, TuneResult, fold_result, grid_descent, held_out_folds
-from simulate.reconstruct import sirt_iterates, tv_denoise
+from simulate.reconstruct import SirtRun, sirt_iterates, tv_denoise
 
 __all__ = ["N_ITERS", "TV_WEIGHTS", "SUFFIX", "PARAMETER", "format_value", "parse_value", "consistent_images",
            "tune_consistent", "consistent_reconstructor"]
 
 logger = logging.getLogger(__name__)
 
-N_ITERS = (5, 10, 20, 50)              # SIRT iterations from the network's image
-TV_WEIGHTS = (0.0, 0.02, 0.05, 0.1)    # Chambolle TV after them, relative to the image's range (0: none)
+N_ITERS = (5, 10, 20, 50, 100, 200)    # SIRT iterations from the network's image
+TV_WEIGHTS = (0.0, 0.02, 0.05, 0.1, 0.2)  # Chambolle TV after them, relative to the image's range (0: none)
 SUFFIX = "+sirt"                       # the route's method name: the model's, then this
 PARAMETER = "n_iter, tv_weight"
 
@@ -63,7 +63,7 @@ def tune_consistent(data, theta, start: Reconstructor, *, n_iters: Sequence[int]
     FBP of the kept views, then the model).
 
     Each pair's score equals ``holdout_residual(data, theta, consistent_reconstructor(start, n, w))``. Per fold, one
-    SIRT run from the start's image gives every count; ``search="descent"``
+    SIRT run from the start's image gives every count, run only as far as the counts scored; ``search="descent"``
     (:func:`analysis.crossval.core.grid_descent`) then scores only the pairs a descent from the grid's middle
     visits, each one TV run per fold, instead of every pair (``grid``).
 
@@ -84,15 +84,17 @@ def tune_consistent(data, theta, start: Reconstructor, *, n_iters: Sequence[int]
                                                          incident=incident, slices=slices, backend=backend,
                                                          threads=threads, residual=residual):
         image = start(kept_data, kept_theta, c, s, backend=backend, threads=threads)
-        per_fold.append((scorer, sirt_iterates(kept_data, kept_theta, n_iters, center=c, size=s, init=image,
-                                               backend=backend, threads=threads)))
+        per_fold.append((scorer, SirtRun(kept_data, kept_theta, counts=n_iters, center=c, size=s, init=image,
+                                         backend=backend, threads=threads)))
     n_rays, kind = sum(f[0].n_rays for f in per_fold), per_fold[0][0].residual
     scores = {}
 
     def visit(index) -> float:
         n, w = n_iters[index[0]], weights[index[1]]
-        fold_scores = [scorer.scores(tv_denoise(iterates[n], weight=w, threads=threads) if w > 0 else iterates[n])
-                       for scorer, iterates in per_fold]
+        fold_scores = []
+        for scorer, iterates in per_fold:
+            image = iterates[n]
+            fold_scores.append(scorer.scores(tv_denoise(image, weight=w, threads=threads) if w > 0 else image))
         scores[(n, w)] = fold_result(fold_scores, k, incident is not None, n_rays, kind)
         return scores[(n, w)].score
 

@@ -256,8 +256,8 @@ def test_tv_weight_chosen_by_holdout_is_moderate_at_low_dose(scan):
 
 def test_a_descent_scores_fewer_values_and_stops_at_the_grids_minimum(scan):
     """tomogan-scan's search: on the unimodal TV curve of the low-dose scan (measured above) it chooses the value
-    the whole grid chooses, with the very same scores, at fewer runs; SIRT's iterates cost no more, so all are
-    scored; an unknown search is refused."""
+    the whole grid chooses, with the very same scores, at fewer runs; SIRT, whose run continues only as far as the
+    descent asks, chooses the grid's count without running to its end; an unknown search is refused."""
     _, theta, clean = scan
     noisy = _noisy(clean, 200.0, 4)
     opts = dict(incident=200.0, residual="plain", backend="astra")
@@ -266,8 +266,13 @@ def test_a_descent_scores_fewer_values_and_stops_at_the_grids_minimum(scan):
     assert descent.chosen == grid.chosen
     assert set(descent.scores) < set(grid.scores) and len(descent.scores) <= 4  # middle, its neighbours, one more
     assert all(descent.scores[v] == grid.scores[v] for v in descent.scores)
-    sirt_descent = cv.tune_by_holdout(noisy, theta, "sirt", [5, 10, 20], search="descent", slices=1, **opts)
-    assert list(sirt_descent.scores) == [5, 10, 20]
+    counts = [2, 5, 10, 20, 50, 100, 200, 400, 800]
+    sirt_grid = cv.tune_by_holdout(noisy, theta, "sirt", counts, slices=1, **opts)
+    sirt_descent = cv.tune_by_holdout(noisy, theta, "sirt", counts, search="descent", slices=1, **opts)
+    assert sirt_descent.chosen == sirt_grid.chosen < 200, sirt_grid.chosen
+    assert max(sirt_descent.scores) < counts[-1]  # the run stopped one count past the minimum
+    assert all(sirt_descent.scores[n].score == pytest.approx(sirt_grid.scores[n].score, rel=1e-6)
+               for n in sirt_descent.scores)
     with pytest.raises(ValueError, match="search must be one of grid, descent"):
         cv.tune_by_holdout(noisy, theta, "fbp-tv", WIDE_TV_GRID, search="golden", **opts)
 

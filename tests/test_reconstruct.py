@@ -141,3 +141,27 @@ def test_a_grid_too_large_for_the_matrix_falls_back_to_astra_slice_by_slice(smal
     monkeypatch.setattr(rc, "_sirt_matrix", lambda *a, **k: pytest.fail("the matrix path ran"))
     slow = reconstruct(data[:, :2], theta, "sirt", n_iter=10)
     np.testing.assert_allclose(fast, slow, atol=1e-5 * np.abs(slow).max())
+
+
+def test_a_sirt_run_made_as_far_as_asked_equals_one_run_and_iterates_nothing_twice(small_sino, monkeypatch):
+    """A descent asks for counts in any order: each is the iterate of one uninterrupted run from the start, and
+    no iteration is run twice (the run continues from its last iterate)."""
+    from simulate import reconstruct as rc
+
+    data, theta, _ = small_sino
+    data = data[:, :2]
+    start = np.full((2, data.shape[-1], data.shape[-1]), 0.01, dtype=np.float32)
+    whole = rc.sirt_iterates(data, theta, [5, 20, 50], init=start)
+    ran = []
+    real = rc.sirt_iterates
+
+    def counted(d, t, counts, **kw):
+        ran.append(list(counts))
+        return real(d, t, counts, **kw)
+    monkeypatch.setattr(rc, "sirt_iterates", counted)
+    run = rc.SirtRun(data, theta, counts=[5, 20, 50], init=start)
+    for n in (20, 5, 50, 20):
+        np.testing.assert_allclose(run[n], whole[n], atol=1e-6 * float(np.abs(whole[n]).max()))
+    assert ran == [[5, 20], [30]] and run.made == 50  # 20 iterations, then 30 more: 50 in all, as one run
+    with pytest.raises(KeyError):
+        run[7]

@@ -43,7 +43,9 @@ def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float
     ``classical_reconstructor(method_name, value)``. ``cache``: a :class:`StartCache` to keep and take starts in.
     ``search``: ``grid`` scores every value; ``descent`` (:func:`analysis.crossval.core.grid_descent`) only the
     values a descent from the grid's middle visits, for a method whose values each cost a run of their own
-    (:attr:`analysis.classical.Method.per_value`; others score the whole grid, which costs them no more).
+    (:attr:`analysis.classical.Method.per_value`) or come from one run made only as far as asked
+    (:attr:`~analysis.classical.Method.run`: SIRT, which then runs to the largest count visited, not the grid's);
+    others score the whole grid, which costs them no more.
 
     Returns
     -------
@@ -59,10 +61,15 @@ def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float
     n_rays, kind = sum(f[4].n_rays for f in per_fold), per_fold[0][4].residual
     starts = [_start(method, kd, kt, c, s, needs, backend, threads, cache) for kd, kt, c, s, _ in per_fold]
     per_value: Dict[float, list] = {}
+    descent = search == "descent" and (method.per_value or method.run is not None)
+    runs = ([method.run(x, grid, backend=backend, threads=threads) for x in starts]
+            if descent and method.run is not None else None)
 
     def score(values) -> None:
-        for (kept_data, kept_theta, c, s, scorer), x in zip(per_fold, starts):
-            for value, volume in method.candidates(x, values, backend=backend, threads=threads):
+        for i, ((kept_data, kept_theta, c, s, scorer), x) in enumerate(zip(per_fold, starts)):
+            made = (((v, runs[i][v]) for v in values) if runs is not None else
+                    method.candidates(x, values, backend=backend, threads=threads))
+            for value, volume in made:
                 per_value.setdefault(method.value_type(value), []).append(scorer.scores(volume))
                 if cache is not None:
                     cache.put(method_name, value, kept_data, kept_theta, c, s, volume)
@@ -74,7 +81,7 @@ def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float
         score([grid[index[0]]])
         return result(grid[index[0]]).score
 
-    if search == "descent" and method.per_value:
+    if descent:
         grid_descent((len(grid),), visit)
     else:
         score(grid)
