@@ -1,14 +1,14 @@
 """Your scan as you acquired it: ``tomogan-scan SCAN.h5 -o OUT`` ranks the methods on the scan's own views and
 writes the chosen one's volume.
 
-The scan is taken **as acquired** -- nothing is degraded further, nothing of it becomes a reference. The command
-reads and checks the acquisition (:func:`simulate.dxchange.prepare`; with ``--line-integrals``,
+The scan is taken **as acquired** -- nothing is degraded further, nothing of it becomes a reference. The command reads
+and checks the acquisition (:func:`simulate.dxchange.prepare`; with ``--line-integrals``,
 :func:`~simulate.dxchange.prepare_line_integrals`), finds the rotation axis (:func:`simulate.center.find_center`,
 unless ``--center C``) and checks it by :func:`mass_center`, ranks the candidates by held-out projections
-(:func:`rank_candidates`: FBP, each classical method tuned, each ``--model`` alone and made consistent with the
-views, :mod:`analysis.consistent`), and reconstructs every row kept with the chosen route (``--method`` forces one;
-``--all-methods`` writes each), in slabs of ``--slab-mb`` MiB. The steps and why: docs/methods.md, "Your scan as
-acquired".
+(:func:`rank_candidates`: FBP, each classical method tuned, each ``--model`` alone and made consistent with the views,
+:mod:`analysis.consistent`, and with ``--n2i`` Noise2Inverse trained on the scan), and reconstructs every row kept
+with the chosen route (``--method`` forces one; ``--all-methods`` writes each), in slabs of ``--slab-mb`` MiB. The
+steps and why: docs/methods.md, "Your scan as acquired".
 
 It writes ``OUT/volume.h5`` (``/recon``, ``/slices``; its attributes: method, parameter, centre and how it was found,
 photons estimate, source, software versions), ``OUT/ranking.csv`` (``method``, ``label``, ``parameter``, ``value``,
@@ -20,7 +20,7 @@ Command::
 
     tomogan-scan SCAN.h5 -o OUT [--line-integrals] [--rows START STOP] [--bin B] [--center auto|C]
         [--methods fbp sirt sirt-tv fbp-tv fbp-bm3d] [--model [LABEL=]MODEL.pt ...] [--k 4] [--rank-rows 3]
-        [--incident auto|none|I0] [--no-consistent] [--grids JSON] [--search descent|grid]
+        [--incident auto|none|I0] [--no-consistent] [--n2i JSON] [--grids JSON] [--search descent|grid]
         [--method NAME | --all-methods] [--slab-mb 512] [--threads N]
 """
 
@@ -38,8 +38,8 @@ import numpy as np
 
 from simulate.plumbing import InputError, cli, json_argument, usable_cores
 
-__all__ = ["OUTPUTS", "CONSISTENT_KEY", "check_grids", "mass_center", "check_center", "consistent_label", "rank_candidates", "reconstruct_route",
-           "recommendation", "scan", "main"]
+__all__ = ["OUTPUTS", "CONSISTENT_KEY", "check_grids", "mass_center", "check_center", "consistent_label",
+           "rank_candidates", "reconstruct_route", "recommendation", "scan", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -162,8 +162,8 @@ def consistent_label(model_method: str, value) -> str:
 
 def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fbp",), models: Sequence = (),
                     k: int = 4, rows: int = RANK_ROWS, incident=None, consistent: bool = True,
-                    grids: Optional[dict] = None, search: str = "descent", backend: str = "auto", threads: int = 1,
-                    progress: bool = False):
+                    grids: Optional[dict] = None, extras: Sequence = (), search: str = "descent",
+                    backend: str = "auto", threads: int = 1, progress: bool = False):
     """Every candidate's held-out score on ``rows`` central detector rows, best first.
 
     Returns a DataFrame with one row per candidate (each classical method at its held-out choice; each model alone
@@ -175,7 +175,8 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
     start method passes on (SIRT's count to SIRT+TV). ``grids``: :func:`check_grids`'s mapping (a method left out
     takes its registry grid, the view-consistent route :data:`analysis.consistent.N_ITERS` and ``TV_WEIGHTS``).
     ``search``: how each parameter's grid is searched (:data:`analysis.crossval.SEARCHES`; ``descent`` scores only
-    the values a descent from the grid's middle visits).
+    the values a descent from the grid's middle visits). ``extras``: further ``(method, reconstructor)`` candidates
+    without a parameter, such as Noise2Inverse (:func:`analysis.crossval.n2i_candidates`), each scored as it is.
     """
     import pandas as pd
     from tqdm import tqdm
@@ -191,7 +192,9 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
     grids = grids or {}
     route_grid = grids.get(CONSISTENT_KEY, {})
     steps = (["fbp"] if "fbp" in methods else []) + tuned + [
-        name for m in models for name in ([m.method, m.method + cs.SUFFIX] if consistent else [m.method])]
+        name for m in models for name in ([m.method, m.method + cs.SUFFIX] if consistent else [m.method])] + [
+        name for name, _ in extras]
+    extra = dict(extras)
     out, needs, cache, loaded = [], {}, StartCache(), {}
     with tqdm(steps, desc="ranking", disable=not progress, unit="candidate") as bar:
         carried = 0.0  # seconds of a start tuned only for a later candidate (SIRT for SIRT+TV): charged to it
@@ -201,6 +204,9 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
             if name == "fbp":
                 out.append(_row("fbp", candidate_label("fbp"), "", "", holdout_residual(
                     data, theta, fbp_reconstructor(), **common)))
+            elif name in extra:
+                out.append(_row(name, candidate_label(name), "", "",
+                                holdout_residual(data, theta, extra[name], **common)))
             elif name in METHODS:
                 m = METHODS[name]
                 t = tune_by_holdout(data, theta, name, grids.get(name), needs=needs, cache=cache, search=search,
@@ -262,15 +268,18 @@ def recommendation(table) -> Dict[str, object]:
 
 # ----------------------------------------------------------------------------- the volume
 
-def _route(method: str, value, needs: dict, models: Sequence):
+def _route(method: str, value, needs: dict, models: Sequence, extras: Sequence = ()):
     """A route as three parts: a reconstructor of the views, the model applied after it (or None), and the
-    view-consistency step after that (``(n_iter, tv_weight)`` of :mod:`analysis.consistent`, or None)."""
+    view-consistency step after that (``(n_iter, tv_weight)`` of :mod:`analysis.consistent`, or None). An extra
+    candidate (Noise2Inverse) is a reconstructor of its own: it trains on the views of each slab it is given."""
     from analysis import consistent as cs
     from analysis.classical import METHODS
     from analysis.crossval import classical_reconstructor, fbp_reconstructor
 
     if method == "fbp":
         return fbp_reconstructor(), None, None
+    if method in dict(extras):
+        return dict(extras)[method], None, None
     if method in METHODS:
         return classical_reconstructor(method, METHODS[method].value_type(value), needs=needs), None, None
     base = method.removesuffix(cs.SUFFIX)
@@ -281,7 +290,8 @@ def _route(method: str, value, needs: dict, models: Sequence):
 
 
 def reconstruct_route(proj_path, out_path, method: str, value="", *, needs: Optional[dict] = None,
-                      models: Sequence = (), slab_mb: float = 512.0, attrs: Optional[dict] = None,
+                      models: Sequence = (), extras: Sequence = (), slab_mb: float = 512.0,
+                      attrs: Optional[dict] = None,
                       backend: str = "auto", threads: int = 1, progress: bool = False) -> dict:
     """Every row of a projection file reconstructed by one route, slab by slab, into ``out_path`` (``/recon``,
     ``/slices``); a model's route is the FBP of every row followed by the model (with its neighbours,
@@ -297,7 +307,7 @@ def reconstruct_route(proj_path, out_path, method: str, value="", *, needs: Opti
     data, theta, src = read_projections(proj_path)
     n_rows, size = data.shape[1], data.shape[-1]
     center = float(src.get("center", size / 2))
-    rec, entry, polish = _route(method, value, needs or {}, models)
+    rec, entry, polish = _route(method, value, needs or {}, models, extras)
     step = slab_rows(4 * size * size * 4, slab_mb, n_rows)  # the slab's images and the method's copies
     out_attrs = dict(attrs or {}, method=method, value=str(value), center=center, slab_slices=int(step),
                      versions=software_versions())
@@ -348,12 +358,12 @@ def _make_consistent(enhanced, out_path, data, theta, center, value, step, *, at
 
 # ----------------------------------------------------------------------------- the report
 
-def _images(data, theta, center, table, needs, models, *, backend, threads) -> List[tuple]:
+def _images(data, theta, center, table, needs, models, extras=(), *, backend, threads) -> List[tuple]:
     """The central row of each of the top candidates, made from all the views."""
     row = data.shape[1] // 2
     out = []
     for r in table.head(TOP).itertuples():
-        rec, entry, polish = _route(r.method, r.value, needs, models)
+        rec, entry, polish = _route(r.method, r.value, needs, models, extras)
         image = rec(data[:, row:row + 1, :], theta, center, data.shape[-1], backend=backend, threads=threads)
         if entry is not None:
             from tomogan_core.modelfile import denoise, load_any
@@ -425,7 +435,7 @@ def _summary_html(path, *, scan, attrs, center_info, table, rec, costs, volumes)
 def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: int = 1, center="auto",
          methods: Sequence[str] = ("fbp", "sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"), models: Sequence = (),
          k: int = 4, rank_rows: int = RANK_ROWS, incident="auto", method: Optional[str] = None,
-         all_methods: bool = False, consistent: bool = True, grids: Optional[dict] = None,
+         all_methods: bool = False, consistent: bool = True, grids: Optional[dict] = None, extras: Sequence = (),
          search: str = "descent", slab_mb: float = 512.0,
          backend: str = "auto", threads: Optional[int] = None, progress: bool = True) -> dict:
     """The whole command (module docstring); returns the ranking table, the recommendation and the paths.
@@ -458,7 +468,8 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
     t0 = time.perf_counter()
     table = rank_candidates(data, theta, center_px, methods=methods, models=models, k=k,
                             rows=min(rank_rows, data.shape[1]), incident=weight, consistent=consistent,
-                            grids=grids, search=search, backend=backend, threads=threads, progress=progress)
+                            grids=grids, extras=extras, search=search, backend=backend, threads=threads,
+                            progress=progress)
     needs = table.attrs["needs"]
     costs[f"rank {len(table)} candidates on {min(rank_rows, data.shape[1])} rows, {k} folds"] = \
         time.perf_counter() - t0
@@ -472,7 +483,8 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
         r = table[table["method"] == name].iloc[0]
         path = out_dir / ("volume.h5" if name == picks[0] and not all_methods else
                           f"volume_{name.replace(':', '_').replace('+', '_')}.h5")
-        reconstruct_route(proj_path, path, name, r["value"], needs=needs, models=models, slab_mb=slab_mb,
+        reconstruct_route(proj_path, path, name, r["value"], needs=needs, models=models, extras=extras,
+                          slab_mb=slab_mb,
                           attrs={"source": attrs.get("source", ""), "parameter": r["parameter"],
                                  "label": r["label"], "rank": int(r["rank"]), "score": float(r["score"]),
                                  "score_se": float(r["score_se"]), "center_method": attrs.get("center_method", ""),
@@ -483,7 +495,7 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
         volumes.append(str(path))
     costs[f"reconstruct {data.shape[1]} rows ({', '.join(picks)})"] = time.perf_counter() - t0
     table.to_csv(out_dir / "ranking.csv", index=False)
-    _figure(_images(data, theta, center_px, table, needs, models, backend=backend, threads=threads),
+    _figure(_images(data, theta, center_px, table, needs, models, extras, backend=backend, threads=threads),
             out_dir / "summary.png")
     _summary_html(out_dir / "summary.html", scan=str(raw), attrs=attrs, center_info=center_info, table=table,
                   rec=rec, costs=costs, volumes=volumes)
@@ -493,7 +505,7 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
 @cli
 def main(argv=None):
     from analysis.classical import METHODS
-    from analysis.crossval import SEARCHES, model_entries
+    from analysis.crossval import SEARCHES, model_entries, n2i_candidates
     from simulate.dxchange import center_argument
 
     p = argparse.ArgumentParser(prog="tomogan-scan", description=__doc__.splitlines()[0].strip("`"))
@@ -513,6 +525,11 @@ def main(argv=None):
     p.add_argument("--no-consistent", dest="consistent", action="store_false",
                    help="rank each model alone only, without its view-consistent route")
     p.add_argument("--k", type=int, default=4, help="folds of the views")
+    p.add_argument("--n2i", metavar="JSON",
+                   help="also rank Noise2Inverse, trained on the scan itself: the config's noise2inverse section as "
+                        "JSON or @FILE, '{\"k\": 4, \"train\": {\"max_iter\": 150}}', or a list of such objects "
+                        "each with a \"label\" (n2i:NAME) and optionally \"init\": MODEL.pt among its train "
+                        "settings (a fine-tune); K + 1 trainings for the ranking, one per slab for its volume")
     p.add_argument("--grids", metavar="JSON",
                    help="grids as JSON or @FILE, e.g. '{\"fbp-tv\": [0.05, 0.2], \"consistent\": {\"n_iter\": [10, "
                         "50], \"tv_weight\": [0, 0.05]}}' (the config's classical.grids); a method it leaves out "
@@ -545,11 +562,12 @@ def main(argv=None):
         except ValueError:
             p.error(f"--incident must be auto, none or a number > 0, got {args.incident}")
     grids = check_grids(*json_argument(args.grids, flag="--grids")) if args.grids else None
+    extras = n2i_candidates(args.n2i) if args.n2i else ()
     result = scan(args.scan, args.out, line_integrals=args.line_integrals, rows=args.rows,
                   bin_factor=args.bin_factor, center=args.center, methods=args.methods,
                   models=model_entries(args.model), k=args.k, rank_rows=args.rank_rows, incident=args.incident,
                   method=args.method, all_methods=args.all_methods, consistent=args.consistent,
-                  grids=grids, search=args.search, slab_mb=args.slab_mb, backend=args.backend,
+                  grids=grids, extras=extras, search=args.search, slab_mb=args.slab_mb, backend=args.backend,
                   threads=args.threads, progress=not args.quiet)
     print(result["recommendation"]["sentence"])
     print(f"wrote {', '.join(result['volumes'])}, {Path(args.out) / 'ranking.csv'}, {Path(args.out) / 'summary.html'}")

@@ -16,7 +16,6 @@ import pytest
 from scipy import ndimage
 
 from analysis import crossval as cv
-from analysis.crossval.cli import _n2i_argument
 from analysis.crossval.core import REFERENCE_COLUMNS
 from analysis.classical import METHODS, Method, each_value
 from simulate.acquire import write_projections
@@ -553,10 +552,10 @@ def _n2i_list(init):
 
 
 def test_n2i_json_list_gives_a_candidate_per_object(n2i_init):
-    candidates = _n2i_argument(_n2i_list(n2i_init))
+    candidates = cv.n2i_candidates(_n2i_list(n2i_init))
     assert [method for method, _ in candidates] == ["n2i", "n2i:generalist"]
     assert all(callable(rec) for _, rec in candidates)
-    assert [m for m, _ in _n2i_argument(json.dumps(N2I_TINY))] == ["n2i"]  # one object, as before
+    assert [m for m, _ in cv.n2i_candidates(json.dumps(N2I_TINY))] == ["n2i"]  # one object, as before
     assert cv.candidate_label("n2i:generalist") == "N2I from generalist"
     assert cv.candidate_label("n2i") == "Noise2Inverse"
 

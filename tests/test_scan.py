@@ -1,6 +1,7 @@
 """tomogan-scan on the demo scan as acquired: the ranking, the volume of every row, a forced method, angles in
 radians, a model's route, and one-line refusals of bad scans."""
 
+import json
 from pathlib import Path
 
 import h5py
@@ -199,3 +200,17 @@ def test_the_truth_check_acquires_the_demo_sparse_and_short_and_scores_every_can
     assert set(table["scan"]) == {"sparse-4", "short-10"} and table.groupby("scan")["chosen"].sum().eq(1).all()
     assert table["ssim"].between(0, 1).all() and table.groupby("scan")["best_by_ssim"].any().all()
     assert "loss" in out.with_suffix(".md").read_text()
+
+
+def test_noise2inverse_is_ranked_on_the_scan_and_a_forced_n2i_writes_every_row(tmp_path):
+    """--n2i adds Noise2Inverse, trained on the scan's own views (per fold for the ranking), as a candidate; forced,
+    it writes its volume of every row."""
+    n2i = json.dumps({"k": 2, "train": {"depth": 3, "patch": 32, "batch": 2, "max_iter": 2, "val_every": 2,
+                                        "ckpt_every": 2, "val_slices": 1, "seed": 0}})
+    sc.main([str(DEMO), "-o", str(tmp_path / "o"), *FBP, "--n2i", n2i, "--method", "n2i"])
+    table = pd.read_csv(tmp_path / "o" / "ranking.csv").set_index("method")
+    assert set(table.index) == {"fbp", "n2i"} and table.loc["n2i", "label"] == "Noise2Inverse"
+    assert np.isfinite(table.loc["n2i", "score"]) and table.loc["n2i", "score_se"] > 0
+    with h5py.File(tmp_path / "o" / "volume.h5") as f, h5py.File(DEMO) as raw:
+        assert f.attrs["method"] == "n2i" and f["/recon"].shape[0] == raw["/exchange/data"].shape[1]
+        assert np.isfinite(f["/recon"][()]).all()

@@ -12,8 +12,8 @@ choices against the reference's; every route on a scan and its cost) and :mod:`~
 
 from analysis.crossval.candidates import (StartCache, ModelEntry, candidate_label, classical_reconstructor,
                                          fbp_bm3d_reconstructor, fbp_reconstructor, fbp_tv_reconstructor,
-                                         model_entries, model_label, model_reconstructor, n2i_reconstructor,
-                                         sirt_reconstructor)
+                                         model_entries, model_label, model_reconstructor, n2i_candidates,
+                                         n2i_reconstructor, sirt_reconstructor)
 from analysis.crossval.check import (COST_KINDS, CheckResult, check, check_markdown, route_costs, routes_markdown,
                                      routes_table)
 from analysis.crossval.cli import main
@@ -28,7 +28,8 @@ __all__ = ["Reconstructor", "HoldoutResult", "TuneResult", "ModelEntry", "StartC
            "SEARCHES", "grid_descent", "folds", "fov_rays", "residual_kind", "held_out_folds", "fold_result",
            "fbp_reconstructor",
            "sirt_reconstructor", "fbp_tv_reconstructor", "fbp_bm3d_reconstructor", "model_reconstructor",
-           "n2i_reconstructor", "model_label", "model_entries", "classical_reconstructor", "holdout_residual",
+           "n2i_reconstructor", "n2i_candidates",
+           "model_label", "model_entries", "classical_reconstructor", "holdout_residual",
            "tune_by_holdout", "rank_methods", "against_reference", "tune_against_reference", "all_view_candidates",
            "candidate_label", "RankedImages", "write_images", "read_images", "images_figure", "CheckResult", "check",
            "check_markdown", "routes_table", "route_costs", "COST_KINDS", "routes_markdown", "N2I_PREFIX", "main"]

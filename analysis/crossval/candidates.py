@@ -19,13 +19,13 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence
+from typing import Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
 from analysis.classical import METHODS, Projections, format_value
-from analysis.crossval.core import _LABEL, MODEL_PREFIX, N2I_PREFIX, RUN_FOLDER_FILES, Reconstructor
-from simulate.plumbing import InputError
+from analysis.crossval.core import _LABEL, MODEL_PREFIX, N2I, N2I_PREFIX, RUN_FOLDER_FILES, Reconstructor
+from simulate.plumbing import InputError, json_argument
 from simulate.reconstruct import fbp, sirt
 
 
@@ -313,3 +313,41 @@ def candidate_label(method: str, value="") -> str:
     return COLUMNS.get(method, method)
 
 
+def n2i_candidates(text, flag: str = "--n2i") -> List[Tuple[str, Reconstructor]]:
+    """Noise2Inverse candidates from a command-line option (``--n2i`` of ``python -m analysis.crossval`` and
+    ``tomogan-scan``): ``(method, reconstructor)`` in the order given.
+
+    ``text`` (JSON, or ``@FILE``) is one object ``{"k": 4, "train": {...}}`` (the config's noise2inverse section)
+    or a list of them, each with an optional ``"label"``: ``n2i`` (the default) or ``n2i:<label>``, a label of
+    letters, digits and ``. _ + -``, each given once. An ``init`` file among the train settings is read now
+    (:func:`n2i_reconstructor`).
+
+    Raises
+    ------
+    InputError
+        Naming the option (or its file): not such objects, a bad or repeated label, settings TrainConfig refuses;
+        naming the init file: a missing or unfit one.
+    """
+    specs, where = json_argument(text, flag=flag)
+    out: List[Tuple[str, Reconstructor]] = []
+    for spec in specs if isinstance(specs, list) else [specs]:
+        if not isinstance(spec, dict) or set(spec) - {"label", "k", "train"}:
+            raise InputError(where, "expected a JSON object with 'k' and 'train' (the config's noise2inverse "
+                                    "section) and optionally 'label', or a list of such objects")
+        label = spec.get("label", N2I)
+        if not (label == N2I or (isinstance(label, str) and label.startswith(N2I_PREFIX)
+                                 and _LABEL.fullmatch(label[len(N2I_PREFIX):]))):
+            raise InputError(where, f"label {label!r}: expected '{N2I}' or '{N2I_PREFIX}NAME', with a name of "
+                                    "letters, digits and . _ + -")
+        if any(method == label for method, _ in out):
+            raise InputError(where, f"label '{label}' is given twice")
+        try:
+            out.append((label, n2i_reconstructor(spec.get("train") or {}, k=int(spec.get("k", 4)))))
+        except InputError:  # the init file: named by itself
+            raise
+        except (TypeError, ValueError) as exc:
+            raise InputError(where, f"bad Noise2Inverse settings{'' if label == N2I else ' of ' + label}: "
+                                    f"{exc}") from None
+    if not out:
+        raise InputError(where, "an empty list: give at least one Noise2Inverse object")
+    return out

@@ -15,12 +15,13 @@ residual kind; ``score`` is one of them), ``weighted``, ``residual`` (the kind `
 ``chosen`` (the smallest score of its method's grid); with ``--reference`` also ``ssim``, ``psnr``, ``ssim_object``,
 ``psnr_object`` (all views, against the reference) and ``chosen_by_reference`` (the best ``ssim`` of its method's
 grid). A model (``tomogan:<label>``, :func:`model_entries`) and each ``--n2i`` candidate (``n2i``, ``n2i:<label>``,
-:func:`_n2i_argument`) have one row, without a parameter or value (chosen either way). ``--incident auto`` (the
-default) weights by the file's dose when its ``dose_mode`` is ``photons`` (``dose_level`` is then I0) and scores
-plainly otherwise. ``--slices N`` takes the ``N`` central detector rows; the reference must hold those rows among its
-``/slices``, and slices of ``detector x detector`` pixels. ``--images`` writes each method's image at its ``chosen``
-value, made from all the views, of the central row scored (:class:`~analysis.crossval.images.RankedImages`; with
-``--reference``, the all-view candidates already made for the SSIM, else one more run of each chosen value).
+:func:`~analysis.crossval.candidates.n2i_candidates`) have one row, without a parameter or value (chosen either way).
+``--incident auto`` (the default) weights by the file's dose when its ``dose_mode`` is ``photons`` (``dose_level`` is
+then I0) and scores plainly otherwise. ``--slices N`` takes the ``N`` central detector rows; the reference must hold
+those rows among its ``/slices``, and slices of ``detector x detector`` pixels. ``--images`` writes each method's
+image at its ``chosen`` value, made from all the views, of the central row scored
+(:class:`~analysis.crossval.images.RankedImages`; with ``--reference``, the all-view candidates already made for the
+SSIM, else one more run of each chosen value).
 
 ``check`` and ``figure`` are first words (to write a CSV so named with the first command, call it ``./check`` or
 ``./figure``). ``figure`` draws an ``--images`` file (:func:`images_figure`). ``check`` reads tables made with
@@ -37,16 +38,14 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import List, Tuple
 
 import numpy as np
 
 from analysis.classical import METHODS, format_value
-from analysis.crossval.candidates import (_LABEL, StartCache, _label, candidate_label, fbp_reconstructor, model_entries,
-                                         model_reconstructor, n2i_reconstructor)
+from analysis.crossval.candidates import (StartCache, _label, candidate_label, fbp_reconstructor, model_entries,
+                                         model_reconstructor, n2i_candidates)
 from analysis.crossval.check import check, check_markdown, route_costs, routes_markdown, routes_table
-from analysis.crossval.core import (N2I, N2I_PREFIX, REFERENCE_FOV_MARGIN, RESIDUALS, Reconstructor, folds,
-                                   holdout_residual)
+from analysis.crossval.core import REFERENCE_FOV_MARGIN, RESIDUALS, folds, holdout_residual
 from analysis.crossval.images import images_figure, write_images
 from analysis.crossval.rank import (_best_by_ssim, _score_columns, against_reference, all_view_candidates,
                                    tune_by_holdout)
@@ -131,45 +130,6 @@ def _needs_argument(items) -> dict:
         except ValueError:
             raise InputError("--needs", f"expected NAME=VALUE, got '{item}'") from None
     return needs
-
-
-def _n2i_argument(text) -> List[Tuple[str, Reconstructor]]:
-    """The ``--n2i`` candidates, ``(method, reconstructor)`` in the order given.
-
-    ``text`` (JSON, or ``@FILE``) is one object ``{"k": 4, "train": {...}}`` (the config's noise2inverse section)
-    or a list of them, each with an optional ``"label"``: ``n2i`` (the default) or ``n2i:<label>``, a label of
-    letters, digits and ``. _ + -``, each given once. An ``init`` file among the train settings is read now
-    (:func:`n2i_reconstructor`).
-
-    Raises
-    ------
-    InputError
-        Naming the option (or its file): not such objects, a bad or repeated label, settings TrainConfig refuses;
-        naming the init file: a missing or unfit one.
-    """
-    specs, where = json_argument(text, flag="--n2i")
-    out: List[Tuple[str, Reconstructor]] = []
-    for spec in specs if isinstance(specs, list) else [specs]:
-        if not isinstance(spec, dict) or set(spec) - {"label", "k", "train"}:
-            raise InputError(where, "expected a JSON object with 'k' and 'train' (the config's noise2inverse "
-                                    "section) and optionally 'label', or a list of such objects")
-        label = spec.get("label", N2I)
-        if not (label == N2I or (isinstance(label, str) and label.startswith(N2I_PREFIX)
-                                 and _LABEL.fullmatch(label[len(N2I_PREFIX):]))):
-            raise InputError(where, f"label {label!r}: expected '{N2I}' or '{N2I_PREFIX}NAME', with a name of "
-                                    "letters, digits and . _ + -")
-        if any(method == label for method, _ in out):
-            raise InputError(where, f"label '{label}' is given twice")
-        try:
-            out.append((label, n2i_reconstructor(spec.get("train") or {}, k=int(spec.get("k", 4)))))
-        except InputError:  # the init file: named by itself
-            raise
-        except (TypeError, ValueError) as exc:
-            raise InputError(where, f"bad Noise2Inverse settings{'' if label == N2I else ' of ' + label}: "
-                                    f"{exc}") from None
-    if not out:
-        raise InputError(where, "an empty list: give at least one Noise2Inverse object")
-    return out
 
 
 @cli
@@ -357,7 +317,7 @@ def _score_command(argv):
     models = [(e.method, model_reconstructor(e.path, grey255=e.grey255))  # loaded now: a bad file fails first
               for e in model_entries(args.model, args.grey255_model)]
     if args.n2i:
-        models.extend(_n2i_argument(args.n2i))
+        models.extend(n2i_candidates(args.n2i))
     data, theta, attrs, rows_read, n_rows = _read_scan(args.proj, args.slices)
     incident = _incident_from(attrs, args.incident, args.proj)
     center = float(attrs.get("center", data.shape[-1] / 2)) if args.center is None else args.center
