@@ -14,7 +14,6 @@ TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 
 BIN := $(VENV)/bin
-GENERALIST = $(wildcard results/models/generalist-*/model.pt)
 STAMP := $(VENV)/.installed
 # Snakemake's shell steps call `python -m ...`: put the venv first so that they run in it.
 export PATH := $(abspath $(BIN)):$(PATH)
@@ -44,7 +43,8 @@ report: $(STAMP)
 # rebuild docs/results.md: the main, inference-speed and timing tables of a run on $(CONFIG) (made now if
 # missing or out of date), pasted between the page's generated-block markers with their config hash; the
 # README's findings; docs/performance.md's cost per rule (from the run's benchmark files); docs/methods.md's
-# check of tomogan-scan where the answer is known (the run's generalist ranked too, when there is one)
+# check of tomogan-scan where the answer is known (with the config's generalist, each file's own matched model
+# and Noise2Inverse among the candidates; tomogan-model makes the models in results/cache)
 readme: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) results/tables/main.md results/bench/inference_speed.csv \
 		results/timing/timing.csv results/claims/claims.csv results/crossval/check.csv \
@@ -53,7 +53,7 @@ readme: $(STAMP)
 	$(BIN)/python -m study.pages README.md --blocks findings --configfile $(CONFIG)
 	$(BIN)/python bench/run_cost.py
 	$(BIN)/python -m study.pages docs/performance.md --blocks cost --configfile $(CONFIG)
-	$(BIN)/python bench/scan_truth.py $(if $(GENERALIST),--model generalist=$(firstword $(GENERALIST)))
+	$(BIN)/python bench/scan_truth.py --generalist $(CONFIG) --matched --n2i --cache results/cache
 	$(BIN)/python -m study.pages docs/methods.md --blocks scan_truth --configfile $(CONFIG)
 
 dry-run: $(STAMP)

@@ -8,7 +8,7 @@ written for every row. The simulation is not counted. Writes ``results/bench/sca
 step, seconds) and a Markdown twin beside it, with the CPU::
 
     python bench/scan_cost.py [--rows 2 100] [--detector 640] [--views 180] [--model [LABEL=]MODEL.pt ...]
-        [--generalist [CONFIG]] [--threads N] [--search descent|grid] [--out results/bench/scan_cost.csv]
+        [--generalist [CONFIG] [--matched]] [--threads N] [--search descent|grid] [--out results/bench/scan_cost.csv]
         [--workdir DIR]
 
 Issue 26 asks 2 rows x 640 pixels x 180 views within 10 minutes on 2 cores, learned routes included, and 100 rows
@@ -59,7 +59,10 @@ def main(argv=None):
     p.add_argument("--model", nargs="+", default=[], metavar="[LABEL=]MODEL.pt", help="trained models to rank too")
     p.add_argument("--generalist", metavar="CONFIG", nargs="?", const=str(ROOT / "config" / "default.yaml"),
                    help="also rank the config's generalist (default config: the default), made as a user gets it "
-                        "(tomogan-generalist) in a fresh cache under the work folder: its training is a row")
+                        "(tomogan-model generalist) in a fresh cache under the work folder: its training is a row")
+    p.add_argument("--matched", action="store_true",
+                   help="with --generalist, also rank each scan's own matched model (tomogan-model matched): its "
+                        "simulation and fine-tune are a row of each case")
     p.add_argument("--threads", type=int, default=usable_cores(), help="default: every core this process may use")
     p.add_argument("--search", choices=SEARCHES, default="descent", help="how tomogan-scan searches each grid")
     p.add_argument("--out", default="results/bench/scan_cost.csv", help="CSV to write (.md beside it)")
@@ -73,17 +76,24 @@ def main(argv=None):
         work.mkdir(parents=True, exist_ok=True)
         specs = list(args.model)
         if args.generalist:
-            from study.ondemand import generalist
+            from study.ondemand import model
 
             t0 = time.perf_counter()
-            specs.append(f"generalist={generalist(args.generalist, work / 'cache', cores=args.threads)}")
+            specs.append(f"generalist={model('generalist', args.generalist, work / 'cache', cores=args.threads)}")
             rows.append({"case": "once per machine and config", "seconds": time.perf_counter() - t0,
-                         "step": "the generalist, trained on demand (tomogan-generalist, corpus simulation "
+                         "step": "the generalist, trained on demand (tomogan-model generalist, corpus simulation "
                                  "included; reused by every later scan)"})
-        models = model_entries(specs)
         for n in args.rows:
             case = f"{n} rows x {args.detector} px, {args.views} views"
             raw = simulated_scan(work / f"scan_{n}.h5", rows=n, detector=args.detector, views=args.views)
+            models = model_entries(specs)
+            if args.generalist and args.matched:
+                t0 = time.perf_counter()
+                own = model("matched", args.generalist, work / "cache", scan=raw, cores=args.threads)
+                rows.append({"case": case, "seconds": time.perf_counter() - t0,
+                             "step": "the scan's own matched model (tomogan-model matched: simulation at its "
+                                     "acquisition and fine-tune)"})
+                models = model_entries([*specs, f"matched={own}"])
             t0 = time.perf_counter()
             result = scan(raw, work / f"out_{n}", models=models, threads=args.threads, search=args.search,
                           progress=False)

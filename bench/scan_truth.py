@@ -16,16 +16,21 @@ score ± standard error and rank, its SSIM, and whether it was chosen; the summa
 route's SSIM and its loss against the best candidate by SSIM. Writes ``results/bench/scan_truth.csv`` and a
 Markdown twin beside it, with the wall time of each step of each run::
 
-    python bench/scan_truth.py [--model [LABEL=]MODEL.pt ...] [--methods fbp sirt ...]
-        [--out results/bench/scan_truth.csv] [--workdir DIR] [--seed 0]
+    python bench/scan_truth.py [--model [LABEL=]MODEL.pt ...] [--generalist [CONFIG] [--matched]] [--n2i]
+        [--methods fbp sirt ...] [--out results/bench/scan_truth.csv] [--workdir DIR] [--cache DIR] [--seed 0]
 
 ``--model`` ranks trained models too (each alone and made consistent with the views), e.g. the study's
-generalist, ``results/models/generalist-sparse-4-d3-all/model.pt``.
+generalist, ``results/models/generalist-sparse-4-d3-all/model.pt``. ``--generalist`` gets that one as a user
+does (``tomogan-model generalist``, from ``--cache``), and ``--matched`` each as-acquired file's own model
+(``tomogan-model matched``: the generalist fine-tuned on simulation at that file's acquisition). ``--n2i`` ranks
+Noise2Inverse trained on each scan with the default config's ``noise2inverse`` settings, from scratch (``n2i``) and
+fine-tuned from each model given or made (``n2i:LABEL``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -77,12 +82,26 @@ def reference(demo, work) -> tuple:
     return ref, float(read_attrs(result["volumes"][0])["center"])
 
 
-def score_run(name, raw, ref, work, models, methods) -> pd.DataFrame:
+def n2i_specs(models) -> str:
+    """``--n2i`` of tomogan-scan: the default config's Noise2Inverse from scratch, and from each model."""
+    from study.config import load_config
+
+    section = load_config(str(ROOT / "config" / "default.yaml"))["noise2inverse"]
+    base = {"k": section["k"], "train": dict(section["train"])}
+    return json.dumps([base] + [{"label": f"n2i:{e.label}", "k": base["k"],
+                                 "train": dict(base["train"], init=str(e.path))} for e in models])
+
+
+def score_run(name, raw, ref, work, models, methods, n2i=False) -> pd.DataFrame:
     """``tomogan-scan --all-methods`` on ``raw``; every candidate's volume against ``ref``."""
     from simulate.scores import compare_volumes
     from analysis.scan import scan
 
-    result = scan(raw, Path(work) / name, methods=methods, models=models, all_methods=True, progress=False)
+    from analysis.crossval import n2i_candidates
+
+    extras = n2i_candidates(n2i_specs(models)) if n2i else ()
+    result = scan(raw, Path(work) / name, methods=methods, models=models, extras=extras, all_methods=True,
+                  progress=False)
     table = result["table"]
     rows = []
     for r, path in zip(table.itertuples(), result["volumes"]):
@@ -122,18 +141,32 @@ def main(argv=None):
     p.add_argument("--model", nargs="+", default=[], metavar="[LABEL=]MODEL.pt", help="trained models to rank too")
     p.add_argument("--methods", nargs="+", default=["fbp", *METHODS], choices=["fbp", *METHODS],
                    help="classical candidates (default: all, as tomogan-scan)")
+    p.add_argument("--generalist", metavar="CONFIG", nargs="?", const=str(ROOT / "config" / "default.yaml"),
+                   help="also rank the config's generalist (default config: the default), from tomogan-model")
+    p.add_argument("--matched", action="store_true",
+                   help="with --generalist, also rank each file's own matched model (tomogan-model matched)")
+    p.add_argument("--cache", help="tomogan-model's cache (default: its own)")
+    p.add_argument("--n2i", action="store_true",
+                   help="also rank Noise2Inverse trained on each scan, from scratch and from each --model")
     p.add_argument("--out", default="results/bench/scan_truth.csv", help="CSV to write (.md beside it)")
     p.add_argument("--workdir", help="where the scans and volumes go (default: a temporary folder)")
     p.add_argument("--seed", type=int, default=0, help="seed of the exposure's thinning")
     args = p.parse_args(argv)
-    models = model_entries(args.model)
+    if args.matched and not args.generalist:
+        p.error("--matched needs --generalist")
+    specs = list(args.model)
+    if args.generalist:
+        from study.ondemand import model
+
+        specs.append(f"generalist={model('generalist', args.generalist, args.cache)}")
     with tempfile.TemporaryDirectory(prefix="scan-truth-") as tmp:
         work = Path(args.workdir or tmp)
         work.mkdir(parents=True, exist_ok=True)
         ref, _ = reference(DEMO, work)
         tables, costs = [], {}
         for name, raw in as_acquired(DEMO, work, seed=args.seed).items():
-            t = score_run(name, raw, ref, work, models, args.methods)
+            own = [f"matched={model('matched', args.generalist, args.cache, scan=raw)}"] if args.matched else []
+            t = score_run(name, raw, ref, work, model_entries([*specs, *own]), args.methods, args.n2i)
             tables.append(t)
             costs[name] = t.attrs["costs"]
     table = pd.concat(tables, ignore_index=True)

@@ -80,7 +80,7 @@ rule crossval_check:
 rule scan_acquired:
     input:
         raw=scan_raw,
-        models=lambda w: list(PLAN.acquired_models().values()),
+        models=lambda w: list(PLAN.acquired_models(w.dataset).values()),
     output:
         [P.acquired(name=name) for name in SCAN_OUTPUTS if name != "ranking.csv"],
         ranking=report(

@@ -76,7 +76,7 @@ def _overview(plan) -> Dict[str, FigureSpec]:
                      [("reference", plan.reference(ds)), ("FBP", Paths.recon(ds, dose, "fbp")),
                       ("TomoGAN", Paths.enhanced(ds, dose, run.name)),
                       ("released weights", Paths.enhanced(ds, dose, RELEASE))]))
-    return {"fig_overview": _grid(rows, _metrics(r.test[0] for r in plan.runs.values()))}
+    return {"fig_overview": _grid(rows, _metrics(r.test[0] for r in plan.runs.values() if r.test))}
 
 
 def _ablation(plan) -> Dict[str, FigureSpec]:

@@ -30,9 +30,9 @@ import numpy as np
 from study.claims_plan import ClaimsPlanning
 from study.config import config_hash
 from study.paths import Paths
-from study.runs import (ABLATION_TAG, GENERALIST, MAIN_LOSS_SET, PRIORITY_TRAIN, Run, check_runs, corpus_dataset,
-                        corpus_runs, enhanced_targets, expand_corpus, expand_scan_matched, matched_runs, plan_runs,
-                        release_targets, run_name, settings_flags)
+from study.runs import (ABLATION_TAG, AS_ACQUIRED, GENERALIST, MAIN_LOSS_SET, PRIORITY_TRAIN, Run, check_runs,
+                        corpus_dataset, corpus_runs, enhanced_targets, expand_corpus, expand_scan_matched,
+                        matched_runs, plan_runs, release_targets, run_name, settings_flags)
 from study.scan_plan import ScanPlanning
 
 __all__ = ["Plan"]
@@ -150,17 +150,21 @@ class Plan(ClaimsPlanning, ScanPlanning):
 
     def doses_of(self, dataset: str) -> List[str]:
         """Dose labels made for a dataset: every dose, or for a scan (or a corpus volume) its full dose and its
-        listed ones (the corpus's doses; a matched volume's scan's)."""
+        listed ones (the corpus's doses; a matched volume's scan's, and :data:`~study.runs.AS_ACQUIRED` when that
+        scan is run as acquired)."""
         if dataset in self.scans:
             return [self.full] + list(self.scans[dataset]["doses"])
         if dataset in self.family:
             return [self.full] + list(self.config["corpus"]["doses"])
         if dataset in self.matched:
-            return self.doses_of(self.config["datasets"][dataset]["scan"])
-        return self.doses
+            scan = self.config["datasets"][dataset]["scan"]
+            return self.doses_of(scan) + ([AS_ACQUIRED] if self.scans[scan].get("acquired") else [])
+        return [d for d in self.doses if d != AS_ACQUIRED]
 
     def dose_label(self, dose: str) -> str:
         """A dose for people: ``1/8 views``, ``1000 photons``."""
+        if dose == AS_ACQUIRED:
+            return "as acquired"
         d = self.config["doses"][dose]
         return f"1/{d['factor']} views" if d["mode"] == "sparse" else f"{d['incident']:g} photons"
 

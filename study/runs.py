@@ -23,6 +23,7 @@ from study.paths import Paths
 __all__ = ["ABLATION_TAG", "LOSS_SETS", "MAIN_LOSS_SET", "CONTROL_METHOD", "RELEASE", "PRIORITY_TRAIN",
            "PRIORITY_N2I", "Run", "run_name", "plan_runs", "training_seeds", "settings_flags", "CORPUS_ROLES",
            "GENERALIST", "corpus_dataset", "lofo_split", "lofo_families", "expand_corpus", "corpus_runs", "MATCHED_ROLES",
+           "AS_ACQUIRED",
            "matched_dataset", "matched_split", "expand_scan_matched", "matched_runs", "enhanced_targets",
            "release_targets", "check_runs"]
 
@@ -255,6 +256,10 @@ def corpus_runs(config: dict) -> Dict[str, Run]:
 
 
 MATCHED_ROLES = ("train", "val")  # one volume of each family per role: matched-<scan>-<family>-<role>
+#: the dose of a scan's own acquisition, for the volumes simulated at it: every view the scan has, with Poisson noise
+#: at its photons per pixel (a matched volume's low-dose variants carry that noise, simulate.acquire.low_dose)
+AS_ACQUIRED = "as-acquired"
+AS_ACQUIRED_DOSE = {"mode": "sparse", "factor": 1}
 
 
 def matched_dataset(scan: str, family: str, role: str) -> str:
@@ -290,13 +295,19 @@ def expand_scan_matched(config: dict) -> None:
         if splits.setdefault(matched_split(scan), split) != split:
             raise ValueError(f"config 'tomogan.splits.{matched_split(scan)}': the name is the scan-matched "
                              "simulation's; choose another")
+    if any(spec.get("acquired") for spec in scans.values()):
+        if config["doses"].setdefault(AS_ACQUIRED, dict(AS_ACQUIRED_DOSE)) != AS_ACQUIRED_DOSE:
+            raise ValueError(f"config 'doses.{AS_ACQUIRED}': the name is the dose of a scan as acquired; choose "
+                             "another")
 
 
 def matched_runs(config: dict, corpus: Dict[str, Run]) -> Dict[str, Run]:
     """Each scan's matched runs (group ``matched``), one per scan dose: the main loss terms and depth, the settings
     ``tomogan.train`` changed by ``corpus.train`` then ``scan_matched.train``, the corpus's first seed; with
     ``init: generalist``, fine-tuned from the generalist of ``corpus`` (the corpus's runs) at that dose, else at
-    the corpus's first dose. Needs :func:`expand_scan_matched` first."""
+    the corpus's first dose. A scan run as acquired (``acquired: true``) also gets one at :data:`AS_ACQUIRED`,
+    applied to nothing in the study: ``tomogan-scan`` ranks it on the scan as measured. Needs
+    :func:`expand_scan_matched` first."""
     sm, scans = config.get("scan_matched"), config.get("scans") or {}
     if not sm or not scans:
         return {}
@@ -309,9 +320,11 @@ def matched_runs(config: dict, corpus: Dict[str, Run]) -> Dict[str, Run]:
                          "corpus section or set init: none")
     runs = {}
     for scan, spec in scans.items():
-        for dose in spec["doses"]:
+        for dose in list(spec["doses"]) + ([AS_ACQUIRED] if spec.get("acquired") else []):
             run = _run(cfg, matched_split(scan), dose, int(train["depth"]), MAIN_LOSS_SET, seed, False)
             run.group = "matched"
+            if dose == AS_ACQUIRED:
+                run.test = []  # the scan as measured has no reference to score it against
             if sm["init"] == "generalist":
                 at = dose if dose in c["doses"] else c["doses"][0]
                 start = next(r for r in corpus.values() if r.split == GENERALIST and r.dose == at and r.seed == seed)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from study.paths import BENCHMARKS, SIMULATION_JOBS, Paths, benchmark_glob
-from study.runs import GENERALIST, corpus_dataset, lofo_families, lofo_split, matched_split
+from study.runs import AS_ACQUIRED, GENERALIST, corpus_dataset, lofo_families, lofo_split, matched_split
 
 __all__ = ["ScanPlanning"]
 
@@ -53,18 +53,23 @@ class ScanPlanning:
 
         return [Paths.acquired(scan, name) for scan in self.acquired_scans() for name in OUTPUTS]
 
-    def acquired_models(self) -> Dict[str, str]:
+    def acquired_models(self, dataset: Optional[str] = None) -> Dict[str, str]:
         """The trained models ``tomogan-scan`` ranks on a scan as acquired, by label: the generalist (at the corpus's
-        first dose) where the config trains one, else none. The scan-matched models are left out: they are made
-        for the scan's low-dose copies, not for the scan as it was measured."""
+        first dose) where the config trains one, and, for scan ``dataset``, its model fine-tuned on simulation at
+        its own acquisition (``matched``: its matched run at :data:`~study.runs.AS_ACQUIRED`) where the config
+        has ``scan_matched``. The scan's other matched models are left out: they are made for its low-dose copies,
+        not for the scan as it was measured."""
         doses = (self.config.get("corpus") or {}).get("doses") or []
         runs = [r for r in self.runs.values() if r.split == GENERALIST and r.dose == (doses or [None])[0]]
-        return {"generalist": Paths.model(runs[0].name)} if runs else {}
+        models = {"generalist": Paths.model(runs[0].name)} if runs else {}
+        own = [r for r in self.runs.values() if dataset is not None and r.split == matched_split(dataset)
+               and r.dose == AS_ACQUIRED]
+        return dict(models, **({"matched": Paths.model(own[0].name)} if own else {}))
 
     def acquired_args(self, dataset: str) -> str:
         """Options of ``tomogan-scan`` for a scan of ``scans:``: its centre, rows and binning, the config's
         ``classical.grids`` and the models."""
-        models = " ".join(f"{label}={path}" for label, path in self.acquired_models().items())
+        models = " ".join(f"{label}={path}" for label, path in self.acquired_models(dataset).items())
         grids = shlex.quote(json.dumps(self.config["classical"].get("grids", {})))
         return self.scan_read_args(dataset) + f" --grids {grids}" + (f" --model {models}" if models else "")
 

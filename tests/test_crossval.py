@@ -1138,7 +1138,8 @@ def test_routes_cost_is_the_sum_of_the_jobs_the_plan_names(tmp_path):
     volumes = [ds for ds in plan.matched if plan.config["datasets"][ds]["scan"] == scan]
     matched = {r.dose: r.name for r in plan.runs.values() if r.split == f"matched-{scan}"}
     general = [r.name for r in plan.runs.values() if r.split == "generalist"]
-    assert len(volumes) >= 2 and set(matched) == {"sparse-8", "photons-1e3"} and general
+    # the scan's doses, and its own acquisition's model for tomogan-scan (acquired: true): a cost of the scan too
+    assert len(volumes) >= 2 and set(matched) == {"sparse-8", "photons-1e3", "as-acquired"} and general
     B = Paths.benchmark
     _bench_at(tmp_path, {
         # the simulation at the scan's acquisition: 1 + 2 + 0.5 + 0.25, where the rules write their benchmarks
@@ -1152,6 +1153,7 @@ def test_routes_cost_is_the_sum_of_the_jobs_the_plan_names(tmp_path):
         # trainings: matched per dose, the generalist, the study's not counted
         B("train", run=matched["sparse-8"]): 10.0,
         B("train", run=matched["photons-1e3"]): 20.0,
+        B("train", run=matched["as-acquired"]): 5.0,
         B("train", run=general[0]): 30.0,
         B("train", run=next(r for r in plan.runs if r.startswith("foam-"))): 1000.0,
         # the held-out rankings per dose, and the ranking's figure (not counted)
@@ -1164,6 +1166,7 @@ def test_routes_cost_is_the_sum_of_the_jobs_the_plan_names(tmp_path):
     gen_dose = plan.runs[general[0]].dose
     assert costs.values.tolist() == [
         [scan, "simulation at the scan's acquisition (all doses)", "", 3.75],
+        [scan, "scan-matched training", "as-acquired", 5.0],
         [scan, "scan-matched training", "photons-1e3", 20.0],
         [scan, "scan-matched training", "sparse-8", 10.0],
         [scan, "generalist training (shared by every scan)", gen_dose, 30.0],

@@ -291,7 +291,8 @@ def test_scan_matched_volumes_and_runs_follow_the_scan(smoke_plan):
         mine = [d for d in smoke_plan.matched if cfg["datasets"][d]["scan"] == scan]
         assert len(mine) == 2 * len(sm["families"])
         assert {cfg["datasets"][d]["family"] for d in mine} == set(sm["families"])
-        assert all(smoke_plan.doses_of(d) == smoke_plan.doses_of(scan) for d in mine)
+        own = ["as-acquired"] if spec.get("acquired") else []  # the scan's own acquisition, for tomogan-scan
+        assert all(smoke_plan.doses_of(d) == smoke_plan.doses_of(scan) + own for d in mine)
         runs = [r for r in smoke_plan.runs.values() if r.group == "matched" and r.test == [scan]]
         assert sorted(r.dose for r in runs) == sorted(spec["doses"])
         for run in runs:
@@ -319,11 +320,16 @@ def test_a_scan_asked_for_as_acquired_is_run_through_tomogan_scan_with_the_gener
     assert asked and smoke_plan.acquired_scans() == asked
     assert smoke_plan.acquired_targets() == [Paths.acquired(s, name) for s in asked for name in OUTPUTS]
     gen = next(r for r in smoke_plan.runs.values() if r.split == "generalist" and r.dose == cfg["corpus"]["doses"][0])
-    assert smoke_plan.acquired_models() == {"generalist": Paths.model(gen.name)}
+    own = next(r for r in smoke_plan.runs.values() if r.split == f"matched-{asked[0]}" and r.dose == "as-acquired")
+    assert smoke_plan.acquired_models(asked[0]) == {"generalist": Paths.model(gen.name),
+                                                    "matched": Paths.model(own.name)}
+    assert own.test == [] and own.settings["init"] == Paths.model(gen.name)  # trained for tomogan-scan only
+    assert smoke_plan.doses_of(own.train[0])[-1] == "as-acquired" and "as-acquired" not in smoke_plan.doses_of("foam1")
     args = smoke_plan.acquired_args(asked[0])
     assert f"--center {cfg['scans'][asked[0]]['center']}" in args and f"generalist={Paths.model(gen.name)}" in args
     words = shlex.split(args)
-    assert json.loads(words[words.index("--grids") + 1]) == cfg["classical"]["grids"]  # the config's, not the registry's
+    # the config's grids, not the registry's
+    assert json.loads(words[words.index("--grids") + 1]) == cfg["classical"]["grids"]
     other = copy.deepcopy(_cfg("smoke.yaml"))
     for spec in other["scans"].values():
         spec["acquired"] = False
@@ -333,7 +339,7 @@ def test_a_scan_asked_for_as_acquired_is_run_through_tomogan_scan_with_the_gener
         del other[key]
     other["noise2inverse"]["fine_tune_from"] = "none"
     bare = Plan.from_config(other)
-    assert bare.acquired_models() == {} and "--model" not in bare.acquired_args(asked[0])
+    assert bare.acquired_models(asked[0]) == {} and "--model" not in bare.acquired_args(asked[0])
 
 
 def test_the_positive_control_is_calibrated_against_the_reference_its_claims_are_decided_on():

@@ -118,7 +118,8 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
     assert written / 2 <= estimated <= 2 * written, (estimated, written)
     table = pd.read_csv(results / "metrics" / "conventional.csv")
     low = [d for d, v in cfg["doses"].items() if v["mode"] != "full"]
-    assert set(table["dose"]) == set(low)
+    own = ["as-acquired"] if any(s.get("acquired") for s in cfg["scans"].values()) else []  # matched volumes'
+    assert set(table["dose"]) == set(low + own)
     assert np.isfinite(table[["ssim_mean", "psnr_mean"]]).all().all()
     assert set(table.loc[table["dataset"].str.startswith("shale"), "source"]) == {"synthetic-shale"}
     # every evaluated (test volume, dose) has every tuned classical method, with the chosen value beside it, and
@@ -157,11 +158,16 @@ def test_smoke_workflow_runs_and_labels_its_data(tmp_path):
     with h5py.File(results / "demo-scan" / "proj" / "full.h5") as f:
         assert f.attrs["center_method"].startswith("auto") and abs(f.attrs["center"] - 67.3) < 0.5
     assert set(table.loc[table["dataset"] == "demo-scan", "source"]) == {"synthetic-demo-scan"}
-    # the scan as acquired (acquired: true): every candidate ranked, the generalist among them, and the chosen
-    # route's volume of every row
+    # the scan as acquired (acquired: true): every candidate ranked, the generalist and the model fine-tuned on
+    # simulation at the scan's own acquisition among them, and the chosen route's volume of every row
     acquired = results / "demo-scan" / "acquired"
     ranking = pd.read_csv(acquired / "ranking.csv")
-    assert {"fbp", "tomogan:generalist"} <= set(ranking["method"]) and ranking["chosen"].sum() == 1
+    assert {"fbp", "tomogan:generalist", "tomogan:matched"} <= set(ranking["method"])
+    assert ranking["chosen"].sum() == 1
+    with h5py.File(results / "matched-demo-scan-fibres-train" / "proj" / "as-acquired.h5") as f, \
+            h5py.File(results / "demo-scan" / "proj" / "full.h5") as scan:
+        assert f["/exchange/data"].shape[0] == scan["/exchange/data"].shape[0]  # every view the scan has
+        assert f.attrs["noise_incident"] > 0  # and its photon noise
     assert np.isfinite(ranking["score"]).all()
     with h5py.File(acquired / "volume.h5") as f, h5py.File(acquired / "projections.h5") as p:
         assert f["/recon"].shape[0] == p["/exchange/data"].shape[1] and np.isfinite(f["/recon"][()]).all()
