@@ -350,7 +350,7 @@ class _ProjectorRows:
                 astra.matrix.delete(mid)
                 astra.projector.delete(pid)
             if sum(m.nnz for m in self._rows.values()) + built.nnz > MATRIX_MAX_GIB * 2 ** 30 / 16:
-                self._rows = {}
+                self._rows = {t: self._rows[t] for t in theta.tolist() if t in self._rows}  # keep this call's
             for j, t in enumerate(missing):  # astra orders the rows angle by angle
                 self._rows[t] = built[j * n_det:(j + 1) * n_det]
         return sp.vstack([self._rows[t] for t in theta.tolist()], format="csr")

@@ -165,3 +165,18 @@ def test_a_sirt_run_made_as_far_as_asked_equals_one_run_and_iterates_nothing_twi
     assert ran == [[5, 20], [30]] and run.made == 50  # 20 iterations, then 30 more: 50 in all, as one run
     with pytest.raises(KeyError):
         run[7]
+
+
+def test_the_projector_rows_kept_past_their_budget_still_serve_the_call_that_overflowed(small_sino, monkeypatch):
+    """A fold whose angles are half cached and half new, when the new ones overflow the budget: the cache drops only
+    the rows this call does not use, and its matrix is the one built afresh."""
+    from simulate import reconstruct as rc
+
+    data, theta, _ = small_sino
+    n = data.shape[-1]
+    fresh = rc._ProjectorRows().matrix(theta, n, n)
+    rows = rc._ProjectorRows()
+    rows.matrix(theta[: theta.size // 2], n, n)
+    monkeypatch.setattr(rc, "MATRIX_MAX_GIB", 16 * (fresh.nnz * 0.75) / 2 ** 30)  # room for 3/4 of the rows
+    again = rows.matrix(theta[theta.size // 4:], n, n)  # a quarter cached only, half cached and needed, a quarter new
+    assert (again != fresh[(theta.size // 4) * n:]).nnz == 0
