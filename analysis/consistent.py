@@ -64,8 +64,9 @@ def tune_consistent(data, theta, start: Reconstructor, *, n_iters: Sequence[int]
 
     Each pair's score equals ``holdout_residual(data, theta, consistent_reconstructor(start, n, w))``. Per fold, one
     SIRT run from the start's image gives every count, run only as far as the counts scored; ``search="descent"``
-    (:func:`analysis.crossval.core.grid_descent`) then scores only the pairs a descent from the grid's middle
-    visits, each one TV run per fold, instead of every pair (``grid``).
+    (:func:`analysis.crossval.core.grid_descent`) then scores only the pairs a descent visits, each one TV run per
+    fold, instead of every pair (``grid``). The descent starts at the middle count without TV (where the grid has a
+    weight 0), so it walks the counts at no TV cost before it searches the weight.
 
     Returns
     -------
@@ -79,13 +80,12 @@ def tune_consistent(data, theta, start: Reconstructor, *, n_iters: Sequence[int]
     weights = sorted({float(w) for w in weights})
     if not n_iters or not weights or n_iters[0] < 1 or weights[0] < 0:
         raise ValueError(f"need iteration counts >= 1 and TV weights >= 0, got {n_iters} and {weights}")
-    per_fold = []
-    for kept_data, kept_theta, c, s, scorer in held_out_folds(data, theta, k=k, center=center, size=size,
-                                                         incident=incident, slices=slices, backend=backend,
-                                                         threads=threads, residual=residual):
-        image = start(kept_data, kept_theta, c, s, backend=backend, threads=threads)
-        per_fold.append((scorer, SirtRun(kept_data, kept_theta, counts=n_iters, center=c, size=s, init=image,
-                                         backend=backend, threads=threads)))
+    folds = list(held_out_folds(data, theta, k=k, center=center, size=size, incident=incident, slices=slices,
+                                backend=backend, threads=threads, residual=residual))
+    starts = [(kd, kt, start(kd, kt, c, s, backend=backend, threads=threads)) for kd, kt, c, s, _ in folds]
+    runs = SirtRun.together(starts, counts=n_iters, center=folds[0][2], size=folds[0][3], backend=backend,
+                            threads=threads)  # the folds advance as one product
+    per_fold = [(f[4], run) for f, run in zip(folds, runs)]
     n_rays, kind = sum(f[0].n_rays for f in per_fold), per_fold[0][0].residual
     scores = {}
 
@@ -99,8 +99,8 @@ def tune_consistent(data, theta, start: Reconstructor, *, n_iters: Sequence[int]
         return scores[(n, w)].score
 
     shape = (len(n_iters), len(weights))
-    if search == "descent":
-        grid_descent(shape, visit)
+    if search == "descent":  # from no TV (each pair there costs no TV run): the counts first, then the weight
+        grid_descent(shape, visit, start=((len(n_iters) - 1) // 2, 0) if weights[0] == 0 else None)
     else:
         for index in np.ndindex(*shape):
             visit(index)

@@ -175,7 +175,8 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
     start method passes on (SIRT's count to SIRT+TV). ``grids``: :func:`check_grids`'s mapping (a method left out
     takes its registry grid, the view-consistent route :data:`analysis.consistent.N_ITERS` and ``TV_WEIGHTS``).
     ``search``: how each parameter's grid is searched (:data:`analysis.crossval.SEARCHES`; ``descent`` scores only
-    the values a descent from the grid's middle visits). ``extras``: further ``(method, reconstructor)`` candidates
+    the values a descent visits, :func:`analysis.crossval.core.grid_descent`; BM3D's σ searched with its
+    low-complexity profile, the chosen σ then scored with the normal one). ``extras``: further ``(method, reconstructor)`` candidates
     without a parameter, such as Noise2Inverse (:func:`analysis.crossval.n2i_candidates`), each scored as it is.
     """
     import pandas as pd
@@ -210,7 +211,7 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
             elif name in METHODS:
                 m = METHODS[name]
                 t = tune_by_holdout(data, theta, name, grids.get(name), needs=needs, cache=cache, search=search,
-                                    **common)
+                                    proxy=True, **common)
                 needs[name] = t.chosen
                 if name in methods:  # a start added only for another method is not a candidate of its own
                     out.append(_row(name, candidate_label(name, t.chosen), m.parameter, format_value(t.chosen),
@@ -358,24 +359,38 @@ def _make_consistent(enhanced, out_path, data, theta, center, value, step, *, at
 
 # ----------------------------------------------------------------------------- the report
 
-def _images(data, theta, center, table, needs, models, extras=(), *, backend, threads) -> List[tuple]:
-    """The central row of each of the top candidates, made from all the views."""
+def _images(data, theta, center, table, needs, models, extras=(), *, written=None, backend, threads) -> List[tuple]:
+    """The central row of each of the top candidates, made from all the views; a candidate whose volume was written
+    (``written``: method -> volume file) is read from it, not made again."""
+    from simulate.io import read_array
+
     row = data.shape[1] // 2
+    written = written or {}
     out = []
     for r in table.head(TOP).itertuples():
-        rec, entry, polish = _route(r.method, r.value, needs, models, extras)
-        image = rec(data[:, row:row + 1, :], theta, center, data.shape[-1], backend=backend, threads=threads)
-        if entry is not None:
-            from tomogan_core.modelfile import denoise, load_any
-
-            image = denoise(image, load_any(entry.path), repeat_edges=True)
-        if polish is not None:
-            from analysis.consistent import consistent_images
-
-            _, image = next(consistent_images(image, data[:, row:row + 1, :], theta, center, data.shape[-1],
-                                              [polish[0]], [polish[1]], backend=backend, threads=threads))
+        if r.method in written:
+            image = read_array(written[r.method], "/recon", ndim=3, index=np.s_[row:row + 1])
+        else:
+            image = _route_image(r, data[:, row:row + 1, :], theta, center, needs, models, extras, backend=backend,
+                                 threads=threads)
         out.append((f"{r.rank}. {r.label}\nscore {r.score:.4g} ± {r.score_se:.2g}", image[0]))
     return out
+
+
+def _route_image(r, data, theta, center, needs, models, extras, *, backend, threads) -> np.ndarray:
+    """One ranked candidate's route run on ``data`` (a few rows, all the views)."""
+    rec, entry, polish = _route(r.method, r.value, needs, models, extras)
+    image = rec(data, theta, center, data.shape[-1], backend=backend, threads=threads)
+    if entry is not None:
+        from tomogan_core.modelfile import denoise, load_any
+
+        image = denoise(image, load_any(entry.path), repeat_edges=True)
+    if polish is not None:
+        from analysis.consistent import consistent_images
+
+        _, image = next(consistent_images(image, data, theta, center, data.shape[-1], [polish[0]], [polish[1]],
+                                          backend=backend, threads=threads))
+    return image
 
 
 def _figure(images, path) -> None:
@@ -477,7 +492,7 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
     if method is not None and method not in set(table["method"]):
         raise InputError("--method", f"'{method}' was not ranked; choose one of {', '.join(table['method'])}")
     picks = list(table["method"]) if all_methods else [method or table.iloc[0]["method"]]
-    volumes = []
+    volumes = {}
     t0 = time.perf_counter()
     for name in picks:
         r = table[table["method"] == name].iloc[0]
@@ -492,14 +507,17 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
                                  "incident_estimate": attrs.get("incident_estimate", float("nan")),
                                  "forced": bool(method), "parent": str(raw)},
                           backend=backend, threads=threads, progress=progress)
-        volumes.append(str(path))
+        volumes[name] = str(path)
     costs[f"reconstruct {data.shape[1]} rows ({', '.join(picks)})"] = time.perf_counter() - t0
     table.to_csv(out_dir / "ranking.csv", index=False)
-    _figure(_images(data, theta, center_px, table, needs, models, extras, backend=backend, threads=threads),
-            out_dir / "summary.png")
+    t0 = time.perf_counter()
+    _figure(_images(data, theta, center_px, table, needs, models, extras, written=volumes, backend=backend,
+                    threads=threads), out_dir / "summary.png")
+    costs[f"images of the top {min(TOP, len(table))} candidates from all the views"] = time.perf_counter() - t0
     _summary_html(out_dir / "summary.html", scan=str(raw), attrs=attrs, center_info=center_info, table=table,
-                  rec=rec, costs=costs, volumes=volumes)
-    return {"table": table, "recommendation": rec, "volumes": volumes, "center": center_info, "costs": costs}
+                  rec=rec, costs=costs, volumes=list(volumes.values()))
+    return {"table": table, "recommendation": rec, "volumes": list(volumes.values()), "center": center_info,
+            "costs": costs}
 
 
 @cli
@@ -535,8 +553,8 @@ def main(argv=None):
                         "50], \"tv_weight\": [0, 0.05]}}' (the config's classical.grids); a method it leaves out "
                         "takes its registry grid")
     p.add_argument("--search", choices=SEARCHES, default="descent",
-                   help="each parameter's grid: descent (from its middle, scoring only the values it visits; "
-                        "default) or grid (every value)")
+                   help="each parameter's grid: descent (from its middle, axis by axis, scoring only the values it "
+                        "visits; default) or grid (every value)")
     p.add_argument("--rank-rows", type=int, default=RANK_ROWS, help="central detector rows the ranking scores")
     p.add_argument("--incident", default="auto",
                    help="photons per pixel weighting the scores: auto (the flats' estimate), none, or a number")

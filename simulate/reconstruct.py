@@ -10,18 +10,19 @@ them are registered in :mod:`analysis.classical`.
 Angles are in radians over [0, pi); the rotation axis lies at detector coordinate ``center`` (pixel edges,
 ``detector / 2`` a centred axis: docs/methods.md, "The rotation axis"). astra's CPU algorithms are single-threaded
 but release the GIL, so slices are reconstructed in a thread pool (``threads``). SIRT on astra runs as sparse
-products with astra's own projector matrix, several slices per pass (:func:`_sirt_matrix`), where it fits.
+products with astra's own projector matrix, several slices per pass (:mod:`simulate.sirt_matrix`), where it fits.
 """
 
 from __future__ import annotations
 
 import logging
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
+
+from .sirt_matrix import SirtProducts, matrix_fits
 
 __all__ = [
     "METHODS",
@@ -134,8 +135,8 @@ class _Astra:
 
     def sirt_iterates(self, sino, theta, size, n_iters, init=None):
         """Per slice: the SIRT iterates after each count in ``n_iters`` (increasing), from one run that starts at
-        zero or at ``init[i]`` (for a grid whose matrix does not fit :data:`MATRIX_MAX_GIB`; else
-        :func:`_sirt_matrix`)."""
+        zero or at ``init[i]`` (for a grid whose matrix does not fit
+        :data:`simulate.sirt_matrix.MATRIX_MAX_GIB`; else :class:`simulate.sirt_matrix.SirtProducts`)."""
         a = self.astra
 
         def one(i):
@@ -283,10 +284,7 @@ def sirt_iterates(sino, theta, n_iters, *, center=None, size=None, init=None, ba
     sino, theta = _check_sino(sino, theta)
     sino = _center_sinogram(sino, center)
     size = int(size or sino.shape[-1])
-    if init is not None:
-        init = np.asarray(init, dtype=np.float32)
-        if init.shape != (sino.shape[1], size, size):
-            raise ValueError(f"init has shape {init.shape}, expected {(sino.shape[1], size, size)}")
+    init = _check_init(init, sino, size)
     be = _backend(backend)
     if be.name == "tomopy":  # continue each run from the previous iterate
         out, rec, done = {}, init, 0
@@ -294,113 +292,15 @@ def sirt_iterates(sino, theta, n_iters, *, center=None, size=None, init=None, ba
             rec = be.recon_all(sino, theta, size, "sirt", threads, num_iter=n - done, init_recon=rec)
             out[n], done = rec.copy(), n
         return out
-    if matrix_fits(theta.size, sino.shape[-1], size):
-        return _sirt_matrix(sino, theta, size, n_iters, init, threads)
+    if matrix_fits(theta.size, sino.shape[-1], size):  # every slice at once, each block freed when done
+        products = SirtProducts([(sino, theta, init)], size, threads, keep=False)
+        products.advance(n_iters)
+        return products.made[0]
     per_slice = _map_slices(be.sirt_iterates(sino, theta, size, n_iters, init), sino.shape[1], threads, "sirt")
     return {n: np.stack([s[k] for s in per_slice], axis=0) for k, n in enumerate(n_iters)}
 
 
-# --------------------------------------------------------------------------- SIRT on many slices at once
-
-MATRIX_MAX_GIB = 4.0  # the projector matrix and its transpose (float32 values, int32 indices) at most this
-SLICES_PER_PRODUCT = 8  # slices multiplied together: more stops paying (the product leaves the cache)
-_NNZ_PER_PIXEL_ANGLE = 2.0  # bound on the 'linear' projector's entries per pixel and angle (measured: 1.8)
-
-
-def matrix_fits(n_angles: int, n_det: int, size: int) -> bool:
-    """Whether SIRT on astra runs as sparse products (:func:`_sirt_matrix`): its projector matrix and the
-    transpose fit :data:`MATRIX_MAX_GIB`.
-
-    >>> matrix_fits(180, 640, 640), matrix_fits(1500, 2048, 2048)
-    (True, False)
-    """
-    nnz = _NNZ_PER_PIXEL_ANGLE * n_angles * max(n_det, size) * size
-    return 2 * 8 * nnz <= MATRIX_MAX_GIB * 2 ** 30
-
-
-class _ProjectorRows:
-    """astra's 'linear' projector as a sparse matrix, kept per angle for the next call of the same grid.
-
-    The held-out folds of one scan share most of their angles, so each angle's rows are built once (by
-    ``astra.projector.matrix``) and a fold's matrix is stacked from them. The rows of one grid are kept, at most
-    :data:`MATRIX_MAX_GIB`/2; another grid, or more, starts afresh.
-    """
-
-    def __init__(self):
-        self._grid = None
-        self._rows = {}
-
-    def matrix(self, theta, n_det: int, size: int):
-        import astra
-        import scipy.sparse as sp
-
-        grid = (int(n_det), int(size))
-        if grid != self._grid:
-            self._grid, self._rows = grid, {}
-        theta = np.asarray(theta, dtype=np.float64)
-        missing = [t for t in dict.fromkeys(theta.tolist()) if t not in self._rows]
-        if missing:
-            vol_geom = astra.create_vol_geom(size, size)
-            proj_geom = astra.create_proj_geom("parallel", 1.0, n_det, np.asarray(missing))
-            pid = astra.create_projector("linear", proj_geom, vol_geom)
-            mid = astra.projector.matrix(pid)
-            try:
-                built = astra.matrix.get(mid).astype(np.float32).tocsr()
-            finally:
-                astra.matrix.delete(mid)
-                astra.projector.delete(pid)
-            if sum(m.nnz for m in self._rows.values()) + built.nnz > MATRIX_MAX_GIB * 2 ** 30 / 16:
-                self._rows = {t: self._rows[t] for t in theta.tolist() if t in self._rows}  # keep this call's
-            for j, t in enumerate(missing):  # astra orders the rows angle by angle
-                self._rows[t] = built[j * n_det:(j + 1) * n_det]
-        return sp.vstack([self._rows[t] for t in theta.tolist()], format="csr")
-
-
-_PROJECTOR_ROWS = _ProjectorRows()
-
-
-def _sirt_matrix(sino, theta, size, n_iters, init, threads):
-    """:func:`sirt_iterates` on astra, every slice at once: astra's SIRT update
-    ``x += C A^T R (p - A x)`` (R, C the inverse row and column sums of astra's own projector matrix A) as sparse
-    products on ``threads`` threads, in place of one astra run per slice. Equal to astra's SIRT to float
-    rounding (tests/test_reconstruct.py); several times faster, since one pass over the matrix serves
-    :data:`SLICES_PER_PRODUCT` slices."""
-    import torch
-
-    n_angles, n_slices, n_det = sino.shape
-    m = _PROJECTOR_ROWS.matrix(theta, n_det, size)
-
-    def torch_csr(x):
-        with warnings.catch_warnings():  # "sparse CSR support is in beta": the products used here are tested
-            warnings.simplefilter("ignore", UserWarning)
-            return torch.sparse_csr_tensor(torch.from_numpy(x.indptr), torch.from_numpy(x.indices),
-                                           torch.from_numpy(x.data), size=x.shape, check_invariants=False)
-
-    def inverse(v):
-        v = np.asarray(v, dtype=np.float64).ravel()
-        return torch.from_numpy(np.where(v > 0, 1.0 / np.where(v > 0, v, 1.0), 0.0).astype(np.float32))[:, None]
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(threads)))
-    try:
-        a, at = torch_csr(m), torch_csr(m.T.tocsr())
-        r, c = inverse(m.sum(axis=1)), inverse(m.sum(axis=0))
-        out = {n: np.empty((n_slices, size, size), dtype=np.float32) for n in n_iters}
-        for lo in range(0, n_slices, SLICES_PER_PRODUCT):
-            hi = min(n_slices, lo + SLICES_PER_PRODUCT)
-            p = torch.from_numpy(np.ascontiguousarray(sino[:, lo:hi, :].transpose(0, 2, 1).reshape(-1, hi - lo)))
-            x = (torch.zeros(size * size, hi - lo) if init is None else
-                 torch.from_numpy(np.ascontiguousarray(init[lo:hi].reshape(hi - lo, -1).T)))
-            done = 0
-            for n in n_iters:
-                for _ in range(n - done):
-                    x = x + c * (at @ (r * (p - a @ x)))
-                done = n
-                out[n][lo:hi] = x.T.reshape(hi - lo, size, size).numpy()
-        return out
-    finally:
-        torch.set_num_threads(previous)
-
+# --------------------------------------------------------------------------- a SIRT run continued
 
 class SirtRun:
     """SIRT iterates of one set of views, made only as far as asked.
@@ -408,7 +308,8 @@ class SirtRun:
     ``run[n]`` is the iterate after ``n`` iterations of one uninterrupted run from ``init`` (zero by default),
     for ``n`` among ``counts``. Asking for a count beyond those made continues the run from the last one (SIRT
     from its own iterate is the same run) and keeps every count of ``counts`` on the way; a search that settles at
-    50 iterations never pays for 800. The arguments are :func:`sirt_iterates`'s.
+    50 iterations never pays for 800. The arguments are :func:`sirt_iterates`'s. :meth:`together` makes the runs
+    of several sets of views of one scan (the held-out folds), which then advance as one product.
     """
 
     def __init__(self, sino, theta, *, counts, center=None, size=None, init=None, backend="auto", threads=1):
@@ -418,22 +319,66 @@ class SirtRun:
         self._sino, self._theta = sino, theta
         self._args = dict(center=center, size=size, backend=backend, threads=threads)
         self._made = {0: init}
+        self._member = _matrix_member(sino, theta, center, size, init, backend)
+        # on the matrix path, the run kept in torch: (SirtProducts, this run's member index there)
+        self._products = (None if self._member is None else
+                          SirtProducts.group([self._member[:3]], self._member[3], threads)[0])
+
+    @classmethod
+    def together(cls, members, *, counts, center=None, size=None, backend="auto", threads=1) -> list:
+        """One run per ``(sino, theta, init)`` of ``members`` (same rows, detector, centre and grid): on astra's
+        matrix path they advance together, every member to the count any one is asked for, one pass over the
+        projector serving all (:class:`simulate.sirt_matrix.SirtProducts`); else each runs on its own."""
+        runs = [cls(s, t, counts=counts, center=center, size=size, init=i, backend=backend, threads=threads)
+                for s, t, i in members]
+        if runs and all(run._products is not None for run in runs):
+            shared = SirtProducts.group([run._member[:3] for run in runs], runs[0]._member[3], threads)
+            for run, products in zip(runs, shared):
+                run._products = products
+        return runs
 
     @property
     def made(self) -> int:
-        """The iterations run so far."""
-        return max(self._made)
+        """The iterations run so far (with :meth:`together`, by any of the runs)."""
+        return self._products[0].done if self._products is not None else max(self._made)
 
     def __getitem__(self, n) -> np.ndarray:
-        n, done = int(n), self.made
+        n = int(n)
         if n not in self.counts:
             raise KeyError(f"{n} iterations is not one of the counts {self.counts}")
+        if self._products is not None:
+            products, i = self._products
+            products.advance([m for m in self.counts if m <= n])
+            return products.made[i][n]
+        done = max(self._made)
         if n > done:
             todo = [m for m in self.counts if done < m <= n]
             more = sirt_iterates(self._sino, self._theta, [m - done for m in todo], init=self._made[done],
                                  **self._args)
             self._made.update({m: more[m - done] for m in todo})
         return self._made[n]
+
+
+def _check_init(init, sino, size):
+    """``init`` as float32 ``(slices, size, size)`` for ``sino``, or None."""
+    if init is None:
+        return None
+    init = np.asarray(init, dtype=np.float32)
+    if init.shape != (sino.shape[1], size, size):
+        raise ValueError(f"init has shape {init.shape}, expected {(sino.shape[1], size, size)}")
+    return init
+
+
+def _matrix_member(sino, theta, center, size, init, backend):
+    """``(centred sino, theta, init, size)`` where SIRT of these views runs as sparse products on astra
+    (:func:`simulate.sirt_matrix.matrix_fits`), else None."""
+    sino, theta = _check_sino(sino, theta)
+    sino = _center_sinogram(sino, center)
+    size = int(size or sino.shape[-1])
+    init = _check_init(init, sino, size)
+    if _backend(backend).name == "tomopy" or not matrix_fits(theta.size, sino.shape[-1], size):
+        return None
+    return sino, theta, init, size
 
 
 def _robust_range(volume) -> float:
@@ -460,23 +405,31 @@ def tv_denoise(volume, *, weight: float, n_iter: int = 1000, threads: int = 1):
     return np.stack(_map_slices(one, volume.shape[0], threads, "tv"), axis=0).astype(np.float32)
 
 
-def bm3d_denoise(volume, *, sigma: float, threads: int = 1):
+BM3D_PROFILES = ("np", "lc")  # the bm3d package's normal profile, and its low-complexity one (about 3x faster)
+
+
+def bm3d_denoise(volume, *, sigma: float, threads: int = 1, profile: str = "np"):
     """BM3D (the ``bm3d`` package, both stages) of each slice, noise level relative to the volume's range.
 
     ``sigma`` is the noise standard deviation assumed by BM3D, as a fraction of the volume's robust
-    range (99.5th minus 0.5th percentile), like :func:`tv_denoise`'s weight. Slices are denoised one
-    after another: the ``bm3d`` binary runs its own thread pool and is not safe to call from several
-    Python threads, so ``threads`` is accepted for a uniform interface and ignored.
+    range (99.5th minus 0.5th percentile), like :func:`tv_denoise`'s weight. ``profile``: ``np``, the package's
+    normal profile, or ``lc``, its low-complexity one (``bm3d.BM3DProfileLC``: sparser block steps, smaller search
+    windows). Slices are denoised one after another: the ``bm3d`` binary runs its own thread pool and is not safe
+    to call from several Python threads, so ``threads`` is accepted for a uniform interface and ignored.
     """
     import bm3d
 
     volume = np.asarray(volume, dtype=np.float32)
     if not sigma > 0:
         raise ValueError(f"BM3D sigma must be > 0, got {sigma}")
+    if profile not in BM3D_PROFILES:
+        raise ValueError(f"BM3D profile must be one of {', '.join(BM3D_PROFILES)}, got '{profile}'")
+    chosen = bm3d.BM3DProfileLC() if profile == "lc" else "np"
     scale = _robust_range(volume)
 
     def one(i):
-        return np.asarray(bm3d.bm3d(volume[i] / scale, sigma_psd=float(sigma)), dtype=np.float32) * scale
+        return np.asarray(bm3d.bm3d(volume[i] / scale, sigma_psd=float(sigma), profile=chosen),
+                          dtype=np.float32) * scale
     return np.stack(_map_slices(one, volume.shape[0], 1, "bm3d"), axis=0).astype(np.float32)
 
 

@@ -276,6 +276,33 @@ def test_a_descent_scores_fewer_values_and_stops_at_the_grids_minimum(scan):
         cv.tune_by_holdout(noisy, theta, "fbp-tv", WIDE_TV_GRID, search="golden", **opts)
 
 
+def test_bm3d_searched_with_its_fast_profile_then_scored_with_its_own(scan, monkeypatch):
+    """tomogan-scan's BM3D (proxy=True): the grid is searched with the low-complexity profile, which chooses the
+    value the normal profile chooses on this scan; the chosen value alone is then made with the normal profile, and
+    its score is the method's own held-out score (to the float rounding of bm3d's threads)."""
+    from simulate import reconstruct as rc
+
+    _, theta, clean = scan
+    noisy = _noisy(clean, 200.0, 4)
+    opts = dict(incident=200.0, residual="plain", backend="astra", slices=2)
+    grid = [0.05, 0.1, 0.2, 0.4, 0.8]
+    full = cv.tune_by_holdout(noisy, theta, "fbp-bm3d", grid, **opts)
+    profiles = []
+    real = rc.bm3d_denoise
+
+    def counted(volume, **kw):
+        profiles.append(kw.get("profile", "np"))
+        return real(volume, **kw)
+    monkeypatch.setattr(rc, "bm3d_denoise", counted)
+    fast = cv.tune_by_holdout(noisy, theta, "fbp-bm3d", grid, proxy=True, **opts)
+    assert fast.by_proxy and not full.by_proxy
+    assert fast.chosen == full.chosen, (fast.scores, full.scores)
+    assert profiles.count("np") == 4 and profiles.count("lc") == 4 * len(grid)  # the chosen value once per fold
+    assert fast.scores[fast.chosen].score == pytest.approx(full.scores[full.chosen].score, rel=1e-6)  # bm3d's
+    others = [v for v in grid if v != fast.chosen]
+    assert all(fast.scores[v].score != pytest.approx(full.scores[v].score, rel=1e-6) for v in others)
+
+
 def test_a_descent_stops_at_a_local_minimum_and_visits_each_point_once():
     calls = []
     curve = [1.0, 3.0, 2.0, 2.5, 0.5]  # the global minimum at the end, a local one in the middle
@@ -321,17 +348,22 @@ def test_a_needed_start_is_taken_from_the_cache_not_run_again(scan, monkeypatch)
     noisy = _noisy(clean, 500.0, 6)
     opts = dict(incident=500.0, slices=1, backend="astra")
     runs = []
-    for name in ("sirt", "sirt_iterates"):
-        real = getattr(rc, name)
-        monkeypatch.setattr(rc, name, lambda *a, _real=real, _name=name, **kw: runs.append(_name) or _real(*a, **kw))
+    real = rc.sirt
+    monkeypatch.setattr(rc, "sirt", lambda *a, **kw: runs.append("sirt") or real(*a, **kw))
+
+    class CountedRun(rc.SirtRun):
+        def __init__(self, *a, **kw):
+            runs.append("SirtRun")
+            super().__init__(*a, **kw)
+    monkeypatch.setattr(rc, "SirtRun", CountedRun)
     plain = cv.tune_by_holdout(noisy, theta, "sirt-tv", [0.02, 0.1], needs={"sirt": 10}, **opts)
     assert runs.count("sirt") == 4  # one SIRT per fold without a cache
 
     cache, runs[:] = cv.StartCache(), []
     cv.tune_by_holdout(noisy, theta, "sirt", [5, 10], cache=cache, **opts)
-    assert runs == ["sirt_iterates"] * 4
+    assert runs == ["SirtRun"] * 4
     cached = cv.tune_by_holdout(noisy, theta, "sirt-tv", [0.02, 0.1], needs={"sirt": 10}, cache=cache, **opts)
-    assert runs == ["sirt_iterates"] * 4 and cache.hits == 4
+    assert runs == ["SirtRun"] * 4 and cache.hits == 4
     assert cached.scores == plain.scores  # iterates and a fresh run of that count are the same image
     # from all the views too; another count or other views are not hits
     list(cv.all_view_candidates(noisy, theta, "sirt", [10], slices=1, backend="astra", cache=cache))

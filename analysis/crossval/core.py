@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Protocol, Tuple
+from typing import Dict, List, Optional, Protocol, Tuple
 
 import numpy as np
 from scipy import ndimage
@@ -105,12 +105,14 @@ class HoldoutResult:
 
 @dataclass(frozen=True)
 class TuneResult:
-    """The outcome of :func:`tune_by_holdout`: ``chosen`` has the smallest score of ``scores``."""
+    """The outcome of :func:`tune_by_holdout`: ``chosen`` has the smallest score of ``scores``. ``by_proxy``: the
+    grid was searched with the method's cheaper stand-in, so every score but the chosen value's is the stand-in's."""
 
     method: str
     parameter: str
     chosen: float
     scores: Dict[float, HoldoutResult]
+    by_proxy: bool = False
 
 
 # ----------------------------------------------------------------------------- searching a grid
@@ -118,14 +120,15 @@ class TuneResult:
 SEARCHES = ("grid", "descent")  # how a tuner visits a grid: every value, or a descent from its middle
 
 
-def grid_descent(shape: Tuple[int, ...], score) -> Dict[Tuple[int, ...], float]:
+def grid_descent(shape: Tuple[int, ...], score, start: Optional[Tuple[int, ...]] = None) -> Dict[Tuple[int, ...], float]:
     """The points of a grid of ``shape`` a descent visits, each with its ``score`` (lower is better).
 
-    From the grid's middle, the descent moves to the best of the point and its neighbours (one step along one
-    axis) until the point itself is the best, so it stops at a local minimum; ``score(index)`` is called once per
-    point visited. Where the score falls and then rises along each axis -- the held-out score of a regulariser's
-    weight does, on every scan the workflow's ``crossval`` rule scores, ``check.csv``'s ``descent_agrees`` -- the
-    minimum it stops at is the grid's, at a fraction of the points. Ties go to the lower index.
+    From ``start`` (default the grid's middle), a line search along each axis in turn -- a step to the better
+    neighbour along that axis, on while the score falls -- until a pass over every axis moves nowhere, so it stops
+    at a local minimum; ``score(index)`` is called once per point visited. Where the score falls and then rises
+    along each axis -- the held-out score of a regulariser's weight does, on every scan the workflow's ``crossval``
+    rule scores, ``check.csv``'s ``descent_agrees`` -- the minimum it stops at is the grid's, at a fraction of the
+    points. Ties go to the lower index.
 
     >>> curve = [5, 4, 3, 2, 1, 2, 3, 4]
     >>> seen = grid_descent((8,), lambda i: curve[i[0]])
@@ -133,7 +136,7 @@ def grid_descent(shape: Tuple[int, ...], score) -> Dict[Tuple[int, ...], float]:
     ((4,), 4)
     >>> seen = grid_descent((3, 3), lambda i: (i[0] - 2) ** 2 + i[1] ** 2)
     >>> min(seen, key=seen.get), len(seen)
-    ((2, 0), 7)
+    ((2, 0), 6)
     """
     seen: Dict[Tuple[int, ...], float] = {}
 
@@ -141,14 +144,21 @@ def grid_descent(shape: Tuple[int, ...], score) -> Dict[Tuple[int, ...], float]:
         if point not in seen:
             seen[point] = float(score(point))
         return seen[point]
-    here = tuple((n - 1) // 2 for n in shape)
-    while True:
-        near = [here] + [here[:a] + (here[a] + d,) + here[a + 1:] for a in range(len(shape)) for d in (-1, 1)
-                         if 0 <= here[a] + d < shape[a]]
-        best = min(near, key=lambda p: (at(p), p))
-        if best == here:
-            return seen
-        here = best
+    here = tuple((n - 1) // 2 for n in shape) if start is None else tuple(int(i) for i in start)
+    if len(here) != len(shape) or not all(0 <= i < n for i, n in zip(here, shape)):
+        raise ValueError(f"start {start} is not a point of a grid of shape {shape}")
+    moved = True
+    while moved:
+        moved = False
+        for a in range(len(shape)):
+            while True:
+                near = [here] + [here[:a] + (here[a] + d,) + here[a + 1:] for d in (-1, 1)
+                                 if 0 <= here[a] + d < shape[a]]
+                best = min(near, key=lambda p: (at(p), p))
+                if best == here:
+                    break
+                here, moved = best, True
+    return seen
 
 
 # ----------------------------------------------------------------------------- folds and rays

@@ -16,7 +16,7 @@ from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
-from analysis.classical import METHODS
+from analysis.classical import METHODS, each_value
 from analysis.crossval.candidates import StartCache, _start
 from analysis.crossval.core import (REFERENCE_FOV_MARGIN, SEARCHES, HoldoutResult, Reconstructor, TuneResult, _check,
                                    fold_result, grid_descent, held_out_folds, holdout_residual)
@@ -35,17 +35,21 @@ def _grid(method, grid) -> list:
 def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float]] = None, *, k: int = 4,
                     center=None, size=None, incident=None, slices=None, residual: str = "auto",
                     needs: Optional[Mapping[str, float]] = None, backend: str = "auto",
-                    threads: int = 1, cache: Optional[StartCache] = None, search: str = "grid") -> TuneResult:
+                    threads: int = 1, cache: Optional[StartCache] = None, search: str = "grid",
+                    proxy: bool = False) -> TuneResult:
     """The parameter value of a registry method with the smallest held-out residual.
 
     Per fold, the method's start is made once from the kept views, and the registry's ``candidates`` produce the
     grid's images from it (SIRT: all counts from one run); each value's score equals ``holdout_residual`` of
     ``classical_reconstructor(method_name, value)``. ``cache``: a :class:`StartCache` to keep and take starts in.
     ``search``: ``grid`` scores every value; ``descent`` (:func:`analysis.crossval.core.grid_descent`) only the
-    values a descent from the grid's middle visits, for a method whose values each cost a run of their own
+    values a descent visits, for a method whose values each cost a run of their own
     (:attr:`analysis.classical.Method.per_value`) or come from one run made only as far as asked
     (:attr:`~analysis.classical.Method.run`: SIRT, which then runs to the largest count visited, not the grid's);
-    others score the whole grid, which costs them no more.
+    others score the whole grid, which costs them no more. ``proxy``: a method with a cheaper stand-in
+    (:attr:`analysis.classical.Method.proxy`, BM3D's low-complexity profile) searches the grid with it, then makes
+    and scores the value chosen with the method itself; the other values' scores are then the stand-in's
+    (``TuneResult.by_proxy``).
 
     Returns
     -------
@@ -61,17 +65,18 @@ def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float
     n_rays, kind = sum(f[4].n_rays for f in per_fold), per_fold[0][4].residual
     starts = [_start(method, kd, kt, c, s, needs, backend, threads, cache) for kd, kt, c, s, _ in per_fold]
     per_value: Dict[float, list] = {}
-    descent = search == "descent" and (method.per_value or method.run is not None)
-    runs = ([method.run(x, grid, backend=backend, threads=threads) for x in starts]
-            if descent and method.run is not None else None)
+    by_proxy = bool(proxy and method.proxy is not None)
+    candidates = each_value(method.proxy) if by_proxy else method.candidates
+    descent = search == "descent" and (by_proxy or method.per_value or method.run is not None)
+    runs = method.run(starts, grid, backend=backend, threads=threads) if descent and method.run else None
 
-    def score(values) -> None:
+    def score(values, made_by=candidates, keep=not by_proxy) -> None:
         for i, ((kept_data, kept_theta, c, s, scorer), x) in enumerate(zip(per_fold, starts)):
             made = (((v, runs[i][v]) for v in values) if runs is not None else
-                    method.candidates(x, values, backend=backend, threads=threads))
+                    made_by(x, values, backend=backend, threads=threads))
             for value, volume in made:
                 per_value.setdefault(method.value_type(value), []).append(scorer.scores(volume))
-                if cache is not None:
+                if cache is not None and keep:
                     cache.put(method_name, value, kept_data, kept_theta, c, s, volume)
 
     def result(v) -> HoldoutResult:
@@ -87,10 +92,14 @@ def tune_by_holdout(data, theta, method_name: str, grid: Optional[Sequence[float
         score(grid)
     scores = {v: result(v) for v in grid if v in per_value}
     chosen = min(scores, key=lambda v: scores[v].score)
+    if by_proxy:  # the value the stand-in chose, made and scored by the method itself
+        del per_value[chosen]
+        score([chosen], made_by=method.candidates, keep=True)
+        scores[chosen] = result(chosen)
     if len(grid) > 2 and chosen in (grid[0], grid[-1]):
         logger.warning("%s: the chosen %s = %s is at the edge of the grid; widen it", method_name,
                        method.parameter, chosen)
-    return TuneResult(method_name, method.parameter, chosen, scores)
+    return TuneResult(method_name, method.parameter, chosen, scores, by_proxy)
 
 
 def rank_methods(candidates: Mapping[str, Reconstructor], data, theta, *, k: int = 4, center=None, size=None,
