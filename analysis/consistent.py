@@ -22,7 +22,9 @@ __all__ = ["N_ITERS", "TV_WEIGHTS", "SUFFIX", "PARAMETER", "format_value", "pars
 
 logger = logging.getLogger(__name__)
 
-N_ITERS = (5, 10, 20, 50, 100, 200)    # SIRT iterations from the network's image
+# SIRT iterations from the network's image: as far as SIRT's own registry grid, since a sparse scan's route may be
+# best past 200 (the demo scan at 1/4 of its views and a 640-pixel scan were, at 200, when the grid ended there)
+N_ITERS = (5, 10, 20, 50, 100, 200, 300, 400, 600, 800)
 TV_WEIGHTS = (0.0, 0.02, 0.05, 0.1, 0.2)  # Chambolle TV after them, relative to the image's range (0: none)
 SUFFIX = "+sirt"                       # the route's method name: the model's, then this
 PARAMETER = "n_iter, tv_weight"
