@@ -322,7 +322,7 @@ class SirtRun:
         self._member = _matrix_member(sino, theta, center, size, init, backend)
         # on the matrix path, the run kept in torch: (SirtProducts, this run's member index there)
         self._products = (None if self._member is None else
-                          SirtProducts.group([self._member[:3]], self._member[3], threads)[0])
+                          (SirtProducts([self._member[:3]], self._member[3], threads), 0))
 
     @classmethod
     def together(cls, members, *, counts, center=None, size=None, backend="auto", threads=1) -> list:
@@ -405,7 +405,7 @@ def tv_denoise(volume, *, weight: float, n_iter: int = 1000, threads: int = 1):
     return np.stack(_map_slices(one, volume.shape[0], threads, "tv"), axis=0).astype(np.float32)
 
 
-BM3D_PROFILES = ("np", "lc")  # the bm3d package's normal profile, and its low-complexity one (about 3x faster)
+BM3D_PROFILES = ("np", "lc")  # the bm3d package's normal profile, and its low-complexity one (sparser steps, smaller windows)
 
 
 def bm3d_denoise(volume, *, sigma: float, threads: int = 1, profile: str = "np"):

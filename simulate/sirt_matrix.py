@@ -5,8 +5,8 @@ astra's CPU SIRT runs one slice at a time, and every iteration reads the project
 matrix ``A``), runs as torch products over a block of columns: the slices of a volume, and, for the held-out
 ranking, the slices of every fold at once. A fold is a subset of the scan's views, so it is the full scan's
 ``A`` with the other views' rays weighted zero; its ``C`` counts only its own rays. One pass over ``A`` then
-serves every fold, where separate runs would each read their own matrix (at 640 pixels and 180 views, 4 folds
-of 2 slices: about half the time; ``bench/scan_cost.py``).
+serves every fold, where separate runs would each read their own matrix (the cost of a ranking:
+``bench/scan_cost.py``).
 
 :class:`SirtProducts` keeps its iterates between calls, so a search that asks for 50 iterations, then 100, then
 400 continues one run. The equality with astra's own SIRT, run slice by slice, is tested
@@ -97,7 +97,11 @@ def _torch_csr(x):
 
 def _union(members) -> Optional[Tuple[np.ndarray, List[np.ndarray]]]:
     """The angles of all ``members`` (first-seen order) and each member's rows among them; None where they cannot
-    share one matrix: a member repeats an angle, or two disagree on the projections of an angle they share."""
+    share one matrix: a member repeats an angle, or two disagree on the projections of an angle they share. A lone
+    member is its own union, repeated angles and all (as astra takes them)."""
+    if len(members) == 1:
+        theta = np.asarray(members[0][1], dtype=np.float64)
+        return theta, [np.arange(theta.size)]
     where: Dict[float, Tuple[int, int]] = {}
     for i, (sino, theta, _) in enumerate(members):
         if len(set(theta.tolist())) < theta.size:
@@ -106,8 +110,8 @@ def _union(members) -> Optional[Tuple[np.ndarray, List[np.ndarray]]]:
             where.setdefault(t, (i, j))
     index = {t: a for a, t in enumerate(where)}
     rows = [np.array([index[t] for t in theta.tolist()], dtype=np.int64) for _, theta, _ in members]
-    for (sino, theta, _), r in zip(members, rows):
-        for t, j in zip(theta.tolist(), range(theta.size)):
+    for sino, theta, _ in members:
+        for j, t in enumerate(theta.tolist()):
             i, k = where[t]
             if members[i][0] is not sino and not np.array_equal(members[i][0][k], sino[j]):
                 return None

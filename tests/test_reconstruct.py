@@ -161,7 +161,8 @@ def test_folds_run_together_equal_each_fold_run_alone(small_sino):
             assert np.abs(products.made[i][n] - alone.made[0][n]).max() < 1e-5 * scale, n
 
 
-def test_view_sets_that_disagree_on_an_angle_run_apart(small_sino):
+def test_view_sets_that_disagree_on_an_angle_run_apart_and_a_repeated_angle_runs_alone(small_sino):
+    from simulate import reconstruct as rc
     from simulate import sirt_matrix as sm
 
     data, theta, _ = small_sino
@@ -169,8 +170,13 @@ def test_view_sets_that_disagree_on_an_angle_run_apart(small_sino):
     other[0] += 1.0
     apart = sm.SirtProducts.group([(data, theta, None), (other, theta, None)], data.shape[-1])
     assert apart[0][0] is not apart[1][0]
+    repeated = (data, np.r_[theta[:-1], theta[0]], None)  # an angle twice: alone it runs, as astra would run it
     with pytest.raises(ValueError, match="share one matrix"):
-        sm.SirtProducts([(data, np.r_[theta[:-1], theta[0]], None)], data.shape[-1])
+        sm.SirtProducts([repeated, (data, theta, None)], data.shape[-1])
+    alone = sm.SirtProducts([repeated], data.shape[-1], keep=False)
+    alone.advance([3])
+    per_slice = rc._Astra().sirt_iterates(data, repeated[1], data.shape[-1], [3])(0)[0]
+    np.testing.assert_allclose(alone.made[0][3][0], per_slice, atol=1e-5 * np.abs(per_slice).max())
 
 
 def test_a_grid_too_large_for_the_matrix_falls_back_to_astra_slice_by_slice(small_sino, monkeypatch):
