@@ -230,6 +230,8 @@ class _Registry(dict):
         raise ValueError(f"unknown method '{name}'; choose one of {', '.join(self)}")
 
 
+# TV weights span over two decades: the best weight moves by more than one value between the lightest and the
+# heaviest dose (relative to the input's robust range)
 _TV_GRID = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 #: The registered methods by name, in the order of the tables' columns.
@@ -241,6 +243,7 @@ METHODS: dict[str, Method] = _Registry((m.name, m) for m in (
     Method("sirt-tv", "SIRT+TV", "weight", "w", _TV_GRID, "sirt", candidates=each_value(_tv), apply=_tv,
            needs=("sirt",), timing_name="SIRT ({sirt} it.)+TV, tuned"),
     Method("fbp-tv", "FBP+TV", "weight", "w", _TV_GRID, "fbp", candidates=each_value(_tv), apply=_tv),
+    # BM3D is the dearest method to tune: fewer, wider-spaced values (noise sigma, relative to the robust range)
     Method("fbp-bm3d", "FBP+BM3D", "sigma", "σ", (0.025, 0.05, 0.1, 0.2, 0.4, 0.8), "fbp",
            candidates=each_value(_bm3d), apply=_bm3d, proxy=_bm3d_fast),
 ))

@@ -485,6 +485,8 @@ class Plan(ClaimsPlanning, ScanPlanning):
         grid = cl.get("grids", {}).get(method)
         if grid:
             flags += " --grid " + " ".join(str(v) for v in grid)
+        if cl.get("patience"):
+            flags += f" --patience {int(cl['patience'])}"
         return flags + f" --criterion {cl['criterion']}"
 
     def n2i_args(self) -> str:

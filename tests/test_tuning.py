@@ -4,6 +4,7 @@
 end register methods of their own there and tune and apply them with this module as it stands.
 """
 
+import dataclasses
 import json
 
 import h5py
@@ -70,6 +71,29 @@ def test_grid_search_picks_the_best_and_reports_every_value():
     assert scores[1]["psnr"] > scores[0]["psnr"] > scores[2]["psnr"]
     with pytest.raises(ValueError, match="criterion"):
         grid_search([(1, ref)], ref, criterion="mse")
+
+
+def test_patience_stops_past_the_optimum_and_chooses_what_the_whole_grid_chooses(scan, monkeypatch):
+    # SIRT on noisy views: its validation score peaks, then falls as the iterations fit the noise. With patience 2
+    # the run must stop two counts past the peak (fails if the whole grid is still made, or if stopping changes the
+    # choice), and the largest count made must be below the grid's largest.
+    _, files = scan
+    grid = [2, 5, 10, 20, 50, 100, 200, 400, 800, 1600]
+    whole = tune("sirt", files["low"][0], files["full"][1], VAL, grid=grid)
+    advanced = []
+    real = METHODS["sirt"].candidates
+
+    def counting(x, g, **kw):
+        for v, volume in real(x, g, **kw):
+            advanced.append(v)
+            yield v, volume
+    monkeypatch.setitem(METHODS, "sirt", dataclasses.replace(METHODS["sirt"], candidates=counting))
+    early = tune("sirt", files["low"][0], files["full"][1], VAL, grid=grid, patience=2)
+    assert early["value"] == whole["value"] and not early["at_edge"]
+    position = grid.index(whole["value"])
+    assert position + 2 < len(grid) - 1, "the test needs an optimum well inside the grid"
+    assert advanced == grid[:position + 3] and len(early["scores"]) == position + 3
+    assert early["patience"] == 2 and whole["patience"] is None
 
 
 def test_tv_tuned_on_validation_beats_fbp_and_chooses_inside_the_grid(scan):
