@@ -15,6 +15,7 @@ from typing import Iterator, Sequence, Tuple
 import numpy as np
 
 from analysis.crossval import SEARCHES, Reconstructor, TuneResult, fold_result, grid_descent, held_out_folds
+from analysis.classical import TV_ITER, TV_PROXY_ITER
 from simulate.reconstruct import SirtRun, sirt_iterates, tv_denoise
 
 __all__ = ["N_ITERS", "TV_WEIGHTS", "SUFFIX", "PARAMETER", "format_value", "parse_value", "consistent_images",
@@ -54,13 +55,14 @@ def consistent_images(start, data, theta, center, size, n_iters: Sequence[int] =
                              threads=threads)
     for n in sorted(iterates):
         for w in weights:
-            yield (int(n), float(w)), (tv_denoise(iterates[n], weight=w, threads=threads) if w > 0 else iterates[n])
+            yield (int(n), float(w)), (tv_denoise(iterates[n], weight=w, n_iter=TV_ITER, threads=threads) if w > 0
+                                       else iterates[n])
 
 
 def tune_consistent(data, theta, start: Reconstructor, *, n_iters: Sequence[int] = N_ITERS,
                     weights: Sequence[float] = TV_WEIGHTS, k: int = 4, center=None, size=None, incident=None,
                     slices=None, residual: str = "auto", backend: str = "auto", threads: int = 1,
-                    method: str = "consistent", search: str = "grid") -> TuneResult:
+                    method: str = "consistent", search: str = "grid", proxy: bool = False) -> TuneResult:
     """The (iterations, TV weight) pair with the smallest held-out residual, from ``start`` (a reconstructor: the
     FBP of the kept views, then the model).
 
@@ -68,7 +70,9 @@ def tune_consistent(data, theta, start: Reconstructor, *, n_iters: Sequence[int]
     SIRT run from the start's image gives every count, run only as far as the counts scored; ``search="descent"``
     (:func:`analysis.crossval.core.grid_descent`) then scores only the pairs a descent visits, each one TV run per
     fold, instead of every pair (``grid``). The descent starts at the middle count without TV (where the grid has a
-    weight 0), so it walks the counts at no TV cost before it searches the weight.
+    weight 0), so it walks the counts at no TV cost before it searches the weight. ``proxy``: the pairs are scored
+    with TV's stand-in (:data:`analysis.classical.TV_PROXY_ITER` Chambolle iterations), then the chosen pair is made
+    and scored with the full TV (``TuneResult.by_proxy``), as :func:`analysis.crossval.tune_by_holdout` does.
 
     Returns
     -------
@@ -90,14 +94,15 @@ def tune_consistent(data, theta, start: Reconstructor, *, n_iters: Sequence[int]
     per_fold = [(f[4], run) for f, run in zip(folds, runs)]
     n_rays, kind = sum(f[0].n_rays for f in per_fold), per_fold[0][0].residual
     scores = {}
+    tv_iter = TV_PROXY_ITER if proxy else TV_ITER
+
+    def made(n, w, n_tv):
+        return [scorer.scores(tv_denoise(iterates[n], weight=w, n_iter=n_tv, threads=threads) if w > 0
+                              else iterates[n]) for scorer, iterates in per_fold]
 
     def visit(index) -> float:
         n, w = n_iters[index[0]], weights[index[1]]
-        fold_scores = []
-        for scorer, iterates in per_fold:
-            image = iterates[n]
-            fold_scores.append(scorer.scores(tv_denoise(image, weight=w, threads=threads) if w > 0 else image))
-        scores[(n, w)] = fold_result(fold_scores, k, incident is not None, n_rays, kind)
+        scores[(n, w)] = fold_result(made(n, w, tv_iter), k, incident is not None, n_rays, kind)
         return scores[(n, w)].score
 
     shape = (len(n_iters), len(weights))
@@ -108,11 +113,14 @@ def tune_consistent(data, theta, start: Reconstructor, *, n_iters: Sequence[int]
             visit(index)
     scores = {g: scores[g] for g in sorted(scores)}
     chosen = min(scores, key=lambda g: scores[g].score)
+    by_proxy = proxy and chosen[1] > 0  # without TV the stand-in is the route itself
+    if by_proxy:
+        scores[chosen] = fold_result(made(*chosen, TV_ITER), k, incident is not None, n_rays, kind)
     if chosen[0] == n_iters[-1] and len(n_iters) > 2:
         logger.warning("%s: the chosen %d iterations are the grid's largest; widen it", method, chosen[0])
     if chosen[1] == weights[-1] and len(weights) > 2:
         logger.warning("%s: the chosen TV weight %g is the grid's largest; widen it", method, chosen[1])
-    return TuneResult(method, PARAMETER, chosen, scores)
+    return TuneResult(method, PARAMETER, chosen, scores, by_proxy)
 
 
 def consistent_reconstructor(start: Reconstructor, n_iter: int, weight: float) -> Reconstructor:

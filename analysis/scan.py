@@ -176,7 +176,8 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
     takes its registry grid, the view-consistent route :data:`analysis.consistent.N_ITERS` and ``TV_WEIGHTS``).
     ``search``: how each parameter's grid is searched (:data:`analysis.crossval.SEARCHES`; ``descent`` scores only
     the values a descent visits, :func:`analysis.crossval.core.grid_descent`; BM3D's σ searched with its
-    low-complexity profile, the chosen σ then scored with the normal one). ``extras``: further ``(method, reconstructor)`` candidates
+    low-complexity profile and TV's weights with :data:`analysis.classical.TV_PROXY_ITER` iterations, the chosen
+    value then scored with the method itself). ``extras``: further ``(method, reconstructor)`` candidates
     without a parameter, such as Noise2Inverse (:func:`analysis.crossval.n2i_candidates`), each scored as it is.
     """
     import pandas as pd
@@ -225,7 +226,7 @@ def rank_candidates(data, theta, center: float, *, methods: Sequence[str] = ("fb
                     out.append(_row(name, candidate_label(name), "", "",
                                     holdout_residual(data, theta, loaded[base], **common)))
                 else:
-                    t = cs.tune_consistent(data, theta, loaded[base], method=name, search=search,
+                    t = cs.tune_consistent(data, theta, loaded[base], method=name, search=search, proxy=True,
                                            n_iters=route_grid.get("n_iter", cs.N_ITERS),
                                            weights=route_grid.get("tv_weight", cs.TV_WEIGHTS), **common)
                     out.append(_row(name, consistent_label(base, t.chosen), cs.PARAMETER, cs.format_value(t.chosen),

@@ -96,6 +96,28 @@ def test_a_descent_over_both_parameters_chooses_the_grids_pair_at_fewer_tv_runs(
     assert len(runs) == 4 * len(tv_pairs) < 4 * 5 * 3  # one TV run per fold and pair visited, not per pair
 
 
+def test_a_search_by_tvs_stand_in_chooses_as_the_full_tv_then_scores_the_choice_with_it(sparse_scan, monkeypatch):
+    # tomogan-scan's route (proxy=True): the pairs are ranked with a few Chambolle iterations. Fails if the stand-in
+    # chooses another pair than the full TV on this scan, if the chosen pair's score is not the full TV's, or if
+    # the full TV runs for more than the chosen pair (once per fold).
+    import analysis.consistent as module
+    from analysis.classical import TV_ITER, TV_PROXY_ITER
+
+    truth, theta, data = sparse_scan
+    network, _ = _network(truth)
+    common = dict(n_iters=[2, 5, 10, 20, 40], weights=[0.0, 0.01, 0.03, 0.1, 0.3], k=4, incident=2e4)
+    full = cs.tune_consistent(data, theta, network, **common)
+    assert full.chosen[1] > 0, "the test needs a route that chooses some TV"
+    iterations = []
+    real = module.tv_denoise
+    monkeypatch.setattr(module, "tv_denoise", lambda *a, **kw: iterations.append(kw["n_iter"]) or real(*a, **kw))
+    fast = cs.tune_consistent(data, theta, network, proxy=True, **common)
+    assert fast.by_proxy and not full.by_proxy
+    assert fast.chosen == full.chosen
+    assert fast.scores[fast.chosen].score == pytest.approx(full.scores[full.chosen].score, rel=1e-6)
+    assert iterations.count(TV_ITER) == 4 and iterations.count(TV_PROXY_ITER) == len(iterations) - 4
+
+
 def test_values_round_trip_and_bad_grids_are_refused(sparse_scan):
     truth, theta, data = sparse_scan
     assert cs.parse_value(cs.format_value((20, 0.05))) == (20, 0.05)

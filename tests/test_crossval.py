@@ -303,6 +303,21 @@ def test_bm3d_searched_with_its_fast_profile_then_scored_with_its_own(scan, monk
     assert all(fast.scores[v].score != pytest.approx(full.scores[v].score, rel=1e-6) for v in others)
 
 
+def test_tv_searched_with_fewer_iterations_chooses_as_the_full_tv(scan):
+    """tomogan-scan's TV methods (proxy=True) rank the weights with TV_PROXY_ITER Chambolle iterations: on this scan
+    they choose what the full TV chooses, whose score the chosen weight then carries. Fails if the stand-in's
+    iterates order the weights otherwise, or if the chosen weight keeps the stand-in's score."""
+    _, theta, clean = scan
+    noisy = _noisy(clean, 200.0, 4)
+    opts = dict(incident=200.0, residual="plain", backend="astra", slices=2)
+    full = cv.tune_by_holdout(noisy, theta, "fbp-tv", WIDE_TV_GRID, **opts)
+    fast = cv.tune_by_holdout(noisy, theta, "fbp-tv", WIDE_TV_GRID, proxy=True, **opts)
+    assert fast.by_proxy and fast.chosen == full.chosen not in (WIDE_TV_GRID[0], WIDE_TV_GRID[-1])
+    assert fast.scores[fast.chosen].score == pytest.approx(full.scores[full.chosen].score, rel=1e-9)
+    heavy = [v for v in WIDE_TV_GRID if v >= 0.1]  # where 200 iterations are still far from converged
+    assert any(fast.scores[v].score != pytest.approx(full.scores[v].score, rel=1e-9) for v in heavy)
+
+
 def test_a_descent_stops_at_a_local_minimum_and_visits_each_point_once():
     calls = []
     curve = [1.0, 3.0, 2.0, 2.5, 0.5]  # the global minimum at the end, a local one in the middle
