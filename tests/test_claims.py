@@ -40,6 +40,14 @@ def _per_slice(plan, shift):
     return pd.DataFrame(rows)
 
 
+def _tuning_file(path: Path, method: str, score: float, criterion: str = "ssim") -> str:
+    """A tuning JSON as ``analysis.tuning tune`` writes it: ``score`` at the chosen value, less at the other."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"method": method, "criterion": criterion, "value": 2,
+                                "scores": [{"value": 1, criterion: score - 0.1}, {"value": 2, criterion: score}]}))
+    return str(path)
+
+
 def test_every_default_claim_expands_into_comparisons_of_the_plan():
     plan = Plan.from_config(load_config(ROOT / "config" / "default.yaml"))
     comps = plan.claim_comparisons()
@@ -468,3 +476,70 @@ def test_an_unmeasured_correlation_is_covered_at_its_worst():
     assert unknown["rho_simulated"] == " ".join(f"{r:g}" for r in RHO_UNKNOWN)
     assert unknown["block"] > zero["block"]  # the bootstrap's blocks are as long as the worst correlation's
     assert unknown["coverage_bootstrap"] <= zero["coverage_bootstrap"] + 0.05
+
+
+# ---------------------------------------------------------------- the best tuned classical method, chosen on validation
+
+def _chooser(tmp_path, volumes: dict, dose="d", label="best-classical"):
+    """A side choosing among methods by their tuning files: ``volumes`` maps each test volume to method -> validation
+    score (one tuning file per volume and method under ``tmp_path``); the methods in the first volume's order."""
+    methods = list(next(iter(volumes.values())))
+    tuning = {v: {m: _tuning_file(tmp_path / v / f"{m}.json", m, score) for m, score in scores.items()}
+              for v, scores in volumes.items()}
+    names = list(volumes)
+    return {"label": label, "rows": [{"dataset": names[0] if len(names) == 1 else names, "dose": dose,
+                                      "method": None, "model": None}],
+            "choose": {"methods": methods, "tuning": tuning}}
+
+
+def test_the_comparator_is_the_validation_best_even_where_another_method_wins_on_test(tmp_path):
+    """Fails if the comparator were chosen by test scores (sirt wins there) or not by the tuning files' scores at
+    their chosen values: validation says FBP+TV, so TomoGAN is compared with FBP+TV, and the row says so."""
+    from analysis.claims import resolve_comparator
+
+    models = ["m-s0", "m-s1", "m-s2"]
+    table = _scores({**{("tomogan", m): 0.70 for m in models}, ("sirt", ""): 0.80, ("fbp-tv", ""): 0.60})
+    comp = _comp("best-classical", _rows("tomogan", models), [], kind="not-worse",
+                 b=_chooser(tmp_path, {"v": {"sirt": 0.75, "fbp-tv": 0.80}}))
+    resolved = resolve_comparator(comp)
+    assert resolved["comparator"] == "fbp-tv" and resolved["comparator_validation"] == pytest.approx(0.80)
+    assert [r["method"] for r in resolved["b"]["rows"]] == ["fbp-tv"] and "choose" not in resolved["b"]
+    assert "fbp-tv, validation ssim 0.8000" in resolved["part"]
+    (row,) = judge_comparisons([comp], table, margins={"ssim": 0.01}, n_boot=300, level=0.95, seed=0,
+                               coverage_sims=40)
+    assert row["comparator"] == "fbp-tv" and row["b_models"] == "fbp-tv"
+    assert row["effect"] == pytest.approx(0.10, abs=0.01) and row["verdict"] == "supported"
+
+
+def test_a_tie_on_validation_goes_to_the_method_registered_first(tmp_path):
+    """Fails if the order of the config's methods (or of a dict) broke the tie: sirt-tv is registered before fbp-tv
+    in analysis.classical.METHODS, whichever order the side lists them in."""
+    from analysis.claims import resolve_comparator
+
+    for volumes in ({"v": {"fbp-tv": 0.8, "sirt-tv": 0.8, "sirt": 0.7}},
+                    {"v": {"sirt-tv": 0.8, "sirt": 0.7, "fbp-tv": 0.8}}):
+        comp = _comp("best-classical", _rows("tomogan", ["m-s0"]), [], b=_chooser(tmp_path, volumes))
+        assert resolve_comparator(comp)["comparator"] == "sirt-tv"
+
+
+def test_the_volumes_of_one_condition_must_choose_alike(tmp_path):
+    """Fails if two test volumes of one dose whose tuning files choose differently (or score the same choice
+    differently: not the same validation slices) were judged anyway: one error line naming a tuning file."""
+    from analysis.claims import resolve_comparator
+    from simulate.plumbing import InputError
+
+    for other in ({"sirt": 0.7, "fbp-tv": 0.8}, {"sirt": 0.75, "fbp-tv": 0.6}):
+        comp = _comp("best-classical", _rows("tomogan", ["m-s0"]), [],
+                     b=_chooser(tmp_path, {"v1": {"sirt": 0.8, "fbp-tv": 0.7}, "v2": other}))
+        with pytest.raises(InputError, match="v2 at d chooses .* every test volume of one condition") as err:
+            resolve_comparator(comp)
+        assert err.value.path.startswith(str(tmp_path / "v2")) and "\n" not in str(err.value)
+    same = _comp("best-classical", _rows("tomogan", ["m-s0"]), [],
+                 b=_chooser(tmp_path, {"v1": {"sirt": 0.8, "fbp-tv": 0.7}, "v2": {"sirt": 0.8, "fbp-tv": 0.7}}))
+    assert resolve_comparator(same)["comparator"] == "sirt"
+    # a file tuned on another criterion cannot be ranked with the others
+    bad = _comp("best-classical", _rows("tomogan", ["m-s0"]), [],
+                b=_chooser(tmp_path, {"v": {"sirt": 0.8, "fbp-tv": 0.7}}))
+    _tuning_file(Path(bad["b"]["choose"]["tuning"]["v"]["fbp-tv"]), "fbp-tv", 30.0, criterion="psnr")
+    with pytest.raises(InputError, match="tuned on psnr, sirt on ssim"):
+        resolve_comparator(bad)
