@@ -48,6 +48,17 @@ def _tuning_file(path: Path, method: str, score: float, criterion: str = "ssim")
     return str(path)
 
 
+def _with_tuning(comparisons, tmp_path: Path, scores: dict) -> list:
+    """The comparisons, each side that chooses its method reading tuning files written under ``tmp_path`` (at the
+    plan's relative paths) with these validation scores (method -> score); changed in place."""
+    for comp in comparisons:
+        for side in ("a", "b"):
+            for files in comp.get(side, {}).get("choose", {}).get("tuning", {}).values():
+                for m in files:
+                    files[m] = _tuning_file(tmp_path / files[m], m, scores[m])
+    return comparisons
+
+
 def test_every_default_claim_expands_into_comparisons_of_the_plan():
     plan = Plan.from_config(load_config(ROOT / "config" / "default.yaml"))
     comps = plan.claim_comparisons()
@@ -72,7 +83,7 @@ def test_a_claim_whose_models_are_not_trained_says_so(smoke_plan):
     assert comps["adversarial-helps"]["part"].startswith("not run") and "a" not in comps["adversarial-helps"]
 
 
-def test_sides_have_one_row_per_seed_and_verdicts_follow_the_data(smoke_plan):
+def test_sides_have_one_row_per_seed_and_verdicts_follow_the_data(smoke_plan, tmp_path):
     # d = 3 far better than d = 1; every loss set alike; TomoGAN far below FBP
     def shift(sel):
         model = sel["model"] or ""
@@ -82,6 +93,7 @@ def test_sides_have_one_row_per_seed_and_verdicts_follow_the_data(smoke_plan):
 
     table = _per_slice(smoke_plan, shift)
     comps = [dict(c, metrics=["ssim", "ssim_object", "psnr"]) for c in smoke_plan.claim_comparisons() if "a" in c]
+    _with_tuning(comps, tmp_path, {"sirt": 0.7, "sirt-tv": 0.75, "fbp-tv": 0.6, "fbp-bm3d": 0.65})
     rows = pd.DataFrame(judge_comparisons(comps, table, margins={"ssim": 0.01, "ssim_object": 0.01, "psnr": 0.3},
                                           n_boot=300, level=0.95, seed=1))
     depth = rows[(rows["claim"] == "depth-3-best") & (rows["metric"] == "ssim")].iloc[0]
@@ -120,6 +132,7 @@ def test_the_command_writes_csv_md_and_summary_and_refuses_a_bad_spec(tmp_path, 
     table.to_csv(metrics, index=False)
     spec = smoke_plan.claims_spec()
     spec["comparisons"] = [dict(c, metrics=["ssim", "psnr"]) for c in spec["comparisons"] if "factor" not in c]
+    _with_tuning(spec["comparisons"], tmp_path, {"sirt": 0.7, "sirt-tv": 0.75, "fbp-tv": 0.6, "fbp-bm3d": 0.65})
     spec["bootstrap"]["n"] = 200
     out = tmp_path / "claims" / "claims.csv"
     cmd = [sys.executable, "-m", "analysis.claims", str(out), "--spec", json.dumps(spec), "--metrics", str(metrics)]
@@ -413,6 +426,7 @@ def _claims_with_learning(tmp_path, plan, summaries: dict) -> pd.DataFrame:
     _per_slice(plan, lambda sel: 0.0).to_csv(metrics, index=False)
     spec = plan.claims_spec()
     spec["comparisons"] = [dict(c, metrics=["ssim"], primary="ssim") for c in spec["comparisons"] if "factor" not in c]
+    _with_tuning(spec["comparisons"], tmp_path, {"sirt": 0.7, "sirt-tv": 0.75, "fbp-tv": 0.6, "fbp-bm3d": 0.65})
     spec["bootstrap"]["n"], spec["coverage_sims"] = 200, 50
     learning = []
     for group, row in summaries.items():
@@ -543,3 +557,53 @@ def test_the_volumes_of_one_condition_must_choose_alike(tmp_path):
     _tuning_file(Path(bad["b"]["choose"]["tuning"]["v"]["fbp-tv"]), "fbp-tv", 30.0, criterion="psnr")
     with pytest.raises(InputError, match="tuned on psnr, sirt on ssim"):
         resolve_comparator(bad)
+
+
+def test_the_best_classical_claim_reads_each_conditions_tuning_files(smoke_plan):
+    """Fails if the plan's best-classical comparisons did not list, per test volume, the tuning file each classical
+    method of the config was applied with, or if the claims rule's inputs left them out (the claims would then run
+    before the tuning, or on stale files)."""
+    from study.paths import Paths
+
+    comps = [c for c in smoke_plan.claim_comparisons() if c["claim"] == "best-classical"]
+    assert comps and all(c["kind"] == "not-worse" and "choose" not in c["a"] for c in comps)
+    for c in comps:
+        dose, choose = c["b"]["rows"][0]["dose"], c["b"]["choose"]
+        assert choose["methods"] == smoke_plan.classical
+        volumes = smoke_plan.test_volumes("foam", dose)
+        assert sorted(choose["tuning"]) == volumes
+        for ds in volumes:
+            assert choose["tuning"][ds] == {m: Paths.tuning("foam", dose, m) for m in smoke_plan.classical}
+            assert choose["tuning"][ds] == {m: smoke_plan.apply_inputs(ds, dose, m)["tuning"]
+                                            for m in smoke_plan.classical}
+    wanted = {p for c in comps for files in c["b"]["choose"]["tuning"].values() for p in files.values()}
+    assert wanted and wanted <= set(smoke_plan.claim_inputs()) and set(smoke_plan.claim_tuning()) == wanted
+
+
+def test_the_claims_csv_names_the_comparator_chosen_at_each_dose(tmp_path, smoke_plan):
+    """Fails if claims.csv did not say, per dose, which method best-classical compared TomoGAN with and its
+    validation score, or if a disagreeing tuning file did not stop the command with one error line naming it."""
+    metrics = tmp_path / "m.csv"
+    _per_slice(smoke_plan, lambda sel: 0.0).to_csv(metrics, index=False)
+    spec = smoke_plan.claims_spec()
+    spec["comparisons"] = [dict(c, metrics=["ssim"], primary="ssim") for c in spec["comparisons"]
+                           if c["claim"] in ("best-classical", "control-null")]
+    _with_tuning(spec["comparisons"], tmp_path, {"sirt": 0.7, "sirt-tv": 0.75, "fbp-tv": 0.6, "fbp-bm3d": 0.75})
+    spec["bootstrap"]["n"], spec["coverage_sims"] = 200, 40
+    out = tmp_path / "claims.csv"
+    cmd = [sys.executable, "-m", "analysis.claims", str(out), "--spec", json.dumps(spec), "--metrics", str(metrics)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    rows = pd.read_csv(out)
+    best = rows[rows["claim"] == "best-classical"]
+    assert len(best) == len([c for c in spec["comparisons"] if c["claim"] == "best-classical"]) >= 2
+    assert (best["comparator"] == "sirt-tv").all() and (best["b_models"] == "sirt-tv").all()  # tie: registry order
+    assert (best["comparator_validation"] == 0.75).all() and (best["comparator_criterion"] == "ssim").all()
+    assert best["part"].str.contains("best-classical = sirt-tv, validation ssim 0.7500").all()
+    assert rows.loc[rows["claim"] == "control-null", "comparator"].isna().all()
+    first = next(c for c in spec["comparisons"] if c["claim"] == "best-classical")["b"]["choose"]["tuning"]
+    volume = sorted(first)[-1]
+    path = tmp_path / "own" / "fbp-tv.json"
+    first[volume] = dict(first[volume], **{"fbp-tv": _tuning_file(path, "fbp-tv", 0.9)})
+    proc = subprocess.run(cmd[:5] + [json.dumps(spec)] + cmd[6:], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(f"error: {path}: {volume} at ")
