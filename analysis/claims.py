@@ -32,15 +32,19 @@ from analysis.intervals import (INTERVALS, MIN_COVERAGE, RHO_UNKNOWN, correlatio
                                 simulate_coverage, t_interval)
 from analysis.metrics import CEILINGS, DIRECTIONS, derive_metrics  # which way is better, per metric
 from analysis.claims_text import render, summarise_claims
+from analysis.tuning import best_tuned, read_tuning, validation_score
 from analysis.verdicts import (AT_CEILING, LABELS, NOT_MEASURED, NOT_RUN, NOT_TESTED, bootstrap_difference, claim_holds,
                                stable_verdict)
 from simulate.io import read_table
 from simulate.plumbing import InputError, cli, json_argument, write_csv, write_text
 
-__all__ = ["side_matrix", "judge_comparisons", "judge_speed", "summarise_claims", "render", "main"]
+__all__ = ["side_matrix", "resolve_comparator", "judge_comparisons", "judge_speed", "summarise_claims", "render",
+           "main"]
 
 logger = logging.getLogger(__name__)
 
+#: The columns of a row whose comparator was chosen on validation (:func:`resolve_comparator`)
+COMPARATOR = ("comparator", "comparator_criterion", "comparator_validation")
 
 
 def read_metrics(paths: Sequence) -> pd.DataFrame:
@@ -77,6 +81,58 @@ def side_matrix(table: pd.DataFrame, side: dict, metric: str, slices: Optional[S
         slices = sorted(set().union(*(p.index for p in picked)))
     index = pd.MultiIndex.from_tuples([tuple(s) for s in slices], names=["dataset", "slice"])
     return np.array([p.reindex(index).to_numpy(float) for p in picked]), [tuple(s) for s in slices]
+
+
+def _condition_choice(choose: dict, dose: str) -> dict:
+    """The best tuned method of one condition: per test volume, the method of ``choose["methods"]`` whose tuning
+    file (``choose["tuning"][volume][method]``) has the best validation score (:func:`analysis.tuning.best_tuned`:
+    ties to the first registered). Every volume of a condition is tuned on the same validation slices, so all must
+    choose alike: InputError naming a tuning file where they do not, or where a file cannot be read or scored."""
+    picks = {}
+    for volume, files in choose["tuning"].items():
+        results = {m: read_tuning(files[m]) for m in choose["methods"]}
+        criteria = {m: r.get("criterion") for m, r in results.items()}
+        first = criteria[choose["methods"][0]]
+        odd = next((m for m in choose["methods"] if criteria[m] != first), None)
+        if odd:
+            raise InputError(files[odd], f"tuned on {criteria[odd]}, {choose['methods'][0]} on {first}: the best "
+                             "method is chosen on one validation criterion")
+        scores = {}
+        for m, r in results.items():
+            try:
+                scores[m] = validation_score(r)
+            except ValueError as exc:
+                raise InputError(files[m], str(exc)) from None
+        best = best_tuned(scores)
+        picks[volume] = {"method": best, "score": scores[best], "criterion": first, "file": files[best]}
+    (volume, pick), *others = picks.items()
+    for other, theirs in others:
+        if (theirs["method"], theirs["score"]) != (pick["method"], pick["score"]):
+            raise InputError(theirs["file"], f"{other} at {dose} chooses {theirs['method']} (validation "
+                             f"{theirs['criterion']} {theirs['score']:.4f}), {volume} {pick['method']} "
+                             f"({pick['score']:.4f}): every test volume of one condition must be tuned on the same "
+                             "validation slices")
+    return pick
+
+
+def resolve_comparator(comp: dict) -> dict:
+    """A comparison whose side chooses its method (``choose``: the best tuned classical method,
+    :meth:`study.claims_plan.ClaimsPlanning.claim_comparisons`) with that side's rows set to the method chosen on
+    validation (:func:`_condition_choice`), ``comparator``, ``comparator_criterion`` and ``comparator_validation``
+    saying which and by what score, and ``part`` naming it; any other comparison as it is."""
+    sides = [s for s in ("a", "b") if "choose" in comp.get(s, {})]
+    if not sides:
+        return comp
+    if len(sides) > 1:
+        raise ValueError(f"claim '{comp['claim']}': only one side of a comparison can choose its method")
+    side = comp[sides[0]]
+    pick = _condition_choice(side["choose"], side["rows"][0]["dose"])
+    rows = [dict(r, method=pick["method"]) for r in side["rows"]]
+    chosen = {k: v for k, v in side.items() if k != "choose"}
+    return dict(comp, **{sides[0]: dict(chosen, rows=rows)}, comparator=pick["method"],
+                comparator_criterion=pick["criterion"], comparator_validation=pick["score"],
+                part=f"{comp['part']} ({side['label']} = {pick['method']}, validation {pick['criterion']} "
+                     f"{pick['score']:.4f})")
 
 
 def comparison_key(comp: dict, metric: str) -> str:
@@ -242,6 +298,7 @@ def judge_comparisons(comparisons: List[dict], table: pd.DataFrame, *, margins: 
     ``correlation`` and ``coverage`` tables.
     """
     unsettled = unsettled or {}
+    comparisons = [resolve_comparator(c) for c in comparisons]  # a comparator chosen on validation, named
     built: Dict[str, Optional[_Comparison]] = {}
     for comp in comparisons:
         if "a" not in comp:
@@ -267,6 +324,7 @@ def judge_comparisons(comparisons: List[dict], table: pd.DataFrame, *, margins: 
     rows = []
     for comp in comparisons:
         base = {k: comp[k] for k in ("claim", "text", "kind", "part")}
+        base.update({k: comp[k] for k in COMPARATOR if k in comp})
         base.update(role="control" if comp.get("control") else "claim", question=comp.get("question", ""),
                     control=comp.get("control") or "", group=comp.get("group", ""))
         if "factor" in comp:
@@ -396,6 +454,8 @@ def main(argv=None):
                                  level=float(boot["level"]), seed=int(boot["seed"]),
                                  coverage_sims=int(spec.get("coverage_sims", 400)),
                                  primary=spec.get("primary", "ssim"), unsettled=unsettled, extras=extras)
+    except InputError:  # a tuning file a comparator is chosen by: it names itself
+        raise
     except ValueError as exc:
         raise InputError(args.metrics[0] if len(args.metrics) == 1 else "--metrics", str(exc)) from None
     for comp in spec["comparisons"]:

@@ -52,7 +52,8 @@ from simulate.io import read_array, read_attrs, software_versions, write_arrays
 from simulate.plumbing import InputError, cli, write_json
 from simulate.scores import compare_volumes
 
-__all__ = ["METHODS", "CRITERIA", "grid_search", "tune", "apply", "tuning_label", "validation_rows", "main"]
+__all__ = ["METHODS", "CRITERIA", "grid_search", "tune", "apply", "tuning_label", "validation_score", "best_tuned",
+           "validation_rows", "read_tuning", "main"]
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +131,37 @@ def tuning_label(method: str, result: dict) -> str:
     parts = [f"{METHODS[need].symbol}={result[METHODS[need].tuning_key]:g}" for need in m.needs]
     parts.append(f"{m.symbol}={result['value']:g}" + ("†" if result.get("at_edge") else ""))
     return ", ".join(parts)
+
+
+def validation_score(result: dict) -> float:
+    """The criterion's validation score at the chosen value of a tuning result: what :func:`tune` maximised.
+
+    ValueError where the result has no finite score at its chosen value.
+
+    >>> validation_score({"criterion": "ssim", "value": 20, "scores": [{"value": 10, "ssim": 0.5},
+    ...                                                                 {"value": 20, "ssim": 0.7}]})
+    0.7
+    """
+    criterion, value = result.get("criterion"), result.get("value")
+    if criterion not in CRITERIA:
+        raise ValueError(f"its criterion '{criterion}' is not one of {', '.join(CRITERIA)}")
+    hits = [s.get(criterion) for s in result.get("scores", []) if value is not None and s.get("value") == value]
+    if not hits or hits[0] is None or not np.isfinite(hits[0]):
+        raise ValueError(f"no finite {criterion} at its chosen value {value}")
+    return float(hits[0])
+
+
+def best_tuned(scores: dict) -> str:
+    """The method whose validation score (:func:`validation_score`, every one on the same criterion: each of
+    :data:`CRITERIA` is better higher) is the highest; on a tie exactly equal scores go to the method registered
+    first in :data:`analysis.classical.METHODS`, so that neither the config's order nor a dict's decides.
+
+    >>> best_tuned({"fbp-tv": 0.7, "sirt-tv": 0.6, "sirt": 0.7})
+    'sirt'
+    """
+    order = list(METHODS)
+    ranked = sorted((METHODS[m].name for m in scores), key=order.index)  # an unknown name: ValueError naming them
+    return max(ranked, key=lambda m: scores[m])  # max keeps the first of equal scores
 
 
 # ----------------------------------------------------------------------------- reading validation data
@@ -279,7 +311,8 @@ def validation_rows(reference, *, val_slices: int, depth: int, held_out_fraction
     return [int(i) for i in idx[pos]]
 
 
-def _read_json(path) -> dict:
+def read_tuning(path) -> dict:
+    """A tuning JSON (what ``tune`` writes); InputError naming the file where it cannot be read."""
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
@@ -325,7 +358,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     if args.command == "tune":
-        sirt_tuning = _read_json(args.sirt_tuning) if args.sirt_tuning else None
+        sirt_tuning = read_tuning(args.sirt_tuning) if args.sirt_tuning else None
         val_index = args.val_index or validation_rows(args.val_reference, val_slices=args.val_slices,
                                                       depth=args.depth, held_out_fraction=args.held_out_fraction)
         sirt_base = read_slices(args.sirt_base, val_index, what="validation") if args.sirt_base else None
@@ -344,7 +377,7 @@ def main(argv=None):
         write_json(args.out, result)
         logger.info("%s: %s", args.method, tuning_label(args.method, result))
         return
-    tuning = _read_json(args.tuning)
+    tuning = read_tuning(args.tuning)
     try:
         apply(args.method, tuning, args.input, args.out, slices=args.slices, backend=args.backend,
               threads=args.threads)

@@ -79,6 +79,8 @@ rule claims:
         metrics=lambda w: [p for p in PLAN.claim_inputs() if p.startswith("results/metrics/")],
         timing=lambda w: [p for p in PLAN.claim_inputs() if p == P.timing()],
         learning=lambda w: [p for p in PLAN.claim_inputs() if "learning_curve" in p],
+        # the tuning files a comparator is chosen by (best-classical): read through the spec, so not on the command
+        tuning=lambda w: PLAN.claim_tuning(),
     output:
         csv=report(P.claims(), caption="../report/claims.rst", category="Claims"),
         md=P.claims().replace(".csv", ".md"),

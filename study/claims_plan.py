@@ -12,7 +12,11 @@ from typing import Dict, List, Optional, Tuple
 from study.paths import Paths
 from study.runs import CONTROL_METHOD, MAIN_LOSS_SET, Run, training_seeds
 
-__all__ = ["ClaimsPlanning"]
+__all__ = ["ClaimsPlanning", "BEST_CLASSICAL"]
+
+#: The name a methods claim gives the best tuned classical method at each condition: its side lists the config's
+#: classical methods and their tuning files, and :func:`analysis.claims.resolve_comparator` picks one by validation.
+BEST_CLASSICAL = "best-classical"
 
 
 class ClaimsPlanning:
@@ -28,7 +32,19 @@ class ClaimsPlanning:
             rows = [{"dataset": datasets, "dose": dose, "method": method, "model": None}]
         return {"label": label, "rows": rows}
 
+    def _best_classical_side(self, datasets: List[str], dose: str) -> dict:
+        """The side of :data:`BEST_CLASSICAL`: its rows select no method yet; ``choose`` lists the config's classical
+        methods and, per test volume, each one's tuning file (the one it was applied with), from which the claims
+        pick the method with the best validation score."""
+        side = self._side(BEST_CLASSICAL, datasets, dose, method=None)
+        side["choose"] = {"methods": list(self.classical),
+                          "tuning": {ds: {m: self.apply_inputs(ds, dose, m)["tuning"] for m in self.classical}
+                                     for ds in datasets}}
+        return side
+
     def _method_side(self, name: str, datasets: List[str], dose: str) -> dict:
+        if name == BEST_CLASSICAL:
+            return self._best_classical_side(datasets, dose)
         if name == "tomogan":
             run = self.evaluated[(datasets[0], dose)]
             return self._side(run.base, datasets, dose, method="tomogan", runs=self.seeds_of(run))
@@ -86,7 +102,8 @@ class ClaimsPlanning:
                         continue
                     for a in claim["a"]:
                         for b in claim["b"]:
-                            if b in self.classical + ["fbp", "tomogan", "release"] + (["n2i"] if self.n2i else []):
+                            if b in self.classical + ["fbp", "tomogan", "release"] + (["n2i"] if self.n2i else []) + (
+                                    [BEST_CLASSICAL] if self.classical else []):
                                 on = [d for d in ds if "n2i" not in (a, b) or self.n2i_on(d, dose)]
                                 parts.append(dict(head, part=f"{a} vs {b} on {', '.join(on)} at {dose}",
                                                   a=self._method_side(a, on, dose), b=self._method_side(b, on, dose)))
@@ -211,8 +228,15 @@ class ClaimsPlanning:
                              **({"ablation": self.ablation_question()}
                                 if (self.config["tomogan"].get("ablation") or {}).get("train") else {})}}
 
+    def claim_tuning(self, comparisons: Optional[List[dict]] = None) -> List[str]:
+        """The tuning files the claims choose a comparator by (a side of :data:`BEST_CLASSICAL`)."""
+        comparisons = self.claim_comparisons() if comparisons is None else comparisons
+        return sorted({path for c in comparisons for side in ("a", "b") if "choose" in c.get(side, {})
+                       for files in c[side]["choose"]["tuning"].values() for path in files.values()})
+
     def claim_inputs(self) -> List[str]:
-        """The per-slice metric files (and the timing table) the claims read."""
+        """The per-slice metric files, the tuning files a comparator is chosen by (and the timing table) the claims
+        read."""
         comparisons = self.claim_comparisons()
         def names(row):
             return [row["dataset"]] if isinstance(row["dataset"], str) else row["dataset"]
@@ -223,4 +247,5 @@ class ClaimsPlanning:
         files += [Paths.learning_curve(group).replace(".csv", "_summary.csv") for group in self.learning_curve_groups()]
         files += [Paths.metrics(ds, f"control-{r['dose']}") for c in comparisons if c.get("control") == "positive"
                   for r in c["b"]["rows"][:1] for ds in names(r)]
+        files += self.claim_tuning(comparisons)
         return files + ([Paths.timing()] if any("factor" in c for c in comparisons) else [])

@@ -40,6 +40,25 @@ def _per_slice(plan, shift):
     return pd.DataFrame(rows)
 
 
+def _tuning_file(path: Path, method: str, score: float, criterion: str = "ssim") -> str:
+    """A tuning JSON as ``analysis.tuning tune`` writes it: ``score`` at the chosen value, less at the other."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"method": method, "criterion": criterion, "value": 2,
+                                "scores": [{"value": 1, criterion: score - 0.1}, {"value": 2, criterion: score}]}))
+    return str(path)
+
+
+def _with_tuning(comparisons, tmp_path: Path, scores: dict) -> list:
+    """The comparisons, each side that chooses its method reading tuning files written under ``tmp_path`` (at the
+    plan's relative paths) with these validation scores (method -> score); changed in place."""
+    for comp in comparisons:
+        for side in ("a", "b"):
+            for files in comp.get(side, {}).get("choose", {}).get("tuning", {}).values():
+                for m in files:
+                    files[m] = _tuning_file(tmp_path / files[m], m, scores[m])
+    return comparisons
+
+
 def test_every_default_claim_expands_into_comparisons_of_the_plan():
     plan = Plan.from_config(load_config(ROOT / "config" / "default.yaml"))
     comps = plan.claim_comparisons()
@@ -64,7 +83,7 @@ def test_a_claim_whose_models_are_not_trained_says_so(smoke_plan):
     assert comps["adversarial-helps"]["part"].startswith("not run") and "a" not in comps["adversarial-helps"]
 
 
-def test_sides_have_one_row_per_seed_and_verdicts_follow_the_data(smoke_plan):
+def test_sides_have_one_row_per_seed_and_verdicts_follow_the_data(smoke_plan, tmp_path):
     # d = 3 far better than d = 1; every loss set alike; TomoGAN far below FBP
     def shift(sel):
         model = sel["model"] or ""
@@ -74,6 +93,7 @@ def test_sides_have_one_row_per_seed_and_verdicts_follow_the_data(smoke_plan):
 
     table = _per_slice(smoke_plan, shift)
     comps = [dict(c, metrics=["ssim", "ssim_object", "psnr"]) for c in smoke_plan.claim_comparisons() if "a" in c]
+    _with_tuning(comps, tmp_path, {"sirt": 0.7, "sirt-tv": 0.75, "fbp-tv": 0.6, "fbp-bm3d": 0.65})
     rows = pd.DataFrame(judge_comparisons(comps, table, margins={"ssim": 0.01, "ssim_object": 0.01, "psnr": 0.3},
                                           n_boot=300, level=0.95, seed=1))
     depth = rows[(rows["claim"] == "depth-3-best") & (rows["metric"] == "ssim")].iloc[0]
@@ -112,6 +132,7 @@ def test_the_command_writes_csv_md_and_summary_and_refuses_a_bad_spec(tmp_path, 
     table.to_csv(metrics, index=False)
     spec = smoke_plan.claims_spec()
     spec["comparisons"] = [dict(c, metrics=["ssim", "psnr"]) for c in spec["comparisons"] if "factor" not in c]
+    _with_tuning(spec["comparisons"], tmp_path, {"sirt": 0.7, "sirt-tv": 0.75, "fbp-tv": 0.6, "fbp-bm3d": 0.65})
     spec["bootstrap"]["n"] = 200
     out = tmp_path / "claims" / "claims.csv"
     cmd = [sys.executable, "-m", "analysis.claims", str(out), "--spec", json.dumps(spec), "--metrics", str(metrics)]
@@ -405,6 +426,7 @@ def _claims_with_learning(tmp_path, plan, summaries: dict) -> pd.DataFrame:
     _per_slice(plan, lambda sel: 0.0).to_csv(metrics, index=False)
     spec = plan.claims_spec()
     spec["comparisons"] = [dict(c, metrics=["ssim"], primary="ssim") for c in spec["comparisons"] if "factor" not in c]
+    _with_tuning(spec["comparisons"], tmp_path, {"sirt": 0.7, "sirt-tv": 0.75, "fbp-tv": 0.6, "fbp-bm3d": 0.65})
     spec["bootstrap"]["n"], spec["coverage_sims"] = 200, 50
     learning = []
     for group, row in summaries.items():
@@ -468,3 +490,120 @@ def test_an_unmeasured_correlation_is_covered_at_its_worst():
     assert unknown["rho_simulated"] == " ".join(f"{r:g}" for r in RHO_UNKNOWN)
     assert unknown["block"] > zero["block"]  # the bootstrap's blocks are as long as the worst correlation's
     assert unknown["coverage_bootstrap"] <= zero["coverage_bootstrap"] + 0.05
+
+
+# ---------------------------------------------------------------- the best tuned classical method, chosen on validation
+
+def _chooser(tmp_path, volumes: dict, dose="d", label="best-classical"):
+    """A side choosing among methods by their tuning files: ``volumes`` maps each test volume to method -> validation
+    score (one tuning file per volume and method under ``tmp_path``); the methods in the first volume's order."""
+    methods = list(next(iter(volumes.values())))
+    tuning = {v: {m: _tuning_file(tmp_path / v / f"{m}.json", m, score) for m, score in scores.items()}
+              for v, scores in volumes.items()}
+    names = list(volumes)
+    return {"label": label, "rows": [{"dataset": names[0] if len(names) == 1 else names, "dose": dose,
+                                      "method": None, "model": None}],
+            "choose": {"methods": methods, "tuning": tuning}}
+
+
+def test_the_comparator_is_the_validation_best_even_where_another_method_wins_on_test(tmp_path):
+    """Fails if the comparator were chosen by test scores (sirt wins there) or not by the tuning files' scores at
+    their chosen values: validation says FBP+TV, so TomoGAN is compared with FBP+TV, and the row says so."""
+    from analysis.claims import resolve_comparator
+
+    models = ["m-s0", "m-s1", "m-s2"]
+    table = _scores({**{("tomogan", m): 0.70 for m in models}, ("sirt", ""): 0.80, ("fbp-tv", ""): 0.60})
+    comp = _comp("best-classical", _rows("tomogan", models), [], kind="not-worse",
+                 b=_chooser(tmp_path, {"v": {"sirt": 0.75, "fbp-tv": 0.80}}))
+    resolved = resolve_comparator(comp)
+    assert resolved["comparator"] == "fbp-tv" and resolved["comparator_validation"] == pytest.approx(0.80)
+    assert [r["method"] for r in resolved["b"]["rows"]] == ["fbp-tv"] and "choose" not in resolved["b"]
+    assert "fbp-tv, validation ssim 0.8000" in resolved["part"]
+    (row,) = judge_comparisons([comp], table, margins={"ssim": 0.01}, n_boot=300, level=0.95, seed=0,
+                               coverage_sims=40)
+    assert row["comparator"] == "fbp-tv" and row["b_models"] == "fbp-tv"
+    assert row["effect"] == pytest.approx(0.10, abs=0.01) and row["verdict"] == "supported"
+
+
+def test_a_tie_on_validation_goes_to_the_method_registered_first(tmp_path):
+    """Fails if the order of the config's methods (or of a dict) broke the tie: sirt-tv is registered before fbp-tv
+    in analysis.classical.METHODS, whichever order the side lists them in."""
+    from analysis.claims import resolve_comparator
+
+    for volumes in ({"v": {"fbp-tv": 0.8, "sirt-tv": 0.8, "sirt": 0.7}},
+                    {"v": {"sirt-tv": 0.8, "sirt": 0.7, "fbp-tv": 0.8}}):
+        comp = _comp("best-classical", _rows("tomogan", ["m-s0"]), [], b=_chooser(tmp_path, volumes))
+        assert resolve_comparator(comp)["comparator"] == "sirt-tv"
+
+
+def test_the_volumes_of_one_condition_must_choose_alike(tmp_path):
+    """Fails if two test volumes of one dose whose tuning files choose differently (or score the same choice
+    differently: not the same validation slices) were judged anyway: one error line naming a tuning file."""
+    from analysis.claims import resolve_comparator
+    from simulate.plumbing import InputError
+
+    for other in ({"sirt": 0.7, "fbp-tv": 0.8}, {"sirt": 0.75, "fbp-tv": 0.6}):
+        comp = _comp("best-classical", _rows("tomogan", ["m-s0"]), [],
+                     b=_chooser(tmp_path, {"v1": {"sirt": 0.8, "fbp-tv": 0.7}, "v2": other}))
+        with pytest.raises(InputError, match="v2 at d chooses .* every test volume of one condition") as err:
+            resolve_comparator(comp)
+        assert err.value.path.startswith(str(tmp_path / "v2")) and "\n" not in str(err.value)
+    same = _comp("best-classical", _rows("tomogan", ["m-s0"]), [],
+                 b=_chooser(tmp_path, {"v1": {"sirt": 0.8, "fbp-tv": 0.7}, "v2": {"sirt": 0.8, "fbp-tv": 0.7}}))
+    assert resolve_comparator(same)["comparator"] == "sirt"
+    # a file tuned on another criterion cannot be ranked with the others
+    bad = _comp("best-classical", _rows("tomogan", ["m-s0"]), [],
+                b=_chooser(tmp_path, {"v": {"sirt": 0.8, "fbp-tv": 0.7}}))
+    _tuning_file(Path(bad["b"]["choose"]["tuning"]["v"]["fbp-tv"]), "fbp-tv", 30.0, criterion="psnr")
+    with pytest.raises(InputError, match="tuned on psnr, sirt on ssim"):
+        resolve_comparator(bad)
+
+
+def test_the_best_classical_claim_reads_each_conditions_tuning_files(smoke_plan):
+    """Fails if the plan's best-classical comparisons did not list, per test volume, the tuning file each classical
+    method of the config was applied with, or if the claims rule's inputs left them out (the claims would then run
+    before the tuning, or on stale files)."""
+    from study.paths import Paths
+
+    comps = [c for c in smoke_plan.claim_comparisons() if c["claim"] == "best-classical"]
+    assert comps and all(c["kind"] == "not-worse" and "choose" not in c["a"] for c in comps)
+    for c in comps:
+        dose, choose = c["b"]["rows"][0]["dose"], c["b"]["choose"]
+        assert choose["methods"] == smoke_plan.classical
+        volumes = smoke_plan.test_volumes("foam", dose)
+        assert sorted(choose["tuning"]) == volumes
+        for ds in volumes:
+            assert choose["tuning"][ds] == {m: Paths.tuning("foam", dose, m) for m in smoke_plan.classical}
+            assert choose["tuning"][ds] == {m: smoke_plan.apply_inputs(ds, dose, m)["tuning"]
+                                            for m in smoke_plan.classical}
+    wanted = {p for c in comps for files in c["b"]["choose"]["tuning"].values() for p in files.values()}
+    assert wanted and wanted <= set(smoke_plan.claim_inputs()) and set(smoke_plan.claim_tuning()) == wanted
+
+
+def test_the_claims_csv_names_the_comparator_chosen_at_each_dose(tmp_path, smoke_plan):
+    """Fails if claims.csv did not say, per dose, which method best-classical compared TomoGAN with and its
+    validation score, or if a disagreeing tuning file did not stop the command with one error line naming it."""
+    metrics = tmp_path / "m.csv"
+    _per_slice(smoke_plan, lambda sel: 0.0).to_csv(metrics, index=False)
+    spec = smoke_plan.claims_spec()
+    spec["comparisons"] = [dict(c, metrics=["ssim"], primary="ssim") for c in spec["comparisons"]
+                           if c["claim"] in ("best-classical", "control-null")]
+    _with_tuning(spec["comparisons"], tmp_path, {"sirt": 0.7, "sirt-tv": 0.75, "fbp-tv": 0.6, "fbp-bm3d": 0.75})
+    spec["bootstrap"]["n"], spec["coverage_sims"] = 200, 40
+    out = tmp_path / "claims.csv"
+    cmd = [sys.executable, "-m", "analysis.claims", str(out), "--spec", json.dumps(spec), "--metrics", str(metrics)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    rows = pd.read_csv(out)
+    best = rows[rows["claim"] == "best-classical"]
+    assert len(best) == len([c for c in spec["comparisons"] if c["claim"] == "best-classical"]) >= 2
+    assert (best["comparator"] == "sirt-tv").all() and (best["b_models"] == "sirt-tv").all()  # tie: registry order
+    assert (best["comparator_validation"] == 0.75).all() and (best["comparator_criterion"] == "ssim").all()
+    assert best["part"].str.contains("best-classical = sirt-tv, validation ssim 0.7500").all()
+    assert rows.loc[rows["claim"] == "control-null", "comparator"].isna().all()
+    first = next(c for c in spec["comparisons"] if c["claim"] == "best-classical")["b"]["choose"]["tuning"]
+    volume = sorted(first)[-1]
+    path = tmp_path / "own" / "fbp-tv.json"
+    first[volume] = dict(first[volume], **{"fbp-tv": _tuning_file(path, "fbp-tv", 0.9)})
+    proc = subprocess.run(cmd[:5] + [json.dumps(spec)] + cmd[6:], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(f"error: {path}: {volume} at ")
