@@ -66,7 +66,7 @@ import numpy as np
 with contextlib.redirect_stdout(io.StringIO()):  # without CUDA, corrct prints a warning about its own astra
     from corrct import data_terms, operators, projectors, regularizers, solvers  # projector, not used here
 
-from .reconstruct import _center_sinogram, _check_init, _check_sino, _robust_range, fbp
+from .reconstruct import _center_sinogram, _check_sino, _robust_range, fbp
 from .sirt_matrix import _PROJECTOR_ROWS, _torch_csr, matrix_fits
 
 __all__ = ["DEFAULT_ITER", "tv_reconstruct", "misfit", "StackProjector"]
@@ -201,8 +201,11 @@ def tv_reconstruct(sino, theta, *, weight: float, n_iter: int = DEFAULT_ITER, ce
     if int(n_iter) != n_iter or int(n_iter) < 1:
         raise ValueError(f"n_iter must be an integer >= 1, got {n_iter}")
     sino, theta, size, matrix, weights = _prepare(sino, theta, center, size, incident)
-    x0 = _check_init(x0, sino, size)
     n_angles, n_slices, n_det = sino.shape
+    if x0 is not None:
+        x0 = np.asarray(x0, dtype=np.float32)
+        if x0.shape != (n_slices, size, size):
+            raise ValueError(f"x0 has shape {x0.shape}, expected {(n_slices, size, size)}")
     scale = _robust_range(fbp(sino, theta, size=size, backend="astra", threads=threads))  # already centred
 
     projector = StackProjector(matrix, n_slices, n_angles, n_det, size, threads=threads)

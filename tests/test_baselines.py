@@ -170,7 +170,7 @@ def test_corrct_gradient_padding():
     (dict(weight="strong"), "TV weight must be a number >= 0, got 'strong'"),
     (dict(weight=0.1, n_iter=0), "n_iter must be an integer >= 1"),
     (dict(weight=0.1, incident=0.0), "incident .* must be finite and > 0"),
-    (dict(weight=0.1, x0=np.zeros((1, 8, 8))), r"init has shape \(1, 8, 8\), expected \(1, 16, 16\)"),
+    (dict(weight=0.1, x0=np.zeros((1, 8, 8))), r"x0 has shape \(1, 8, 8\), expected \(1, 16, 16\)"),
     (dict(weight=0.1, center=40.0), "rotation centre 40.0 lies outside the detector of 16 pixels"),
 ])
 def test_bad_input_is_a_clear_value_error(kwargs, message):
