@@ -269,7 +269,8 @@ def main(argv=None):
     pt = sub.add_parser("tune", help="grid search on validation slices -> tuning JSON")
     pt.add_argument("method", choices=list(METHODS))
     pt.add_argument("out", help="JSON to write")
-    pt.add_argument("--val-input", required=True, help="validation FBP (fbp-*) or projections (sirt, sirt-tv, tv-recon)")
+    pt.add_argument("--val-input", required=True,
+                    help="validation FBP (fbp-*) or projections (sirt, sirt-tv, tv-recon)")
     pt.add_argument("--val-reference", required=True, help="validation normal-dose reference reconstruction")
     which = pt.add_mutually_exclusive_group(required=True)
     which.add_argument("--val-index", type=int, nargs="+", help="validation slices (detector rows)")
