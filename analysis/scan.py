@@ -98,7 +98,7 @@ def check_grids(grids, where: str = "--grids") -> dict:
     >>> check_grids({"art": [1]})
     Traceback (most recent call last):
     ...
-    simulate.plumbing.InputError: --grids: unknown method 'art' (known: sirt, sirt-tv, fbp-tv, fbp-bm3d, consistent)
+    simulate.plumbing.InputError: --grids: unknown method 'art' (known: sirt, sirt-tv, fbp-tv, fbp-bm3d, tv-recon, fbp-bm3d-psd, consistent)
     """
     from analysis.classical import METHODS
 
@@ -523,7 +523,7 @@ def scan(raw, out_dir, *, line_integrals: bool = False, rows=None, bin_factor: i
 
 @cli
 def main(argv=None):
-    from analysis.classical import METHODS
+    from analysis.classical import DEFAULT_METHODS, METHODS
     from analysis.crossval import SEARCHES, model_entries, n2i_candidates
     from simulate.dxchange import center_argument
 
@@ -536,7 +536,7 @@ def main(argv=None):
     p.add_argument("--bin", type=int, default=1, dest="bin_factor", help="average BIN x BIN pixels")
     p.add_argument("--center", type=center_argument, default="auto",
                    help="rotation axis, raw pixels, or auto (default)")
-    p.add_argument("--methods", nargs="+", default=["fbp", *METHODS], choices=["fbp", *METHODS],
+    p.add_argument("--methods", nargs="+", default=["fbp", *DEFAULT_METHODS], choices=["fbp", *METHODS],
                    help="classical candidates (each tuned by the held-out score on its grid)")
     p.add_argument("--model", nargs="+", default=[], metavar="[LABEL=]MODEL.pt",
                    help="trained denoisers to rank, each applied to the FBP (method tomogan:LABEL) and, unless "

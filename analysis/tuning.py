@@ -4,14 +4,16 @@ A comparison is only fair if every method gets the same care. TomoGAN picks its 
 validation slices; the classical methods it is compared with pick their one parameter there too, and
 are then applied unchanged to the test volumes:
 
-============  =====================================  ===========================================
-method        what it is                             tuned parameter
-============  =====================================  ===========================================
-``fbp-tv``    Chambolle TV denoising of the FBP      ``weight`` (relative to the input's range)
-``fbp-bm3d``  BM3D (``bm3d`` package) of the FBP     ``sigma`` (relative to the input's range)
-``sirt``      SIRT from a zero start                 ``n_iter`` (early stopping is its regulariser)
-``sirt-tv``   TV denoising of the tuned SIRT         ``weight`` (the SIRT count is ``sirt``'s choice)
-============  =====================================  ===========================================
+================  =====================================  ===========================================
+method            what it is                             tuned parameter
+================  =====================================  ===========================================
+``fbp-tv``        Chambolle TV denoising of the FBP      ``weight`` (relative to the input's range)
+``fbp-bm3d``      BM3D (``bm3d`` package) of the FBP     ``sigma`` (relative to the input's range)
+``sirt``          SIRT from a zero start                 ``n_iter`` (early stopping is its regulariser)
+``sirt-tv``       TV denoising of the tuned SIRT         ``weight`` (the SIRT count is ``sirt``'s choice)
+``tv-recon``      TV-regularised reconstruction (PDHG)   ``weight`` (relative to the FBP's range)
+``fbp-bm3d-psd``  BM3D of the FBP, told its ramp noise   ``sigma`` (as ``fbp-bm3d``'s)
+================  =====================================  ===========================================
 
 The criterion is the mean of one metric of :mod:`analysis.metrics` over the validation slices
 (default SSIM in the field of view), against the validation volume's normal-dose reference. The
@@ -27,7 +29,7 @@ Commands::
         [--grid V [V ...]] [--sirt-tuning SIRT.json [--sirt-base SIRT-VAL.h5]] [--save-best VAL.h5]
     python -m analysis.tuning apply METHOD TUNING.json INPUT.h5 OUT.h5 [--slices N]
 
-``--val-input``/``INPUT`` is an FBP reconstruction for ``fbp-*``, a projection file for ``sirt`` and
+``--val-input``/``INPUT`` is an FBP reconstruction for ``fbp-*``, a projection file for ``sirt``, ``tv-recon`` and
 ``sirt-tv`` (``tune``), and the tuned SIRT reconstruction for ``sirt-tv`` (``apply``).
 
 The methods, their parameters, default grids and inputs are the registry :data:`analysis.classical.METHODS`:
@@ -327,7 +329,8 @@ def main(argv=None):
     pt = sub.add_parser("tune", help="grid search on validation slices -> tuning JSON")
     pt.add_argument("method", choices=list(METHODS))
     pt.add_argument("out", help="JSON to write")
-    pt.add_argument("--val-input", required=True, help="validation FBP (fbp-*) or projections (sirt, sirt-tv)")
+    pt.add_argument("--val-input", required=True,
+                    help="validation FBP (fbp-*) or projections (sirt, sirt-tv, tv-recon)")
     pt.add_argument("--val-reference", required=True, help="validation normal-dose reference reconstruction")
     which = pt.add_mutually_exclusive_group(required=True)
     which.add_argument("--val-index", type=int, nargs="+", help="validation slices (detector rows)")
@@ -350,7 +353,7 @@ def main(argv=None):
     pa = sub.add_parser("apply", help="apply the tuned method to a test input -> reconstruction file")
     pa.add_argument("method", choices=list(METHODS))
     pa.add_argument("tuning", help="the method's tuning JSON")
-    pa.add_argument("input", help="test FBP (fbp-*), projections (sirt) or tuned SIRT (sirt-tv)")
+    pa.add_argument("input", help="test FBP (fbp-*), projections (sirt, tv-recon) or tuned SIRT (sirt-tv)")
     pa.add_argument("out")
     pa.add_argument("--slices", type=int, default=0, help="central slices to process (0: all)")
     pa.add_argument("--backend", default="auto")

@@ -4,8 +4,8 @@ Two backends do the work: ``tomopy`` (the paper's library, conda-only), used whe
 (astra-toolbox's CPU algorithms, on PyPI). Both expose the same operations on stacks of slices, in one axis order:
 :func:`project` (volume ``(slices, rows, cols)`` -> projections ``(angles, slices, detector)``) and
 :func:`reconstruct` with ``method`` in :data:`METHODS` (FBP, and SIRT with ``n_iter`` iterations). The denoisers of
-the classical comparison (:func:`tv_denoise`, :func:`bm3d_denoise`) live here too; the tuned methods built from
-them are registered in :mod:`analysis.classical`.
+the classical comparison (:func:`tv_denoise`, :func:`bm3d_denoise`, with :func:`fbp_noise_psd` the spectrum of the
+noise FBP leaves) live here too; the tuned methods built from them are registered in :mod:`analysis.classical`.
 
 Angles are in radians over [0, pi); the rotation axis lies at detector coordinate ``center`` (pixel edges,
 ``detector / 2`` a centred axis: docs/methods.md, "The rotation axis"). astra's CPU algorithms are single-threaded
@@ -37,6 +37,7 @@ __all__ = [
     "SirtRun",
     "tv_denoise",
     "bm3d_denoise",
+    "fbp_noise_psd",
     "recon_attrs",
 ]
 
@@ -405,17 +406,88 @@ def tv_denoise(volume, *, weight: float, n_iter: int = 1000, threads: int = 1):
     return np.stack(_map_slices(one, volume.shape[0], threads, "tv"), axis=0).astype(np.float32)
 
 
+# The windows of astra's FBP filters (astra's Filters.cpp, after MATLAB's iradon), at f cycles per pixel
+_FILTER_WINDOWS = {
+    "ram-lak": lambda f: np.ones_like(f),
+    "shepp-logan": np.sinc,  # sin(pi f) / (pi f)
+    "cosine": lambda f: np.cos(np.pi * f),
+    "hamming": lambda f: 0.54 + 0.46 * np.cos(2 * np.pi * f),
+    "hann": lambda f: 0.5 * (1 + np.cos(2 * np.pi * f)),
+}
+
+
+def fbp_noise_psd(shape, filter_name: str = "ram-lak") -> np.ndarray:
+    """The power spectrum of the noise that FBP makes of white projection noise, in ``bm3d``'s convention.
+
+    FBP filters each projection with the ramp ``|f|`` times the filter's window ``W(f)`` (:data:`FILTERS`), so
+    white projection noise leaves each view with power ``f^2 W(f)^2``; back-projection spreads the views over the
+    directions, ``1 / |f|`` per unit area of the plane: the image's noise power is ``|f| W(|f|)^2`` within the
+    Nyquist disc ``|f| <= 1/2`` and none beyond it. (astra's pixel-driven interpolation adds some power near and
+    beyond the disc's edge and takes some from just inside it; the model leaves that out.)
+
+    Returned as ``bm3d.bm3d``'s ``sigma_psd`` takes a 2-D spectrum: the shape of the image, zero frequency at
+    ``[0, 0]`` (unshifted, ``numpy.fft.fftfreq`` order), and the power of the unnormalised FFT, ``E|fft2(n)|^2``,
+    for which white noise of standard deviation ``s`` is the constant ``s^2 * rows * cols`` (what ``bm3d`` itself
+    makes of a scalar ``s``). It is normalised to noise of unit variance: its mean is ``rows * cols``, its sum
+    ``(rows * cols)^2``. ``sigma**2 * fbp_noise_psd(shape)`` is then noise of standard deviation ``sigma`` with
+    FBP's colour (:func:`bm3d_denoise`'s ``psd``).
+
+    >>> psd = fbp_noise_psd((64, 64))
+    >>> psd.shape, bool(np.isclose(psd.mean(), 64 * 64)), float(psd[0, 0])
+    ((64, 64), True, 0.0)
+    >>> bool(psd[0, 31] > psd[0, 8] > psd[0, 1] > 0), float(psd[32, 32])  # up to Nyquist, then none
+    (True, 0.0)
+    >>> fbp_noise_psd((8, 8), "parzen")
+    Traceback (most recent call last):
+        ...
+    ValueError: unknown FBP filter 'parzen'; choose one of ram-lak, shepp-logan, cosine, hamming, hann
+    """
+    if filter_name not in FILTERS:
+        raise ValueError(f"unknown FBP filter '{filter_name}'; choose one of {', '.join(FILTERS)}")
+    try:
+        rows, cols = (int(n) for n in shape)
+    except (TypeError, ValueError):
+        raise ValueError(f"shape must be (rows, cols), got {shape!r}") from None
+    if rows < 2 or cols < 2:
+        raise ValueError(f"shape must be at least (2, 2), got {(rows, cols)}")
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(rows), np.fft.fftfreq(cols), indexing="ij"))
+    psd = np.where(f <= 0.5, f * _FILTER_WINDOWS[filter_name](f) ** 2, 0.0)
+    return (psd * (rows * cols / psd.mean())).astype(np.float64)
+
+
+def _bm4d_numpy_with_trapz() -> None:
+    """Let the ``bm4d`` package (under ``bm3d``) estimate its thresholds for a coloured noise spectrum on numpy 2.4.
+
+    bm4d 4.2.5, the latest, integrates the spectrum with ``np.trapz``, which numpy 2.4 removed (``np.trapezoid`` is
+    the same function); a 2-D ``sigma_psd`` then fails. bm4d's own name ``np`` is given a stand-in for numpy that
+    adds ``trapz``; numpy itself, and every other module, are left alone.
+    """
+    import types
+
+    import bm4d
+
+    if hasattr(bm4d.np, "trapz"):
+        return
+    shim = types.ModuleType("numpy", "numpy, with trapz = numpy.trapezoid for bm4d")
+    shim.__getattr__ = lambda name: getattr(np, name)  # module __getattr__ (PEP 562)
+    shim.trapz = np.trapezoid
+    bm4d.np = shim
+
+
 BM3D_PROFILES = ("np", "lc")  # the bm3d package's normal profile, and its low-complexity one (sparser steps, smaller windows)
 
 
-def bm3d_denoise(volume, *, sigma: float, threads: int = 1, profile: str = "np"):
+def bm3d_denoise(volume, *, sigma: float, threads: int = 1, profile: str = "np", psd=None):
     """BM3D (the ``bm3d`` package, both stages) of each slice, noise level relative to the volume's range.
 
     ``sigma`` is the noise standard deviation assumed by BM3D, as a fraction of the volume's robust
     range (99.5th minus 0.5th percentile), like :func:`tv_denoise`'s weight. ``profile``: ``np``, the package's
     normal profile, or ``lc``, its low-complexity one (``bm3d.BM3DProfileLC``: sparser block steps, smaller search
-    windows). Slices are denoised one after another: the ``bm3d`` binary runs its own thread pool and is not safe
-    to call from several Python threads, so ``threads`` is accepted for a uniform interface and ignored.
+    windows). ``psd``: None, white noise (``bm3d`` is given the scalar ``sigma``); or the noise's spectrum for one
+    slice normalised to unit variance, as :func:`fbp_noise_psd` makes it (shape ``(rows, cols)``, mean
+    ``rows * cols``), and ``bm3d`` is given ``sigma**2 * psd``: noise of the same standard deviation, coloured.
+    Slices are denoised one after another: the ``bm3d`` binary runs its own thread pool and is not safe to call
+    from several Python threads, so ``threads`` is accepted for a uniform interface and ignored.
     """
     import bm3d
 
@@ -424,11 +496,19 @@ def bm3d_denoise(volume, *, sigma: float, threads: int = 1, profile: str = "np")
         raise ValueError(f"BM3D sigma must be > 0, got {sigma}")
     if profile not in BM3D_PROFILES:
         raise ValueError(f"BM3D profile must be one of {', '.join(BM3D_PROFILES)}, got '{profile}'")
+    if psd is not None:
+        psd = np.asarray(psd, dtype=np.float64)
+        if psd.shape != volume.shape[1:]:
+            raise ValueError(f"the noise PSD has shape {psd.shape}, a slice {volume.shape[1:]}")
+        if not (np.isfinite(psd).all() and (psd >= 0).all() and psd.any()):
+            raise ValueError("the noise PSD must be finite, non-negative and not all zero")
+        _bm4d_numpy_with_trapz()
     chosen = bm3d.BM3DProfileLC() if profile == "lc" else "np"
     scale = _robust_range(volume)
+    noise = float(sigma) if psd is None else float(sigma) ** 2 * psd
 
     def one(i):
-        return np.asarray(bm3d.bm3d(volume[i] / scale, sigma_psd=float(sigma), profile=chosen),
+        return np.asarray(bm3d.bm3d(volume[i] / scale, sigma_psd=noise, profile=chosen),
                           dtype=np.float32) * scale
     return np.stack(_map_slices(one, volume.shape[0], 1, "bm3d"), axis=0).astype(np.float32)
 

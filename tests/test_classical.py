@@ -19,6 +19,8 @@ EXPECTED = {
     "sirt-tv": ("SIRT+TV", "weight", "w", (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), "sirt", ("sirt",)),
     "fbp-tv": ("FBP+TV", "weight", "w", (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0), "fbp", ()),
     "fbp-bm3d": ("FBP+BM3D", "sigma", "σ", (0.025, 0.05, 0.1, 0.2, 0.4, 0.8), "fbp", ()),
+    "tv-recon": ("TV-PDHG", "weight", "λ", (0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0), "projections", ()),
+    "fbp-bm3d-psd": ("FBP+BM3D (ramp)", "sigma", "σ", (0.025, 0.05, 0.1, 0.2, 0.4, 0.8), "fbp", ()),
 }
 
 
@@ -44,8 +46,8 @@ def _total_variation(vol):
     return float(np.abs(np.diff(vol, axis=-1)).sum() + np.abs(np.diff(vol, axis=-2)).sum())
 
 
-def test_the_registry_holds_the_four_methods_in_table_order():
-    assert list(METHODS) == ["sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"]
+def test_the_registry_holds_the_six_methods_in_table_order():
+    assert list(METHODS) == ["sirt", "sirt-tv", "fbp-tv", "fbp-bm3d", "tv-recon", "fbp-bm3d-psd"]
     for name, (label, parameter, symbol, grid, kind, needs) in EXPECTED.items():
         m = METHODS[name]
         assert (m.name, m.label, m.parameter, m.symbol, m.grid, m.input, m.needs) == \
@@ -56,14 +58,16 @@ def test_the_registry_holds_the_four_methods_in_table_order():
     assert TV_ITER == 1000
 
 
-def test_the_schema_offers_and_defaults_to_every_registered_method():
+def test_the_schema_offers_every_registered_method_and_defaults_to_the_default_ones():
     """A method registered here but missing from the schema's list would be left out of every table unnoticed."""
     import yaml
 
+    from analysis.classical import DEFAULT_METHODS
     from study.config import SCHEMA
 
     methods = yaml.safe_load(SCHEMA.read_text())["properties"]["classical"]["properties"]["methods"]
-    assert methods["items"]["enum"] == list(METHODS) and methods["default"] == list(METHODS)
+    assert methods["items"]["enum"] == list(METHODS) and methods["default"] == DEFAULT_METHODS
+    assert set(DEFAULT_METHODS) < set(METHODS) and "tv-recon" not in DEFAULT_METHODS
 
 
 def test_tables_take_the_classical_columns_from_the_registry(monkeypatch):
@@ -71,9 +75,10 @@ def test_tables_take_the_classical_columns_from_the_registry(monkeypatch):
 
     import analysis.tables as tables
 
-    assert list(tables.COLUMNS)[:5] == ["fbp", "sirt", "sirt-tv", "fbp-tv", "fbp-bm3d"]
-    assert [tables.COLUMNS[n] for n in METHODS] == ["SIRT", "SIRT+TV", "FBP+TV", "FBP+BM3D"]
-    assert list(tables.COLUMNS)[5:] == ["n2i", "tomogan", "tomogan-release"]
+    assert list(tables.COLUMNS)[:7] == ["fbp", "sirt", "sirt-tv", "fbp-tv", "fbp-bm3d", "tv-recon", "fbp-bm3d-psd"]
+    assert [tables.COLUMNS[n] for n in METHODS] == ["SIRT", "SIRT+TV", "FBP+TV", "FBP+BM3D", "TV-PDHG",
+                                                   "FBP+BM3D (ramp)"]
+    assert list(tables.COLUMNS)[7:] == ["n2i", "tomogan", "tomogan-release"]
     # a relabelled entry is what the table shows (reload: COLUMNS is built at import)
     monkeypatch.setitem(METHODS, "fbp-tv", dataclasses.replace(METHODS["fbp-tv"], label="FBP+TV (Chambolle)"))
     try:
@@ -85,7 +90,8 @@ def test_tables_take_the_classical_columns_from_the_registry(monkeypatch):
 
 
 def test_an_unknown_name_raises_value_error_listing_the_allowed_ones():
-    with pytest.raises(ValueError, match="unknown method 'art'; choose one of sirt, sirt-tv, fbp-tv, fbp-bm3d"):
+    with pytest.raises(ValueError, match="unknown method 'art'; choose one of sirt, sirt-tv, fbp-tv, fbp-bm3d, "
+                                         "tv-recon, fbp-bm3d-psd$"):
         METHODS["art"]
     assert "art" not in METHODS and METHODS.get("art") is None
 
