@@ -158,8 +158,8 @@ def render(df: pd.DataFrame, main_models: dict) -> str:
         text += [f"SSIM / PSNR (dB) {where} against the normal-dose reference, mean over the evaluated central "
                  "slices of each test volume; best SSIM of a row in bold. In parentheses, the parameter each "
                  "classical method chose on the validation slices (n: SIRT iterations, w: TV weight, σ: BM3D "
-                 "noise level, both relative to the input's range; † at an end of its grid, config "
-                 "`classical.grids`). "
+                 "noise level, both relative to the input's range, λ: TV-PDHG's weight; † at an end of its grid, "
+                 "analysis/classical.py's or config `classical.grids`). "
                  f"Config hash `{df['config_hash'].iloc[0] if 'config_hash' in df else ''}`.", "",
                  main_table(df, main_models, region).to_markdown(index=False), ""]
     quality = quality_table(df, main_models)
