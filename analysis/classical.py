@@ -150,7 +150,8 @@ class Method:
         Run where no list of methods is given (:data:`DEFAULT_METHODS`: the config's ``classical.methods`` and
         ``tomogan-scan --methods``). False for a method offered but not yet affordable there: ``tv-recon``, whose
         PDHG at its fixed count costs minutes per weight on a beamline's 640-pixel rows, and ``fbp-bm3d-psd``,
-        whose ramp model of the noise spectrum did not beat white BM3D on foam (docs/methods.md).
+        whose place beside white BM3D (better at short exposure, worse at sparse views on a small foam) the study
+        has yet to measure (docs/methods.md).
     """
 
     name: str
@@ -270,8 +271,8 @@ def _tv_recon(p: Projections, value, *, backend: str = "auto", threads: int = 1)
 
 
 def _bm3d_psd(volume, value, *, backend: str = "auto", threads: int = 1, profile: str = "np") -> np.ndarray:
-    """BM3D of each slice told that the noise has FBP's ramp spectrum, standard deviation ``value`` relative to the
-    volume's range."""
+    """BM3D of each slice told that the noise has FBP's spectrum (:func:`simulate.reconstruct.fbp_noise_psd`, measured
+    from astra's FBP of white noise), standard deviation ``value`` relative to the volume's range."""
     from simulate.reconstruct import bm3d_denoise, fbp_noise_psd
 
     volume = np.asarray(volume, dtype=np.float32)
