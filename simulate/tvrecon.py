@@ -12,8 +12,20 @@ geometry, the pixel-edge rotation axis (``center``, ``detector / 2`` a centred a
 of :func:`simulate.reconstruct.sirt` and :func:`simulate.reconstruct.fbp` -- ``p`` the line integrals,
 ``TV`` the isotropic total variation of each slice (``corrct.regularizers.Regularizer_TV2D``: forward differences,
 the grid bordered by zeros) and ``\\lambda`` the ``weight``. The solver is corrct's preconditioned primal-dual
-hybrid gradient (``corrct.solvers.PDHG``, Chambolle-Pock with diagonal step sizes), run a fixed number of
-iterations from zero or from ``x0``. Two details are ours:
+hybrid gradient (``corrct.solvers.PDHG``, Chambolle-Pock with diagonal step sizes), from zero or from ``x0``. Its
+iteration is run by our own loop over corrct's pieces (the same iterates as ``corrct.solvers.PDHG``, tested), for
+two things corrct's solver does not offer:
+
+- a stop: every :data:`STOP_WINDOW` iterations the iterate is compared with the one a window before, and the run
+  ends when no slice has moved by more than ``tol`` times its norm (:data:`DEFAULT_TOL`), or at ``n_iter``, the cap.
+  corrct's own tolerance is on the data residual, which at a TV optimum is not small; the iterate's change is
+  scale-free and measures what a search scores, the image;
+- a warm start that continues PDHG's state, not its image alone (:class:`TVProblem`, ``warm=True``): the primal
+  iterate and its extrapolation, the data term's dual (a residual, in the data's unit) and the TV term's dual (kept
+  at its place in the ball of the new weight's radius). A restart from ``x0`` alone sets the duals to zero, which
+  throws PDHG back; continued at the same weight, the state gives one run's iterates (tested).
+
+Two more details are ours:
 
 - the unknown is solved for in a unit that balances the steps of the TV term's dual against its bound
   (:data:`UNIT_BALANCE`): the same minimiser, reached in fewer iterations at large weights;
@@ -69,9 +81,11 @@ with contextlib.redirect_stdout(io.StringIO()):  # without CUDA, corrct prints a
 from .reconstruct import _center_sinogram, _check_sino, _robust_range, fbp
 from .sirt_matrix import _PROJECTOR_ROWS, _torch_csr, matrix_fits
 
-__all__ = ["DEFAULT_ITER", "tv_reconstruct", "misfit", "StackProjector"]
+__all__ = ["DEFAULT_ITER", "DEFAULT_TOL", "STOP_WINDOW", "tv_reconstruct", "TVProblem", "misfit", "StackProjector"]
 
 DEFAULT_ITER = 1200  # PDHG iterations by default: analysis.classical.TV_RECON_ITER, where the reason is
+DEFAULT_TOL = 5e-5  # the stop's tolerance by default: analysis.classical.TV_RECON_TOL, where the reason is
+STOP_WINDOW = 50  # iterations over which the stop measures the iterate's change (and between its checks)
 # The unknown is solved for in units of UNIT_BALANCE / sqrt(lambda * n_theta) (of the scaled volume): corrct's
 # preconditioned PDHG takes fixed steps for the TV term's dual, which then needs about lambda * n_theta times more
 # iterations to reach its bound at large weights. Measured on a 128-pixel foam, 23 and 180 views, lambda 0.003 to
@@ -160,8 +174,146 @@ def _prepare(sino, theta, center, size, incident):
     return sino, theta, size, matrix, weights
 
 
-def tv_reconstruct(sino, theta, *, weight: float, n_iter: int = DEFAULT_ITER, center=None, size=None,
-                   incident=None, threads: int = 1, x0=None) -> np.ndarray:
+def _check_weight(weight) -> float:
+    try:
+        weight = float(weight)
+    except (TypeError, ValueError):
+        raise ValueError(f"the TV weight must be a number >= 0, got {weight!r}") from None
+    if not (np.isfinite(weight) and weight >= 0):
+        raise ValueError(f"the TV weight must be a finite number >= 0, got {weight}")
+    return weight
+
+
+def _relative_change(new, old) -> float:
+    """The largest over the slices of ``||new - old|| / ||new||`` (0 where both are zero, inf where only new is)."""
+    new, old = new.reshape(new.shape[0], -1), old.reshape(old.shape[0], -1)
+    step = np.linalg.norm((new - old).astype(np.float64), axis=1)
+    size = np.linalg.norm(new.astype(np.float64), axis=1)
+    ratio = np.where(step == 0, 0.0, step / np.where(size > 0, size, 1.0))
+    return float(np.max(np.where((size == 0) & (step > 0), np.inf, ratio)))
+
+
+class TVProblem:
+    """One set of projections' TV reconstruction, ready to solve at any weight (:func:`tv_reconstruct`'s).
+
+    The projector matrix, the FBP scale and the data weights are made once, so a search over weights pays for them
+    once; :meth:`solve` runs PDHG at one weight until :func:`tv_reconstruct`'s stop, and with ``warm=True`` starts
+    from the previous solve's primal and dual iterates (a search along a grid). ``iterations`` and ``converged``
+    tell how the last solve ended.
+
+    >>> import numpy as np
+    >>> from simulate.acquire import angles
+    >>> from simulate.reconstruct import project
+    >>> vol = np.zeros((1, 24, 24), np.float32); vol[:, 6:16, 8:18] = 0.05
+    >>> theta = angles(20)
+    >>> problem = TVProblem(project(vol, theta), theta)
+    >>> a = problem.solve(0.01); problem.iterations, problem.converged
+    (450, True)
+    >>> b = problem.solve(0.02, warm=True); problem.iterations, problem.converged
+    (450, True)
+    >>> cold = TVProblem(project(vol, theta), theta); b0 = cold.solve(0.02); cold.iterations
+    750
+    """
+
+    def __init__(self, sino, theta, *, center=None, size=None, incident=None, threads: int = 1):
+        sino, theta, size, matrix, weights = _prepare(sino, theta, center, size, incident)
+        n_angles, n_slices, n_det = sino.shape
+        self.shape = (n_slices, size, size)
+        self.n_angles = n_angles
+        self.scale = _robust_range(fbp(sino, theta, size=size, backend="astra", threads=threads))  # already centred
+        self.projector = StackProjector(matrix, n_slices, n_angles, n_det, size, threads=threads)
+        self.data = sino / np.float32(self.scale)
+        self.weights = weights
+        self.iterations, self.converged = 0, False
+        self._last = None  # (weight, gain, x, x_relax, p, q) of the last solve, in its internal unit
+
+    def _gain(self, weight: float) -> float:
+        # corrct minimises 1/2 ||A v - b||^2_W + w TV(v). With u = x / scale = gain * v, that is the module's
+        # objective times n_theta for w = n_theta * lambda * gain. The gain changes the minimiser's unit, not the
+        # minimiser: it balances PDHG's primal and dual steps (UNIT_BALANCE)
+        return 1.0 if weight == 0 else UNIT_BALANCE / np.sqrt(weight * self.n_angles)
+
+    def _solver(self, weight: float):
+        """corrct's pieces for one weight: data term, regularisers and the diagonal steps (sigma, tau)."""
+        self.projector.gain = self._gain(weight)
+        fidelity = (data_terms.DataFidelity_l2() if self.weights is None else
+                    data_terms.DataFidelity_l2w(self.weights))
+        # pad_mode "constant": corrct's default "edge" gradient is not the adjoint of its divergence (tested)
+        regs = [] if weight == 0 else [
+            regularizers.Regularizer_TV2D(weight * self.n_angles * self.projector.gain, pad_mode="constant",
+                                          norm=data_terms.DataFidelity_l21())]
+        # corrct.solvers.PDHG's preconditioned set-up, relaxation 0.95 on both steps (its default)
+        sigma, tau, _, _ = solvers.compute_diagonal_scaling(self.projector.absolute(), self.projector.T.absolute(),
+                                                            self.data, regs=regs, relaxation_sigma=0.95,
+                                                            relaxation_tau=0.95)
+        fidelity.assign_data(self.data, sigma)
+        return fidelity, regs, tau
+
+    def solve(self, weight: float, *, n_iter: int = DEFAULT_ITER, tol=DEFAULT_TOL, x0=None,
+              warm: bool = False, monitor=None) -> np.ndarray:
+        """The reconstruction at ``weight``; the arguments are :func:`tv_reconstruct`'s. ``warm``: start from the
+        last solve's iterates (ignored before the first; not with ``x0``). ``monitor(iterations, change, volume)``,
+        if given, is called at each check of the stop (every :data:`STOP_WINDOW` iterations, with ``tol=None``
+        too): for measuring the stop."""
+        weight = _check_weight(weight)
+        if int(n_iter) != n_iter or int(n_iter) < 1:
+            raise ValueError(f"n_iter must be an integer >= 1, got {n_iter}")
+        if tol is not None and not (np.isfinite(tol) and tol >= 0):
+            raise ValueError(f"tol must be a finite number >= 0 or None, got {tol}")
+        if x0 is not None:
+            if warm:
+                raise ValueError("give x0 or warm, not both")
+            x0 = np.asarray(x0, dtype=np.float32)
+            if x0.shape != self.shape:
+                raise ValueError(f"x0 has shape {x0.shape}, expected {self.shape}")
+        fidelity, regs, tau = self._solver(weight)
+        gain = self.projector.gain
+        q = [reg.initialize_dual() for reg in regs]
+        p = fidelity.initialize_dual()
+        if warm and self._last is not None:
+            # the same point in the new unit (v = u / gain); the data dual is a residual in the data's unit, and the
+            # TV dual keeps its place in the ball it is projected on, whose radius is the regulariser's weight
+            w0, g0, x, x_relax, p0, q0 = self._last
+            x, x_relax, p = x * np.float32(g0 / gain), x_relax * np.float32(g0 / gain), p0.copy()
+            if q and q0:
+                q = [q0[0] * np.float32(regs[0].weight / w0)]
+        elif x0 is not None:
+            x = x0 / np.float32(self.scale * gain)
+            x_relax = x.copy()
+        else:
+            x = np.zeros(self.shape, np.float32)
+            x_relax = x.copy()
+        window = STOP_WINDOW if tol is not None or monitor is not None else int(n_iter)
+        done, converged, previous = 0, False, x.copy()
+        while done < n_iter:
+            for _ in range(min(window, int(n_iter) - done)):  # corrct.solvers.PDHG's iteration
+                fidelity.update_dual(p, self.projector(x_relax))
+                fidelity.apply_proximal_dual(p)
+                for q_r, reg in zip(q, regs):
+                    reg.update_dual(q_r, x_relax)
+                    reg.apply_proximal_dual(q_r)
+                upd = self.projector.T(p)
+                for q_r, reg in zip(q, regs):
+                    upd += reg.compute_update_primal(q_r)
+                x_new = x - upd * tau
+                x_relax = x_new + (x_new - x)
+                x = x_new
+                done += 1
+            if done % window == 0 and (tol is not None or monitor is not None):
+                change = _relative_change(x, previous)
+                if monitor is not None:
+                    monitor(done, change, x * np.float32(gain * self.scale))
+                if tol is not None and change <= tol:
+                    converged = True
+                    break
+                previous = x.copy()
+        self.iterations, self.converged = done, converged
+        self._last = (regs[0].weight if regs else 0.0, gain, x, x_relax, p, q)
+        return (x * np.float32(gain * self.scale)).astype(np.float32)
+
+
+def tv_reconstruct(sino, theta, *, weight: float, n_iter: int = DEFAULT_ITER, tol=DEFAULT_TOL, center=None,
+                   size=None, incident=None, threads: int = 1, x0=None) -> np.ndarray:
     """TV-regularised least-squares reconstruction of each slice (PDHG, corrct); see the module's objective.
 
     Parameters
@@ -174,7 +326,10 @@ def tv_reconstruct(sino, theta, *, weight: float, n_iter: int = DEFAULT_ITER, ce
         ``\\lambda`` >= 0, relative to the FBP's robust range and per view (module docstring): scale-free. 0 is
         plain (weighted) least squares.
     n_iter : int
-        PDHG iterations (fixed: no stopping rule).
+        The most PDHG iterations run (all of them with ``tol=None``).
+    tol : float or None
+        Stop when, over the last :data:`STOP_WINDOW` iterations, no slice's iterate moved by more than ``tol``
+        times its norm (the module's stop). None: run ``n_iter`` iterations.
     center : float, optional
         Rotation axis on the detector, pixels (default ``detector / 2``), as for :func:`simulate.reconstruct.fbp`.
     size : int, optional
@@ -185,45 +340,18 @@ def tv_reconstruct(sino, theta, *, weight: float, n_iter: int = DEFAULT_ITER, ce
     threads : int
         torch threads for the sparse products.
     x0 : ndarray, shape (slices, size, size), optional
-        A start (e.g. the solution at the previous weight of a search), in the units of the result. The dual
-        variables start from zero whatever ``x0`` is.
+        A start, in the units of the result. The dual variables start from zero whatever ``x0`` is; a search over
+        weights that continues primal and dual iterates is :meth:`TVProblem.solve` with ``warm=True``.
 
     Returns
     -------
     ndarray of float32, shape (slices, size, size)
     """
-    try:
-        weight = float(weight)
-    except (TypeError, ValueError):
-        raise ValueError(f"the TV weight must be a number >= 0, got {weight!r}") from None
-    if not (np.isfinite(weight) and weight >= 0):
-        raise ValueError(f"the TV weight must be a finite number >= 0, got {weight}")
+    weight = _check_weight(weight)
     if int(n_iter) != n_iter or int(n_iter) < 1:
         raise ValueError(f"n_iter must be an integer >= 1, got {n_iter}")
-    sino, theta, size, matrix, weights = _prepare(sino, theta, center, size, incident)
-    n_angles, n_slices, n_det = sino.shape
-    if x0 is not None:
-        x0 = np.asarray(x0, dtype=np.float32)
-        if x0.shape != (n_slices, size, size):
-            raise ValueError(f"x0 has shape {x0.shape}, expected {(n_slices, size, size)}")
-    scale = _robust_range(fbp(sino, theta, size=size, backend="astra", threads=threads))  # already centred
-
-    projector = StackProjector(matrix, n_slices, n_angles, n_det, size, threads=threads)
-    fidelity = data_terms.DataFidelity_l2() if weights is None else data_terms.DataFidelity_l2w(weights)
-    # corrct minimises 1/2 ||A v - b||^2_W + w TV(v). With u = x / scale = gain * v, that is the module's objective
-    # times n_theta for w = n_theta * lambda * gain. The gain changes the minimiser's unit, not the minimiser: it
-    # balances PDHG's primal and dual steps (UNIT_BALANCE)
-    gain = 1.0 if weight == 0 else UNIT_BALANCE / np.sqrt(weight * n_angles)
-    projector.gain = gain
-    # pad_mode "constant": corrct's default "edge" gradient is not the adjoint of its divergence (tested)
-    regularizer = (None if weight == 0 else
-                   regularizers.Regularizer_TV2D(weight * n_angles * gain, pad_mode="constant",
-                                                 norm=data_terms.DataFidelity_l21()))
-    solver = solvers.PDHG(verbose=False, leave_progress=False, regularizer=regularizer, data_term=fidelity)
-    start = None if x0 is None else x0 / np.float32(scale * gain)
-    v, _ = solver(projector, sino / np.float32(scale), iterations=int(n_iter), x0=start, precondition=True)
-    u = np.asarray(v, dtype=np.float32) * np.float32(gain)
-    return (u * np.float32(scale)).astype(np.float32)
+    return TVProblem(sino, theta, center=center, size=size, incident=incident, threads=threads).solve(
+        weight, n_iter=n_iter, tol=tol, x0=x0)
 
 
 def misfit(volume, sino, theta, *, center=None, incident=None) -> float:

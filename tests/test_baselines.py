@@ -7,13 +7,13 @@ from scipy import ndimage
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from analysis import classical
-from analysis.classical import METHODS, TV_RECON_ITER, Projections
+from analysis.classical import METHODS, TV_RECON_ITER, TV_RECON_TOL, Projections
 from simulate import reconstruct
 from simulate.acquire import angles
 from simulate.reconstruct import bm3d_denoise, fbp, fbp_noise_psd, project, sirt, tv_denoise
 
 tvrecon = pytest.importorskip("simulate.tvrecon")  # needs corrct
-from simulate.tvrecon import StackProjector, misfit, tv_reconstruct  # noqa: E402
+from simulate.tvrecon import STOP_WINDOW, StackProjector, TVProblem, misfit, tv_reconstruct  # noqa: E402
 
 
 def _blocks(n=128, slices=1):
@@ -63,7 +63,7 @@ def test_the_data_misfit_falls_with_iterations(blocks):
     vol, sino, theta = blocks
     sparse, th = sino[::4], theta[::4]
     values = [misfit(np.zeros_like(vol), sparse, th)]
-    values += [misfit(tv_reconstruct(sparse, th, weight=0.003, n_iter=n), sparse, th) for n in (10, 40, 160)]
+    values += [misfit(tv_reconstruct(sparse, th, weight=0.003, n_iter=n, tol=None), sparse, th) for n in (10, 40, 160)]
     assert all(a > b for a, b in zip(values, values[1:])), values
     assert values[-1] < 0.01 * values[0], values
 
@@ -78,7 +78,7 @@ def test_the_geometry_is_that_of_our_sirt_and_fbp_with_the_axis_off_centre(block
     vol, sino, theta = blocks
     centre = sino.shape[-1] / 2 + 3.5
     off = ndimage.shift(sino, (0, 0, 3.5), order=1, mode="nearest")
-    tv = tv_reconstruct(off, theta, weight=1e-5, n_iter=400, center=centre)[0]
+    tv = tv_reconstruct(off, theta, weight=1e-5, n_iter=400, center=centre, tol=None)[0]
     other = sirt(off, theta, n_iter=400, center=centre)[0]
     for image in (other, fbp(off, theta, center=centre)[0], vol[0]):
         shift = phase_cross_correlation(image, tv, upsample_factor=50)[0]
@@ -100,8 +100,8 @@ def test_the_weight_is_relative_to_the_datas_scale(blocks):
     # Fails if the weight is not scale-free: projections ten times larger must give a volume ten times larger.
     _, sino, theta = blocks
     sparse, th = sino[::6, :, :], theta[::6]
-    a = tv_reconstruct(sparse, th, weight=0.03, n_iter=60)
-    b = tv_reconstruct(10 * sparse, th, weight=0.03, n_iter=60)
+    a = tv_reconstruct(sparse, th, weight=0.03, n_iter=60, tol=None)
+    b = tv_reconstruct(10 * sparse, th, weight=0.03, n_iter=60, tol=None)
     np.testing.assert_allclose(b, 10 * a, rtol=1e-3, atol=1e-3 * float(np.abs(10 * a).max()))
 
 
@@ -110,11 +110,121 @@ def test_a_warm_start_continues_from_the_previous_solution(blocks):
     # 20 iterations land nearer the converged image at the new weight than 20 from zero.
     _, sino, theta = blocks
     sparse, th = sino[::6], theta[::6]
-    start = tv_reconstruct(sparse, th, weight=0.01, n_iter=300)
-    target = tv_reconstruct(sparse, th, weight=0.02, n_iter=300)
-    warm = tv_reconstruct(sparse, th, weight=0.02, n_iter=20, x0=start)
-    cold = tv_reconstruct(sparse, th, weight=0.02, n_iter=20)
+    start = tv_reconstruct(sparse, th, weight=0.01, n_iter=300, tol=None)
+    target = tv_reconstruct(sparse, th, weight=0.02, n_iter=300, tol=None)
+    warm = tv_reconstruct(sparse, th, weight=0.02, n_iter=20, x0=start, tol=None)
+    cold = tv_reconstruct(sparse, th, weight=0.02, n_iter=20, tol=None)
     assert np.abs(warm - target).mean() < 0.3 * np.abs(cold - target).mean()
+
+
+def test_our_pdhg_loop_is_corrcts(blocks):
+    # Fails if TVProblem's loop (ours, for the stop and the warm start) parts from corrct.solvers.PDHG's iteration:
+    # at a fixed count, from zero and from x0, it must give corrct's image to float rounding.
+    from corrct import data_terms, regularizers, solvers
+
+    _, sino, theta = blocks
+    sparse, th, weight = sino[::6], theta[::6], 0.01
+    problem = TVProblem(sparse, th)
+    x0 = tv_reconstruct(sparse, th, weight=0.003, n_iter=30, tol=None)
+    for start in (None, x0):
+        ours = problem.solve(weight, n_iter=80, tol=None, x0=start)
+        gain = problem.projector.gain
+        reg = regularizers.Regularizer_TV2D(weight * th.size * gain, pad_mode="constant",
+                                            norm=data_terms.DataFidelity_l21())
+        solver = solvers.PDHG(verbose=False, leave_progress=False, regularizer=reg,
+                              data_term=data_terms.DataFidelity_l2())
+        v, _ = solver(problem.projector, problem.data, iterations=80, precondition=True,
+                      x0=None if start is None else start / np.float32(problem.scale * gain))
+        theirs = np.asarray(v, np.float32) * np.float32(gain * problem.scale)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-4, atol=1e-5 * float(np.abs(theirs).max()))
+
+
+def test_a_run_continued_warm_at_the_same_weight_is_one_run(blocks):
+    # Fails if a warm start drops PDHG's dual variables (or its extrapolated iterate): restarted from the primal
+    # iterate alone, 60 + 60 iterations are not 120 (PDHG's duals carry the data residual and the TV subgradient).
+    _, sino, theta = blocks
+    sparse, th = sino[::6], theta[::6]
+    problem = TVProblem(sparse, th)
+    whole = problem.solve(0.01, n_iter=120, tol=None)
+    problem.solve(0.01, n_iter=60, tol=None)
+    continued = problem.solve(0.01, n_iter=60, tol=None, warm=True)
+    np.testing.assert_allclose(continued, whole, rtol=1e-4, atol=1e-5 * float(np.abs(whole).max()))
+    restarted = problem.solve(0.01, n_iter=60, tol=None, x0=problem.solve(0.01, n_iter=60, tol=None))
+    assert np.abs(restarted - whole).max() > 100 * np.abs(continued - whole).max()
+
+
+def _rel(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def _noisy(blocks, incident=1e3):
+    from simulate.noise import short_exposure
+
+    _, sino, theta = blocks
+    return short_exposure(sino, incident, rng=np.random.default_rng(0)), theta
+
+
+# The stop's accuracy, the criterion tv-recon's tolerance was chosen by (analysis.classical.TV_RECON_TOL): a stopped
+# image lies within 20 times the tolerance (relative L2) of a long run's image, or no farther than the cap's image.
+ACCURACY = 20 * TV_RECON_TOL
+
+
+@pytest.mark.parametrize("case, weight", [("sparse", 0.01), ("sparse", 0.1), ("noisy", 0.1)])
+def test_the_stop_lands_as_near_the_minimiser_as_the_cap_or_within_its_accuracy(blocks, case, weight):
+    # Fails if the stop ends too early (its tolerance too loose, or the change measured over too few iterations):
+    # on 23 noise-free views and on 180 views at 1000 photons, the stopped image must lie no farther from a run 2.5
+    # times the cap than the cap's image (TV_RECON_ITER) does, or than ACCURACY; and it must stop before the cap (else
+    # it is the cap's image and nothing is tested).
+    sino, theta = (blocks[1][::8], blocks[2][::8]) if case == "sparse" else _noisy(blocks)
+    problem = TVProblem(sino, theta)
+    seen = {}
+    long = problem.solve(weight, n_iter=5 * TV_RECON_ITER // 2, tol=None,
+                         monitor=lambda k, change, x: seen.setdefault(k, x.copy()))
+    stopped = problem.solve(weight, n_iter=TV_RECON_ITER, tol=TV_RECON_TOL)
+    assert problem.converged and problem.iterations < TV_RECON_ITER
+    np.testing.assert_array_equal(stopped, seen[problem.iterations])  # the stop is a check of the same run
+    cap = seen[TV_RECON_ITER]
+    assert _rel(stopped, long) <= max(_rel(cap, long), ACCURACY), (problem.iterations, _rel(stopped, long),
+                                                                    _rel(cap, long))
+
+
+def test_the_stop_saves_iterations_where_the_data_settle_early(blocks):
+    # Fails if the stop never fires (a tolerance too tight, or a change measured wrongly, e.g. against the start),
+    # so that every weight costs the cap: on 180 views at 1000 photons a medium weight settles in at most half of
+    # TV_RECON_ITER (counted), and the image is the capped run's to within the stop's accuracy (test above).
+    sino, theta = _noisy(blocks)
+    problem = TVProblem(sino, theta)
+    stopped = problem.solve(0.1, n_iter=TV_RECON_ITER, tol=TV_RECON_TOL)
+    assert problem.converged and problem.iterations <= TV_RECON_ITER // 2, problem.iterations
+    assert problem.iterations % STOP_WINDOW == 0
+    cap = problem.solve(0.1, n_iter=TV_RECON_ITER, tol=None)
+    assert problem.iterations == TV_RECON_ITER and not problem.converged
+    assert _rel(stopped, cap) < ACCURACY
+
+
+def test_warm_started_candidates_are_the_cold_applies(blocks, monkeypatch):
+    # Fails if the registry's candidates (a weight started from the previous weight's iterates where that run
+    # stopped) land elsewhere than apply (each weight from zero) by more than the stop's accuracy -- tuning would
+    # score other images than apply makes (a dual carried in the wrong unit would throw PDHG back, and at the cap the
+    # warm run would end elsewhere) -- or if no weight is started warm (then nothing is tested).
+    sino, theta = _noisy(blocks)
+    p = Projections(sino, theta, sino.shape[-1] / 2, None)
+    runs = []
+    solve = TVProblem.solve
+
+    def counted(self, *args, **kwargs):
+        out = solve(self, *args, **kwargs)
+        runs.append((self.iterations, bool(kwargs.get("warm"))))
+        return out
+
+    monkeypatch.setattr(TVProblem, "solve", counted)
+    grid = (0.01, 0.03, 0.1, 0.3)
+    warm = dict(METHODS["tv-recon"].candidates(p, grid))
+    warm_runs, runs[:] = list(runs), []
+    for w in grid:
+        cold = METHODS["tv-recon"].apply(p, w)
+        assert _rel(warm[w], cold) < ACCURACY, (w, _rel(warm[w], cold))
+    assert any(was_warm for _, was_warm in warm_runs), warm_runs
 
 
 def test_poisson_weights_enter_the_data_term_and_only_their_shape_counts(blocks):
@@ -122,9 +232,9 @@ def test_poisson_weights_enter_the_data_term_and_only_their_shape_counts(blocks)
     # larger would then change the image): the weights are divided by their mean.
     _, sino, theta = blocks
     sparse, th = 4 * sino[::6], theta[::6]  # thick: exp(-p) varies over the rays
-    plain = tv_reconstruct(sparse, th, weight=0.03, n_iter=60)
-    w1 = tv_reconstruct(sparse, th, weight=0.03, n_iter=60, incident=1e3)
-    w10 = tv_reconstruct(sparse, th, weight=0.03, n_iter=60, incident=1e4)
+    plain = tv_reconstruct(sparse, th, weight=0.03, n_iter=60, tol=None)
+    w1 = tv_reconstruct(sparse, th, weight=0.03, n_iter=60, incident=1e3, tol=None)
+    w10 = tv_reconstruct(sparse, th, weight=0.03, n_iter=60, incident=1e4, tol=None)
     assert np.abs(w1 - plain).max() > 1e-3 * np.abs(plain).max()
     np.testing.assert_allclose(w10, w1, rtol=1e-3, atol=1e-4 * float(np.abs(w1).max()))
     assert misfit(w1, sparse, th, incident=1e3) != misfit(w1, sparse, th)
@@ -295,15 +405,15 @@ def test_the_registry_entries_of_the_new_baselines():
     assert (ramp.label, ramp.parameter, ramp.symbol, ramp.input, ramp.grid) == \
         ("FBP+BM3D (ramp)", "sigma", "σ", "fbp", white.grid)
     assert ramp.proxy is not None
-    assert TV_RECON_ITER == tvrecon.DEFAULT_ITER
-    assert tv.timing_name.format(label=tv.label, value="0.01") == f"TV-PDHG ({TV_RECON_ITER} it.), tuned"
+    assert TV_RECON_ITER == tvrecon.DEFAULT_ITER and TV_RECON_TOL == tvrecon.DEFAULT_TOL
+    assert tv.timing_name.format(label=tv.label, value="0.01") == "TV-PDHG, tuned"
 
 
-def test_tv_recon_entry_is_tv_reconstruct_at_the_fixed_count(monkeypatch):
-    # Fails if the registry's function dropped the centre, the grid size or the fixed iteration count.
+def test_tv_recon_entry_is_tv_reconstruct_to_the_stop_under_the_cap(monkeypatch):
+    # Fails if the registry's function dropped the centre, the grid size, the iteration cap or the stop.
     seen = {}
     monkeypatch.setattr(tvrecon, "tv_reconstruct", lambda *a, **k: seen.update(k) or np.zeros((1, 20, 20)))
     p = Projections(np.zeros((12, 1, 24), np.float32), angles(12), 12.5, 20)
     METHODS["tv-recon"].apply(p, 0.03, threads=2)
-    assert seen == dict(weight=0.03, n_iter=TV_RECON_ITER, center=12.5, size=20, threads=2)
+    assert seen == dict(weight=0.03, n_iter=TV_RECON_ITER, tol=TV_RECON_TOL, center=12.5, size=20, threads=2)
     assert classical.TV_RECON_ITER == TV_RECON_ITER and reconstruct.FILTERS[0] == "ram-lak"

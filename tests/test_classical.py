@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from analysis import classical
-from analysis.classical import INPUTS, METHODS, TV_ITER, Method, Projections, each_value, format_value
+from analysis.classical import INPUTS, METHODS, TV_ITER, TV_RECON_TOL, Method, Projections, each_value, format_value
 from simulate.acquire import angles
 from simulate.reconstruct import fbp, project, sirt, tv_denoise
 from simulate.scores import compare_volumes
@@ -121,6 +121,10 @@ def test_apply_works_on_a_tiny_input_and_candidates_agree_with_it(name, tiny):
     cands = list(m.candidates(x, grid))
     assert [v for v, _ in cands] == grid
     for v, vol in cands:  # BM3D's own thread pool leaves float32 round-off between calls
+        if name == "tv-recon":  # a weight after one that stopped starts warm: apply's image to the stop's accuracy
+            cold = m.apply(x, v)  # (tests/test_baselines.py: 20 tolerances, relative L2)
+            assert np.linalg.norm(vol - cold) <= 20 * TV_RECON_TOL * np.linalg.norm(cold)
+            continue
         np.testing.assert_allclose(vol, m.apply(x, v), rtol=1e-4, atol=1e-7)
 
 
