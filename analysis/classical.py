@@ -160,10 +160,10 @@ class Method:
         :data:`TV_PROXY_ITER` Chambolle iterations.
     default : bool
         Run where no list of methods is given (:data:`DEFAULT_METHODS`: the config's ``classical.methods`` and
-        ``tomogan-scan --methods``). False for a method offered but not yet affordable there: ``tv-recon``, whose
-        PDHG costs minutes per weight on a beamline's 640-pixel rows (its stop saves a part; small weights on sparse
-        views run to the cap), and ``fbp-bm3d-psd``, whose place beside white BM3D (better at short exposure, worse
-        at sparse views on a small foam) the study has yet to measure (docs/methods.md).
+        ``tomogan-scan --methods``). False for a method offered but not yet shown to earn its cost there:
+        ``tv-recon``, up to :data:`TV_RECON_ITER` PDHG iterations per weight (and per held-out fold), and
+        ``fbp-bm3d-psd``, a second BM3D whose place beside white BM3D the study has yet to measure
+        (docs/methods.md).
     """
 
     name: str
